@@ -1,0 +1,38 @@
+// The services one node runs, wired in main.ts and handed to the transport, HTTP API and dialects.
+import type { Bus } from "./bus/bus.ts";
+import type { Config } from "./config.ts";
+import type { Chat } from "./core/chat.ts";
+import type { TokenService } from "./core/tokens.ts";
+import type { GroupWriter } from "./core/writer.ts";
+import type { Hub } from "./hub/hub.ts";
+import type { Store } from "./store/store.ts";
+
+export interface App {
+  cfg: Config;
+  store: Store;
+  storeDriver: "postgres" | "pglite";
+  bus: Bus;
+  hub: Hub;
+  chat: Chat;
+  writer: GroupWriter;
+  tokens: TokenService;
+  log: Logger;
+  startedAt: number;
+  /** true once SIGTERM (or stop()) began: new connections are refused. */
+  draining: boolean;
+}
+
+export interface Logger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export function makeLogger(level: Config["logLevel"], nodeId: string): Logger {
+  const order = { debug: 0, info: 1, warn: 2, error: 3 };
+  const at = (l: keyof typeof order) => (msg: string) => {
+    if (order[l] >= order[level]) console.error(`${new Date().toISOString()} ${l} [${nodeId}] ${msg}`);
+  };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}

@@ -1,0 +1,67 @@
+// In-process bus: the default for one process. Several MemoryBus instances on one MemoryBroker behave
+// like nodes on one Redis, which is how the bus contract test runs both implementations alike.
+import type { Bus, BusState } from "./bus.ts";
+
+export class MemoryBroker {
+  readonly subscribers = new Map<string, Set<MemoryBus>>();
+}
+
+export class MemoryBus implements Bus {
+  readonly kind = "memory" as const;
+  private readonly counts = new Map<string, number>();
+  private handler: (channel: string, payload: Uint8Array) => void = () => {};
+
+  readonly hasPeers: boolean;
+  private readonly broker: MemoryBroker;
+
+  constructor(broker?: MemoryBroker) {
+    this.hasPeers = broker !== undefined;
+    this.broker = broker ?? new MemoryBroker();
+  }
+
+  state(): BusState {
+    return "ok";
+  }
+
+  publish(channel: string, payload: Uint8Array): void {
+    const subs = this.broker.subscribers.get(channel);
+    if (!subs) return;
+    // Asynchronous like a network bus, so callers never depend on re-entrant delivery.
+    for (const bus of subs) queueMicrotask(() => bus.handler(channel, payload));
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    const n = this.counts.get(channel) ?? 0;
+    this.counts.set(channel, n + 1);
+    if (n === 0) {
+      let set = this.broker.subscribers.get(channel);
+      if (!set) this.broker.subscribers.set(channel, (set = new Set()));
+      set.add(this);
+    }
+  }
+
+  unsubscribe(channel: string): void {
+    const n = this.counts.get(channel) ?? 0;
+    if (n <= 1) {
+      this.counts.delete(channel);
+      const set = this.broker.subscribers.get(channel);
+      set?.delete(this);
+      if (set?.size === 0) this.broker.subscribers.delete(channel);
+    } else this.counts.set(channel, n - 1);
+  }
+
+  subscriptions(): number {
+    return this.counts.size;
+  }
+
+  onMessage(handler: (channel: string, payload: Uint8Array) => void): void {
+    this.handler = handler;
+  }
+
+  async close(): Promise<void> {
+    for (const ch of [...this.counts.keys()]) {
+      this.counts.set(ch, 1);
+      this.unsubscribe(ch);
+    }
+  }
+}

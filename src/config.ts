@@ -1,0 +1,109 @@
+// The one place that reads the environment. Everything else receives a Config.
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl?: string;
+  redisUrl?: string;
+  dataDir: string;
+  tokenSecret: string;
+  /** Server API key for app backends (`Authorization: apikey <key>`); absent = the server API is closed. */
+  apiKey?: string;
+  /** Largest accepted WebSocket frame in bytes; a bigger one closes the connection with 1009. */
+  maxFrameBytes: number;
+  /** Seconds without any frame before a WebSocket is closed (Bun also pings at this interval). */
+  idleTimeoutSec: number;
+  /** Bytes queued for one socket before it counts as a slow consumer. */
+  backpressureBytes: number;
+  /** Sends per second a connection may make (token bucket), and its burst. */
+  sendRate: number;
+  sendBurst: number;
+  /** How long after sending a message its sender may still recall it. */
+  recallWindowSec: number;
+  /** Tick of the droppable room traffic coalescer (danmaku, typing). */
+  roomTickMs: number;
+  /** Group-commit writer: flush at this many rows, or after this many milliseconds. */
+  writerBatchRows: number;
+  writerBatchMs: number;
+  nodeId: string;
+  workers: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+  /** Extra ports that speak one protocol on any path (original clients' URLs). */
+  jimPort?: number;
+  roomsPort?: number;
+  deskPort?: number;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+function optPort(env: Env, name: string): number | undefined {
+  return env[name] ? int(env, name, 0, 0, 65535) : undefined;
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a URL: "${raw}"`);
+  }
+  if (!protocols.includes(u.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.join(" or ")}, got "${u.protocol}"`);
+  }
+  return raw;
+}
+
+const DEV_SECRET = "dev-secret-change-me-dev-secret-change-me";
+
+export function loadConfig(env: Env = process.env): Config {
+  const tokenSecret = env.TOKEN_SECRET || DEV_SECRET;
+  if (tokenSecret.length < 32) throw new ConfigError("TOKEN_SECRET must be at least 32 characters");
+  const logLevel = (env.LOG_LEVEL || "info") as Config["logLevel"];
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`);
+  }
+  const nodeId = env.NODE_ID || `n${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  if (!/^[\w-]{1,32}$/.test(nodeId)) throw new ConfigError(`NODE_ID must match [A-Za-z0-9_-]{1,32}, got "${nodeId}"`);
+  return {
+    port: int(env, "PORT", 8080, 0, 65535),
+    host: env.HOST || "0.0.0.0",
+    databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
+    redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
+    dataDir: env.DATA_DIR || "./data",
+    tokenSecret,
+    apiKey: env.API_KEY || undefined,
+    maxFrameBytes: int(env, "MAX_FRAME_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
+    idleTimeoutSec: int(env, "IDLE_TIMEOUT_SEC", 60, 5, 960),
+    backpressureBytes: int(env, "BACKPRESSURE_BYTES", 1024 * 1024, 1024, 1 << 30),
+    sendRate: int(env, "SEND_RATE", 50, 1, 1_000_000),
+    sendBurst: int(env, "SEND_BURST", 100, 1, 1_000_000),
+    recallWindowSec: int(env, "RECALL_WINDOW_SEC", 120, 0, 86400 * 365),
+    roomTickMs: int(env, "ROOM_TICK_MS", 50, 5, 5000),
+    writerBatchRows: int(env, "WRITER_BATCH_ROWS", 500, 1, 10_000),
+    writerBatchMs: int(env, "WRITER_BATCH_MS", 1, 0, 1000),
+    nodeId,
+    workers: int(env, "WORKERS", 1, 1, 256),
+    logLevel,
+    jimPort: optPort(env, "JIM_PORT"),
+    roomsPort: optPort(env, "ROOMS_PORT"),
+    deskPort: optPort(env, "DESK_PORT"),
+  };
+}
+
+export function usesDevSecret(cfg: Config): boolean {
+  return cfg.tokenSecret === DEV_SECRET;
+}

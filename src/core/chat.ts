@@ -1,0 +1,157 @@
+// Messaging commands: send, offline sync, cursors, history. Framework-free: it takes commands from any
+// dialect, applies the rules, persists through the store and pushes events outward through `emit`.
+import type { Store } from "../store/store.ts";
+import { fail } from "./errors.ts";
+import { directConvId, directPeer, IdGen, USER_ID_RE } from "./ids.ts";
+import { metric } from "./metrics.ts";
+import { ackOf, type Ack, type CoreEvent, type Message } from "./types.ts";
+import type { GroupWriter } from "./writer.ts";
+
+export interface SendInput {
+  kind?: string;
+  body: unknown;
+  /** The client's own message id: a retry with the same id returns the first ack. */
+  cmid?: string;
+}
+
+export interface ChatDeps {
+  store: Store;
+  writer: GroupWriter;
+  ids: IdGen;
+  /** Pushes an event to the recipients' connections; `skip` is the sending session. */
+  emit(ev: CoreEvent, skip?: string): void;
+}
+
+export const MAX_PAGE = 500;
+const KIND_RE = /^[\w.:-]{1,32}$/;
+
+const mSent = metric("chat_messages_in_total", "Messages accepted and committed");
+const mDup = metric("chat_messages_duplicate_total", "Retried sends answered with their first ack");
+
+export class Chat {
+  /** Users known to exist, so a send does not look its recipient up every time. Bounded. */
+  private readonly knownUsers = new Set<string>();
+
+  constructor(private readonly d: ChatDeps) {}
+
+  async userExists(id: string): Promise<boolean> {
+    if (this.knownUsers.has(id)) return true;
+    const u = await this.d.store.getUser(id);
+    if (!u || u.disabled) return false;
+    if (this.knownUsers.size > 100_000) this.knownUsers.clear();
+    this.knownUsers.add(id);
+    return true;
+  }
+
+  forgetUser(id: string): void {
+    this.knownUsers.delete(id);
+  }
+
+  /** A 1:1 message. The conversation is created by its first message. */
+  async sendDirect(from: string, to: string, input: SendInput, skip?: string): Promise<Ack> {
+    if (typeof to !== "string" || !USER_ID_RE.test(to)) fail("bad_request", "`to` must be a user id");
+    if (to === from) fail("bad_request", "cannot send a message to yourself");
+    if (!(await this.userExists(to))) fail("not_found", `no user ${to}`);
+    const conv = directConvId(from, to);
+    return this.commit(from, conv, input, [from, to], skip, { kind: "direct", members: [from, to] });
+  }
+
+  /** Stores through the group-commit writer and pushes to `to` once committed. */
+  async commit(
+    from: string,
+    conv: string,
+    input: SendInput,
+    to: string[],
+    skip?: string,
+    create?: { kind: string; members: string[] },
+  ): Promise<Ack> {
+    const kind = input.kind ?? "text";
+    if (!KIND_RE.test(kind)) fail("bad_request", "`kind` must be 1-32 characters of [A-Za-z0-9_.:-]");
+    if (input.body === undefined) fail("bad_request", "`body` is required");
+    if (input.cmid !== undefined && (typeof input.cmid !== "string" || input.cmid.length === 0 || input.cmid.length > 64)) {
+      fail("bad_request", "`cmid` must be a string of 1-64 characters");
+    }
+    const now = Date.now();
+    const { msg, dup } = await this.d.writer.append({
+      id: this.d.ids.next(now),
+      conv,
+      sender: from,
+      kind,
+      body: input.body,
+      cmid: input.cmid,
+      at: new Date(now),
+      create,
+    });
+    if (dup) mDup.value++;
+    else {
+      mSent.value++;
+      this.d.emit({ type: "message", msg, to }, skip);
+    }
+    return ackOf(msg, dup);
+  }
+
+  /** Messages others wrote above the user's delivered cursor (all conversations, or one). Does not move it. */
+  async pending(userId: string, opts: { conv?: string; limit?: number; after?: { conv: string; seq: number } }) {
+    const limit = clampLimit(opts.limit, 100);
+    const msgs = await this.d.store.pending(userId, { ...opts, limit: limit + 1 });
+    return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
+  }
+
+  /** Pull and mark delivered: the page returned is confirmed in the same call. */
+  async pull(userId: string, opts: { conv?: string; limit?: number }) {
+    const page = await this.pending(userId, opts);
+    await this.confirmAll(userId, page.msgs, "delivered");
+    return page;
+  }
+
+  /** Moves the cursor of each conversation in `msgs` to its highest seq there. */
+  async confirmAll(userId: string, msgs: Message[], field: "delivered" | "read"): Promise<void> {
+    const top = new Map<string, number>();
+    for (const m of msgs) top.set(m.conv, Math.max(top.get(m.conv) ?? 0, m.seq));
+    for (const [conv, seq] of top) await this.advance(userId, conv, field, seq);
+  }
+
+  /** Confirms delivery (or reading) up to `seq`. Reading also tells the other members (receipts). */
+  async advance(userId: string, conv: string, field: "delivered" | "read", seq: number): Promise<number> {
+    if (typeof conv !== "string" || !conv) fail("bad_request", "`conv` is required");
+    if (!Number.isSafeInteger(seq) || seq < 0) fail("bad_request", "`seq` must be a non-negative integer");
+    const v = await this.d.store.advanceCursor(userId, conv, field, seq);
+    if (v === undefined) fail("not_member", `not a member of ${conv}`);
+    const peer = directPeer(conv, userId);
+    if (field === "read" && peer) this.d.emit({ type: "cursor", conv, user: userId, field, seq: v!, to: [peer, userId] });
+    return v!;
+  }
+
+  /** A page of a conversation the user belongs to. */
+  async history(
+    userId: string,
+    conv: string,
+    q: { before?: number; after?: number; from?: number; to?: number; limit?: number; desc?: boolean },
+  ) {
+    await this.requireMember(conv, userId);
+    const limit = clampLimit(q.limit, 50);
+    const desc = q.desc ?? q.after === undefined;
+    const msgs = await this.d.store.history(conv, {
+      beforeSeq: q.before,
+      afterSeq: q.after,
+      from: q.from !== undefined ? new Date(q.from) : undefined,
+      to: q.to !== undefined ? new Date(q.to) : undefined,
+      limit: limit + 1,
+      desc,
+    });
+    return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
+  }
+
+  async requireMember(conv: string, userId: string) {
+    if (typeof conv !== "string" || !conv) fail("bad_request", "`conv` is required");
+    const m = await this.d.store.getMember(conv, userId);
+    if (!m) fail("not_member", `not a member of ${conv}`);
+    return m!;
+  }
+}
+
+function clampLimit(v: unknown, def: number): number {
+  if (v === undefined) return def;
+  if (!Number.isInteger(v) || (v as number) < 1) fail("bad_request", "`limit` must be a positive integer");
+  return Math.min(v as number, MAX_PAGE);
+}

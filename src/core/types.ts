@@ -1,0 +1,34 @@
+// The messaging model every dialect maps onto.
+
+export interface Message {
+  /** Time-sortable server id, as a decimal string (63 bits do not fit a JSON number). */
+  id: string;
+  conv: string;
+  /** Gap-free position in the conversation, from 1. */
+  seq: number;
+  from: string;
+  kind: string;
+  body: unknown;
+  /** The sender's own id for this message, when it gave one. */
+  cmid?: string;
+  /** Commit time, ms since the epoch. */
+  ts: number;
+  recalled?: boolean;
+}
+
+/** What a send returns, only once the message is committed. */
+export interface Ack {
+  id: string;
+  conv: string;
+  seq: number;
+  ts: number;
+  /** true when this is a retry of a message stored earlier. */
+  dup: boolean;
+}
+
+/** Events the core pushes outward; the hub routes them, dialects encode them. */
+export type CoreEvent =
+  | { type: "message"; msg: Message; to: string[] }
+  | { type: "cursor"; conv: string; user: string; field: "delivered" | "read"; seq: number; to: string[] };
+
+export const ackOf = (msg: Message, dup: boolean): Ack => ({ id: msg.id, conv: msg.conv, seq: msg.seq, ts: msg.ts, dup });

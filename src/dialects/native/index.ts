@@ -1,0 +1,146 @@
+// The native protocol at /ws: JSON text frames or msgpack binary frames (docs/protocol.md).
+import { pack, unpack } from "msgpackr";
+import type { App } from "../../app.ts";
+import { CloseCodes, CoreError, ErrorCodes } from "../../core/errors.ts";
+import { TokenBucket } from "../../core/ratelimit.ts";
+import type { CoreEvent, Message } from "../../core/types.ts";
+import type { Dialect, Frame, Session } from "../../hub/session.ts";
+import { check, type FrameOf } from "./frames.ts";
+
+interface NativeState {
+  binary: boolean;
+  bucket: TokenBucket;
+  /** expiry (seconds) of the token the handshake carried */
+  exp?: number;
+  expTimer?: ReturnType<typeof setTimeout>;
+}
+
+const st = (s: Session) => s.state as unknown as NativeState;
+
+export function nativeDialect(app: App): Dialect {
+  const { chat, tokens, hub, cfg } = app;
+
+  const encode = (s: Session, obj: unknown): Frame => (st(s).binary ? pack(obj) : JSON.stringify(obj));
+  const reply = (s: Session, obj: Record<string, unknown>) => hub.send(s, encode(s, obj));
+  const error = (s: Session, id: unknown, name: keyof typeof ErrorCodes, message: string, extra?: object) =>
+    reply(s, { t: "error", ...(id !== undefined ? { id } : {}), code: ErrorCodes[name], error: name, message, ...extra });
+
+  /** Authenticates the connection; a token for another user than the one bound is refused. */
+  function bind(s: Session, userId: string, exp?: number): void {
+    if (s.userId && s.userId !== userId) throw new CoreError("forbidden", "token is for another user");
+    if (!s.userId) hub.bindUser(s, userId);
+    const state = st(s);
+    if (state.expTimer) clearTimeout(state.expTimer);
+    if (exp) {
+      const ms = exp * 1000 - Date.now();
+      state.expTimer = setTimeout(() => s.ws.close(CloseCodes.authFailed, "token expired"), Math.min(ms, 2 ** 31 - 1));
+    }
+  }
+
+  async function handle(s: Session, type: string, f: any): Promise<void> {
+    if (type === "ping") return void reply(s, { t: "pong", id: f.id, ts: Date.now() });
+    if (type === "auth") {
+      const who = await tokens.verify(f.token);
+      if (!who || !(await chat.userExists(who.userId))) {
+        error(s, f.id, "unauthorized", "invalid or expired token");
+        return s.ws.close(CloseCodes.authFailed, "invalid token");
+      }
+      bind(s, who.userId, who.exp);
+      return void reply(s, { t: "welcome", id: f.id, user: who.userId, node: hub.nodeId, ts: Date.now() });
+    }
+    const me = s.userId;
+    if (!me) return void error(s, f.id, "unauthorized", "send an auth frame first");
+    switch (type) {
+      case "send": {
+        const wait = st(s).bucket.take();
+        if (wait) return void error(s, f.id, "rate_limited", `too many messages, retry in ${wait} ms`, { retryAfterMs: wait });
+        const m = f as FrameOf<"send">;
+        if (!m.to === !m.conv) return void error(s, f.id, "bad_request", "give exactly one of `to` (a user) or `conv`");
+        if (!m.to) return void error(s, f.id, "not_found", `cannot send to ${m.conv}`);
+        const ack = await chat.sendDirect(me, m.to, { kind: m.kind, body: m.body, cmid: m.cmid }, s.id);
+        return void reply(s, { t: "ack", id: f.id, msg: ack });
+      }
+      case "sync": {
+        const m = f as FrameOf<"sync">;
+        const page = m.mark ? await chat.pull(me, m) : await chat.pending(me, m);
+        return void reply(s, { t: "sync", id: f.id, msgs: page.msgs, more: page.more });
+      }
+      case "delivered":
+      case "read": {
+        const m = f as FrameOf<"read">;
+        const seq = await chat.advance(me, m.conv, type, m.seq);
+        return void reply(s, { t: "ok", id: f.id, conv: m.conv, seq });
+      }
+      case "history": {
+        const m = f as FrameOf<"history">;
+        const page = await chat.history(me, m.conv, m);
+        return void reply(s, { t: "history", id: f.id, conv: m.conv, msgs: page.msgs, more: page.more });
+      }
+    }
+  }
+
+  return {
+    name: "native",
+
+    async upgrade(req, url) {
+      const binary = url.searchParams.get("format") === "msgpack";
+      const state: NativeState = { binary, bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) };
+      const token = url.searchParams.get("token") ?? req.headers.get("authorization")?.replace(/^Bearer /i, "");
+      if (!token) return { codec: binary ? "native/mp" : "native/json", state: state as never };
+      const who = await tokens.verify(token);
+      if (!who || !(await chat.userExists(who.userId))) {
+        return new Response(JSON.stringify({ code: ErrorCodes.unauthorized, error: "unauthorized", message: "invalid or expired token" }), {
+          status: 401,
+          headers: { "content-type": "application/json" },
+        });
+      }
+      state.exp = who.exp;
+      return { codec: binary ? "native/mp" : "native/json", userId: who.userId, state: state as never };
+    },
+
+    open(s) {
+      if (s.userId) {
+        const userId = s.userId;
+        s.userId = undefined;
+        bind(s, userId, st(s).exp);
+        reply(s, { t: "welcome", user: userId, node: hub.nodeId, ts: Date.now() });
+      }
+    },
+
+    async message(s, data) {
+      let f: unknown;
+      try {
+        f = typeof data === "string" ? JSON.parse(data) : unpack(data);
+      } catch {
+        return void error(s, undefined, "bad_frame", typeof data === "string" ? "text frames must be JSON" : "binary frames must be msgpack");
+      }
+      if (typeof f !== "object" || f === null || Array.isArray(f)) return void error(s, undefined, "bad_frame", "a frame is an object with a `t` field");
+      const id = (f as { id?: unknown }).id;
+      const c = check(f as Record<string, unknown>);
+      if ("error" in c) return void error(s, typeof id === "string" || typeof id === "number" ? id : undefined, c.unknown ? "unknown_type" : "bad_request", c.error);
+      try {
+        await handle(s, c.type, c.frame);
+      } catch (e) {
+        if (e instanceof CoreError) error(s, id, e.name, e.message, e.retryAfterMs ? { retryAfterMs: e.retryAfterMs } : undefined);
+        else {
+          app.log.error(`native ${c.type} from ${s.userId}: ${(e as Error).stack ?? e}`);
+          error(s, id, "internal", "internal error, retry later");
+        }
+      }
+    },
+
+    close(s) {
+      const t = st(s).expTimer;
+      if (t) clearTimeout(t);
+    },
+
+    encode(ev: CoreEvent, s: Session): Frame | undefined {
+      switch (ev.type) {
+        case "message":
+          return encode(s, { t: "msg", msg: ev.msg satisfies Message });
+        case "cursor":
+          return encode(s, { t: "receipt", conv: ev.conv, user: ev.user, field: ev.field, seq: ev.seq });
+      }
+    },
+  };
+}

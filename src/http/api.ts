@@ -1,0 +1,189 @@
+// HTTP: health, metrics, and the server API for app backends (`Authorization: apikey <API_KEY>`).
+// Route schemas validate input and generate the OpenAPI document served at /openapi/json.
+import { openapi } from "@elysiajs/openapi";
+import { Elysia, t } from "elysia";
+import type { App } from "../app.ts";
+import { CoreError, ErrorCodes } from "../core/errors.ts";
+import { USER_ID_RE } from "../core/ids.ts";
+import { renderMetrics } from "../core/metrics.ts";
+
+const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
+
+const UserFields = {
+  nick: t.Optional(t.String({ maxLength: 128 })),
+  avatar: t.Optional(t.String({ maxLength: 1024 })),
+  role: t.Optional(t.Union(["user", "host", "agent", "advisor", "visitor", "robot", "service"].map((r) => t.Literal(r)))),
+  sex: t.Optional(t.Integer({ minimum: 0, maximum: 2 })),
+  vip: t.Optional(t.Integer({ minimum: 0 })),
+  attributes: t.Optional(t.Record(t.String(), t.Unknown())),
+  /** For protocols that log in with a user name and password (stored as an argon2id hash). */
+  password: t.Optional(t.String({ minLength: 1, maxLength: 256 })),
+  disabled: t.Optional(t.Boolean()),
+};
+
+const UserOut = t.Object({
+  id: t.String(),
+  nick: t.String(),
+  avatar: t.String(),
+  role: t.String(),
+  sex: t.Integer(),
+  vip: t.Integer(),
+  attributes: t.Record(t.String(), t.Unknown()),
+  disabled: t.Boolean(),
+});
+
+type UserRow = Awaited<ReturnType<App["store"]["getUser"]>> & {};
+const userOut = (u: UserRow) => ({
+  id: u.id,
+  nick: u.nick,
+  avatar: u.avatar,
+  role: u.role,
+  sex: u.sex,
+  vip: u.vip,
+  attributes: u.attributes,
+  disabled: u.disabled,
+});
+
+export function errorBody(name: keyof typeof ErrorCodes, message: string) {
+  return { code: ErrorCodes[name], error: name, message };
+}
+
+const httpStatus: Partial<Record<keyof typeof ErrorCodes, number>> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  blocked: 403,
+  muted: 403,
+  not_member: 403,
+  not_found: 404,
+  recall_expired: 409,
+  rate_limited: 429,
+  slow_mode: 429,
+  unavailable: 503,
+};
+
+/** Plugin that admits only app backends holding API_KEY. */
+export function serverAuth(app: App) {
+  return new Elysia({ name: "server-auth" }).onBeforeHandle({ as: "scoped" }, ({ headers, set }) => {
+    const given = headers.authorization?.match(/^apikey\s+(.+)$/i)?.[1];
+    if (!app.cfg.apiKey || !given || !timingSafeEqual(given, app.cfg.apiKey)) {
+      set.status = 401;
+      return errorBody("unauthorized", app.cfg.apiKey ? "missing or wrong `Authorization: apikey <key>`" : "the server API is disabled: set API_KEY");
+    }
+  });
+}
+
+function timingSafeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && crypto.timingSafeEqual(x, y);
+}
+
+export function httpApp(app: App) {
+  const { store, tokens, chat } = app;
+
+  const serverApi = new Elysia({ prefix: "/api" })
+    .use(serverAuth(app))
+    .post(
+      "/users",
+      async ({ body }) => {
+        const { password, ...rest } = body;
+        const u = await store.upsertUser({ ...rest, passwordHash: password ? await Bun.password.hash(password) : undefined });
+        chat.forgetUser(u.id);
+        return userOut(u);
+      },
+      {
+        body: t.Object({ id: t.String({ pattern: USER_ID_RE.source }), ...UserFields }),
+        response: { 200: UserOut, 401: ErrorBody },
+        detail: { summary: "Create or update a user", tags: ["users"] },
+      },
+    )
+    .get(
+      "/users/:id",
+      async ({ params, set }) => {
+        const u = await store.getUser(params.id);
+        if (!u) {
+          set.status = 404;
+          return errorBody("not_found", `no user ${params.id}`);
+        }
+        return userOut(u);
+      },
+      { response: { 200: UserOut, 401: ErrorBody, 404: ErrorBody }, detail: { summary: "Read a user", tags: ["users"] } },
+    )
+    .post(
+      "/users/:id/token",
+      async ({ params, body, set }) => {
+        const u = await store.getUser(params.id);
+        if (!u || u.disabled) {
+          set.status = 404;
+          return errorBody("not_found", `no active user ${params.id}`);
+        }
+        return tokens.issue(u.id, body?.ttlSec ?? 86400);
+      },
+      {
+        body: t.Optional(t.Object({ ttlSec: t.Optional(t.Integer({ minimum: 1, maximum: 365 * 86400 })) })),
+        response: { 200: t.Object({ token: t.String(), expiresAt: t.Number() }), 401: ErrorBody, 404: ErrorBody },
+        detail: { summary: "Issue a client token (JWT, HS256) for a user", tags: ["users"] },
+      },
+    );
+
+  return new Elysia()
+    .use(
+      openapi({
+        path: "/openapi",
+        documentation: {
+          info: { title: "chatd server API", version: "0.1.0", description: "Server-to-server API for app backends." },
+          components: { securitySchemes: { apikey: { type: "apiKey", in: "header", name: "Authorization" } } },
+        },
+      }),
+    )
+    .onError(({ error, code, set }) => {
+      if (error instanceof CoreError) {
+        set.status = httpStatus[error.name] ?? 400;
+        return errorBody(error.name, error.message);
+      }
+      if (code === "VALIDATION") {
+        set.status = 400;
+        const first = (error as { all?: { path?: string; message?: string }[] }).all?.[0];
+        return errorBody("bad_request", first ? `${first.path || "body"}: ${first.message}` : "invalid request");
+      }
+      if (code === "NOT_FOUND") {
+        set.status = 404;
+        return errorBody("not_found", "no such route");
+      }
+      if (code === "PARSE") {
+        set.status = 400;
+        return errorBody("bad_request", "the body is not valid JSON");
+      }
+      app.log.error(`http: ${(error as Error).stack ?? error}`);
+      set.status = 500;
+      return errorBody("internal", "internal error");
+    })
+    .get(
+      "/healthz",
+      async ({ set }) => {
+        let storeOk = true;
+        try {
+          await store.ping();
+        } catch {
+          storeOk = false;
+        }
+        const bus = app.bus.state();
+        const ok = storeOk && bus === "ok" && !app.draining;
+        if (!storeOk || app.draining) set.status = 503;
+        return {
+          status: ok ? "ok" : storeOk && !app.draining ? "degraded" : "down",
+          node: app.cfg.nodeId,
+          store: { driver: app.storeDriver, ok: storeOk },
+          bus: { kind: app.bus.kind, state: bus },
+          connections: app.hub.all.size,
+          uptimeSec: Math.round((Date.now() - app.startedAt) / 1000),
+        };
+      },
+      { detail: { summary: "Store and bus state", tags: ["ops"] } },
+    )
+    .get("/metrics", () => new Response(renderMetrics(), { headers: { "content-type": "text/plain; version=0.0.4" } }), {
+      detail: { summary: "Prometheus metrics", tags: ["ops"] },
+    })
+    .use(serverApi);
+}

@@ -1,0 +1,34 @@
+// Process entry: `bun src/main.ts` (npm start). Reads the environment once, starts the node, and
+// on SIGTERM/SIGINT drains it (clients told to reconnect with close code 4200, pending writes flushed).
+import { ConfigError, loadConfig, usesDevSecret } from "./config.ts";
+import { startServer } from "./server.ts";
+
+let cfg;
+try {
+  cfg = loadConfig();
+} catch (e) {
+  if (e instanceof ConfigError) {
+    console.error(`config error: ${e.message}`);
+    process.exit(2);
+  }
+  throw e;
+}
+
+const running = await startServer(cfg, { reusePort: cfg.workers > 1 || process.env.REUSE_PORT === "1" });
+const { log } = running.app;
+if (usesDevSecret(cfg)) log.warn("TOKEN_SECRET is not set: using the development secret (never do this in production)");
+if (!cfg.apiKey) log.warn("API_KEY is not set: the server API (/api) refuses every request");
+log.info(
+  `listening on :${running.port} (store: ${running.app.storeDriver}${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}, bus: ${running.app.bus.kind})`,
+);
+
+let stopping = false;
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.on(sig, async () => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${sig}: draining`);
+    await running.stop();
+    process.exit(0);
+  });
+}

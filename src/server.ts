@@ -1,0 +1,68 @@
+// Composition root: builds one node from a Config. main.ts runs it as a process; tests start it on port 0.
+import { makeLogger, type App } from "./app.ts";
+import type { Bus } from "./bus/bus.ts";
+import { MemoryBus } from "./bus/memory.ts";
+import { RedisBus } from "./bus/redis.ts";
+import type { Config } from "./config.ts";
+import { Chat } from "./core/chat.ts";
+import { IdGen } from "./core/ids.ts";
+import { TokenService } from "./core/tokens.ts";
+import { GroupWriter } from "./core/writer.ts";
+import { nativeDialect } from "./dialects/native/index.ts";
+import { httpApp } from "./http/api.ts";
+import { Hub } from "./hub/hub.ts";
+import type { Dialect } from "./hub/session.ts";
+import { openDb } from "./store/db.ts";
+import { Store } from "./store/store.ts";
+import { closeAll, listen, type Listener } from "./transport/server.ts";
+
+export interface Running {
+  app: App;
+  port: number;
+  listeners: Listener[];
+  /** Graceful stop: refuse new connections, tell clients to reconnect, flush writes, close. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boolean; reusePort?: boolean } = {}): Promise<Running> {
+  const log = makeLogger(cfg.logLevel, cfg.nodeId);
+  const db = await openDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, memory: opts.memoryDb });
+  const store = new Store(db.db);
+  const bus: Bus = opts.bus ?? (cfg.redisUrl ? await RedisBus.connect(cfg.redisUrl, log) : new MemoryBus());
+  const hub = new Hub(bus, cfg.nodeId, log.warn);
+  const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs);
+  const app: App = {
+    cfg,
+    store,
+    storeDriver: db.driver,
+    bus,
+    hub,
+    writer,
+    chat: undefined as unknown as Chat,
+    tokens: new TokenService(cfg.tokenSecret),
+    log,
+    startedAt: Date.now(),
+    draining: false,
+  };
+  app.chat = new Chat({ store, writer, ids: new IdGen(cfg.nodeId), emit: (ev, skip) => hub.dispatch(ev, skip) });
+
+  const routes: Record<string, Dialect> = { "/ws": nativeDialect(app) };
+  const http = httpApp(app);
+  const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort });
+  const listeners = [main];
+
+  return {
+    app,
+    port: main.port,
+    listeners,
+    async stop() {
+      if (app.draining) return;
+      app.draining = true;
+      closeAll(app);
+      await writer.flush();
+      for (const l of listeners) l.server.stop(true);
+      await bus.close();
+      await db.close();
+    },
+  };
+}

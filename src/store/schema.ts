@@ -1,0 +1,139 @@
+// One schema for Postgres (postgres.js) and the embedded PGlite store. Migrations in drizzle/ are
+// generated from this file by drizzle-kit (`bun run db:generate`) and applied at start by both drivers.
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+export const users = pgTable("users", {
+  id: text("id").primaryKey(),
+  nick: text("nick").notNull().default(""),
+  avatar: text("avatar").notNull().default(""),
+  /** user | host | agent | advisor | visitor | robot | service */
+  role: text("role").notNull().default("user"),
+  sex: integer("sex").notNull().default(0),
+  vip: integer("vip").notNull().default(0),
+  attributes: jsonb("attributes").$type<Record<string, unknown>>().notNull().default({}),
+  /** Password hash (Bun.password, argon2id) for protocols that log in with a name and password. */
+  passwordHash: text("password_hash"),
+  disabled: boolean("disabled").notNull().default(false),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});
+
+export const conversations = pgTable(
+  "conversations",
+  {
+    /** d:<a>:<b> (a < b) · g:<id> · r:<id> · c:<id> */
+    id: text("id").primaryKey(),
+    /** direct | group | room | container */
+    kind: text("kind").notNull(),
+    /** group kind: user | interest | neighbourhood | service; null for the others */
+    subtype: text("subtype"),
+    name: text("name").notNull().default(""),
+    avatar: text("avatar").notNull().default(""),
+    ownerId: text("owner_id"),
+    attributes: jsonb("attributes").$type<Record<string, unknown>>().notNull().default({}),
+    /** Highest committed seq; seqs are 1..lastSeq without gaps. */
+    lastSeq: bigint("last_seq", { mode: "number" }).notNull().default(0),
+    lastMsgAt: ts("last_msg_at"),
+    slowModeSec: integer("slow_mode_sec").notNull().default(0),
+    closed: boolean("closed").notNull().default(false),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("conversations_kind_idx").on(t.kind)],
+);
+
+export const members = pgTable(
+  "members",
+  {
+    convId: text("conv_id").notNull(),
+    userId: text("user_id").notNull(),
+    /** owner | admin | member | agent */
+    role: text("role").notNull().default("member"),
+    mutedUntil: ts("muted_until"),
+    deliveredSeq: bigint("delivered_seq", { mode: "number" }).notNull().default(0),
+    readSeq: bigint("read_seq", { mode: "number" }).notNull().default(0),
+    /** Seq of the member's own latest message: "awaiting my reply" = someone wrote after it. */
+    lastSentSeq: bigint("last_sent_seq", { mode: "number" }).notNull().default(0),
+    joinedAt: ts("joined_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.convId, t.userId] }), index("members_user_idx").on(t.userId)],
+);
+
+export const messages = pgTable(
+  "messages",
+  {
+    /** Time-sortable server id (see core/ids.ts). */
+    id: bigint("id", { mode: "bigint" }).primaryKey(),
+    convId: text("conv_id").notNull(),
+    seq: bigint("seq", { mode: "number" }).notNull(),
+    senderId: text("sender_id").notNull(),
+    kind: text("kind").notNull().default("text"),
+    body: jsonb("body").$type<unknown>().notNull(),
+    clientMsgId: text("client_msg_id"),
+    createdAt: ts("created_at").notNull(),
+    recalledAt: ts("recalled_at"),
+  },
+  (t) => [
+    uniqueIndex("messages_conv_seq_uq").on(t.convId, t.seq),
+    uniqueIndex("messages_sender_cmid_uq").on(t.senderId, t.clientMsgId).where(sql`client_msg_id is not null`),
+    index("messages_conv_time_idx").on(t.convId, t.createdAt),
+  ],
+);
+
+export const friendRequests = pgTable(
+  "friend_requests",
+  {
+    fromId: text("from_id").notNull(),
+    toId: text("to_id").notNull(),
+    /** pending | accepted | refused */
+    status: text("status").notNull().default("pending"),
+    note: text("note").notNull().default(""),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.fromId, t.toId] }), index("friend_requests_to_idx").on(t.toId)],
+);
+
+export const friendships = pgTable(
+  "friendships",
+  {
+    userId: text("user_id").notNull(),
+    friendId: text("friend_id").notNull(),
+    remark: text("remark").notNull().default(""),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.friendId] })],
+);
+
+export const blocks = pgTable(
+  "blocks",
+  {
+    userId: text("user_id").notNull(),
+    blockedId: text("blocked_id").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.blockedId] })],
+);
+
+export const follows = pgTable(
+  "follows",
+  {
+    userId: text("user_id").notNull(),
+    followeeId: text("followee_id").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.followeeId] }), index("follows_followee_idx").on(t.followeeId)],
+);

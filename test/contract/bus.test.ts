@@ -1,0 +1,75 @@
+// One contract for the Bus, run against the in-process broker and real Redis.
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Logger } from "../../src/app.ts";
+import type { Bus } from "../../src/bus/bus.ts";
+import { MemoryBroker, MemoryBus } from "../../src/bus/memory.ts";
+import { RedisBus } from "../../src/bus/redis.ts";
+import { redisUrl } from "../helpers/services.ts";
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const impls: [string, () => Promise<[Bus, Bus]>][] = [
+  ["memory", async () => { const b = new MemoryBroker(); return [new MemoryBus(b), new MemoryBus(b)]; }],
+  ["redis", async () => [await RedisBus.connect(redisUrl(), quiet), await RedisBus.connect(redisUrl(), quiet)]],
+];
+
+function inbox(bus: Bus) {
+  const got: [string, string][] = [];
+  const raw: number[][] = [];
+  const waiters: (() => void)[] = [];
+  bus.onMessage((ch, p) => {
+    got.push([ch, new TextDecoder().decode(p)]);
+    raw.push(Array.from(p));
+    waiters.splice(0).forEach((w) => w());
+  });
+  return {
+    got,
+    raw,
+    async until(n: number) {
+      while (got.length < n) await new Promise<void>((r) => waiters.push(r));
+    },
+  };
+}
+
+for (const [name, make] of impls) {
+  describe(`Bus on ${name}`, async () => {
+    const [a, b] = await make();
+    afterAll(async () => { await a.close(); await b.close(); });
+    const enc = (s: string) => new TextEncoder().encode(s);
+
+    test("delivers to subscribed nodes only, and stops after the last unsubscribe", async () => {
+      const inB = inbox(b);
+      const ch = `test:${name}:1`;
+      await b.subscribe(ch);
+      await b.subscribe(ch);
+      expect(b.subscriptions()).toBe(1);
+      a.publish(`test:${name}:other`, enc("nobody"));
+      a.publish(ch, enc("one"));
+      await inB.until(1);
+      expect(inB.got).toEqual([[ch, "one"]]);
+      b.unsubscribe(ch); // still one interest left
+      a.publish(ch, enc("two"));
+      await inB.until(2);
+      expect(inB.got[1]).toEqual([ch, "two"]);
+      b.unsubscribe(ch);
+      expect(b.subscriptions()).toBe(0);
+      // a marker on another channel proves "three" was not delivered before it
+      const marker = `test:${name}:marker`;
+      await b.subscribe(marker);
+      a.publish(ch, enc("three"));
+      a.publish(marker, enc("end"));
+      await inB.until(3);
+      expect(inB.got[2]).toEqual([marker, "end"]);
+      expect(a.state()).toBe("ok");
+    });
+
+    test("payload bytes arrive unchanged", async () => {
+      const inA = inbox(a);
+      const ch = `test:${name}:bytes`;
+      await a.subscribe(ch);
+      const bytes = new Uint8Array([0, 255, 1, 128, 10]);
+      b.publish(ch, bytes);
+      await inA.until(1);
+      expect(inA.raw[0]).toEqual([0, 255, 1, 128, 10]);
+    });
+  });
+}

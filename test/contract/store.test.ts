@@ -1,0 +1,118 @@
+// One contract for the Store, run against Postgres (postgres.js) and embedded PGlite.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { IdGen, directConvId } from "../../src/core/ids.ts";
+import { openDb, type OpenDb } from "../../src/store/db.ts";
+import { Store, type AppendItem } from "../../src/store/store.ts";
+import { freshPgUrl } from "../helpers/services.ts";
+
+const drivers: [string, () => Promise<OpenDb>][] = [
+  ["postgres", async () => openDb({ databaseUrl: await freshPgUrl() })],
+  ["pglite", async () => openDb({ memory: true })],
+];
+
+for (const [name, open] of drivers) {
+  describe(`Store on ${name}`, () => {
+    let db: OpenDb;
+    let store: Store;
+    const ids = new IdGen("contract");
+    const conv = directConvId("ann", "ben");
+    const item = (sender: string, body: unknown, cmid?: string, to = conv): AppendItem => ({
+      id: ids.next(),
+      conv: to,
+      sender,
+      kind: "text",
+      body,
+      cmid,
+      at: new Date(),
+      create: { kind: "direct", members: to.split(":").slice(1) },
+    });
+
+    beforeAll(async () => {
+      db = await open();
+      store = new Store(db.db);
+      await store.upsertUser({ id: "ann", nick: "Ann" });
+      await store.upsertUser({ id: "ben" });
+    });
+    afterAll(() => db.close());
+
+    test("users upsert keeps unspecified fields", async () => {
+      await store.upsertUser({ id: "ann", avatar: "a.png" });
+      const u = await store.getUser("ann");
+      expect(u?.nick).toBe("Ann");
+      expect(u?.avatar).toBe("a.png");
+      expect(await store.getUser("nobody")).toBeUndefined();
+    });
+
+    test("a batch gets gap-free seqs per conversation and creates direct chats", async () => {
+      const other = directConvId("ann", "cat");
+      const res = await store.appendBatch([item("ann", 1), item("ben", 2), item("ann", 3, undefined, other), item("ann", 4)]);
+      expect(res.map((r) => [r.msg.conv, r.msg.seq])).toEqual([
+        [conv, 1],
+        [conv, 2],
+        [other, 1],
+        [conv, 3],
+      ]);
+      expect(res.every((r) => !r.dup)).toBe(true);
+      expect((await store.getConversation(conv))?.lastSeq).toBe(3);
+      expect((await store.memberIds(other)).sort()).toEqual(["ann", "cat"]);
+    });
+
+    test("a client message id is stored once, within a batch and across batches", async () => {
+      const [a, b] = await store.appendBatch([item("ann", "x", "m1"), item("ann", "x", "m1")]);
+      expect(a!.dup).toBe(false);
+      expect(b!.dup).toBe(true);
+      expect(b!.msg.id).toBe(a!.msg.id);
+      const [c] = await store.appendBatch([item("ann", "x", "m1")]);
+      expect(c!.dup).toBe(true);
+      expect(c!.msg.seq).toBe(a!.msg.seq);
+      // the same client id from another sender is another message
+      const [d] = await store.appendBatch([item("ben", "x", "m1")]);
+      expect(d!.dup).toBe(false);
+      const all = await store.history(conv, { limit: 100 });
+      expect(all.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+    });
+
+    test("pending lists others' messages above the delivered cursor; cursors only move forward", async () => {
+      const p = await store.pending("ben", { limit: 100 });
+      expect(p.every((m) => m.from !== "ben")).toBe(true);
+      expect(p.map((m) => m.seq)).toEqual([1, 3, 4]);
+      expect(await store.advanceCursor("ben", conv, "delivered", 3)).toBe(3);
+      expect(await store.advanceCursor("ben", conv, "delivered", 1)).toBe(3);
+      expect((await store.pending("ben", { limit: 100 })).map((m) => m.seq)).toEqual([4]);
+      // never past the last committed seq
+      expect(await store.advanceCursor("ben", conv, "read", 999)).toBe(5);
+      expect((await store.getMember(conv, "ben"))?.deliveredSeq).toBe(5);
+      expect(await store.pending("ben", { limit: 100 })).toEqual([]);
+      expect(await store.advanceCursor("zed", conv, "read", 1)).toBeUndefined();
+    });
+
+    test("pending pages with `after` without moving the cursor", async () => {
+      await store.appendBatch([item("ann", "p1"), item("ann", "p2"), item("ann", "p3")]);
+      const first = await store.pending("ben", { limit: 2 });
+      expect(first.map((m) => m.seq)).toEqual([6, 7]);
+      const rest = await store.pending("ben", { limit: 2, after: { conv, seq: 7 } });
+      expect(rest.map((m) => m.seq)).toEqual([8]);
+      expect((await store.pending("ben", { limit: 10 })).length).toBe(3);
+    });
+
+    test("history pages by seq in both directions and by time", async () => {
+      const newest = await store.history(conv, { limit: 3, desc: true });
+      expect(newest.map((m) => m.seq)).toEqual([8, 7, 6]);
+      const older = await store.history(conv, { limit: 3, desc: true, beforeSeq: 6 });
+      expect(older.map((m) => m.seq)).toEqual([5, 4, 3]);
+      const after = await store.history(conv, { limit: 2, afterSeq: 6 });
+      expect(after.map((m) => m.seq)).toEqual([7, 8]);
+      const future = await store.history(conv, { limit: 10, from: new Date(Date.now() + 60_000) });
+      expect(future).toEqual([]);
+      const body = (await store.history(conv, { limit: 1, afterSeq: 5 }))[0]!.body;
+      expect(body).toBe("p1");
+    });
+
+    test("a batch that fails consumes no seq", async () => {
+      const bad = { ...item("ann", "x"), conv: "g:missing", create: undefined };
+      await expect(store.appendBatch([item("ann", "ok"), bad])).rejects.toThrow();
+      const [r] = await store.appendBatch([item("ann", "after")]);
+      expect(r!.msg.seq).toBe(9);
+    });
+  });
+}

@@ -1,0 +1,89 @@
+// A WebSocket test client with an awaited queue: `await c.next()` instead of callbacks, no sleeps.
+import { pack, unpack } from "msgpackr";
+
+export class Client {
+  private queue: any[] = [];
+  private waiters: { pred: (f: any) => boolean; resolve: (f: any) => void; reject: (e: Error) => void }[] = [];
+  closed: Promise<{ code: number; reason: string }>;
+  isClosed = false;
+  private seq = 0;
+
+  private constructor(
+    readonly ws: WebSocket,
+    readonly binary: boolean,
+  ) {
+    ws.binaryType = "arraybuffer";
+    ws.onmessage = (e) => {
+      const f = typeof e.data === "string" ? tryJson(e.data) : unpack(new Uint8Array(e.data as ArrayBuffer));
+      const i = this.waiters.findIndex((w) => w.pred(f));
+      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(f);
+      else this.queue.push(f);
+    };
+    this.closed = new Promise((resolve) => {
+      ws.onclose = (e) => {
+        this.isClosed = true;
+        for (const w of this.waiters.splice(0)) w.reject(new Error(`closed ${e.code} ${e.reason} while waiting`));
+        resolve({ code: e.code, reason: e.reason });
+      };
+    });
+  }
+
+  static async connect(url: string, opts: { binary?: boolean; protocols?: string[] } = {}): Promise<Client> {
+    const ws = new WebSocket(url, opts.protocols);
+    const c = new Client(ws, opts.binary ?? false);
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error(`cannot connect to ${url}`));
+    });
+    return c;
+  }
+
+  send(frame: unknown): void {
+    if (typeof frame === "string" || frame instanceof Uint8Array) this.ws.send(frame);
+    else this.ws.send(this.binary ? pack(frame) : JSON.stringify(frame));
+  }
+
+  /** The next frame (matching `pred`, if given), in arrival order; frames skipped by `pred` stay queued. */
+  next(pred: (f: any) => boolean = () => true, timeoutMs = 10_000): Promise<any> {
+    const i = this.queue.findIndex(pred);
+    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]);
+    if (this.isClosed) return Promise.reject(new Error("connection is closed"));
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve, reject };
+      this.waiters.push(w);
+      // A safety net so a broken server fails the test instead of hanging it; never a synchronisation.
+      setTimeout(() => {
+        const k = this.waiters.indexOf(w);
+        if (k >= 0) {
+          this.waiters.splice(k, 1);
+          reject(new Error(`no matching frame within ${timeoutMs} ms; queued: ${JSON.stringify(this.queue).slice(0, 500)}`));
+        }
+      }, timeoutMs);
+    });
+  }
+
+  /** Sends a request with a fresh id and awaits the reply carrying that id. */
+  async request(frame: Record<string, unknown>): Promise<any> {
+    const id = `r${++this.seq}`;
+    this.send({ ...frame, id });
+    return this.next((f) => f && f.id === id);
+  }
+
+  /** Frames already received and not yet taken. */
+  pending(): any[] {
+    return [...this.queue];
+  }
+
+  close(): Promise<{ code: number; reason: string }> {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+function tryJson(s: string): any {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return s;
+  }
+}
