@@ -5,6 +5,7 @@ import type { Chat } from "./core/chat.ts";
 import type { TokenService } from "./core/tokens.ts";
 import type { GroupWriter } from "./core/writer.ts";
 import type { Hub } from "./hub/hub.ts";
+import type { Presence } from "./presence/presence.ts";
 import type { Store } from "./store/store.ts";
 
 export interface App {
@@ -12,6 +13,7 @@ export interface App {
   store: Store;
   storeDriver: "postgres" | "pglite";
   bus: Bus;
+  presence: Presence;
   hub: Hub;
   chat: Chat;
   writer: GroupWriter;

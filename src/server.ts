@@ -11,6 +11,8 @@ import { GroupWriter } from "./core/writer.ts";
 import { nativeDialect } from "./dialects/native/index.ts";
 import { httpApp } from "./http/api.ts";
 import { Hub } from "./hub/hub.ts";
+import { MemoryPresence } from "./presence/memory.ts";
+import type { Presence } from "./presence/presence.ts";
 import type { Dialect } from "./hub/session.ts";
 import { openDb } from "./store/db.ts";
 import { Store } from "./store/store.ts";
@@ -29,13 +31,15 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const db = await openDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, memory: opts.memoryDb });
   const store = new Store(db.db);
   const bus: Bus = opts.bus ?? (cfg.redisUrl ? await RedisBus.connect(cfg.redisUrl, log) : new MemoryBus());
-  const hub = new Hub(bus, cfg.nodeId, log.warn);
+  const presence: Presence = new MemoryPresence();
+  const hub = new Hub(bus, presence, cfg.nodeId, log.warn);
   const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs);
   const app: App = {
     cfg,
     store,
     storeDriver: db.driver,
     bus,
+    presence,
     hub,
     writer,
     chat: undefined as unknown as Chat,
@@ -61,6 +65,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       closeAll(app);
       await writer.flush();
       for (const l of listeners) l.server.stop(true);
+      await presence.close();
       await bus.close();
       await db.close();
     },

@@ -29,18 +29,24 @@ const mSent = metric("chat_messages_in_total", "Messages accepted and committed"
 const mDup = metric("chat_messages_duplicate_total", "Retried sends answered with their first ack");
 
 export class Chat {
-  /** Users known to exist, so a send does not look its recipient up every time. Bounded. */
-  private readonly knownUsers = new Set<string>();
+  /** Active users seen recently (id → role), so a send does not look its recipient up every time. Bounded. */
+  private readonly knownUsers = new Map<string, string>();
 
   constructor(private readonly d: ChatDeps) {}
 
-  async userExists(id: string): Promise<boolean> {
-    if (this.knownUsers.has(id)) return true;
+  /** The role of an active (existing, not disabled) user, or undefined. */
+  async activeUser(id: string): Promise<{ id: string; role: string } | undefined> {
+    const known = this.knownUsers.get(id);
+    if (known) return { id, role: known };
     const u = await this.d.store.getUser(id);
-    if (!u || u.disabled) return false;
+    if (!u || u.disabled) return undefined;
     if (this.knownUsers.size > 100_000) this.knownUsers.clear();
-    this.knownUsers.add(id);
-    return true;
+    this.knownUsers.set(id, u.role);
+    return { id, role: u.role };
+  }
+
+  async userExists(id: string): Promise<boolean> {
+    return (await this.activeUser(id)) !== undefined;
   }
 
   forgetUser(id: string): void {

@@ -1,11 +1,16 @@
-// This node's sessions, by user. Routes core events to local sockets (encoding once per codec) and,
-// through the bus, to the nodes holding the recipients' other connections.
+// This node's sessions, by user and by topic. Routes core events to local sockets, encoding once per
+// codec, and through the bus to the nodes holding the other recipients.
+//  - user events (1:1, receipts): per-recipient sends, plus one envelope per recipient's user channel;
+//  - topic events (rooms, groups joined as topics): one encode per codec and one Bun publish per server
+//    (Bun topic `<topic>|<codec>`), plus one envelope on the topic's channel.
+import type { Server } from "bun";
 import { pack, unpack } from "msgpackr";
 import type { Bus } from "../bus/bus.ts";
 import { keys } from "../bus/keys.ts";
 import { metric } from "../core/metrics.ts";
 import type { CoreEvent } from "../core/types.ts";
-import type { Frame, Session } from "./session.ts";
+import type { Presence } from "../presence/presence.ts";
+import type { Dialect, Frame, Session } from "./session.ts";
 
 interface Envelope {
   /** origin node: a node ignores its own envelopes, it delivered locally already */
@@ -16,46 +21,65 @@ interface Envelope {
 }
 
 const mOut = metric("chat_frames_out_total", "Frames written to sockets");
+const mPublish = metric("chat_topic_publish_total", "Topic publishes (one per codec per server)");
 const mBackpressure = metric("chat_send_backpressure_total", "Sends queued under backpressure");
 const mDropped = metric("chat_send_dropped_total", "Sends dropped by the socket layer");
 const mBusIn = metric("chat_bus_received_total", "Envelopes received from the bus");
 const mBusOut = metric("chat_bus_published_total", "Envelopes published to the bus");
 
+const USER_PREFIX = keys.userChannel("");
+const TOPIC_PREFIX = keys.topicChannel("");
+
 export class Hub {
   private readonly byUser = new Map<string, Set<Session>>();
+  /** topic → codec → { dialect, local subscriber count } */
+  private readonly topics = new Map<string, Map<string, { dialect: Dialect; n: number }>>();
+  private readonly servers: Server<Session>[] = [];
   readonly all = new Set<Session>();
 
   constructor(
     private readonly bus: Bus,
+    readonly presence: Presence,
     readonly nodeId: string,
     private readonly log: (msg: string) => void = console.error,
   ) {
     bus.onMessage((ch, payload) => this.fromBus(ch, payload));
   }
 
+  addServer(server: Server<Session>): void {
+    this.servers.push(server);
+  }
+
   add(s: Session): void {
     this.all.add(s);
   }
 
-  /** Binds a session to its user once authenticated; the first local session subscribes the user's channel. */
-  bindUser(s: Session, userId: string): void {
+  /**
+   * Binds a session to its user once authenticated. The user's first local session subscribes the
+   * user's channel and reports the user online (with its role, for role sampling).
+   */
+  bindUser(s: Session, userId: string, role = "user"): void {
     s.userId = userId;
+    s.role = role;
     let set = this.byUser.get(userId);
     if (!set) {
       this.byUser.set(userId, (set = new Set()));
       this.bus.subscribe(keys.userChannel(userId)).catch((e) => this.log(`bus subscribe ${userId}: ${e}`));
+      this.presence.userUp(userId, role);
     }
     set.add(s);
   }
 
   remove(s: Session): void {
     this.all.delete(s);
+    for (const t of [...s.topics]) this.leave(s, t);
     if (!s.userId) return;
     const set = this.byUser.get(s.userId);
     if (!set?.delete(s)) return;
     if (set.size === 0) {
       this.byUser.delete(s.userId);
       this.bus.unsubscribe(keys.userChannel(s.userId));
+      this.presence.userDown(s.userId, s.role ?? "user");
     }
   }
 
@@ -71,8 +95,45 @@ export class Hub {
     return this.byUser.size;
   }
 
-  /** Routes an event to its recipients, here and on other nodes. `skip` is a session id not to send to. */
-  dispatch(ev: CoreEvent, skip?: string): void {
+  /** Subscribes a session to a topic; the first local subscriber subscribes the node to the topic's channel. */
+  join(s: Session, topic: string): void {
+    if (s.topics.has(topic) || s.closed) return;
+    s.topics.add(topic);
+    s.ws.subscribe(`${topic}|${s.codec}`);
+    let codecs = this.topics.get(topic);
+    if (!codecs) {
+      this.topics.set(topic, (codecs = new Map()));
+      this.bus.subscribe(keys.topicChannel(topic)).catch((e) => this.log(`bus subscribe topic ${topic}: ${e}`));
+    }
+    const c = codecs.get(s.codec);
+    if (c) c.n++;
+    else codecs.set(s.codec, { dialect: s.dialect, n: 1 });
+    this.presence.roomDelta(topic, 1);
+  }
+
+  leave(s: Session, topic: string): void {
+    if (!s.topics.delete(topic)) return;
+    if (!s.closed) s.ws.unsubscribe(`${topic}|${s.codec}`);
+    const codecs = this.topics.get(topic);
+    const c = codecs?.get(s.codec);
+    if (!codecs || !c) return;
+    if (--c.n === 0) codecs.delete(s.codec);
+    this.presence.roomDelta(topic, -1);
+    if (codecs.size === 0) {
+      this.topics.delete(topic);
+      this.bus.unsubscribe(keys.topicChannel(topic));
+    }
+  }
+
+  /** Local subscribers of a topic on this node. */
+  topicSize(topic: string): number {
+    let n = 0;
+    for (const c of this.topics.get(topic)?.values() ?? []) n += c.n;
+    return n;
+  }
+
+  /** Routes a user event to its recipients, here and on other nodes. `skip` is a session id not to send to. */
+  dispatch(ev: CoreEvent & { to: string[] }, skip?: string): void {
     const cache = new Map<string, Frame | undefined>();
     for (const u of ev.to) this.deliverLocal(u, ev, skip, cache);
     if (!this.bus.hasPeers) return;
@@ -83,15 +144,43 @@ export class Hub {
     }
   }
 
+  /**
+   * Fans an event out to a topic's subscribers on every node: one encode per codec, one Bun publish per
+   * server. `except` (a local session) does not receive it.
+   */
+  publish(topic: string, ev: CoreEvent, except?: Session): void {
+    this.publishLocal(topic, ev, except);
+    if (!this.bus.hasPeers) return;
+    this.bus.publish(keys.topicChannel(topic), pack({ o: this.nodeId, e: ev } satisfies Envelope));
+    mBusOut.value++;
+  }
+
+  private publishLocal(topic: string, ev: CoreEvent, except?: Session): void {
+    const codecs = this.topics.get(topic);
+    if (!codecs) return;
+    for (const [codec, { dialect }] of codecs) {
+      const frame = dialect.encode(ev, codec);
+      if (frame === undefined) continue;
+      const key = `${topic}|${codec}`;
+      // ws.publish skips the publishing socket itself; server.publish reaches every subscriber.
+      for (const server of this.servers) {
+        if (except && !except.closed && except.codec === codec && except.ws.isSubscribed(key)) except.ws.publish(key, frame);
+        else server.publish(key, frame);
+        mPublish.value++;
+      }
+    }
+  }
+
   private deliverLocal(userId: string, ev: CoreEvent, skip: string | undefined, cache: Map<string, Frame | undefined>) {
     const set = this.byUser.get(userId);
     if (!set) return;
     for (const s of set) {
       if (s.id === skip || s.closed) continue;
-      const key = s.dialect.encodesPerUser ? `${s.codec}\u0000${userId}` : s.codec;
+      const perUser = s.dialect.encodesPerUser;
+      const key = perUser ? `${s.codec}\u0000${userId}` : s.codec;
       let frame: Frame | undefined;
       if (cache.has(key)) frame = cache.get(key);
-      else cache.set(key, (frame = s.dialect.encode(ev, s)));
+      else cache.set(key, (frame = s.dialect.encode(ev, s.codec, perUser ? userId : undefined)));
       if (frame !== undefined) this.send(s, frame);
     }
   }
@@ -118,7 +207,7 @@ export class Hub {
     }
     if (env.o === this.nodeId) return;
     mBusIn.value++;
-    const prefix = keys.userChannel("");
-    if (channel.startsWith(prefix)) this.deliverLocal(channel.slice(prefix.length), env.e, env.k, new Map());
+    if (channel.startsWith(USER_PREFIX)) this.deliverLocal(channel.slice(USER_PREFIX.length), env.e, env.k, new Map());
+    else if (channel.startsWith(TOPIC_PREFIX)) this.publishLocal(channel.slice(TOPIC_PREFIX.length), env.e);
   }
 }

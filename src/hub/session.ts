@@ -7,16 +7,17 @@ export type Frame = string | Uint8Array;
 export interface Dialect {
   readonly name: string;
   /**
-   * Encodes an event for one session, or undefined when the event is not for it. The hub encodes once
-   * per codec (and per user when `encodesPerUser`) within one dispatch and shares the bytes.
+   * Encodes an event for one wire format (`codec`, see Session.codec), or undefined when the event is not
+   * for this protocol. The hub calls it once per codec per event (per user too when `encodesPerUser`;
+   * then `userId` is the recipient) and shares the bytes among all recipients.
    */
-  encode(ev: CoreEvent, s: Session): Frame | undefined;
+  encode(ev: CoreEvent, codec: string, userId?: string): Frame | undefined;
   readonly encodesPerUser?: boolean;
   /**
    * Runs before the WebSocket upgrade: refuse with an HTTP response, or hand over what the handshake
    * established (a user authenticated from the query string, the wire format, dialect state).
    */
-  upgrade?(req: Request, url: URL): Promise<Response | Partial<Pick<Session, "userId" | "codec" | "state">>>;
+  upgrade?(req: Request, url: URL): Promise<Response | Partial<Pick<Session, "userId" | "role" | "codec" | "state">>>;
   open(s: Session): void | Promise<void>;
   message(s: Session, data: string | Buffer): void | Promise<void>;
   close(s: Session, code: number, reason: string): void | Promise<void>;
@@ -29,12 +30,16 @@ export interface Session {
   /** Key of the encode-once cache: dialect plus wire format. */
   codec: string;
   userId?: string;
+  /** The user's role (users.role), set with userId. */
+  role?: string;
   ws: ServerWebSocket<Session>;
   readonly query: URLSearchParams;
   readonly headers: Headers;
   readonly ip: string;
   readonly openedAt: number;
   closed: boolean;
+  /** Topics (rooms, groups) this connection is subscribed to through the hub. */
+  topics: Set<string>;
   /** Owned by the dialect. */
   state: Record<string, unknown>;
 }

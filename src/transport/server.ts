@@ -75,12 +75,14 @@ export function listen(
         dialect,
         codec: pre.codec ?? dialect.name,
         userId: pre.userId,
+        role: pre.role,
         ws: undefined as unknown as ServerWebSocket<Session>,
         query: url.searchParams,
         headers: req.headers,
         ip: server.requestIP(req)?.address ?? "",
         openedAt: Date.now(),
         closed: false,
+        topics: new Set(),
         state: pre.state ?? {},
       };
       if (server.upgrade(req, { data: session })) return undefined as unknown as Response;
@@ -113,6 +115,7 @@ export function listen(
       },
     },
   });
+  hub.addServer(server);
   return { server, port: server.port!, dialect: opts.anyPath };
 }
 

@@ -121,7 +121,7 @@ describe("1:1 messages", () => {
     expect(Math.abs(ack.msg.ts - Date.now())).toBeLessThan(60_000);
     // committed before the ack: visible from another connection right now
     const rows = await sql`select seq, body from messages where id = ${ack.msg.id}`;
-    expect(rows).toEqual([{ seq: "1", body: { text: "hello" } } as any]);
+    expect([...rows]).toEqual([{ seq: "1", body: { text: "hello" } }]);
     const push = await b.next((f) => f.t === "msg");
     expect(push.msg).toMatchObject({ id: ack.msg.id, from: "alice", conv: "d:alice:bob", seq: 1, body: { text: "hello" } });
     // the sending connection gets the ack, not an echo

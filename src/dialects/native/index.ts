@@ -15,6 +15,7 @@ interface NativeState {
   expTimer?: ReturnType<typeof setTimeout>;
 }
 
+const MSGPACK = "native/mp";
 const st = (s: Session) => s.state as unknown as NativeState;
 
 export function nativeDialect(app: App): Dialect {
@@ -26,9 +27,9 @@ export function nativeDialect(app: App): Dialect {
     reply(s, { t: "error", ...(id !== undefined ? { id } : {}), code: ErrorCodes[name], error: name, message, ...extra });
 
   /** Authenticates the connection; a token for another user than the one bound is refused. */
-  function bind(s: Session, userId: string, exp?: number): void {
+  function bind(s: Session, userId: string, role: string, exp?: number): void {
     if (s.userId && s.userId !== userId) throw new CoreError("forbidden", "token is for another user");
-    if (!s.userId) hub.bindUser(s, userId);
+    if (!s.userId) hub.bindUser(s, userId, role);
     const state = st(s);
     if (state.expTimer) clearTimeout(state.expTimer);
     if (exp) {
@@ -41,11 +42,12 @@ export function nativeDialect(app: App): Dialect {
     if (type === "ping") return void reply(s, { t: "pong", id: f.id, ts: Date.now() });
     if (type === "auth") {
       const who = await tokens.verify(f.token);
-      if (!who || !(await chat.userExists(who.userId))) {
+      const user = who && (await chat.activeUser(who.userId));
+      if (!who || !user) {
         error(s, f.id, "unauthorized", "invalid or expired token");
         return s.ws.close(CloseCodes.authFailed, "invalid token");
       }
-      bind(s, who.userId, who.exp);
+      bind(s, user.id, user.role, who.exp);
       return void reply(s, { t: "welcome", id: f.id, user: who.userId, node: hub.nodeId, ts: Date.now() });
     }
     const me = s.userId;
@@ -86,23 +88,24 @@ export function nativeDialect(app: App): Dialect {
       const binary = url.searchParams.get("format") === "msgpack";
       const state: NativeState = { binary, bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) };
       const token = url.searchParams.get("token") ?? req.headers.get("authorization")?.replace(/^Bearer /i, "");
-      if (!token) return { codec: binary ? "native/mp" : "native/json", state: state as never };
+      if (!token) return { codec: binary ? MSGPACK : "native/json", state: state as never };
       const who = await tokens.verify(token);
-      if (!who || !(await chat.userExists(who.userId))) {
+      const user = who && (await chat.activeUser(who.userId));
+      if (!who || !user) {
         return new Response(JSON.stringify({ code: ErrorCodes.unauthorized, error: "unauthorized", message: "invalid or expired token" }), {
           status: 401,
           headers: { "content-type": "application/json" },
         });
       }
       state.exp = who.exp;
-      return { codec: binary ? "native/mp" : "native/json", userId: who.userId, state: state as never };
+      return { codec: binary ? MSGPACK : "native/json", userId: user.id, role: user.role, state: state as never };
     },
 
     open(s) {
       if (s.userId) {
         const userId = s.userId;
         s.userId = undefined;
-        bind(s, userId, st(s).exp);
+        bind(s, userId, s.role ?? "user", st(s).exp);
         reply(s, { t: "welcome", user: userId, node: hub.nodeId, ts: Date.now() });
       }
     },
@@ -134,12 +137,13 @@ export function nativeDialect(app: App): Dialect {
       if (t) clearTimeout(t);
     },
 
-    encode(ev: CoreEvent, s: Session): Frame | undefined {
+    encode(ev: CoreEvent, codec: string): Frame | undefined {
+      const out = (obj: unknown) => (codec === MSGPACK ? pack(obj) : JSON.stringify(obj));
       switch (ev.type) {
         case "message":
-          return encode(s, { t: "msg", msg: ev.msg satisfies Message });
+          return out({ t: "msg", msg: ev.msg satisfies Message });
         case "cursor":
-          return encode(s, { t: "receipt", conv: ev.conv, user: ev.user, field: ev.field, seq: ev.seq });
+          return out({ t: "receipt", conv: ev.conv, user: ev.user, field: ev.field, seq: ev.seq });
       }
     },
   };
