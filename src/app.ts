@@ -2,6 +2,9 @@
 import type { Bus } from "./bus/bus.ts";
 import type { Config } from "./config.ts";
 import type { Chat } from "./core/chat.ts";
+import type { Contacts } from "./core/contacts.ts";
+import type { Logins } from "./core/logins.ts";
+import type { OpenGroups } from "./core/open-groups.ts";
 import type { TokenService } from "./core/tokens.ts";
 import type { GroupWriter } from "./core/writer.ts";
 import type { Hub } from "./hub/hub.ts";
@@ -18,6 +21,10 @@ export interface App {
   chat: Chat;
   writer: GroupWriter;
   tokens: TokenService;
+  /** Token (JWT or registered opaque token) and password logins. */
+  logins: Logins;
+  contacts: Contacts;
+  openGroups: OpenGroups;
   log: Logger;
   startedAt: number;
   /** true once SIGTERM (or stop()) began: new connections are refused. */

@@ -5,15 +5,20 @@ import { MemoryBus } from "./bus/memory.ts";
 import { RedisBus } from "./bus/redis.ts";
 import type { Config } from "./config.ts";
 import { Chat } from "./core/chat.ts";
+import { Contacts } from "./core/contacts.ts";
+import { Logins } from "./core/logins.ts";
+import { OpenGroups } from "./core/open-groups.ts";
 import { IdGen } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
 import { GroupWriter } from "./core/writer.ts";
+import { jimDialect } from "./dialects/jim/index.ts";
 import { nativeDialect } from "./dialects/native/index.ts";
 import { httpApp } from "./http/api.ts";
 import { Hub } from "./hub/hub.ts";
 import { MemoryPresence } from "./presence/memory.ts";
 import type { Presence } from "./presence/presence.ts";
 import type { Dialect } from "./hub/session.ts";
+import { AppTokenStore } from "./store/app-tokens.ts";
 import { openDb } from "./store/db.ts";
 import { Store } from "./store/store.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
@@ -21,6 +26,8 @@ import { closeAll, listen, type Listener } from "./transport/server.ts";
 export interface Running {
   app: App;
   port: number;
+  /** the JIM_PORT listener's port (resolved when JIM_PORT=0) */
+  jimPort?: number;
   listeners: Listener[];
   /** Graceful stop: refuse new connections, tell clients to reconnect, flush writes, close. */
   stop(): Promise<void>;
@@ -44,20 +51,37 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     writer,
     chat: undefined as unknown as Chat,
     tokens: new TokenService(cfg.tokenSecret),
+    logins: undefined as unknown as Logins,
+    contacts: undefined as unknown as Contacts,
+    openGroups: undefined as unknown as OpenGroups,
     log,
     startedAt: Date.now(),
     draining: false,
   };
   app.chat = new Chat({ store, writer, ids: new IdGen(cfg.nodeId), emit: (ev, skip) => hub.dispatch(ev, skip) });
+  app.logins = new Logins({
+    chat: app.chat,
+    tokens: app.tokens,
+    appTokens: new AppTokenStore(db.db),
+    passwordHash: async (id) => (await store.getUser(id))?.passwordHash,
+  });
+  app.contacts = new Contacts(store, app.chat);
+  app.openGroups = new OpenGroups(store, app.chat, (ev) => hub.dispatch(ev));
 
-  const routes: Record<string, Dialect> = { "/ws": nativeDialect(app) };
+  const jim = jimDialect(app);
+  const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim };
   const http = httpApp(app);
   const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort });
   const listeners = [main];
+  // Original J-IM clients connect to ws://host:<JIM_PORT>/ on any path, and call /im/vanke/* on the same host.
+  if (cfg.jimPort !== undefined) {
+    listeners.push(listen(app, http, {}, { port: cfg.jimPort, hostname: cfg.host, reusePort: opts.reusePort, anyPath: jim }));
+  }
 
   return {
     app,
     port: main.port,
+    jimPort: listeners.find((l) => l.dialect === jim)?.port,
     listeners,
     async stop() {
       if (app.draining) return;

@@ -29,6 +29,7 @@ export interface Ack {
 /** Events the core pushes outward; the hub routes them, dialects encode them. */
 export type CoreEvent =
   | { type: "message"; msg: Message; to: string[] }
-  | { type: "cursor"; conv: string; user: string; field: "delivered" | "read"; seq: number; to: string[] };
+  | { type: "cursor"; conv: string; user: string; field: "delivered" | "read"; seq: number; to: string[] }
+  | { type: "member"; conv: string; user: { id: string; nick: string }; change: "join" | "leave"; to: string[] };
 
 export const ackOf = (msg: Message, dup: boolean): Ack => ({ id: msg.id, conv: msg.conv, seq: msg.seq, ts: msg.ts, dup });

@@ -6,6 +6,7 @@ import type { App } from "../app.ts";
 import { CoreError, ErrorCodes } from "../core/errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
+import { jimHttp } from "./jim.ts";
 
 const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
 
@@ -62,11 +63,16 @@ const httpStatus: Partial<Record<keyof typeof ErrorCodes, number>> = {
   unavailable: 503,
 };
 
+/** An `Authorization: apikey <API_KEY>` header value of an app backend. */
+export function apiKeyOk(app: App, authorization: string | undefined): boolean {
+  const given = authorization?.match(/^apikey\s+(.+)$/i)?.[1];
+  return !!app.cfg.apiKey && !!given && timingSafeEqual(given, app.cfg.apiKey);
+}
+
 /** Plugin that admits only app backends holding API_KEY. */
 export function serverAuth(app: App) {
   return new Elysia({ name: "server-auth" }).onBeforeHandle({ as: "scoped" }, ({ headers, set }) => {
-    const given = headers.authorization?.match(/^apikey\s+(.+)$/i)?.[1];
-    if (!app.cfg.apiKey || !given || !timingSafeEqual(given, app.cfg.apiKey)) {
+    if (!apiKeyOk(app, headers.authorization)) {
       set.status = 401;
       return errorBody("unauthorized", app.cfg.apiKey ? "missing or wrong `Authorization: apikey <key>`" : "the server API is disabled: set API_KEY");
     }
@@ -185,5 +191,6 @@ export function httpApp(app: App) {
     .get("/metrics", () => new Response(renderMetrics(), { headers: { "content-type": "text/plain; version=0.0.4" } }), {
       detail: { summary: "Prometheus metrics", tags: ["ops"] },
     })
-    .use(serverApi);
+    .use(serverApi)
+    .use(jimHttp(app));
 }

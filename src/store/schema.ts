@@ -137,3 +137,16 @@ export const follows = pgTable(
   },
   (t) => [primaryKey({ columns: [t.userId, t.followeeId] }), index("follows_followee_idx").on(t.followeeId)],
 );
+
+// ---- Login tokens handed out by app backends (J-IM `initUser`): opaque strings, stored as hashes ----
+export const appTokens = pgTable(
+  "app_tokens",
+  {
+    /** sha256 (hex) of the token: a leaked table does not leak usable tokens. */
+    hash: text("hash").primaryKey(),
+    userId: text("user_id").notNull(),
+    expiresAt: ts("expires_at").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("app_tokens_user_idx").on(t.userId)],
+);

@@ -1,0 +1,308 @@
+// The J-IM protocol (seed 001, docs/jim.md): JSON command frames `{cmd: n, ...}` answered with
+// `{code, command, data, msg}`. Login happens during the handshake from the URL's `token` (or
+// `username` + `password`). A pure translator: every rule lives in the core.
+import type { App } from "../../app.ts";
+import { CoreError } from "../../core/errors.ts";
+import { isRecent } from "../../core/contacts.ts";
+import { MAX_PAGE } from "../../core/chat.ts";
+import { directConvId } from "../../core/ids.ts";
+import { groupConvId } from "../../core/open-groups.ts";
+import { TokenBucket } from "../../core/ratelimit.ts";
+import type { CoreEvent, Message } from "../../core/types.ts";
+import type { Dialect, Frame, Session } from "../../hub/session.ts";
+import { convsOf } from "../../store/contacts.ts";
+import { chatBody, Cmd, fields, groupOf, int, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
+
+interface JimState {
+  bucket: TokenBucket;
+  /** the handshake's credentials were refused: answer 10008 and close once open */
+  refused?: boolean;
+}
+
+const st = (s: Session) => s.state as unknown as JimState;
+/** Offline pulls read at most this many pages of MAX_PAGE. */
+const MAX_OFFLINE_PAGES = 20;
+
+export function jimDialect(app: App): Dialect {
+  const { chat, hub, logins, contacts, openGroups, presence, store, cfg, log } = app;
+  const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));
+
+  /** URL credentials, names matched leniently like frame fields. */
+  async function login(url: URL) {
+    const q = fields(Object.fromEntries(url.searchParams));
+    const token = str(q.get("token"));
+    if (token) return logins.byToken(token);
+    const name = str(q.get("username"));
+    return name ? logins.byPassword(name, q.get("password")) : undefined;
+  }
+
+  const terminal = (attrs: Record<string, unknown> | undefined) => (typeof attrs?.terminal === "string" ? attrs.terminal : "ws");
+
+  // ---- cmd 11 ----
+  async function chatReq(s: Session, me: string, f: Fields) {
+    const chatType = int(f.get("chattype"));
+    const to = str(f.get("to"));
+    const groupId = str(f.get("groupid")) ?? (chatType === 1 ? to : undefined);
+    const raw = f.get("content");
+    const content = typeof raw === "string" ? raw : raw === undefined || raw === null ? undefined : JSON.stringify(raw);
+    if (content === undefined || (chatType === 2 && !to) || (chatType === 1 && !groupId) || (chatType !== 1 && chatType !== 2)) {
+      return void send(s, 10002, Cmd.chatResp);
+    }
+    if (st(s).bucket.take()) return void send(s, 10002, Cmd.chatResp);
+    const extras = f.get("extras");
+    const body: JimBody = {
+      content,
+      msgType: int(f.get("msgtype")) ?? 0,
+      createTime: int(f.get("createtime")) ?? Date.now(),
+      ...(extras !== undefined && extras !== null ? { extras } : {}),
+    };
+    // The client's id is kept as the message's client id (retries are answered, not stored twice).
+    const input = { kind: "text", body, cmid: str(f.get("id")) ?? newJimId() };
+    try {
+      if (chatType === 1) {
+        await openGroups.send(me, groupId!, input, s.id);
+        return void send(s, 10000, Cmd.chatResp);
+      }
+      await chat.sendDirect(me, to!, input, s.id);
+      send(s, (await presence.isOnline(to!)) ? 10000 : 10001, Cmd.chatResp);
+    } catch (e) {
+      if (!(e instanceof CoreError)) throw e;
+      send(s, 10002, Cmd.chatResp);
+    }
+  }
+
+  // ---- cmd 19 ----
+  /** All offline messages (of one conversation, or all), page after page. */
+  async function offline(me: string, conv: string | undefined): Promise<Message[]> {
+    const out: Message[] = [];
+    let after: { conv: string; seq: number } | undefined;
+    for (let i = 0; i < MAX_OFFLINE_PAGES; i++) {
+      const page = await chat.pending(me, { conv, limit: MAX_PAGE, after });
+      out.push(...page.msgs);
+      const last = page.msgs.at(-1);
+      if (!page.more || !last) break;
+      after = { conv: last.conv, seq: last.seq };
+    }
+    return out;
+  }
+
+  /** `{friends: {peer: [...]}, groups: {groupId: [...]}, userid}`; `peer` is the sender unless given. */
+  function messageData(me: string, msgs: Message[], peer?: string) {
+    const friends: Record<string, unknown[]> = {};
+    const groups: Record<string, unknown[]> = {};
+    for (const m of msgs) {
+      if (m.recalled) continue;
+      const g = groupOf(m.conv);
+      const list = g !== undefined ? (groups[g] ??= []) : (friends[peer ?? m.from] ??= []);
+      list.push(chatBody(m));
+    }
+    return { friends, groups, userid: me };
+  }
+
+  async function getMessages(s: Session, me: string, f: Fields) {
+    const type = int(f.get("type"));
+    const userId = str(f.get("userid"));
+    const from = str(f.get("fromuserid"));
+    const groupId = str(f.get("groupid"));
+    if (userId !== me || (type !== 0 && type !== 1 && type !== 2)) return void send(s, 10015, Cmd.getMessageResp);
+    const conv = groupId ? groupConvId(groupId) : from ? directConvId(me, from) : undefined;
+    if (type === 1) {
+      if (!conv) return void send(s, 10015, Cmd.getMessageResp);
+      const offset = Math.max(0, int(f.get("offset")) ?? 0);
+      const count = Math.max(1, int(f.get("count")) ?? MAX_PAGE);
+      let msgs: Message[] = [];
+      try {
+        const q = { from: int(f.get("begintime")), to: int(f.get("endtime")), limit: Math.min(offset + count, MAX_PAGE), desc: false };
+        msgs = (await chat.history(me, conv, q)).msgs.slice(offset);
+      } catch (e) {
+        if (!(e instanceof CoreError && e.name === "not_member")) throw e;
+      }
+      msgs = msgs.filter((m) => !m.recalled);
+      if (!msgs.length) return void send(s, 10018, Cmd.getMessageResp);
+      return void send(s, 10018, Cmd.getMessageResp, messageData(me, msgs, from));
+    }
+    const msgs = await offline(me, conv);
+    // Pulling one conversation is opening it (read); pulling everything is a sync (delivered).
+    if (type === 0) await chat.confirmAll(me, msgs, conv ? "read" : "delivered");
+    send(s, type === 0 ? 10016 : 10022, Cmd.getMessageResp, messageData(me, msgs));
+  }
+
+  // ---- cmd 17 ----
+  async function userInfo(s: Session, me: string, f: Fields) {
+    const type = int(f.get("type"));
+    if (str(f.get("userid")) !== me) return void send(s, 10004, Cmd.getUserResp);
+    const meRow = await store.getUser(me);
+    if (!meRow) return void send(s, 10004, Cmd.getUserResp);
+    const rows = await contacts.list(me);
+    if (type === 1) {
+      const data = rows.map((r) => ({ avatar: r.avatar, id: r.peer, nick: r.nick, terminal: terminal(r.attributes) }));
+      return void send(s, 200, Cmd.getUserResp, data);
+    }
+    if (type === 2) {
+      const x = fields(f.get("extras"));
+      const pullType = int(x.get("pulltype")) ?? 1;
+      const key = (str(x.get("searchkey")) ?? "").toLowerCase();
+      const now = Date.now();
+      const picked = rows.filter(
+        (r) =>
+          (pullType !== 2 || r.awaiting) && (pullType !== 3 || isRecent(r, now)) && (!key || r.nick.toLowerCase().includes(key)),
+      );
+      const friends = [];
+      for (const r of picked) {
+        const h = await chat.history(me, r.conv, { limit: 10, desc: true });
+        friends.push({
+          avatar: r.avatar,
+          historyMessage: h.msgs.filter((m) => !m.recalled).map(chatBody),
+          lastMessageTime: r.lastMsgAt,
+          nickname: r.nick,
+          unReadNum: r.unread,
+          userId: r.peer,
+        });
+      }
+      const sum = contacts.summary(rows, now);
+      return void send(s, 200, Cmd.getUserResp, {
+        allContactsNum: sum.all,
+        avatar: meRow.avatar,
+        friends,
+        lastedContactsNum: sum.recent,
+        nickname: meRow.nick,
+        pendingReplyNum: sum.awaiting,
+        pullType,
+        userId: me,
+      });
+    }
+    if (type === 0) {
+      // Upstream J-IM: the user with its groups, each holding only the members online now.
+      const group = async (id: string, name: string, memberIds: string[]) => {
+        const online = await presence.onlineOf(memberIds);
+        const users = (await store.getUsers([...online])).map((u) => ({ avatar: u.avatar, id: u.id, nick: u.nick, terminal: terminal(u.attributes) }));
+        return { avatar: "", group_id: id, name, online: users.length, users };
+      };
+      const groups = [];
+      for (const conv of await convsOf(store.db, me, "group")) {
+        groups.push(await group(groupOf(conv)!, (await store.getConversation(conv))?.name ?? "", await store.memberIds(conv)));
+      }
+      const friends = [await group("friends", "friends", rows.map((r) => r.peer))];
+      return void send(s, 10005, Cmd.getUserResp, {
+        avatar: meRow.avatar,
+        friends,
+        groups,
+        id: me,
+        nick: meRow.nick,
+        status: "online",
+        terminal: terminal(meRow.attributes),
+      });
+    }
+    send(s, 10004, Cmd.getUserResp);
+  }
+
+  async function handle(s: Session, me: string, cmd: number | undefined, f: Fields) {
+    switch (cmd) {
+      case Cmd.chat:
+        return chatReq(s, me, f);
+      case Cmd.heartbeat:
+        return void send(s, undefined, Cmd.heartbeat, { createTime: Date.now(), hbbyte: -128 });
+      case Cmd.getMessageReq:
+        return getMessages(s, me, f);
+      case Cmd.getUserReq:
+        return userInfo(s, me, f);
+      case Cmd.authReq: {
+        const token = str(f.get("token"));
+        const who = token ? await logins.byToken(token) : undefined;
+        if (who?.id !== me) return void send(s, 10010, Cmd.authResp);
+        return void send(s, 10009, Cmd.authResp, { createTime: Date.now(), token });
+      }
+      case Cmd.joinGroupReq: {
+        const groupId = str(f.get("groupid")) ?? str(f.get("group"));
+        try {
+          if (!groupId) throw new CoreError("bad_request", "groupId is required");
+          await openGroups.join(me, groupId);
+        } catch (e) {
+          if (!(e instanceof CoreError)) throw e;
+          return void send(s, 10012, Cmd.joinGroupResp, { group: groupId, result: 0 });
+        }
+        return void send(s, 10011, Cmd.joinGroupResp, { group: groupId, result: 1 });
+      }
+      case Cmd.exitGroupNotify: {
+        // Leaving a group: the members and the leaver receive command 10.
+        const groupId = str(f.get("groupid")) ?? str(f.get("group"));
+        if (!groupId || !(await openGroups.leave(me, groupId).catch(() => false))) return void send(s, 10012, Cmd.exitGroupNotify);
+        return;
+      }
+      case Cmd.close: {
+        const who = str(f.get("userid"));
+        if (who !== undefined && who !== me) return void send(s, 10020, Cmd.close);
+        send(s, 10021, Cmd.close);
+        const all = who === me ? [...(hub.sessionsOf(me) ?? [])] : [s];
+        for (const x of all) x.ws.close(1000, "close ok");
+        return;
+      }
+      default:
+        return void send(s, 10017, Cmd.unknown);
+    }
+  }
+
+  /** A push to a live J-IM connection counts as delivered: the protocol has no client acknowledgement. */
+  function delivered(userId: string, m: Message) {
+    if (m.from === userId) return;
+    chat.advance(userId, m.conv, "delivered", m.seq).catch((e) => log.warn(`jim delivered ${userId} ${m.conv}: ${e}`));
+  }
+
+  return {
+    name: "jim",
+    encodesPerUser: true,
+
+    async upgrade(_req, url) {
+      const state: JimState = { bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) };
+      const who = await login(url);
+      if (!who) state.refused = true;
+      return { userId: who?.id, role: who?.role, state: state as never };
+    },
+
+    open(s) {
+      if (st(s).refused || !s.userId) {
+        send(s, 10008, Cmd.loginResp);
+        return void s.ws.close(4001, "login failed");
+      }
+      const userId = s.userId;
+      s.userId = undefined;
+      hub.bindUser(s, userId, s.role ?? "user");
+      send(s, 10007, Cmd.loginResp);
+    },
+
+    async message(s, data) {
+      let obj: unknown;
+      try {
+        obj = JSON.parse(typeof data === "string" ? data : data.toString("utf8"));
+      } catch {
+        return void send(s, 10017, Cmd.unknown);
+      }
+      const f = fields(obj);
+      if (!s.userId) return void send(s, 10008, Cmd.loginResp);
+      try {
+        await handle(s, s.userId, int(f.get("cmd")), f);
+      } catch (e) {
+        log.error(`jim cmd ${String(f.get("cmd"))} from ${s.userId}: ${(e as Error).stack ?? e}`);
+        send(s, 10014, Cmd.unknown);
+      }
+    },
+
+    close() {},
+
+    encode(ev: CoreEvent, _codec: string, userId?: string): Frame | undefined {
+      switch (ev.type) {
+        case "message":
+          if (userId) delivered(userId, ev.msg);
+          return resp(undefined, Cmd.chat, chatBody(ev.msg));
+        case "member": {
+          const group = groupOf(ev.conv);
+          if (group === undefined) return undefined;
+          const command = ev.change === "join" ? Cmd.joinGroupNotify : Cmd.exitGroupNotify;
+          return resp(undefined, command, { group, user: { id: ev.user.id, nick: ev.user.nick } });
+        }
+        default:
+          return undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,134 @@
+// J-IM wire format (docs/jim.md): command numbers, status codes with their exact texts, lenient field
+// reading, and the chat body a core Message becomes.
+import { directPeer } from "../../core/ids.ts";
+import type { Message } from "../../core/types.ts";
+
+export const Cmd = {
+  unknown: 0,
+  authReq: 3,
+  authResp: 4,
+  loginResp: 6,
+  joinGroupReq: 7,
+  joinGroupResp: 8,
+  joinGroupNotify: 9,
+  exitGroupNotify: 10,
+  chat: 11,
+  chatResp: 12,
+  heartbeat: 13,
+  close: 14,
+  cancelMsgReq: 15,
+  cancelMsgResp: 16,
+  getUserReq: 17,
+  getUserResp: 18,
+  getMessageReq: 19,
+  getMessageResp: 20,
+} as const;
+
+/** Status code → msg, byte for byte as the original server sends them. */
+export const Status: Record<number, string> = {
+  200: "success ",
+  10000: "ok 发送成功",
+  10001: "offline 用户不在线",
+  10002:
+    "send failed 消息发送失败,数据格式不正确,请参考:{'from':来源ID,'to':目标ID,'cmd':'消息命令码','createTime':消息创建时间(Long型),'msgType':Integer消息类型,'content':内容}",
+  10003: "ok 获取用户信息成功!",
+  10004: "get user failed ! 获取用户信息失败!",
+  10005: "ok 获取所有在线用户信息成功!",
+  10006: "ok 获取所有离线用户信息成功!",
+  10007: "ok 登录成功!",
+  10008: "login failed ! 登录失败!",
+  10009: "ok 鉴权成功!",
+  10010: "auth failed! 鉴权失败!",
+  10011: "join group ok! 加入群组成功!",
+  10012: "join group failed! 加入群组失败!",
+  10013: "Protocol version number does not match 协议版本号不匹配!",
+  10014: "unsupported cmd command 不支持的cmd命令!",
+  10015: "get user message failed! 获取用户消息失败!",
+  10016: "get user message ok! 获取离线消息成功!",
+  10017: "cmd failed! 未知的cmd命令!",
+  10018: "get user message ok! 获取历史消息成功!",
+  10019: "online 用户在线",
+  10020: "Invalid verification! 不合法校验",
+  10021: "close ok! 关闭成功",
+  10022: "ok! 拉取离线消息成功!",
+};
+
+/** `{code?, command, data?, msg?}` with null fields left out, keys in the original's (sorted) order. */
+export function resp(code: number | undefined, command: number, data?: unknown): string {
+  const o: Record<string, unknown> = {};
+  if (code !== undefined) o.code = code;
+  o.command = command;
+  if (data !== undefined && data !== null) o.data = data;
+  if (code !== undefined && Status[code]) o.msg = Status[code];
+  return JSON.stringify(o);
+}
+
+/** A frame's fields by lower-case name without `_` (`userId` = `userid` = `user_id`). */
+export type Fields = Map<string, unknown>;
+
+export function fields(v: unknown): Fields {
+  const m: Fields = new Map();
+  if (v && typeof v === "object" && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) m.set(k.toLowerCase().replace(/_/g, ""), x);
+  }
+  return m;
+}
+
+/** An integer, also from a numeric string ("11"). */
+export function int(v: unknown): number | undefined {
+  if (typeof v === "number") return Number.isSafeInteger(v) ? v : undefined;
+  if (typeof v === "string" && /^\s*-?\d{1,16}\s*$/.test(v)) return Number(v);
+  return undefined;
+}
+
+/** A non-empty string, also from a number. */
+export function str(v: unknown): string | undefined {
+  if (typeof v === "string") return v.length ? v : undefined;
+  if (typeof v === "number" && Number.isFinite(v)) return String(v);
+  return undefined;
+}
+
+/** The group id of a group conversation (`g:<id>`), else undefined. */
+export const groupOf = (conv: string) => (conv.startsWith("g:") ? conv.slice(2) : undefined);
+
+/** What a J-IM send stores as the message body (read back by chatBody). */
+export interface JimBody {
+  content: string;
+  msgType: number;
+  createTime: number;
+  extras?: unknown;
+}
+
+const HEX32 = /^[0-9a-f]{32}$/i;
+
+/** The J-IM id of a message: the sender's own id when it gave one, else the server id as 32 hex digits. */
+export function jimId(m: Message): string {
+  if (m.cmid) return m.cmid;
+  return BigInt(m.id).toString(16).padStart(32, "0");
+}
+
+export const newJimId = () => crypto.randomUUID().replace(/-/g, "");
+export const isJimId = (s: string) => HEX32.test(s);
+
+/**
+ * A core message as a J-IM chat body. Messages written by other protocols get their body as `content`
+ * (JSON text unless it is a string) and msgType 0.
+ */
+export function chatBody(m: Message): Record<string, unknown> {
+  const b = m.body && typeof m.body === "object" && !Array.isArray(m.body) ? (m.body as Partial<JimBody>) : undefined;
+  const jim = b !== undefined && typeof b.content === "string";
+  const group = groupOf(m.conv);
+  const o: Record<string, unknown> = {
+    chatType: group !== undefined ? 1 : 2,
+    cmd: Cmd.chat,
+    content: jim ? b!.content : typeof m.body === "string" ? m.body : JSON.stringify(m.body),
+    createTime: jim && typeof b!.createTime === "number" ? b!.createTime : m.ts,
+  };
+  if (jim && b!.extras !== undefined && b!.extras !== null) o.extras = b!.extras;
+  o.from = m.from;
+  if (group !== undefined) o.groupId = group;
+  o.id = jimId(m);
+  o.msgType = jim && typeof b!.msgType === "number" ? b!.msgType : 0;
+  o.to = group ?? directPeer(m.conv, m.from);
+  return o;
+}
