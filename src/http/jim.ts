@@ -58,14 +58,17 @@ export function jimHttp(app: App) {
     const role = ROLES[type];
     if (!role) return LOGIN_FAILED;
     const existing = await store.getUser(body.senderId);
-    if (!keyOk(headers)) {
+    const trusted = keyOk(headers);
+    if (!trusted) {
       const jwt = await tokens.verify(body.token);
       const proven = jwt ? jwt.userId === body.senderId : (await logins.byToken(body.token))?.id === body.senderId;
-      if (!proven || (existing ? existing.role !== role : role !== "visitor")) return LOGIN_FAILED;
+      if (!proven || (role !== "visitor" && role !== existing?.role)) return LOGIN_FAILED;
     }
     if (existing?.disabled) return LOGIN_FAILED;
     const attributes = body.terminal ? { ...(existing?.attributes ?? {}), terminal: body.terminal } : undefined;
-    await store.upsertUser({ id: body.senderId, nick: body.nick, avatar: body.avatar, role, attributes });
+    // Only the app backend changes an existing user's role.
+    const newRole = trusted || !existing ? role : undefined;
+    await store.upsertUser({ id: body.senderId, nick: body.nick, avatar: body.avatar, role: newRole, attributes });
     chat.forgetUser(body.senderId);
     if (!(await logins.register(body.senderId, body.token))) return LOGIN_FAILED;
     return undefined;
@@ -102,7 +105,8 @@ export function jimHttp(app: App) {
           summary: "J-IM: register a user and the token it logs in with (7 days)",
           description:
             "Server API key (`Authorization: apikey <key>`): any user and role. Without it, `token` must already prove `senderId` " +
-            "(a JWT of TOKEN_SECRET or a token registered before), and only a visitor or the user's current role is accepted.",
+            "(a JWT of TOKEN_SECRET or a token registered before); then only type 0 (visitor) or the user's current role is accepted " +
+            "and an existing user's role is kept.",
           tags: ["jim"],
         },
       },
