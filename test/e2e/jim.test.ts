@@ -249,6 +249,18 @@ describe("messages (cmd 19)", () => {
     await ann.close();
   });
 
+  test("a push to a live J-IM connection counts as delivered; it stays unread", async () => {
+    const ann = await connect("ann");
+    const eve = await connect("eve");
+    await say(ann, "eve", "pushed");
+    expect((await eve.next((f) => f.command === 11)).data.content).toBe('{"asd":"pushed"}');
+    const peek = await ask(eve, { cmd: 19, type: 2, userId: "eve", fromUserId: "ann" }, 20);
+    expect(peek.data).toEqual({ friends: {}, groups: {}, userid: "eve" });
+    const info = await ask(eve, { cmd: 17, type: 2, userId: "eve", extras: { pullType: 1 } }, 18);
+    expect(info.data.friends.find((f: any) => f.userId === "ann").unReadNum).toBe(1);
+    await Promise.all([ann.close(), eve.close()]);
+  });
+
   test("type 0 without a peer pulls everything and empties it", async () => {
     const ann = await connect("ann");
     const ben = await connect("ben");

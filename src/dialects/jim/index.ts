@@ -20,11 +20,21 @@ interface JimState {
 }
 
 const st = (s: Session) => s.state as unknown as JimState;
+/** A command's failure answer (code, command) when the core refuses it. */
+const FAILURE: Record<number, [number, number]> = {
+  [Cmd.chat]: [10002, Cmd.chatResp],
+  [Cmd.authReq]: [10010, Cmd.authResp],
+  [Cmd.joinGroupReq]: [10012, Cmd.joinGroupResp],
+  [Cmd.getUserReq]: [10004, Cmd.getUserResp],
+  [Cmd.getMessageReq]: [10015, Cmd.getMessageResp],
+};
 /** Offline pulls read at most this many pages of MAX_PAGE. */
 const MAX_OFFLINE_PAGES = 20;
 
 export function jimDialect(app: App): Dialect {
   const { chat, hub, logins, contacts, openGroups, presence, store, cfg, log } = app;
+  /** Delivered-cursor moves still running, per user: a pull waits for them so it never repeats a push. */
+  const marking = new Map<string, Promise<void>>();
   const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));
 
   /** URL credentials, names matched leniently like frame fields. */
@@ -245,7 +255,15 @@ export function jimDialect(app: App): Dialect {
   /** A push to a live J-IM connection counts as delivered: the protocol has no client acknowledgement. */
   function delivered(userId: string, m: Message) {
     if (m.from === userId) return;
-    chat.advance(userId, m.conv, "delivered", m.seq).catch((e) => log.warn(`jim delivered ${userId} ${m.conv}: ${e}`));
+    const prev = marking.get(userId) ?? Promise.resolve();
+    const next = prev
+      .then(() => chat.advance(userId, m.conv, "delivered", m.seq))
+      .then(
+        () => {},
+        (e) => log.warn(`jim delivered ${userId} ${m.conv}: ${e}`),
+      );
+    marking.set(userId, next);
+    next.finally(() => marking.get(userId) === next && marking.delete(userId));
   }
 
   return {
@@ -279,11 +297,14 @@ export function jimDialect(app: App): Dialect {
       }
       const f = fields(obj);
       if (!s.userId) return void send(s, 10008, Cmd.loginResp);
+      const cmd = int(f.get("cmd"));
       try {
-        await handle(s, s.userId, int(f.get("cmd")), f);
+        if (cmd === Cmd.getMessageReq || cmd === Cmd.getUserReq) await marking.get(s.userId);
+        await handle(s, s.userId, cmd, f);
       } catch (e) {
-        log.error(`jim cmd ${String(f.get("cmd"))} from ${s.userId}: ${(e as Error).stack ?? e}`);
-        send(s, 10014, Cmd.unknown);
+        if (!(e instanceof CoreError)) log.error(`jim cmd ${cmd} from ${s.userId}: ${(e as Error).stack ?? e}`);
+        const [code, command] = FAILURE[cmd ?? 0] ?? [10017, Cmd.unknown];
+        send(s, code, command);
       }
     },
 
