@@ -425,6 +425,8 @@ describe("JIM_PORT", () => {
       body: JSON.stringify({ to: "ben", from: "ann", op: 1, isNewMember: 0, isConcurrent: 1, token: tok.ben }),
     });
     expect((await r.json()).data.unReadNum).toBe(0);
+    const doc = await (await fetch(`${srv.url}/openapi/json`)).json();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/im/vanke/initUser", "/im/vanke/getReceiver", "/im/vanke/chatInfo"]));
     await Promise.all([a.close(), b.close()]);
   });
 });

@@ -35,6 +35,7 @@ export function jimDialect(app: App): Dialect {
   const { chat, hub, logins, contacts, openGroups, presence, store, cfg, log } = app;
   /** Delivered-cursor moves still running, per user: a pull waits for them so it never repeats a push. */
   const marking = new Map<string, Promise<void>>();
+  const encoded = new WeakMap<Message, string>();
   const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));
 
   /** URL credentials, names matched leniently like frame fields. */
@@ -312,9 +313,13 @@ export function jimDialect(app: App): Dialect {
 
     encode(ev: CoreEvent, _codec: string, userId?: string): Frame | undefined {
       switch (ev.type) {
-        case "message":
+        case "message": {
           if (userId) delivered(userId, ev.msg);
-          return resp(undefined, Cmd.chat, chatBody(ev.msg));
+          // Encoded per recipient only for the delivered mark: the bytes are the same for all of them.
+          let frame = encoded.get(ev.msg);
+          if (!frame) encoded.set(ev.msg, (frame = resp(undefined, Cmd.chat, chatBody(ev.msg))));
+          return frame;
+        }
         case "member": {
           const group = groupOf(ev.conv);
           if (group === undefined) return undefined;
