@@ -25,6 +25,7 @@ const FAILURE: Record<number, [number, number]> = {
   [Cmd.chat]: [10002, Cmd.chatResp],
   [Cmd.authReq]: [10010, Cmd.authResp],
   [Cmd.joinGroupReq]: [10012, Cmd.joinGroupResp],
+  [Cmd.exitGroupNotify]: [10012, Cmd.exitGroupNotify],
   [Cmd.getUserReq]: [10004, Cmd.getUserResp],
   [Cmd.getMessageReq]: [10015, Cmd.getMessageResp],
 };
@@ -237,7 +238,8 @@ export function jimDialect(app: App): Dialect {
       case Cmd.exitGroupNotify: {
         // Leaving a group: the members and the leaver receive command 10.
         const groupId = str(f.get("groupid")) ?? str(f.get("group"));
-        if (!groupId || !(await openGroups.leave(me, groupId).catch(() => false))) return void send(s, 10012, Cmd.exitGroupNotify);
+        const left = groupId ? await openGroups.leave(me, groupId) : false;
+        if (!left) send(s, 10012, Cmd.exitGroupNotify);
         return;
       }
       case Cmd.close: {
