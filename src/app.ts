@@ -5,6 +5,7 @@ import type { Chat } from "./core/chat.ts";
 import type { Contacts } from "./core/contacts.ts";
 import type { Logins } from "./core/logins.ts";
 import type { OpenGroups } from "./core/open-groups.ts";
+import type { Recalls } from "./core/recall.ts";
 import type { TokenService } from "./core/tokens.ts";
 import type { GroupWriter } from "./core/writer.ts";
 import type { Hub } from "./hub/hub.ts";
@@ -25,6 +26,7 @@ export interface App {
   logins: Logins;
   contacts: Contacts;
   openGroups: OpenGroups;
+  recalls: Recalls;
   log: Logger;
   startedAt: number;
   /** true once SIGTERM (or stop()) began: new connections are refused. */

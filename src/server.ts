@@ -8,6 +8,7 @@ import { Chat } from "./core/chat.ts";
 import { Contacts } from "./core/contacts.ts";
 import { Logins } from "./core/logins.ts";
 import { OpenGroups } from "./core/open-groups.ts";
+import { Recalls } from "./core/recall.ts";
 import { IdGen } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
 import { GroupWriter } from "./core/writer.ts";
@@ -54,6 +55,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     logins: undefined as unknown as Logins,
     contacts: undefined as unknown as Contacts,
     openGroups: undefined as unknown as OpenGroups,
+    recalls: undefined as unknown as Recalls,
     log,
     startedAt: Date.now(),
     draining: false,
@@ -67,6 +69,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   });
   app.contacts = new Contacts(store, app.chat);
   app.openGroups = new OpenGroups(store, app.chat, (ev) => hub.dispatch(ev));
+  app.recalls = new Recalls(store, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip));
 
   const jim = jimDialect(app);
   const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim };

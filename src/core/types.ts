@@ -30,6 +30,7 @@ export interface Ack {
 export type CoreEvent =
   | { type: "message"; msg: Message; to: string[] }
   | { type: "cursor"; conv: string; user: string; field: "delivered" | "read"; seq: number; to: string[] }
-  | { type: "member"; conv: string; user: { id: string; nick: string }; change: "join" | "leave"; to: string[] };
+  | { type: "member"; conv: string; user: { id: string; nick: string }; change: "join" | "leave"; to: string[] }
+  | { type: "recall"; conv: string; id: string; seq: number; from: string; cmid?: string; to: string[] };
 
 export const ackOf = (msg: Message, dup: boolean): Ack => ({ id: msg.id, conv: msg.conv, seq: msg.seq, ts: msg.ts, dup });

@@ -390,6 +390,40 @@ describe("groups (cmd 7, chatType 1, exit)", () => {
   });
 });
 
+describe("recall (cmd 15)", () => {
+  test("the sender recalls its message: the peer is told, history and unread no longer show it", async () => {
+    const ann = await connect("ann");
+    const ben = await connect("ben");
+    const id = "aaaabbbbccccddddeeeeffff00001111";
+    expect((await say(ann, "ben", "oops", { id })).code).toBe(10000);
+    await ben.next((f) => f.command === 11 && f.data.id === id);
+    // only the sender can recall it
+    expect(await ask(ben, { cmd: 15, id }, 16)).toEqual({ code: 10002, command: 16, msg: M.bad });
+    expect(await ask(ann, { cmd: "15", id }, 16)).toEqual({ code: 10000, command: 16, msg: M.ok, data: { id } });
+    expect(await ben.next((f) => f.command === 15)).toEqual({ command: 15, data: { chatType: 2, cmd: 15, from: "ann", id, to: "ben" } });
+    const hist = await ask(ben, { cmd: 19, type: 1, userId: "ben", fromUserId: "ann" }, 20);
+    expect(hist.data.friends.ann.map((m: any) => m.id)).not.toContain(id);
+    expect(await ask(ann, { cmd: 15, id: "ffffffffffffffffffffffffffffffff" }, 16)).toMatchObject({ code: 10002, command: 16 });
+    await Promise.all([ann.close(), ben.close()]);
+  });
+
+  test("past the recall window it is refused", async () => {
+    const s2 = await startTestServer({ env: { RECALL_WINDOW_SEC: "0" } });
+    try {
+      const token = "late-token-0123456789";
+      expect((await s2.api("/im/vanke/initUser", { body: { senderId: "late", token, type: 0 } })).status).toBe(200);
+      await s2.user("peer");
+      const c = await Client.connect(`${s2.wsUrl}/jim?token=${token}`);
+      expect((await c.next()).code).toBe(10007);
+      expect((await say(c, "peer", "too late", { id: "0123456789abcdef0123456789abcdef" })).code).toBe(10001);
+      expect(await ask(c, { cmd: 15, id: "0123456789abcdef0123456789abcdef" }, 16)).toEqual({ code: 10002, command: 16, msg: M.bad });
+      await c.close();
+    } finally {
+      await s2.stop();
+    }
+  });
+});
+
 describe("one core", () => {
   test("a J-IM user and a native user chat in one conversation, both directions", async () => {
     const jwt = await srv.user("native1", { nick: "N" });

@@ -11,7 +11,7 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { convsOf } from "../../store/contacts.ts";
-import { chatBody, Cmd, fields, groupOf, int, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
+import { chatBody, Cmd, recallBody, fields, groupOf, int, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
   bucket: TokenBucket;
@@ -26,6 +26,7 @@ const FAILURE: Record<number, [number, number]> = {
   [Cmd.authReq]: [10010, Cmd.authResp],
   [Cmd.joinGroupReq]: [10012, Cmd.joinGroupResp],
   [Cmd.exitGroupNotify]: [10012, Cmd.exitGroupNotify],
+  [Cmd.cancelMsgReq]: [10002, Cmd.cancelMsgResp],
   [Cmd.getUserReq]: [10004, Cmd.getUserResp],
   [Cmd.getMessageReq]: [10015, Cmd.getMessageResp],
 };
@@ -33,7 +34,7 @@ const FAILURE: Record<number, [number, number]> = {
 const MAX_OFFLINE_PAGES = 20;
 
 export function jimDialect(app: App): Dialect {
-  const { chat, hub, logins, contacts, openGroups, presence, store, cfg, log } = app;
+  const { chat, hub, logins, contacts, openGroups, recalls, presence, store, cfg, log } = app;
   /** Delivered-cursor moves still running, per user: a pull waits for them so it never repeats a push. */
   const marking = new Map<string, Promise<void>>();
   const encoded = new WeakMap<Message, string>();
@@ -250,6 +251,13 @@ export function jimDialect(app: App): Dialect {
         for (const x of all) x.ws.close(1000, "close ok");
         return;
       }
+      case Cmd.cancelMsgReq: {
+        // The message by its J-IM id (the client id it was sent with).
+        const id = str(f.get("id")) ?? str(f.get("msgid"));
+        if (!id) return void send(s, 10002, Cmd.cancelMsgResp);
+        await recalls.recall(me, { cmid: id }, s.id);
+        return void send(s, 10000, Cmd.cancelMsgResp, { id });
+      }
       default:
         return void send(s, 10017, Cmd.unknown);
     }
@@ -328,6 +336,8 @@ export function jimDialect(app: App): Dialect {
           const command = ev.change === "join" ? Cmd.joinGroupNotify : Cmd.exitGroupNotify;
           return resp(undefined, command, { group, user: { id: ev.user.id, nick: ev.user.nick } });
         }
+        case "recall":
+          return resp(undefined, Cmd.cancelMsgReq, recallBody(ev));
         default:
           return undefined;
       }

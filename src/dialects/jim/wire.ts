@@ -1,7 +1,7 @@
 // J-IM wire format (docs/jim.md): command numbers, status codes with their exact texts, lenient field
 // reading, and the chat body a core Message becomes.
 import { directPeer } from "../../core/ids.ts";
-import type { Message } from "../../core/types.ts";
+import type { CoreEvent, Message } from "../../core/types.ts";
 
 export const Cmd = {
   unknown: 0,
@@ -102,7 +102,7 @@ export interface JimBody {
 const HEX32 = /^[0-9a-f]{32}$/i;
 
 /** The J-IM id of a message: the sender's own id when it gave one, else the server id as 32 hex digits. */
-export function jimId(m: Message): string {
+export function jimId(m: Pick<Message, "id" | "cmid">): string {
   if (m.cmid) return m.cmid;
   return BigInt(m.id).toString(16).padStart(32, "0");
 }
@@ -130,5 +130,15 @@ export function chatBody(m: Message): Record<string, unknown> {
   o.id = jimId(m);
   o.msgType = jim && typeof b!.msgType === "number" ? b!.msgType : 0;
   o.to = group ?? directPeer(m.conv, m.from);
+  return o;
+}
+
+/** A recall as J-IM pushes it (command 15): which message of which chat. */
+export function recallBody(ev: Extract<CoreEvent, { type: "recall" }>): Record<string, unknown> {
+  const group = groupOf(ev.conv);
+  const o: Record<string, unknown> = { chatType: group !== undefined ? 1 : 2, cmd: Cmd.cancelMsgReq, from: ev.from };
+  if (group !== undefined) o.groupId = group;
+  o.id = jimId(ev);
+  o.to = group ?? directPeer(ev.conv, ev.from);
   return o;
 }

@@ -1,0 +1,23 @@
+// Finding a user's own message and marking it recalled (its body is hidden from then on, see toMessage).
+import { and, eq, isNull, sql } from "drizzle-orm";
+import type { Db } from "./db.ts";
+import { messages } from "./schema.ts";
+import { toMessage } from "./store.ts";
+import type { Message } from "../core/types.ts";
+
+/** The message `sender` wrote with this client id, or with this server id. */
+export async function ownMessage(db: Db, sender: string, ref: { cmid?: string; id?: bigint }): Promise<Message | undefined> {
+  const by = ref.id !== undefined ? eq(messages.id, ref.id) : eq(messages.clientMsgId, ref.cmid ?? "");
+  const [row] = await db.select().from(messages).where(and(eq(messages.senderId, sender), by));
+  return row && toMessage(row);
+}
+
+/** Marks a message recalled; false when it already was. */
+export async function markRecalled(db: Db, id: bigint): Promise<boolean> {
+  const rows = await db
+    .update(messages)
+    .set({ recalledAt: sql`now()` })
+    .where(and(eq(messages.id, id), isNull(messages.recalledAt)))
+    .returning({ id: messages.id });
+  return rows.length > 0;
+}
