@@ -464,3 +464,24 @@ describe("JIM_PORT", () => {
     await Promise.all([a.close(), b.close()]);
   });
 });
+
+describe("embedded store", () => {
+  test("the chat list and offline pulls work on PGlite too", async () => {
+    const s2 = await startTestServer({ store: "pglite" });
+    try {
+      for (const id of ["p1", "p2"]) expect((await s2.api("/im/vanke/initUser", { body: { senderId: id, token: `${id}-token-xyz`, type: 0, nick: id } })).status).toBe(200);
+      const c1 = await Client.connect(`${s2.wsUrl}/jim?token=p1-token-xyz`);
+      expect((await c1.next()).code).toBe(10007);
+      expect((await say(c1, "p2", "hello")).code).toBe(10001);
+      const c2 = await Client.connect(`${s2.wsUrl}/jim?token=p2-token-xyz`);
+      expect((await c2.next()).code).toBe(10007);
+      const info = await ask(c2, { cmd: 17, type: 2, userId: "p2", extras: { pullType: 3 } }, 18);
+      expect(info.data).toMatchObject({ allContactsNum: 1, lastedContactsNum: 1, pendingReplyNum: 1 });
+      expect(info.data.friends[0]).toMatchObject({ userId: "p1", nickname: "p1", unReadNum: 1, lastMessageTime: expect.any(Number) });
+      expect((await ask(c2, { cmd: 19, type: 0, userId: "p2" }, 20)).data.friends.p1).toHaveLength(1);
+      await Promise.all([c1.close(), c2.close()]);
+    } finally {
+      await s2.stop();
+    }
+  });
+});
