@@ -4,7 +4,7 @@ import type { Config } from "./config.ts";
 import type { Chat } from "./core/chat.ts";
 import type { Contacts } from "./core/contacts.ts";
 import type { Logins } from "./core/logins.ts";
-import type { OpenGroups } from "./core/open-groups.ts";
+import type { Groups } from "./core/groups.ts";
 import type { Recalls } from "./core/recall.ts";
 import type { TokenService } from "./core/tokens.ts";
 import type { GroupWriter } from "./core/writer.ts";
@@ -25,7 +25,7 @@ export interface App {
   /** Token (JWT or registered opaque token) and password logins. */
   logins: Logins;
   contacts: Contacts;
-  openGroups: OpenGroups;
+  groups: Groups;
   recalls: Recalls;
   log: Logger;
   startedAt: number;

@@ -20,6 +20,8 @@ export interface Config {
   sendBurst: number;
   /** How long after sending a message its sender may still recall it. */
   recallWindowSec: number;
+  /** How long group receipts are gathered before the senders get counts. */
+  receiptDebounceMs: number;
   /** Tick of the droppable room traffic coalescer (danmaku, typing). */
   roomTickMs: number;
   /** Group-commit writer: flush at this many rows, or after this many milliseconds. */
@@ -92,6 +94,7 @@ export function loadConfig(env: Env = process.env): Config {
     sendRate: int(env, "SEND_RATE", 50, 1, 1_000_000),
     sendBurst: int(env, "SEND_BURST", 100, 1, 1_000_000),
     recallWindowSec: int(env, "RECALL_WINDOW_SEC", 120, 0, 86400 * 365),
+    receiptDebounceMs: int(env, "RECEIPT_DEBOUNCE_MS", 500, 1, 60_000),
     roomTickMs: int(env, "ROOM_TICK_MS", 50, 5, 5000),
     writerBatchRows: int(env, "WRITER_BATCH_ROWS", 500, 1, 10_000),
     writerBatchMs: int(env, "WRITER_BATCH_MS", 1, 0, 1000),

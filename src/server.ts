@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import { Chat } from "./core/chat.ts";
 import { Contacts } from "./core/contacts.ts";
 import { Logins } from "./core/logins.ts";
-import { OpenGroups } from "./core/open-groups.ts";
+import { Groups } from "./core/groups.ts";
 import { Recalls } from "./core/recall.ts";
 import { IdGen } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
@@ -54,13 +54,21 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     tokens: new TokenService(cfg.tokenSecret),
     logins: undefined as unknown as Logins,
     contacts: undefined as unknown as Contacts,
-    openGroups: undefined as unknown as OpenGroups,
+    groups: undefined as unknown as Groups,
     recalls: undefined as unknown as Recalls,
     log,
     startedAt: Date.now(),
     draining: false,
   };
-  app.chat = new Chat({ store, writer, ids: new IdGen(cfg.nodeId), emit: (ev, skip) => hub.dispatch(ev, skip) });
+  const ids = new IdGen(cfg.nodeId);
+  app.chat = new Chat({
+    store,
+    writer,
+    ids,
+    emit: (ev, skip) => hub.dispatch(ev, skip),
+    receiptDebounceMs: cfg.receiptDebounceMs,
+    log: (m) => log.error(m),
+  });
   app.logins = new Logins({
     chat: app.chat,
     tokens: app.tokens,
@@ -68,7 +76,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     passwordHash: async (id) => (await store.getUser(id))?.passwordHash,
   });
   app.contacts = new Contacts(store, app.chat);
-  app.openGroups = new OpenGroups(store, app.chat, (ev) => hub.dispatch(ev));
+  app.groups = new Groups(store, app.chat, ids, (ev, skip) => hub.dispatch(ev, skip));
   app.recalls = new Recalls(store, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip));
 
   const jim = jimDialect(app);
@@ -91,6 +99,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       app.draining = true;
       closeAll(app);
       await writer.flush();
+      app.chat.receipts.stop();
       for (const l of listeners) l.server.stop(true);
       await presence.close();
       await bus.close();

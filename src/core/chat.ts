@@ -1,10 +1,13 @@
 // Messaging commands: send, offline sync, cursors, history. Framework-free: it takes commands from any
 // dialect, applies the rules, persists through the store and pushes events outward through `emit`.
+import { inboxOf, type InboxQuery, type InboxRow } from "../store/inbox.ts";
+import { readersOf, receiptCounts } from "../store/receipts.ts";
 import type { Store } from "../store/store.ts";
 import { fail } from "./errors.ts";
 import { directConvId, directPeer, IdGen, USER_ID_RE } from "./ids.ts";
 import { metric } from "./metrics.ts";
-import { ackOf, type Ack, type CoreEvent, type Message } from "./types.ts";
+import { Receipts, RECEIPT_WINDOW } from "./receipts.ts";
+import { ackOf, type Ack, type CoreEvent, type Message, type ReceiptCount } from "./types.ts";
 import type { GroupWriter } from "./writer.ts";
 
 export interface SendInput {
@@ -20,9 +23,13 @@ export interface ChatDeps {
   ids: IdGen;
   /** Pushes an event to the recipients' connections; `skip` is the sending session. */
   emit(ev: CoreEvent, skip?: string): void;
+  /** How long group receipts are gathered before they are pushed. */
+  receiptDebounceMs?: number;
+  log?: (msg: string) => void;
 }
 
 export const MAX_PAGE = 500;
+export const CONV_KINDS = ["direct", "group", "room", "container"];
 const KIND_RE = /^[\w.:-]{1,32}$/;
 
 const mSent = metric("chat_messages_in_total", "Messages accepted and committed");
@@ -31,8 +38,11 @@ const mDup = metric("chat_messages_duplicate_total", "Retried sends answered wit
 export class Chat {
   /** Active users seen recently (id → role), so a send does not look its recipient up every time. Bounded. */
   private readonly knownUsers = new Map<string, string>();
+  readonly receipts: Receipts;
 
-  constructor(private readonly d: ChatDeps) {}
+  constructor(private readonly d: ChatDeps) {
+    this.receipts = new Receipts(d.store.db, (ev) => d.emit(ev), d.receiptDebounceMs ?? 500, d.log ?? console.error);
+  }
 
   /** The role of an active (existing, not disabled) user, or undefined. */
   async activeUser(id: string): Promise<{ id: string; role: string } | undefined> {
@@ -117,15 +127,36 @@ export class Chat {
     for (const [conv, seq] of top) await this.advance(userId, conv, field, seq);
   }
 
-  /** Confirms delivery (or reading) up to `seq`. Reading also tells the other members (receipts). */
+  /**
+   * Confirms delivery (or reading) up to `seq`. Receipts: in a direct conversation the peer is told at once;
+   * in groups and containers the senders get counts, debounced (receipts.ts). The user's other devices are
+   * always told, so their unread counts follow.
+   */
   async advance(userId: string, conv: string, field: "delivered" | "read", seq: number): Promise<number> {
     if (typeof conv !== "string" || !conv) fail("bad_request", "`conv` is required");
     if (!Number.isSafeInteger(seq) || seq < 0) fail("bad_request", "`seq` must be a non-negative integer");
     const v = await this.d.store.advanceCursor(userId, conv, field, seq);
     if (v === undefined) fail("not_member", `not a member of ${conv}`);
     const peer = directPeer(conv, userId);
-    if (field === "read" && peer) this.d.emit({ type: "cursor", conv, user: userId, field, seq: v!, to: [peer, userId] });
+    this.d.emit({ type: "cursor", conv, user: userId, field, seq: v!, to: peer ? [peer, userId] : [userId] });
+    if (!peer && (conv.startsWith("g:") || conv.startsWith("c:"))) this.receipts.touch(conv, v!);
     return v!;
+  }
+
+  /** Delivered/read counts of the user's own messages with from <= seq <= to (at most RECEIPT_WINDOW of them). */
+  async receiptCounts(userId: string, conv: string, from: number, to: number): Promise<ReceiptCount[]> {
+    await this.requireMember(conv, userId);
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to < from) fail("bad_request", "`from`..`to` must be a seq range");
+    const rows = await receiptCounts(this.d.store.db, conv, Math.max(from, to - RECEIPT_WINDOW + 1), to, userId);
+    return rows.map(({ seq, delivered, read }) => ({ seq, delivered, read }));
+  }
+
+  /** Who read the user's own message `seq`. */
+  async readers(userId: string, conv: string, seq: number): Promise<string[]> {
+    await this.requireMember(conv, userId);
+    const [m] = await this.d.store.history(conv, { afterSeq: seq - 1, beforeSeq: seq + 1, limit: 1 });
+    if (!m || m.from !== userId) fail("not_found", "no such message of yours");
+    return readersOf(this.d.store.db, conv, seq, userId);
   }
 
   /** A page of a conversation the user belongs to. */
@@ -146,6 +177,12 @@ export class Chat {
       desc,
     });
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
+  }
+
+  /** The user's conversation list, most recent first (store/inbox.ts). */
+  inbox(userId: string, q: Omit<InboxQuery, "limit"> & { limit?: number }): Promise<InboxRow[]> {
+    if (q.kind !== undefined && !CONV_KINDS.includes(q.kind)) fail("bad_request", `\`kind\` must be one of ${CONV_KINDS.join(", ")}`);
+    return inboxOf(this.d.store.db, userId, { ...q, limit: clampLimit(q.limit, 100) });
   }
 
   async requireMember(conv: string, userId: string) {

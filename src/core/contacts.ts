@@ -1,10 +1,23 @@
-// The chat list of a user: direct conversations with unread counts, "awaiting my reply" and recency.
-import { contactsOf, type ContactRow } from "../store/contacts.ts";
+// The 1:1 chat list of a user ("contacts"): direct conversations holding messages, with unread counts,
+// "awaiting my reply" and recency — the inbox (store/inbox.ts) narrowed to direct conversations.
+import { inboxOf } from "../store/inbox.ts";
 import type { Store } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
 import { directConvId } from "./ids.ts";
 
-export type { ContactRow };
+export interface ContactRow {
+  conv: string;
+  peer: string;
+  nick: string;
+  avatar: string;
+  attributes: Record<string, unknown>;
+  lastSeq: number;
+  lastMsgAt: number | null;
+  /** others' messages above the user's read cursor (recalled ones excluded) */
+  unread: number;
+  /** the peer wrote after the user's own latest message */
+  awaiting: boolean;
+}
 
 /** "Recent contacts": a message within this window. */
 export const RECENT_MS = 2 * 86400_000;
@@ -21,8 +34,21 @@ export class Contacts {
     private readonly chat: Chat,
   ) {}
 
-  list(userId: string): Promise<ContactRow[]> {
-    return contactsOf(this.store.db, userId);
+  async list(userId: string): Promise<ContactRow[]> {
+    const rows = await inboxOf(this.store.db, userId, { kind: "direct", limit: 10_000 });
+    return rows
+      .filter((r) => r.peer)
+      .map((r) => ({
+        conv: r.conv,
+        peer: r.peer!.id,
+        nick: r.peer!.nick,
+        avatar: r.peer!.avatar,
+        attributes: r.peer!.attributes,
+        lastSeq: r.lastSeq,
+        lastMsgAt: r.lastMsgAt,
+        unread: r.unread,
+        awaiting: r.awaiting,
+      }));
   }
 
   summary(rows: ContactRow[], now = Date.now()): ContactSummary {
@@ -42,4 +68,4 @@ export class Contacts {
   }
 }
 
-export const isRecent = (r: ContactRow, now = Date.now()) => r.lastMsgAt !== null && now - r.lastMsgAt <= RECENT_MS;
+export const isRecent = (r: { lastMsgAt: number | null }, now = Date.now()) => r.lastMsgAt !== null && now - r.lastMsgAt <= RECENT_MS;

@@ -10,6 +10,7 @@ export const ErrorCodes = {
   muted: 4032,
   not_member: 4033,
   not_found: 4040,
+  conflict: 4090,
   recall_expired: 4091,
   rate_limited: 4290,
   slow_mode: 4291,

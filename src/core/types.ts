@@ -30,7 +30,29 @@ export interface Ack {
 export type CoreEvent =
   | { type: "message"; msg: Message; to: string[] }
   | { type: "cursor"; conv: string; user: string; field: "delivered" | "read"; seq: number; to: string[] }
-  | { type: "member"; conv: string; user: { id: string; nick: string }; change: "join" | "leave"; to: string[] }
+  | {
+      type: "member";
+      conv: string;
+      user: { id: string; nick: string };
+      change: MemberChange;
+      /** who made the change: the user itself, an owner/admin, or null for the server API */
+      by?: string | null;
+      role?: string;
+      mutedUntil?: number | null;
+      to: string[];
+    }
+  /** Read/delivered counts of a sender's messages in a group (debounced). */
+  | { type: "receipts"; conv: string; counts: ReceiptCount[]; to: string[] }
   | { type: "recall"; conv: string; id: string; seq: number; from: string; cmid?: string; to: string[] };
 
 export const ackOf = (msg: Message, dup: boolean): Ack => ({ id: msg.id, conv: msg.conv, seq: msg.seq, ts: msg.ts, dup });
+
+/** join/leave: membership; role/mute: a member's standing; dissolve: the group is closed. */
+export type MemberChange = "join" | "leave" | "role" | "mute" | "dissolve";
+
+export interface ReceiptCount {
+  seq: number;
+  /** members other than the sender whose delivered / read cursor reached `seq` */
+  delivered: number;
+  read: number;
+}

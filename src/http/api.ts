@@ -6,6 +6,7 @@ import type { App } from "../app.ts";
 import { CoreError, ErrorCodes } from "../core/errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
+import { messagingHttp } from "./groups.ts";
 import { jimHttp } from "./jim.ts";
 
 const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
@@ -57,6 +58,7 @@ const httpStatus: Partial<Record<keyof typeof ErrorCodes, number>> = {
   muted: 403,
   not_member: 403,
   not_found: 404,
+  conflict: 409,
   recall_expired: 409,
   rate_limited: 429,
   slow_mode: 429,
@@ -192,5 +194,6 @@ export function httpApp(app: App) {
       detail: { summary: "Prometheus metrics", tags: ["ops"] },
     })
     .use(serverApi)
+    .use(messagingHttp(app))
     .use(jimHttp(app));
 }

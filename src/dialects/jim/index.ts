@@ -6,11 +6,11 @@ import { CoreError } from "../../core/errors.ts";
 import { isRecent } from "../../core/contacts.ts";
 import { MAX_PAGE } from "../../core/chat.ts";
 import { directConvId } from "../../core/ids.ts";
-import { groupConvId } from "../../core/open-groups.ts";
+import { groupConvId } from "../../core/groups.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import { convsOf } from "../../store/contacts.ts";
+import { convsOf } from "../../store/inbox.ts";
 import { chatBody, Cmd, recallBody, fields, groupOf, int, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
@@ -34,7 +34,7 @@ const FAILURE: Record<number, [number, number]> = {
 const MAX_OFFLINE_PAGES = 20;
 
 export function jimDialect(app: App): Dialect {
-  const { chat, hub, logins, contacts, openGroups, recalls, presence, store, cfg, log } = app;
+  const { chat, hub, logins, contacts, groups, recalls, presence, store, cfg, log } = app;
   /** Delivered-cursor moves still running, per user: a pull waits for them so it never repeats a push. */
   const marking = new Map<string, Promise<void>>();
   const encoded = new WeakMap<Message, string>();
@@ -73,7 +73,7 @@ export function jimDialect(app: App): Dialect {
     const input = { kind: "text", body, cmid: str(f.get("id")) ?? newJimId() };
     try {
       if (chatType === 1) {
-        await openGroups.send(me, groupId!, input, s.id);
+        await groups.send(me, groupId!, input, s.id);
         return void send(s, 10000, Cmd.chatResp);
       }
       await chat.sendDirect(me, to!, input, s.id);
@@ -229,7 +229,7 @@ export function jimDialect(app: App): Dialect {
         const groupId = str(f.get("groupid")) ?? str(f.get("group"));
         try {
           if (!groupId) throw new CoreError("bad_request", "groupId is required");
-          await openGroups.join(me, groupId);
+          await groups.join(me, groupId, "interest");
         } catch (e) {
           if (!(e instanceof CoreError)) throw e;
           return void send(s, 10012, Cmd.joinGroupResp, { group: groupId, result: 0 });
@@ -239,7 +239,7 @@ export function jimDialect(app: App): Dialect {
       case Cmd.exitGroupNotify: {
         // Leaving a group: the members and the leaver receive command 10.
         const groupId = str(f.get("groupid")) ?? str(f.get("group"));
-        const left = groupId ? await openGroups.leave(me, groupId) : false;
+        const left = groupId ? await groups.leave(me, groupId) : false;
         if (!left) send(s, 10012, Cmd.exitGroupNotify);
         return;
       }
@@ -333,6 +333,7 @@ export function jimDialect(app: App): Dialect {
         case "member": {
           const group = groupOf(ev.conv);
           if (group === undefined) return undefined;
+          if (ev.change !== "join" && ev.change !== "leave") return undefined;
           const command = ev.change === "join" ? Cmd.joinGroupNotify : Cmd.exitGroupNotify;
           return resp(undefined, command, { group, user: { id: ev.user.id, nick: ev.user.nick } });
         }

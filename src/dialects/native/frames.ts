@@ -6,6 +6,8 @@ import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 const Id = T.Optional(T.Union([T.String({ maxLength: 64 }), T.Integer()]));
 const Conv = T.String({ minLength: 1, maxLength: 200 });
 const Seq = T.Integer({ minimum: 0 });
+const GroupId = T.String({ minLength: 1, maxLength: 128 });
+const UserId = T.String({ minLength: 1, maxLength: 128 });
 const Limit = T.Optional(T.Integer({ minimum: 1, maximum: 500 }));
 
 export const Frames = {
@@ -42,6 +44,52 @@ export const Frames = {
     limit: Limit,
     desc: T.Optional(T.Boolean()),
   }),
+  convs: T.Object({
+    t: T.Literal("convs"),
+    id: Id,
+    kind: T.Optional(T.String({ maxLength: 16 })),
+    since: T.Optional(T.Integer()),
+    before: T.Optional(T.Integer()),
+    awaiting: T.Optional(T.Boolean()),
+    empty: T.Optional(T.Boolean()),
+    limit: Limit,
+  }),
+  receipts: T.Object({ t: T.Literal("receipts"), id: Id, conv: Conv, from: T.Integer({ minimum: 1 }), to: T.Integer({ minimum: 1 }) }),
+  readers: T.Object({ t: T.Literal("readers"), id: Id, conv: Conv, seq: T.Integer({ minimum: 1 }) }),
+  recall: T.Object({
+    t: T.Literal("recall"),
+    id: Id,
+    msg: T.Optional(T.String({ pattern: "^[0-9]{1,19}$" })),
+    cmid: T.Optional(T.String({ minLength: 1, maxLength: 64 })),
+  }),
+  group_create: T.Object({
+    t: T.Literal("group_create"),
+    id: Id,
+    group: T.Optional(GroupId),
+    kind: T.String({ maxLength: 16 }),
+    name: T.Optional(T.String({ maxLength: 200 })),
+    avatar: T.Optional(T.String({ maxLength: 2000 })),
+    attributes: T.Optional(T.Record(T.String(), T.Unknown())),
+    members: T.Optional(T.Array(UserId, { maxItems: 1000 })),
+  }),
+  group_info: T.Object({ t: T.Literal("group_info"), id: Id, group: GroupId }),
+  group_members: T.Object({ t: T.Literal("group_members"), id: Id, group: GroupId }),
+  group_join: T.Object({ t: T.Literal("group_join"), id: Id, group: GroupId }),
+  group_leave: T.Object({ t: T.Literal("group_leave"), id: Id, group: GroupId }),
+  group_add: T.Object({ t: T.Literal("group_add"), id: Id, group: GroupId, users: T.Array(UserId, { minItems: 1, maxItems: 1000 }) }),
+  group_remove: T.Object({ t: T.Literal("group_remove"), id: Id, group: GroupId, user: UserId }),
+  group_role: T.Object({ t: T.Literal("group_role"), id: Id, group: GroupId, user: UserId, role: T.String({ maxLength: 16 }) }),
+  group_mute: T.Object({ t: T.Literal("group_mute"), id: Id, group: GroupId, user: UserId, seconds: T.Integer({ minimum: 0 }) }),
+  group_update: T.Object({
+    t: T.Literal("group_update"),
+    id: Id,
+    group: GroupId,
+    name: T.Optional(T.String({ maxLength: 200 })),
+    avatar: T.Optional(T.String({ maxLength: 2000 })),
+    attributes: T.Optional(T.Record(T.String(), T.Unknown())),
+  }),
+  group_dissolve: T.Object({ t: T.Literal("group_dissolve"), id: Id, group: GroupId }),
+  group_discover: T.Object({ t: T.Literal("group_discover"), id: Id, kind: T.String({ maxLength: 16 }), area: T.Optional(T.String({ maxLength: 200 })) }),
 } as const;
 
 export type FrameType = keyof typeof Frames;

@@ -3,9 +3,12 @@ import { pack, unpack } from "msgpackr";
 import type { App } from "../../app.ts";
 import { CloseCodes, CoreError, ErrorCodes } from "../../core/errors.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
+import { groupIdOf } from "../../core/groups.ts";
+import { directConvId, directPeer } from "../../core/ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { check, type FrameOf } from "./frames.ts";
+import { groupFrame } from "./groups.ts";
 
 interface NativeState {
   binary: boolean;
@@ -19,7 +22,7 @@ const MSGPACK = "native/mp";
 const st = (s: Session) => s.state as unknown as NativeState;
 
 export function nativeDialect(app: App): Dialect {
-  const { chat, tokens, hub, cfg } = app;
+  const { chat, tokens, hub, cfg, groups, recalls } = app;
 
   const encode = (s: Session, obj: unknown): Frame => (st(s).binary ? pack(obj) : JSON.stringify(obj));
   const reply = (s: Session, obj: Record<string, unknown>) => hub.send(s, encode(s, obj));
@@ -58,8 +61,14 @@ export function nativeDialect(app: App): Dialect {
         if (wait) return void error(s, f.id, "rate_limited", `too many messages, retry in ${wait} ms`, { retryAfterMs: wait });
         const m = f as FrameOf<"send">;
         if (!m.to === !m.conv) return void error(s, f.id, "bad_request", "give exactly one of `to` (a user) or `conv`");
-        if (!m.to) return void error(s, f.id, "not_found", `cannot send to ${m.conv}`);
-        const ack = await chat.sendDirect(me, m.to, { kind: m.kind, body: m.body, cmid: m.cmid }, s.id);
+        const input = { kind: m.kind, body: m.body, cmid: m.cmid };
+        const to = m.to ?? directPeer(m.conv!, me);
+        if (!m.to && to && directConvId(me, to) !== m.conv) return void error(s, f.id, "not_member", `not a member of ${m.conv}`);
+        const group = m.conv && groupIdOf(m.conv);
+        let ack;
+        if (to) ack = await chat.sendDirect(me, to, input, s.id);
+        else if (group) ack = await groups.send(me, group, input, s.id);
+        else return void error(s, f.id, "not_found", `cannot send to ${m.conv}`);
         return void reply(s, { t: "ack", id: f.id, msg: ack });
       }
       case "sync": {
@@ -78,6 +87,26 @@ export function nativeDialect(app: App): Dialect {
         const page = await chat.history(me, m.conv, m);
         return void reply(s, { t: "history", id: f.id, conv: m.conv, msgs: page.msgs, more: page.more });
       }
+      case "convs": {
+        const m = f as FrameOf<"convs">;
+        return void reply(s, { t: "convs", id: f.id, convs: await chat.inbox(me, m) });
+      }
+      case "receipts": {
+        const m = f as FrameOf<"receipts">;
+        return void reply(s, { t: "receipts", id: f.id, conv: m.conv, counts: await chat.receiptCounts(me, m.conv, m.from, m.to) });
+      }
+      case "readers": {
+        const m = f as FrameOf<"readers">;
+        return void reply(s, { t: "readers", id: f.id, conv: m.conv, seq: m.seq, users: await chat.readers(me, m.conv, m.seq) });
+      }
+      case "recall": {
+        const m = f as FrameOf<"recall">;
+        if (!m.msg === !m.cmid) return void error(s, f.id, "bad_request", "give exactly one of `msg` (server id) or `cmid`");
+        const msg = await recalls.recall(me, { id: m.msg, cmid: m.cmid }, s.id);
+        return void reply(s, { t: "recalled", id: f.id, conv: msg.conv, msg: msg.id, seq: msg.seq });
+      }
+      default:
+        if (type.startsWith("group_")) return void reply(s, { t: type, id: f.id, ...(await groupFrame(groups, me, type, f)) });
     }
   }
 
@@ -144,6 +173,14 @@ export function nativeDialect(app: App): Dialect {
           return out({ t: "msg", msg: ev.msg satisfies Message });
         case "cursor":
           return out({ t: "receipt", conv: ev.conv, user: ev.user, field: ev.field, seq: ev.seq });
+        case "receipts":
+          return out({ t: "receipts", conv: ev.conv, counts: ev.counts });
+        case "recall":
+          return out({ t: "recall", conv: ev.conv, msg: ev.id, seq: ev.seq, from: ev.from });
+        case "member": {
+          const { type: _t, to: _to, ...rest } = ev;
+          return out({ t: "member", ...rest });
+        }
       }
     },
   };

@@ -1,0 +1,215 @@
+// Server API for messaging (`/api`, apikey): publish to a user or a group, manage groups, members and
+// mutes, read a user's conversation list and a conversation's history. The backend acts with full rights
+// (actor `null` in core/groups.ts); a message it publishes names its sender.
+import { Elysia, t } from "elysia";
+import type { App } from "../app.ts";
+import { fail } from "../core/errors.ts";
+import { directPeer, USER_ID_RE } from "../core/ids.ts";
+import { serverAuth } from "./api.ts";
+
+const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
+const UserId = t.String({ pattern: USER_ID_RE.source });
+const GroupKind = t.Union([t.Literal("user"), t.Literal("interest"), t.Literal("neighbourhood"), t.Literal("service")]);
+const Attrs = t.Record(t.String(), t.Unknown());
+
+const GroupOut = t.Object({
+  id: t.String(),
+  conv: t.String({ description: "conversation id `g:<id>`, used by send/sync/history" }),
+  kind: GroupKind,
+  name: t.String(),
+  avatar: t.String(),
+  owner: t.Union([t.String(), t.Null()]),
+  attributes: Attrs,
+  members: t.Integer({ description: "member count" }),
+  lastSeq: t.Integer(),
+  createdAt: t.Number(),
+  closed: t.Optional(t.Boolean()),
+});
+const MemberOut = t.Object({
+  user: t.String(),
+  nick: t.String(),
+  role: t.String(),
+  mutedUntil: t.Union([t.Number(), t.Null()]),
+  readSeq: t.Integer(),
+  deliveredSeq: t.Integer(),
+});
+const Msg = t.Object({
+  id: t.String(),
+  conv: t.String(),
+  seq: t.Integer(),
+  from: t.String(),
+  kind: t.String(),
+  body: t.Unknown(),
+  cmid: t.Optional(t.String()),
+  ts: t.Number(),
+  recalled: t.Optional(t.Boolean()),
+});
+const AckOut = t.Object({ id: t.String(), conv: t.String(), seq: t.Integer(), ts: t.Number(), dup: t.Boolean() });
+const InboxOut = t.Object(
+  {
+    conv: t.String(),
+    kind: t.String(),
+    subtype: t.Union([t.String(), t.Null()]),
+    name: t.String(),
+    avatar: t.String(),
+    role: t.String(),
+    lastSeq: t.Integer(),
+    lastMsgAt: t.Union([t.Number(), t.Null()]),
+    unread: t.Integer(),
+    awaiting: t.Boolean(),
+    last: t.Optional(Msg),
+  },
+  { additionalProperties: true },
+);
+const Int = (d: string) => t.Optional(t.Numeric({ description: d }));
+const tags = ["messaging"];
+
+export function messagingHttp(app: App) {
+  const { chat, groups } = app;
+  return new Elysia({ prefix: "/api" })
+    .use(serverAuth(app))
+    .post(
+      "/messages",
+      async ({ body: b }) => {
+        if ([b.to, b.conv].filter((x) => x !== undefined).length !== 1) fail("bad_request", "give exactly one of `to` or `conv`");
+        if (!(await chat.userExists(b.from))) fail("not_found", `no user ${b.from}`);
+        const input = { kind: b.kind, body: b.body, cmid: b.cmid };
+        const to = b.to ?? (b.conv ? directPeer(b.conv, b.from) : undefined);
+        if (to) return chat.sendDirect(b.from, to, input);
+        if (b.conv?.startsWith("g:")) return groups.send(b.from, b.conv.slice(2), input, undefined, true);
+        return fail("not_found", `cannot publish to ${b.conv}`);
+      },
+      {
+        body: t.Object({
+          from: t.String({ description: "the sender (an existing user, e.g. a system account)" }),
+          to: t.Optional(t.String({ description: "a user: a 1:1 message from `from`" })),
+          conv: t.Optional(t.String({ description: "a conversation: `g:<group>` (mutes and roles do not apply), or `d:<a>:<b>`" })),
+          kind: t.Optional(t.String({ maxLength: 32 })),
+          body: t.Unknown(),
+          cmid: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "idempotency key: a retry returns the first ack" })),
+        }),
+        response: { 200: AckOut, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
+        detail: { summary: "Publish a message to a user or a group (acknowledged after commit)", tags },
+      },
+    )
+    .get(
+      "/users/:id/conversations",
+      ({ params, query: q }) =>
+        chat.inbox(params.id, { kind: q.kind, since: q.since, before: q.before, awaiting: q.awaiting, empty: q.empty, limit: q.limit }),
+      {
+        query: t.Object({
+          kind: t.Optional(t.String({ description: "direct | group | room | container" })),
+          since: Int("only conversations with a message at or after this time (ms)"),
+          before: Int("only conversations whose last message is older (ms): the next page"),
+          awaiting: t.Optional(t.BooleanString({ description: "only those awaiting the user's reply" })),
+          empty: t.Optional(t.BooleanString({ description: "include conversations without messages" })),
+          limit: Int("page size, 1-500 (100)"),
+        }),
+        response: { 200: t.Array(InboxOut), 400: ErrorBody, 401: ErrorBody },
+        detail: { summary: "A user's conversation list: last message, unread count, awaiting reply, last contact", tags },
+      },
+    )
+    .get(
+      "/conversations/:conv/messages",
+      ({ params, query: q }) => chat.history(q.user, params.conv, { before: q.before, after: q.after, from: q.from, to: q.to, limit: q.limit, desc: q.desc }),
+      {
+        query: t.Object({
+          user: t.String({ description: "read as this member" }),
+          before: Int("seq: messages below it"),
+          after: Int("seq: messages above it (oldest first)"),
+          from: Int("time range start (ms)"),
+          to: Int("time range end (ms)"),
+          limit: Int("page size, 1-500 (50)"),
+          desc: t.Optional(t.BooleanString()),
+        }),
+        response: { 200: t.Object({ msgs: t.Array(Msg), more: t.Boolean() }), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody },
+        detail: { summary: "History of a conversation, by seq or time range, as one of its members", tags },
+      },
+    )
+    .post(
+      "/groups",
+      ({ body: b }) => groups.create(b.owner, { id: b.id, kind: b.kind, name: b.name, avatar: b.avatar, attributes: b.attributes, members: b.members }),
+      {
+        body: t.Object({
+          id: t.Optional(t.String({ pattern: "^[\\w.@-]{1,128}$", description: "default: a new server id" })),
+          kind: GroupKind,
+          owner: UserId,
+          name: t.Optional(t.String({ maxLength: 200 })),
+          avatar: t.Optional(t.String({ maxLength: 2000 })),
+          attributes: t.Optional(Attrs),
+          members: t.Optional(t.Array(UserId, { maxItems: 1000 })),
+        }),
+        response: { 200: GroupOut, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        detail: { summary: "Create a group (user, interest, neighbourhood — needs attributes.area — or service)", tags },
+      },
+    )
+    .get("/groups", ({ query: q }) => groups.discover(q.kind, q.area, q.limit ?? 100), {
+      query: t.Object({ kind: GroupKind, area: t.Optional(t.String()), limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500 })) }),
+      response: { 200: t.Array(GroupOut), 400: ErrorBody, 401: ErrorBody },
+      detail: { summary: "Discover open groups of a kind (neighbourhood groups by area)", tags },
+    })
+    .get("/groups/:id", ({ params }) => groups.info(null, params.id), {
+      response: { 200: GroupOut, 401: ErrorBody, 404: ErrorBody },
+      detail: { summary: "Read a group", tags },
+    })
+    .patch(
+      "/groups/:id",
+      ({ params, body }) => groups.update(null, params.id, body),
+      {
+        body: t.Object({ name: t.Optional(t.String({ maxLength: 200 })), avatar: t.Optional(t.String({ maxLength: 2000 })), attributes: t.Optional(Attrs) }),
+        response: { 200: GroupOut, 401: ErrorBody, 404: ErrorBody },
+        detail: { summary: "Rename a group, change its avatar or attributes", tags },
+      },
+    )
+    .delete(
+      "/groups/:id",
+      async ({ params }) => {
+        await groups.dissolve(null, params.id);
+        return { ok: true };
+      },
+      { response: { 200: t.Object({ ok: t.Boolean() }), 401: ErrorBody, 404: ErrorBody }, detail: { summary: "Dissolve a group (members are told)", tags } },
+    )
+    .get("/groups/:id/members", ({ params }) => groups.members(null, params.id), {
+      response: { 200: t.Array(MemberOut), 401: ErrorBody, 404: ErrorBody },
+      detail: { summary: "Members of a group with roles and mutes", tags },
+    })
+    .post(
+      "/groups/:id/members",
+      async ({ params, body }) => ({ added: await groups.add(null, params.id, body.users) }),
+      {
+        body: t.Object({ users: t.Array(UserId, { minItems: 1, maxItems: 1000 }) }),
+        response: { 200: t.Object({ added: t.Array(t.String()) }), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
+        detail: { summary: "Add members (existing users; those already in are skipped)", tags },
+      },
+    )
+    .delete(
+      "/groups/:id/members/:user",
+      async ({ params }) => ({ removed: await groups.remove(null, params.id, params.user) }),
+      {
+        response: { 200: t.Object({ removed: t.Boolean() }), 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
+        detail: { summary: "Remove a member", tags },
+      },
+    )
+    .put(
+      "/groups/:id/members/:user",
+      async ({ params, body }) => {
+        if (body.role) await groups.setRole(null, params.id, params.user, body.role);
+        const mutedUntil = body.muteSec !== undefined ? await groups.mute(null, params.id, params.user, body.muteSec) : undefined;
+        return { user: params.user, ...(body.role ? { role: body.role } : {}), ...(mutedUntil !== undefined ? { mutedUntil } : {}) };
+      },
+      {
+        body: t.Object({
+          role: t.Optional(t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member")], { description: "`owner` hands ownership over" })),
+          muteSec: t.Optional(t.Integer({ minimum: 0, maximum: 366 * 86400, description: "mute for this long; 0 lifts the mute" })),
+        }),
+        response: {
+          200: t.Object({ user: t.String(), role: t.Optional(t.String()), mutedUntil: t.Optional(t.Union([t.Number(), t.Null()])) }),
+          400: ErrorBody,
+          401: ErrorBody,
+          403: ErrorBody,
+          404: ErrorBody,
+        },
+        detail: { summary: "Set a member's role or a timed mute", tags },
+      },
+    );
+}
