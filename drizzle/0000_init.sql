@@ -76,6 +76,14 @@ CREATE TABLE "messages" (
 	"recalled_at" timestamp with time zone
 );
 --> statement-breakpoint
+CREATE TABLE "room_mutes" (
+	"conv_id" text NOT NULL,
+	"user_id" text NOT NULL,
+	"until" timestamp with time zone NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "room_mutes_conv_id_user_id_pk" PRIMARY KEY("conv_id","user_id")
+);
+--> statement-breakpoint
 CREATE TABLE "users" (
 	"id" text PRIMARY KEY NOT NULL,
 	"nick" text DEFAULT '' NOT NULL,

@@ -5,6 +5,7 @@ import type { Chat } from "./core/chat.ts";
 import type { Contacts } from "./core/contacts.ts";
 import type { Logins } from "./core/logins.ts";
 import type { Groups } from "./core/groups.ts";
+import type { Live } from "./core/live.ts";
 import type { Recalls } from "./core/recall.ts";
 import type { TokenService } from "./core/tokens.ts";
 import type { GroupWriter } from "./core/writer.ts";
@@ -27,6 +28,8 @@ export interface App {
   contacts: Contacts;
   groups: Groups;
   recalls: Recalls;
+  /** Live rooms: join/leave, droppable and must-deliver messages, slow mode, mutes. */
+  live: Live;
   log: Logger;
   startedAt: number;
   /** true once SIGTERM (or stop()) began: new connections are refused. */

@@ -22,8 +22,10 @@ export interface Config {
   recallWindowSec: number;
   /** How long group receipts are gathered before the senders get counts. */
   receiptDebounceMs: number;
-  /** Tick of the droppable room traffic coalescer (danmaku, typing). */
+  /** Tick of the room traffic coalescer (danmaku, typing, gifts, in/out). */
   roomTickMs: number;
+  /** How long a room subscriber that missed must-deliver messages may take to catch up before a 4100 close. */
+  roomResyncMs: number;
   /** Group-commit writer: flush at this many rows, or after this many milliseconds. */
   writerBatchRows: number;
   writerBatchMs: number;
@@ -96,6 +98,7 @@ export function loadConfig(env: Env = process.env): Config {
     recallWindowSec: int(env, "RECALL_WINDOW_SEC", 120, 0, 86400 * 365),
     receiptDebounceMs: int(env, "RECEIPT_DEBOUNCE_MS", 500, 1, 60_000),
     roomTickMs: int(env, "ROOM_TICK_MS", 50, 5, 5000),
+    roomResyncMs: int(env, "ROOM_RESYNC_MS", 10_000, 10, 600_000),
     writerBatchRows: int(env, "WRITER_BATCH_ROWS", 500, 1, 10_000),
     writerBatchMs: int(env, "WRITER_BATCH_MS", 1, 0, 1000),
     nodeId,

@@ -8,6 +8,7 @@ import { Chat } from "./core/chat.ts";
 import { Contacts } from "./core/contacts.ts";
 import { Logins } from "./core/logins.ts";
 import { Groups } from "./core/groups.ts";
+import { Live } from "./core/live.ts";
 import { Recalls } from "./core/recall.ts";
 import { IdGen } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
@@ -40,7 +41,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const store = new Store(db.db);
   const bus: Bus = opts.bus ?? (cfg.redisUrl ? await RedisBus.connect(cfg.redisUrl, log) : new MemoryBus());
   const presence: Presence = new MemoryPresence();
-  const hub = new Hub(bus, presence, cfg.nodeId, log.warn);
+  const hub = new Hub(bus, presence, cfg.nodeId, log.warn, { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs });
   const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs);
   const app: App = {
     cfg,
@@ -56,6 +57,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     contacts: undefined as unknown as Contacts,
     groups: undefined as unknown as Groups,
     recalls: undefined as unknown as Recalls,
+    live: undefined as unknown as Live,
     log,
     startedAt: Date.now(),
     draining: false,
@@ -78,6 +80,17 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   app.contacts = new Contacts(store, app.chat);
   app.groups = new Groups(store, app.chat, ids, (ev, skip) => hub.dispatch(ev, skip));
   app.recalls = new Recalls(store, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip));
+  app.live = new Live({
+    store,
+    chat: app.chat,
+    ids,
+    tickMs: cfg.roomTickMs,
+    publish: (conv, ev) => hub.publish(conv, ev),
+    emit: (ev) => hub.dispatch(ev),
+    count: (conv) => presence.roomCount(conv),
+    log: (m) => log.warn(m),
+  });
+  hub.watcher = { joined: (u, t) => app.live.entered(u, t), left: (u, t) => app.live.left(u, t) };
 
   const jim = jimDialect(app);
   const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim };
@@ -100,6 +113,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       closeAll(app);
       await writer.flush();
       app.chat.receipts.stop();
+      app.live.stop();
       for (const l of listeners) l.server.stop(true);
       await presence.close();
       await bus.close();

@@ -30,7 +30,7 @@ export interface ChatDeps {
 
 export const MAX_PAGE = 500;
 export const CONV_KINDS = ["direct", "group", "room", "container"];
-const KIND_RE = /^[\w.:-]{1,32}$/;
+export const KIND_RE = /^[\w.:-]{1,32}$/;
 
 const mSent = metric("chat_messages_in_total", "Messages accepted and committed");
 const mDup = metric("chat_messages_duplicate_total", "Retried sends answered with their first ack");

@@ -46,3 +46,8 @@ export function renderMetrics(): string {
   }
   return out.join("\n") + "\n";
 }
+
+/** Removes one labelled series, e.g. a room's counter once the room has gone quiet on this node. */
+export function forgetMetric(name: string, labels: Labels): void {
+  families.get(name)?.series.delete(JSON.stringify(labels));
+}

@@ -43,7 +43,11 @@ export type CoreEvent =
     }
   /** Read/delivered counts of a sender's messages in a group (debounced). */
   | { type: "receipts"; conv: string; counts: ReceiptCount[]; to: string[] }
-  | { type: "recall"; conv: string; id: string; seq: number; from: string; cmid?: string; to: string[] };
+  | { type: "recall"; conv: string; id: string; seq: number; from: string; cmid?: string; to: string[] }
+  /** One tick of a live room (core/live.ts): fanned out to the room's topic, not to users. */
+  | { type: "room"; conv: string; items: RoomItem[]; online?: number }
+  /** To one connection that was too slow to take a room's must-deliver messages: fetch history after `after`. */
+  | { type: "resync"; conv: string; after: number; dropped: number };
 
 export const ackOf = (msg: Message, dup: boolean): Ack => ({ id: msg.id, conv: msg.conv, seq: msg.seq, ts: msg.ts, dup });
 
@@ -56,3 +60,15 @@ export interface ReceiptCount {
   delivered: number;
   read: number;
 }
+
+/** Room message classes: droppable ones are coalesced and skipped for slow consumers; must-deliver ones are not. */
+export type RoomClass = "droppable" | "must";
+
+/** A live-room message. Must-deliver messages are committed and carry a seq; droppable ones are never stored. */
+export interface RoomMessage extends Omit<Message, "seq"> {
+  seq?: number;
+  class: RoomClass;
+}
+
+/** What one room tick carries, in order: messages and in/out notices. */
+export type RoomItem = { type: "msg"; msg: RoomMessage } | { type: "in" | "out"; user: { id: string; nick: string } };

@@ -2,15 +2,19 @@
 // codec, and through the bus to the nodes holding the other recipients.
 //  - user events (1:1, receipts): per-recipient sends, plus one envelope per recipient's user channel;
 //  - topic events (rooms, groups joined as topics): one encode per codec and one Bun publish per server
-//    (Bun topic `<topic>|<codec>`), plus one envelope on the topic's channel.
+//    (Bun topic `<topic>|<codec>`), plus one envelope on the topic's channel. Before a room tick goes out,
+//    subscribers under backpressure are taken out of the Bun topic (slow.ts), so the publish stays one call.
 import type { Server } from "bun";
 import { pack, unpack } from "msgpackr";
 import type { Bus } from "../bus/bus.ts";
 import { keys } from "../bus/keys.ts";
+import { CloseCodes } from "../core/errors.ts";
+import { forgetRoomDrops } from "../core/live.ts";
 import { metric } from "../core/metrics.ts";
 import type { CoreEvent } from "../core/types.ts";
 import type { Presence } from "../presence/presence.ts";
 import type { Dialect, Frame, Session } from "./session.ts";
+import { SlowConsumers } from "./slow.ts";
 
 interface Envelope {
   /** origin node: a node ignores its own envelopes, it delivered locally already */
@@ -34,6 +38,11 @@ export class Hub {
   private readonly byUser = new Map<string, Set<Session>>();
   /** topic → codec → { dialect, local subscriber count } */
   private readonly topics = new Map<string, Map<string, { dialect: Dialect; n: number }>>();
+  /** topic → its local sessions (screened for backpressure before a room tick) */
+  private readonly members = new Map<string, Set<Session>>();
+  private readonly slow: SlowConsumers;
+  /** Told of every topic subscription and unsubscription (live rooms post in/out notices). */
+  watcher?: { joined(userId: string, topic: string): void; left(userId: string, topic: string): void };
   private readonly servers: Server<Session>[] = [];
   readonly all = new Set<Session>();
 
@@ -42,8 +51,10 @@ export class Hub {
     readonly presence: Presence,
     readonly nodeId: string,
     private readonly log: (msg: string) => void = console.error,
+    opts: { backpressureBytes?: number; resyncMs?: number } = {},
   ) {
     bus.onMessage((ch, payload) => this.fromBus(ch, payload));
+    this.slow = new SlowConsumers(opts.backpressureBytes ?? 1 << 20, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
   }
 
   addServer(server: Server<Session>): void {
@@ -108,17 +119,29 @@ export class Hub {
     const c = codecs.get(s.codec);
     if (c) c.n++;
     else codecs.set(s.codec, { dialect: s.dialect, n: 1 });
+    let set = this.members.get(topic);
+    if (!set) this.members.set(topic, (set = new Set()));
+    set.add(s);
     this.presence.roomDelta(topic, 1);
+    if (s.userId) this.watcher?.joined(s.userId, topic);
   }
 
   leave(s: Session, topic: string): void {
     if (!s.topics.delete(topic)) return;
     if (!s.closed) s.ws.unsubscribe(`${topic}|${s.codec}`);
+    this.slow.left(s, topic);
+    const set = this.members.get(topic);
+    set?.delete(s);
+    if (set?.size === 0) {
+      this.members.delete(topic);
+      forgetRoomDrops(topic);
+    }
     const codecs = this.topics.get(topic);
     const c = codecs?.get(s.codec);
     if (!codecs || !c) return;
     if (--c.n === 0) codecs.delete(s.codec);
     this.presence.roomDelta(topic, -1);
+    if (s.userId) this.watcher?.left(s.userId, topic);
     if (codecs.size === 0) {
       this.topics.delete(topic);
       this.bus.unsubscribe(keys.topicChannel(topic));
@@ -133,7 +156,8 @@ export class Hub {
   }
 
   /** Routes a user event to its recipients, here and on other nodes. `skip` is a session id not to send to. */
-  dispatch(ev: CoreEvent & { to: string[] }, skip?: string): void {
+  dispatch(ev: CoreEvent, skip?: string): void {
+    if (!("to" in ev)) return; // topic events (rooms) have no user recipients: see publish()
     const cache = new Map<string, Frame | undefined>();
     for (const u of ev.to) this.deliverLocal(u, ev, skip, cache);
     if (!this.bus.hasPeers) return;
@@ -155,7 +179,16 @@ export class Hub {
     mBusOut.value++;
   }
 
+  /** Bun's drain handler: a socket wrote out some of its queue. */
+  drained(s: Session): void {
+    this.slow.drained(s);
+  }
+
   private publishLocal(topic: string, ev: CoreEvent, except?: Session): void {
+    if (ev.type === "room") {
+      const set = this.members.get(topic);
+      if (set) this.slow.screen(topic, ev, set);
+    }
     const codecs = this.topics.get(topic);
     if (!codecs) return;
     for (const [codec, { dialect }] of codecs) {
@@ -185,7 +218,11 @@ export class Hub {
     }
   }
 
-  /** Writes one frame; returns false when the socket dropped it. */
+  /**
+   * Writes one frame; returns false when the socket dropped it. Bun drops a frame when the socket has
+   * more than BACKPRESSURE_BYTES queued; nothing is dropped silently, so that connection is closed with
+   * 4100 (reconnect, then sync).
+   */
   send(s: Session, frame: Frame): boolean {
     if (s.closed) return false;
     const r = s.ws.send(frame);
@@ -193,6 +230,7 @@ export class Hub {
     if (r === -1) mBackpressure.value++;
     else if (r === 0) {
       mDropped.value++;
+      if (!s.closed) s.ws.close(CloseCodes.resync, "send queue full");
       return false;
     }
     return true;

@@ -1,5 +1,6 @@
 import type { ServerWebSocket } from "bun";
 import type { CoreEvent } from "../core/types.ts";
+import type { Lag } from "./slow.ts";
 
 export type Frame = string | Uint8Array;
 
@@ -40,6 +41,9 @@ export interface Session {
   closed: boolean;
   /** Topics (rooms, groups) this connection is subscribed to through the hub. */
   topics: Set<string>;
+  /** Room topics this connection was taken out of for backpressure, until it drains (hub/slow.ts). */
+  lag?: Map<string, Lag>;
+  lagTimer?: ReturnType<typeof setTimeout>;
   /** Owned by the dialect. */
   state: Record<string, unknown>;
 }

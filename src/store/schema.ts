@@ -150,3 +150,16 @@ export const appTokens = pgTable(
   },
   (t) => [index("app_tokens_user_idx").on(t.userId)],
 );
+
+// ---- Live rooms: timed mutes. Room viewers are not stored members (a room is large and its audience
+// ephemeral), so a room's mutes live here instead of in members.muted_until. ----
+export const roomMutes = pgTable(
+  "room_mutes",
+  {
+    convId: text("conv_id").notNull(),
+    userId: text("user_id").notNull(),
+    until: ts("until").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.convId, t.userId] })],
+);

@@ -106,6 +106,9 @@ export function listen(
         const s = ws.data;
         run(app, s, () => s.dialect.message(s, data));
       },
+      drain(ws) {
+        hub.drained(ws.data);
+      },
       close(ws, code, reason) {
         const s = ws.data;
         s.closed = true;

@@ -1,0 +1,332 @@
+// Live rooms: conversation kind `room`, id `r:<roomId>`. A room's audience is large and ephemeral, so
+// viewers are not stored members: joining is a subscription of one connection (the hub's topic), the
+// online count is the cluster-wide presence count of those connections, and mutes have their own table.
+//
+// Room messages have a class:
+//  - droppable (danmaku, typing): never stored; gathered per room for ROOM_TICK_MS and sent as one frame;
+//    a consumer too slow to take them misses them (the hub skips it and counts the drop per room);
+//  - must (gifts, paid messages): committed through Chat.commit first (a seq, an ack after the commit),
+//    then sent in the next tick; a consumer too slow to take one is told to resync from its seq, or is
+//    closed with 4100 (hub/slow.ts), and fetches what it missed from the room's history.
+// In/out notices ride the same tick as droppable items; the tick stamps them with the online count once.
+// Flood control here: timed mutes (4032) and per-room slow mode (4291) for clients; the per-connection
+// token bucket (4290) is the dialects'. The server API (`trusted`) is exempt from all three.
+import { activeMutes, ensureRoom, getRoom, setRoomMute, upsertRoom, type RoomRow } from "../store/rooms.ts";
+import type { Store } from "../store/store.ts";
+import { KIND_RE, type Chat, type SendInput } from "./chat.ts";
+import { fail } from "./errors.ts";
+import type { IdGen } from "./ids.ts";
+import { forgetMetric, metric } from "./metrics.ts";
+import type { CoreEvent, Message, RoomClass, RoomItem, RoomMessage } from "./types.ts";
+
+export const ROOM_ID_RE = /^[\w.@-]{1,128}$/;
+export const ROOM_CLASSES: readonly RoomClass[] = ["droppable", "must"];
+export const roomConvId = (roomId: string) => `r:${roomId}`;
+export const roomIdOf = (conv: string) => (conv.startsWith("r:") ? conv.slice(2) : undefined);
+
+/** Rooms one connection may be in at once (each is a subscription the node keeps). */
+export const MAX_ROOMS_PER_CONNECTION = 50;
+/** Droppable items one room may queue on one node per tick; more are dropped (a flood, not a slow consumer). */
+export const MAX_TICK_ITEMS = 500;
+/** Room settings and mutes are cached this long: a change made on another node applies within it. */
+const CACHE_MS = 1000;
+const MAX_SLOW_ENTRIES = 100_000;
+
+const mIn = metric("chat_room_messages_total", "Room messages accepted (droppable and must-deliver)");
+const mOverflow = metric("chat_room_overflow_total", "Droppable room items dropped because a room queued too many in one tick");
+const mTicks = metric("chat_room_ticks_total", "Room ticks sent (one frame per codec per node each)");
+
+/** The per-room counter of droppable items skipped for slow consumers (item × consumer), on this node. */
+const DROPS = "chat_room_dropped_total";
+export const roomDrops = (conv: string) => metric(DROPS, "Room items skipped for consumers under backpressure", "counter", { room: conv });
+/** A room with no subscriber left on this node loses its counter (rooms come and go; series must not pile up). */
+export const forgetRoomDrops = (conv: string) => forgetMetric(DROPS, { room: conv });
+
+export interface RoomSendInput extends SendInput {
+  class?: RoomClass;
+}
+
+/** What a room send returns: must-deliver messages carry their seq (after the commit), droppable ones none. */
+export interface RoomAck {
+  id: string;
+  conv: string;
+  seq?: number;
+  ts: number;
+  dup: boolean;
+}
+
+export interface RoomInfo {
+  room: string;
+  conv: string;
+  name: string;
+  owner: string | null;
+  /** connections in the room across the cluster */
+  online: number;
+  /** seq of the latest must-deliver message: a client resyncs from the last one it saw */
+  lastSeq: number;
+  slowModeSec: number;
+  createdAt: number;
+}
+
+export interface LiveDeps {
+  store: Store;
+  chat: Chat;
+  ids: IdGen;
+  tickMs: number;
+  /** Fans a room event out to the room's subscribers on every node (the hub's topic publish). */
+  publish(conv: string, ev: CoreEvent): void;
+  /** Pushes a user event (a mute notice). */
+  emit(ev: CoreEvent & { to: string[] }): void;
+  /** Connections in the room across the cluster (presence). */
+  count(conv: string): Promise<number>;
+  log(msg: string): void;
+}
+
+interface Cached {
+  at: number;
+  room: RoomRow;
+  mutes: Map<string, number>;
+}
+
+interface Queue {
+  items: RoomItem[];
+  droppable: number;
+  timer?: ReturnType<typeof setTimeout>;
+  busy: boolean;
+}
+
+export class Live {
+  private readonly queues = new Map<string, Queue>();
+  private readonly cache = new Map<string, Cached | Promise<Cached | undefined>>();
+  /** `conv\0user` → when the user may post again under slow mode (ms). */
+  private readonly slow = new Map<string, number>();
+
+  constructor(private readonly d: LiveDeps) {}
+
+  /**
+   * A user enters a room (created by its first join). The caller subscribes the connection to the
+   * returned `conv`; the hub then reports the subscription (`entered`) and the others see an "in".
+   */
+  async join(userId: string, roomId: string, roomsOfConnection = 0): Promise<Omit<RoomInfo, "online"> & { mutedUntil: number | null }> {
+    const conv = roomConvId(checkId(roomId));
+    if (roomsOfConnection >= MAX_ROOMS_PER_CONNECTION) fail("forbidden", `a connection may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
+    let c = await this.settings(conv);
+    if (!c) {
+      await ensureRoom(this.d.store.db, conv, roomId);
+      this.cache.delete(conv);
+      c = (await this.settings(conv))!;
+    }
+    if (c.room.closed) fail("forbidden", `room ${roomId} is closed`);
+    const until = c.mutes.get(userId);
+    return { ...infoOf(c.room), mutedUntil: until && until > Date.now() ? until : null };
+  }
+
+  /** A connection of `userId` subscribed to `conv` (reported by the hub). */
+  entered(userId: string, conv: string): void {
+    if (conv.startsWith("r:")) this.post(conv, { type: "in", user: { id: userId, nick: "" } });
+  }
+
+  /** A connection of `userId` left `conv`, or closed while in it. */
+  left(userId: string, conv: string): void {
+    if (conv.startsWith("r:")) this.post(conv, { type: "out", user: { id: userId, nick: "" } });
+  }
+
+  online(conv: string): Promise<number> {
+    return this.d.count(conv);
+  }
+
+  /** A client posts to a room it is in: mutes and slow mode apply (the room's owner is exempt from slow mode). */
+  async send(userId: string, roomId: string, input: RoomSendInput): Promise<RoomAck> {
+    const conv = roomConvId(checkId(roomId));
+    const c = await this.settings(conv);
+    if (!c) fail("not_found", `no room ${roomId}`);
+    if (c!.room.closed) fail("forbidden", `room ${roomId} is closed`);
+    const now = Date.now();
+    const muted = (c!.mutes.get(userId) ?? 0) - now;
+    if (muted > 0) fail("muted", `you are muted in this room for ${Math.ceil(muted / 1000)} s`, muted);
+    checkInput(input);
+    const slowMs = c!.room.slowModeSec * 1000;
+    if (slowMs > 0 && c!.room.ownerId !== userId) {
+      const key = `${conv}\u0000${userId}`;
+      const wait = (this.slow.get(key) ?? 0) - now;
+      if (wait > 0) fail("slow_mode", `slow mode: one message per ${c!.room.slowModeSec} s, retry in ${Math.ceil(wait / 1000)} s`, wait);
+      if (this.slow.size >= MAX_SLOW_ENTRIES) for (const [k, t] of this.slow) if (t <= now) this.slow.delete(k);
+      this.slow.set(key, now + slowMs);
+    }
+    return this.deliver(userId, conv, input);
+  }
+
+  /** The server API posts to a room as `from` (an existing user): no mute, slow mode or rate limit. */
+  async publish(from: string, roomId: string, input: RoomSendInput): Promise<RoomAck> {
+    const conv = roomConvId(checkId(roomId));
+    checkInput(input);
+    if (!(await this.d.chat.userExists(from))) fail("not_found", `no user ${from}`);
+    if (!(await this.settings(conv))) {
+      await ensureRoom(this.d.store.db, conv, roomId);
+      this.cache.delete(conv);
+    }
+    return this.deliver(from, conv, input);
+  }
+
+  async info(roomId: string): Promise<RoomInfo> {
+    const conv = roomConvId(checkId(roomId));
+    const r = await getRoom(this.d.store.db, conv);
+    if (!r) fail("not_found", `no room ${roomId}`);
+    return { ...infoOf(r!), online: await this.d.count(conv) };
+  }
+
+  /** Creates a room or changes its name, owner (exempt from slow mode) or slow mode (0 turns it off). */
+  async update(roomId: string, set: { name?: string; owner?: string | null; slowModeSec?: number }): Promise<RoomInfo> {
+    const conv = roomConvId(checkId(roomId));
+    if (set.slowModeSec !== undefined && (!Number.isInteger(set.slowModeSec) || set.slowModeSec < 0 || set.slowModeSec > 86400)) {
+      fail("bad_request", "`slowModeSec` must be 0..86400");
+    }
+    if (set.owner && !(await this.d.chat.userExists(set.owner))) fail("not_found", `no user ${set.owner}`);
+    const r = await upsertRoom(this.d.store.db, conv, { name: set.name, ownerId: set.owner, slowModeSec: set.slowModeSec });
+    this.cache.delete(conv);
+    return { ...infoOf(r), online: await this.d.count(conv) };
+  }
+
+  /** Mutes a user in a room for `seconds` (0 lifts it). The user's connections are told. */
+  async mute(roomId: string, userId: string, seconds: number): Promise<number | null> {
+    const conv = roomConvId(checkId(roomId));
+    if (!Number.isInteger(seconds) || seconds < 0 || seconds > 366 * 86400) fail("bad_request", "`seconds` must be 0..31622400");
+    if (!(await getRoom(this.d.store.db, conv))) fail("not_found", `no room ${roomId}`);
+    if (!(await this.d.chat.userExists(userId))) fail("not_found", `no user ${userId}`);
+    const until = seconds ? Date.now() + seconds * 1000 : null;
+    await setRoomMute(this.d.store.db, conv, userId, until === null ? null : new Date(until));
+    this.cache.delete(conv);
+    const nick = (await this.d.store.getUser(userId))?.nick ?? "";
+    this.d.emit({ type: "member", conv, user: { id: userId, nick }, change: "mute", by: null, mutedUntil: until, to: [userId] });
+    return until;
+  }
+
+  async mutes(roomId: string): Promise<{ user: string; mutedUntil: number }[]> {
+    const conv = roomConvId(checkId(roomId));
+    return [...(await activeMutes(this.d.store.db, conv))].map(([user, mutedUntil]) => ({ user, mutedUntil }));
+  }
+
+  /**
+   * A page of the room's stored (must-deliver) messages, open to any signed-in user: a live room is public.
+   * `after` (a seq) pages forward, oldest first: how a resyncing client fetches what it missed.
+   */
+  async history(roomId: string, q: { after?: number; before?: number; limit?: number }): Promise<{ msgs: Message[]; more: boolean }> {
+    const conv = roomConvId(checkId(roomId));
+    const limit = q.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) fail("bad_request", "`limit` must be 1..500");
+    const msgs = await this.d.store.history(conv, { afterSeq: q.after, beforeSeq: q.before, limit: limit + 1, desc: q.after === undefined });
+    return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
+  }
+
+  /** Drops what is queued (shutdown). Must-deliver items are committed already: clients resync. */
+  stop(): void {
+    for (const q of this.queues.values()) if (q.timer) clearTimeout(q.timer);
+    this.queues.clear();
+  }
+
+  private async deliver(from: string, conv: string, input: RoomSendInput): Promise<RoomAck> {
+    mIn.value++;
+    const cls = input.class ?? "droppable";
+    if (cls === "must") {
+      // No recipients by user: room messages reach viewers through the room's tick, not user channels.
+      const ack = await this.d.chat.commit(from, conv, input, []);
+      if (!ack.dup) this.post(conv, { type: "msg", msg: { id: ack.id, conv, seq: ack.seq, from, kind: input.kind ?? "text", body: input.body, cmid: input.cmid, ts: ack.ts, class: "must" } });
+      return ack;
+    }
+    const now = Date.now();
+    const msg: RoomMessage = { id: this.d.ids.next(now).toString(), conv, from, kind: input.kind ?? "text", body: input.body, ts: now, class: "droppable" };
+    if (input.cmid !== undefined) msg.cmid = input.cmid;
+    this.post(conv, { type: "msg", msg });
+    return { id: msg.id, conv, ts: now, dup: false };
+  }
+
+  private post(conv: string, item: RoomItem): void {
+    let q = this.queues.get(conv);
+    if (!q) this.queues.set(conv, (q = { items: [], droppable: 0, busy: false }));
+    if (item.type !== "msg" || item.msg.class === "droppable") {
+      if (q.droppable >= MAX_TICK_ITEMS) return void mOverflow.value++;
+      q.droppable++;
+    }
+    q.items.push(item);
+    if (!q.timer && !q.busy) q.timer = setTimeout(() => this.flush(conv, q!), this.d.tickMs);
+  }
+
+  /** One tick: everything queued for the room goes out as one event, in/out notices with names and the count. */
+  private async flush(conv: string, q: Queue): Promise<void> {
+    q.timer = undefined;
+    q.busy = true;
+    const items = q.items;
+    q.items = [];
+    q.droppable = 0;
+    let online: number | undefined;
+    try {
+      const people = items.filter((i): i is Extract<RoomItem, { type: "in" | "out" }> => i.type !== "msg");
+      if (people.length) {
+        const [n, users] = await Promise.all([this.d.count(conv), this.d.store.getUsers([...new Set(people.map((p) => p.user.id))])]);
+        online = n;
+        const nick = new Map(users.map((u) => [u.id, u.nick]));
+        for (const p of people) p.user.nick = nick.get(p.user.id) ?? "";
+      }
+    } catch (e) {
+      // Names and the count are a nicety; the messages (must-deliver ones above all) still go out.
+      this.d.log(`room ${conv} tick: ${(e as Error).message}`);
+    }
+    try {
+      this.d.publish(conv, online === undefined ? { type: "room", conv, items } : { type: "room", conv, items, online });
+      mTicks.value++;
+    } catch (e) {
+      this.d.log(`room ${conv} publish: ${(e as Error).stack ?? e}`);
+    } finally {
+      q.busy = false;
+      if (q.items.length) q.timer = setTimeout(() => this.flush(conv, q), this.d.tickMs);
+      else if (this.queues.get(conv) === q) this.queues.delete(conv);
+    }
+  }
+
+  /** The room's settings and mutes, cached for CACHE_MS; undefined when the room does not exist. */
+  private async settings(conv: string): Promise<Cached | undefined> {
+    const hit = this.cache.get(conv);
+    if (hit && !(hit instanceof Promise) && Date.now() - hit.at < CACHE_MS) return hit;
+    if (hit instanceof Promise) return hit;
+    const load = (async () => {
+      const room = await getRoom(this.d.store.db, conv);
+      if (!room) return undefined;
+      return { at: Date.now(), room, mutes: await activeMutes(this.d.store.db, conv) };
+    })();
+    this.cache.set(conv, load);
+    try {
+      const c = await load;
+      if (this.cache.get(conv) === load) {
+        if (c) this.cache.set(conv, c);
+        else this.cache.delete(conv);
+      }
+      return c;
+    } catch (e) {
+      if (this.cache.get(conv) === load) this.cache.delete(conv);
+      throw e;
+    }
+  }
+}
+
+function checkId(roomId: string): string {
+  if (typeof roomId !== "string" || !ROOM_ID_RE.test(roomId)) fail("bad_request", "a room id is 1-128 characters of [A-Za-z0-9_.@-]");
+  return roomId;
+}
+
+function checkInput(input: RoomSendInput): void {
+  if (input.class !== undefined && !ROOM_CLASSES.includes(input.class)) fail("bad_request", "`class` must be droppable or must");
+  if (input.body === undefined) fail("bad_request", "`body` is required");
+  if (input.kind !== undefined && !KIND_RE.test(input.kind)) fail("bad_request", "`kind` must be 1-32 characters of [A-Za-z0-9_.:-]");
+}
+
+function infoOf(r: RoomRow): Omit<RoomInfo, "online"> {
+  return {
+    room: r.conv.slice(2),
+    conv: r.conv,
+    name: r.name,
+    owner: r.ownerId,
+    lastSeq: Number(r.lastSeq),
+    slowModeSec: r.slowModeSec,
+    createdAt: r.createdAt.getTime(),
+  };
+}

@@ -1,0 +1,73 @@
+// Live rooms in the store: the room's conversation row (kind `room`, no member rows) and its timed mutes.
+import { and, eq, gt, lte, sql } from "drizzle-orm";
+import type { Db } from "./db.ts";
+import { conversations, roomMutes } from "./schema.ts";
+
+export interface RoomRow {
+  conv: string;
+  name: string;
+  ownerId: string | null;
+  slowModeSec: number;
+  lastSeq: number;
+  closed: boolean;
+  createdAt: Date;
+}
+
+const cols = {
+  conv: conversations.id,
+  name: conversations.name,
+  ownerId: conversations.ownerId,
+  slowModeSec: conversations.slowModeSec,
+  lastSeq: conversations.lastSeq,
+  closed: conversations.closed,
+  createdAt: conversations.createdAt,
+};
+
+export async function getRoom(db: Db, conv: string): Promise<RoomRow | undefined> {
+  const [r] = await db
+    .select(cols)
+    .from(conversations)
+    .where(and(eq(conversations.id, conv), eq(conversations.kind, "room")));
+  return r;
+}
+
+/** Creates the room if it does not exist (a first join or publish creates it), then reads it. */
+export async function ensureRoom(db: Db, conv: string, name: string): Promise<RoomRow> {
+  await db.insert(conversations).values({ id: conv, kind: "room", name }).onConflictDoNothing();
+  return (await getRoom(db, conv))!;
+}
+
+/** Creates or updates a room's settings. */
+export async function upsertRoom(
+  db: Db,
+  conv: string,
+  set: { name?: string; ownerId?: string | null; slowModeSec?: number },
+): Promise<RoomRow> {
+  const values = { id: conv, kind: "room", name: set.name ?? conv.slice(2), ownerId: set.ownerId ?? null, slowModeSec: set.slowModeSec ?? 0 };
+  const update = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
+  const q = db.insert(conversations).values(values);
+  await (Object.keys(update).length ? q.onConflictDoUpdate({ target: conversations.id, set: update }) : q.onConflictDoNothing());
+  return (await getRoom(db, conv))!;
+}
+
+/** Mutes in force: user → until (ms). */
+export async function activeMutes(db: Db, conv: string): Promise<Map<string, number>> {
+  const rows = await db
+    .select({ user: roomMutes.userId, until: roomMutes.until })
+    .from(roomMutes)
+    .where(and(eq(roomMutes.convId, conv), gt(roomMutes.until, sql`now()`)));
+  return new Map(rows.map((r) => [r.user, r.until.getTime()]));
+}
+
+/** Sets (until) or lifts (null) a user's mute in a room; expired mutes of the room are cleared on the way. */
+export async function setRoomMute(db: Db, conv: string, userId: string, until: Date | null): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.delete(roomMutes).where(and(eq(roomMutes.convId, conv), lte(roomMutes.until, sql`now()`)));
+    if (until === null) await tx.delete(roomMutes).where(and(eq(roomMutes.convId, conv), eq(roomMutes.userId, userId)));
+    else
+      await tx
+        .insert(roomMutes)
+        .values({ convId: conv, userId, until })
+        .onConflictDoUpdate({ target: [roomMutes.convId, roomMutes.userId], set: { until, createdAt: new Date() } });
+  });
+}
