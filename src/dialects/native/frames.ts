@@ -8,6 +8,7 @@ const Conv = T.String({ minLength: 1, maxLength: 200 });
 const Seq = T.Integer({ minimum: 0 });
 const GroupId = T.String({ minLength: 1, maxLength: 128 });
 const UserId = T.String({ minLength: 1, maxLength: 128 });
+const RoomId = T.String({ minLength: 1, maxLength: 128 });
 const Limit = T.Optional(T.Integer({ minimum: 1, maximum: 500 }));
 
 export const Frames = {
@@ -89,6 +90,17 @@ export const Frames = {
     attributes: T.Optional(T.Record(T.String(), T.Unknown())),
   }),
   group_dissolve: T.Object({ t: T.Literal("group_dissolve"), id: Id, group: GroupId }),
+  join_room: T.Object({ t: T.Literal("join_room"), id: Id, room: RoomId }),
+  leave_room: T.Object({ t: T.Literal("leave_room"), id: Id, room: RoomId }),
+  room_send: T.Object({
+    t: T.Literal("room_send"),
+    id: Id,
+    room: RoomId,
+    class: T.Optional(T.Union([T.Literal("droppable"), T.Literal("must")])),
+    kind: T.Optional(T.String({ minLength: 1, maxLength: 32 })),
+    body: T.Unknown(),
+    cmid: T.Optional(T.String({ minLength: 1, maxLength: 64 })),
+  }),
   group_discover: T.Object({ t: T.Literal("group_discover"), id: Id, kind: T.String({ maxLength: 16 }), area: T.Optional(T.String({ maxLength: 200 })) }),
 } as const;
 

@@ -9,6 +9,8 @@ import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { check, type FrameOf } from "./frames.ts";
 import { groupFrame } from "./groups.ts";
+import { roomEvent, roomFrame } from "./rooms.ts";
+import { roomIdOf } from "../../core/live.ts";
 
 interface NativeState {
   binary: boolean;
@@ -22,7 +24,7 @@ const MSGPACK = "native/mp";
 const st = (s: Session) => s.state as unknown as NativeState;
 
 export function nativeDialect(app: App): Dialect {
-  const { chat, tokens, hub, cfg, groups, recalls } = app;
+  const { chat, tokens, hub, cfg, groups, recalls, live } = app;
 
   const encode = (s: Session, obj: unknown): Frame => (st(s).binary ? pack(obj) : JSON.stringify(obj));
   const reply = (s: Session, obj: Record<string, unknown>) => hub.send(s, encode(s, obj));
@@ -84,7 +86,8 @@ export function nativeDialect(app: App): Dialect {
       }
       case "history": {
         const m = f as FrameOf<"history">;
-        const page = await chat.history(me, m.conv, m);
+        const room = roomIdOf(m.conv);
+        const page = room !== undefined ? await live.history(room, m) : await chat.history(me, m.conv, m);
         return void reply(s, { t: "history", id: f.id, conv: m.conv, msgs: page.msgs, more: page.more });
       }
       case "convs": {
@@ -105,6 +108,10 @@ export function nativeDialect(app: App): Dialect {
         const msg = await recalls.recall(me, { id: m.msg, cmid: m.cmid }, s.id);
         return void reply(s, { t: "recalled", id: f.id, conv: msg.conv, msg: msg.id, seq: msg.seq });
       }
+      case "join_room":
+      case "leave_room":
+      case "room_send":
+        return void reply(s, { t: type, id: f.id, ...(await roomFrame(app, s, st(s).bucket, type, f)) });
       default:
         if (type.startsWith("group_")) return void reply(s, { t: type, id: f.id, ...(await groupFrame(groups, me, type, f)) });
     }
@@ -181,6 +188,9 @@ export function nativeDialect(app: App): Dialect {
           const { type: _t, to: _to, ...rest } = ev;
           return out({ t: "member", ...rest });
         }
+        case "room":
+        case "resync":
+          return out(roomEvent(ev));
       }
     },
   };
