@@ -1,0 +1,318 @@
+// Live rooms end to end: real server on port 0, real Postgres and Redis (bus), real WebSocket clients.
+// Stalled consumers are raw TCP WebSocket clients that stop reading (test/helpers/raw-ws.ts).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "../helpers/client.ts";
+import { Crowd } from "../helpers/crowd.ts";
+import { RawWs } from "../helpers/raw-ws.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+// BACKPRESSURE_BYTES is large enough that one filler tick (1 MB) cannot push a consumer from under the
+// lag mark (half) past the hard limit: a stalled consumer then takes the resync path, not the 4100 one.
+const ENV = { ROOM_TICK_MS: "100", BACKPRESSURE_BYTES: String(4 << 20), SEND_RATE: "1", SEND_BURST: "10", ROOM_RESYNC_MS: "60000" };
+const VIEWERS = 20;
+const CROWD = 300;
+
+let srv: TestServer;
+const tok: Record<string, string> = {};
+
+beforeAll(async () => {
+  srv = await startTestServer({ bus: "redis", env: ENV });
+  const names = ["host", "alice", "bob", "carol", "dave", "erin", "stall", "sentinel", ...Array.from({ length: VIEWERS }, (_, i) => `v${i}`)];
+  await Promise.all(names.map(async (u) => (tok[u] = await srv.user(u, { nick: u.toUpperCase() }))));
+});
+afterAll(() => srv.stop());
+
+const connect = async (s: TestServer, user: string) => {
+  const c = await Client.connect(`${s.wsUrl}/ws?token=${tok[user]}`);
+  expect(await c.next()).toMatchObject({ t: "welcome", user });
+  return c;
+};
+
+/** The next room tick (on `room`) whose items include one matching `pred`. */
+const tick = (c: Client, room: string, pred: (it: any) => boolean) => c.next((f) => f.t === "room" && f.room === room && f.items.some(pred));
+const msgItem = (id: string) => (it: any) => it.t === "msg" && it.msg.id === id;
+
+async function dropped(s: TestServer, room: string): Promise<number> {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const m = text.match(new RegExp(`^chat_room_dropped_total\\{room="r:${room}"\\} (\\d+)$`, "m"));
+  return m ? Number(m[1]) : 0;
+}
+
+describe("joining and leaving", () => {
+  test("in/out notices carry names and the online count; the API reads the same count", async () => {
+    const a = await connect(srv, "alice");
+    const b = await connect(srv, "bob");
+    const ja = await a.request({ t: "join_room", room: "io" });
+    expect(ja).toMatchObject({ t: "join_room", room: "io", conv: "r:io", online: 1, lastSeq: 0, slowModeSec: 0, mutedUntil: null });
+    await tick(a, "io", (it) => it.t === "in" && it.user.id === "alice");
+
+    const jb = await b.request({ t: "join_room", room: "io" });
+    expect(jb.online).toBe(2);
+    const seen = await tick(a, "io", (it) => it.t === "in" && it.user.id === "bob");
+    expect(seen.online).toBe(2);
+    expect(seen.items.find((it: any) => it.t === "in")).toEqual({ t: "in", user: { id: "bob", nick: "BOB" } });
+    expect((await srv.api("/api/rooms/io")).body).toMatchObject({ room: "io", conv: "r:io", online: 2 });
+
+    const left = await b.request({ t: "leave_room", room: "io" });
+    expect(left).toMatchObject({ t: "leave_room", room: "io", left: true, online: 1 });
+    expect((await tick(a, "io", (it) => it.t === "out" && it.user.id === "bob")).online).toBe(1);
+    expect((await b.request({ t: "leave_room", room: "io" })).left).toBe(false);
+
+    // A connection that closes leaves its rooms.
+    const c = await connect(srv, "carol");
+    await c.request({ t: "join_room", room: "io" });
+    await tick(a, "io", (it) => it.t === "in" && it.user.id === "carol");
+    await c.close();
+    const out = await tick(a, "io", (it) => it.t === "out" && it.user.id === "carol");
+    expect(out.online).toBe(1);
+    expect((await srv.api("/api/rooms/io")).body.online).toBe(1);
+    await a.close();
+    await b.close();
+  });
+
+  test("bad room ids and sends to a room not joined are refused; the connection stays up", async () => {
+    const a = await connect(srv, "alice");
+    expect(await a.request({ t: "join_room", room: "no spaces" })).toMatchObject({ t: "error", code: 4002 });
+    expect(await a.request({ t: "room_send", room: "elsewhere", body: "hi" })).toMatchObject({ t: "error", code: 4033 });
+    expect(await a.request({ t: "room_send", room: "io", class: "loud", body: "hi" })).toMatchObject({ t: "error", code: 4002 });
+    expect((await a.request({ t: "ping" })).t).toBe("pong");
+    await a.close();
+  });
+});
+
+describe("room messages", () => {
+  test("several danmaku sent together arrive in one frame; droppable ones are not stored", async () => {
+    const a = await connect(srv, "alice");
+    const b = await connect(srv, "bob");
+    await a.request({ t: "join_room", room: "burst" });
+    await b.request({ t: "join_room", room: "burst" });
+    await tick(a, "burst", (it) => it.t === "in" && it.user.id === "bob");
+    // Sent back to back, without waiting for acks: one tick gathers them.
+    for (let i = 0; i < 5; i++) b.send({ t: "room_send", id: `d${i}`, room: "burst", kind: "danmaku", body: { text: `666 #${i}` } });
+    const acks = await Promise.all([0, 1, 2, 3, 4].map((i) => b.next((f) => f.id === `d${i}`)));
+    for (const ack of acks) {
+      expect(ack.t).toBe("ack");
+      expect(ack.msg.seq).toBeUndefined();
+    }
+    const frame = await tick(a, "burst", msgItem(acks[0].msg.id));
+    const got = frame.items.filter((it: any) => it.t === "msg").map((it: any) => it.msg.body.text);
+    expect(got).toEqual(["666 #0", "666 #1", "666 #2", "666 #3", "666 #4"]);
+    expect(frame.items[0].msg).toMatchObject({ from: "bob", kind: "danmaku", class: "droppable", conv: "r:burst" });
+    const hist = await a.request({ t: "history", conv: "r:burst" });
+    expect(hist.msgs).toEqual([]);
+    await a.close();
+    await b.close();
+  });
+
+  test("a gift is committed before its ack, pushed with its seq, and readable from history by seq", async () => {
+    const a = await connect(srv, "alice");
+    const b = await connect(srv, "bob");
+    await a.request({ t: "join_room", room: "gifts" });
+    await b.request({ t: "join_room", room: "gifts" });
+    const ack = await b.request({ t: "room_send", room: "gifts", class: "must", kind: "gift", body: { gid: 8, num: 3 }, cmid: "g-1" });
+    expect(ack).toMatchObject({ t: "ack", msg: { conv: "r:gifts", seq: 1, dup: false } });
+    const frame = await tick(a, "gifts", msgItem(ack.msg.id));
+    expect(frame.items.find(msgItem(ack.msg.id)).msg).toMatchObject({ seq: 1, class: "must", kind: "gift", body: { gid: 8, num: 3 }, from: "bob" });
+    const again = await b.request({ t: "room_send", room: "gifts", class: "must", kind: "gift", body: { gid: 8, num: 3 }, cmid: "g-1" });
+    expect(again.msg).toMatchObject({ id: ack.msg.id, seq: 1, dup: true });
+    // A viewer who is not in the room may still read its stored messages (a live room is public).
+    const c = await connect(srv, "carol");
+    const hist = await c.request({ t: "history", conv: "r:gifts", after: 0 });
+    expect(hist.msgs.map((m: any) => [m.seq, m.kind, m.from])).toEqual([[1, "gift", "bob"]]);
+    expect((await srv.api("/api/rooms/gifts")).body.lastSeq).toBe(1);
+    for (const x of [a, b, c]) await x.close();
+  });
+
+  test("the server API publishes both classes; a must-deliver publish is stored once per cmid", async () => {
+    const a = await connect(srv, "alice");
+    await a.request({ t: "join_room", room: "stage" });
+    const d = await srv.api("/api/rooms/stage/messages", { body: { from: "host", kind: "danmaku", body: { text: "welcome" } } });
+    expect(d.status).toBe(200);
+    expect(d.body.seq).toBeUndefined();
+    expect((await tick(a, "stage", msgItem(d.body.id))).items.find(msgItem(d.body.id)).msg.class).toBe("droppable");
+    const g = await srv.api("/api/rooms/stage/messages", { body: { from: "host", class: "must", kind: "paid", body: { amount: 30 }, cmid: "pay-7" } });
+    expect(g.body).toMatchObject({ conv: "r:stage", seq: 1, dup: false });
+    await tick(a, "stage", msgItem(g.body.id));
+    const g2 = await srv.api("/api/rooms/stage/messages", { body: { from: "host", class: "must", kind: "paid", body: { amount: 30 }, cmid: "pay-7" } });
+    expect(g2.body).toMatchObject({ id: g.body.id, dup: true });
+    const page = await srv.api("/api/rooms/stage/messages?after=0");
+    expect(page.body.msgs.map((m: any) => m.id)).toEqual([g.body.id]);
+    expect((await srv.api("/api/rooms/stage/messages", { body: { from: "nobody", body: 1 } })).status).toBe(404);
+    expect((await srv.api("/api/rooms/stage/messages", { body: { from: "host", class: "loud", body: 1 } })).status).toBe(400);
+    expect((await srv.api("/api/rooms/stage/messages", { body: { from: "host", body: 1 }, key: "wrong" })).status).toBe(401);
+    await a.close();
+  });
+});
+
+describe("flood control", () => {
+  test("the token bucket covers room sends (4290 with retryAfterMs)", async () => {
+    const a = await connect(srv, "dave");
+    await a.request({ t: "join_room", room: "flood" });
+    for (let i = 0; i < 12; i++) a.send({ t: "room_send", id: `f${i}`, room: "flood", body: i });
+    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => a.next((f) => f.id === `f${i}`)));
+    const refused = replies.filter((r) => r.t === "error");
+    expect(replies.filter((r) => r.t === "ack").length).toBeGreaterThanOrEqual(10);
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused[0]).toMatchObject({ code: 4290, error: "rate_limited" });
+    expect(refused[0].retryAfterMs).toBeGreaterThan(0);
+    await a.close();
+  });
+
+  test("slow mode refuses a second message within the period (4291); the owner is exempt", async () => {
+    const put = await srv.api("/api/rooms/slow", { method: "PUT", body: { slowModeSec: 30, owner: "host" } });
+    expect(put.body).toMatchObject({ room: "slow", slowModeSec: 30, owner: "host" });
+    const a = await connect(srv, "erin");
+    const h = await connect(srv, "host");
+    expect((await a.request({ t: "join_room", room: "slow" })).slowModeSec).toBe(30);
+    await h.request({ t: "join_room", room: "slow" });
+    expect((await a.request({ t: "room_send", room: "slow", body: "first" })).t).toBe("ack");
+    const second = await a.request({ t: "room_send", room: "slow", body: "second" });
+    expect(second).toMatchObject({ t: "error", code: 4291, error: "slow_mode" });
+    expect(second.retryAfterMs).toBeGreaterThan(25_000);
+    expect(second.retryAfterMs).toBeLessThanOrEqual(30_000);
+    // Gifts from a client count too; the host is exempt.
+    expect((await a.request({ t: "room_send", room: "slow", class: "must", body: "gift" })).code).toBe(4291);
+    expect((await h.request({ t: "room_send", room: "slow", body: "1" })).t).toBe("ack");
+    expect((await h.request({ t: "room_send", room: "slow", body: "2" })).t).toBe("ack");
+    // Turning it off applies at once on this node.
+    await srv.api("/api/rooms/slow", { method: "PUT", body: { slowModeSec: 0 } });
+    expect((await a.request({ t: "room_send", room: "slow", body: "third" })).t).toBe("ack");
+    await a.close();
+    await h.close();
+  });
+
+  test("a timed mute refuses the user's sends (4032), tells the user, and can be lifted", async () => {
+    const a = await connect(srv, "carol");
+    await a.request({ t: "join_room", room: "mod" });
+    const m = await srv.api("/api/rooms/mod/mutes/carol", { method: "PUT", body: { seconds: 600 } });
+    expect(m.status).toBe(200);
+    expect(m.body.mutedUntil).toBeGreaterThan(Date.now() + 590_000);
+    const note = await a.next((f) => f.t === "member" && f.change === "mute");
+    expect(note).toMatchObject({ conv: "r:mod", user: { id: "carol", nick: "CAROL" }, mutedUntil: m.body.mutedUntil });
+    const refused = await a.request({ t: "room_send", room: "mod", body: "hello?" });
+    expect(refused).toMatchObject({ t: "error", code: 4032, error: "muted" });
+    expect(refused.retryAfterMs).toBeGreaterThan(590_000);
+    expect((await srv.api("/api/rooms/mod/mutes")).body).toEqual([{ user: "carol", mutedUntil: m.body.mutedUntil }]);
+    // The server API is not muted on the user's behalf: a backend publish goes through.
+    expect((await srv.api("/api/rooms/mod/messages", { body: { from: "carol", body: "via backend" } })).status).toBe(200);
+    expect((await a.request({ t: "join_room", room: "mod" })).mutedUntil).toBe(m.body.mutedUntil);
+    const un = await srv.api("/api/rooms/mod/mutes/carol", { method: "DELETE" });
+    expect(un.body).toEqual({ room: "mod", user: "carol", mutedUntil: null });
+    expect((await a.request({ t: "room_send", room: "mod", body: "back" })).t).toBe("ack");
+    expect((await srv.api("/api/rooms/nowhere/mutes/carol", { method: "PUT", body: { seconds: 5 } })).status).toBe(404);
+    await a.close();
+  });
+});
+
+/**
+ * Fills a paused consumer's socket through a side room until the hub takes it out of that room's topic
+ * (the room's drop counter moves). Each step is awaited on a healthy sentinel in the same room.
+ */
+async function stall(s: TestServer, side: string, sentinel: Client): Promise<number> {
+  const filler = "x".repeat(1 << 20);
+  for (let step = 1; step <= 40; step++) {
+    const r = await s.api(`/api/rooms/${side}/messages`, { body: { from: "host", kind: "filler", body: filler } });
+    await tick(sentinel, side, msgItem(r.body.id));
+    if ((await dropped(s, side)) > 0) return step;
+  }
+  throw new Error("the paused consumer never came under backpressure");
+}
+
+describe("a stalled consumer in a room of a few hundred", () => {
+  test("does not hold the others back and is told to resync for the gift it missed", async () => {
+    const urls = Array.from({ length: CROWD }, (_, i) => `${srv.wsUrl}/ws?token=${tok[`v${i % VIEWERS}`]}`);
+    const crowd = await Crowd.open(urls);
+    await crowd.all((f) => f.t === "welcome");
+    const joins = await crowd.requestAll({ t: "join_room", room: "big" });
+    expect(joins.every((j) => j.t === "join_room")).toBe(true);
+    expect(Math.max(...joins.map((j) => j.online))).toBe(CROWD);
+
+    const sentinel = await connect(srv, "sentinel");
+    await sentinel.request({ t: "join_room", room: "side" });
+    const x = await RawWs.connect(`${srv.wsUrl}/ws?token=${tok.stall}`);
+    await x.next((f) => f.t === "welcome");
+    x.send({ t: "join_room", id: 1, room: "big" });
+    x.send({ t: "join_room", id: 2, room: "side" });
+    await x.next((f) => f.id === 1);
+    await x.next((f) => f.id === 2);
+    await crowd.all((f) => f.t === "room" && f.items.some((it: any) => it.t === "in" && it.user.id === "stall"));
+
+    // Baseline: a gift reaches the whole crowd.
+    let t0 = performance.now();
+    const g0 = await srv.api("/api/rooms/big/messages", { body: { from: "host", class: "must", kind: "gift", body: { n: 0 } } });
+    await crowd.all((f) => f.t === "room" && f.items.some(msgItem(g0.body.id)));
+    const baselineMs = performance.now() - t0;
+
+    x.pause();
+    const steps = await stall(srv, "side", sentinel);
+    const bigDropsBefore = await dropped(srv, "big");
+
+    // The room goes on: danmaku and a gift while one of its consumers reads nothing.
+    t0 = performance.now();
+    const sent = await Promise.all(
+      [1, 2, 3, 4, 5].map((i) => srv.api("/api/rooms/big/messages", { body: { from: "host", kind: "danmaku", body: { text: `d${i}` } } })),
+    );
+    const gift = await srv.api("/api/rooms/big/messages", { body: { from: "host", class: "must", kind: "gift", body: { n: 1 } } });
+    await crowd.all((f) => f.t === "room" && f.items.some(msgItem(gift.body.id)));
+    const stalledMs = performance.now() - t0;
+    for (const d of sent) await crowd.all((f) => f.t === "room" && f.items.some(msgItem(d.body.id)));
+    console.log(`room of ${CROWD + 2}: gift to all in ${baselineMs.toFixed(0)} ms before the stall, ${stalledMs.toFixed(0)} ms during it (stalled after ${steps} MB)`);
+    expect(stalledMs).toBeLessThan(5000);
+
+    // Nobody in the crowd was skipped, told to resync or closed.
+    expect(crowd.frames.every((fs) => !fs.some((f) => f.t === "resync"))).toBe(true);
+    expect(crowd.sockets.every((ws) => ws.readyState === WebSocket.OPEN)).toBe(true);
+    // The stalled consumer's skipped danmaku are counted on the room.
+    expect((await dropped(srv, "big")) - bigDropsBefore).toBeGreaterThanOrEqual(5);
+
+    // Reading again, it drains, then learns where to resync from and fetches the gift by seq.
+    x.resume();
+    const rs = await x.next((f) => f.t === "resync" && f.room === "big", 20_000);
+    expect(rs).toMatchObject({ conv: "r:big", after: gift.body.seq - 1 });
+    expect(rs.dropped).toBeGreaterThanOrEqual(5);
+    expect(x.pending().some((f) => f.t === "room" && f.items.some(msgItem(gift.body.id)))).toBe(false);
+    x.send({ t: "history", id: 3, conv: "r:big", after: rs.after });
+    const h = await x.next((f) => f.id === 3);
+    expect(h.msgs.map((m: any) => m.id)).toEqual([gift.body.id]);
+
+    // And it is back in the room's topic.
+    const later = await srv.api("/api/rooms/big/messages", { body: { from: "host", kind: "danmaku", body: { text: "back" } } });
+    await x.next((f) => f.t === "room" && f.items.some(msgItem(later.body.id)));
+
+    x.close();
+    sentinel.close();
+    crowd.close();
+  }, 60_000);
+});
+
+describe("a consumer that stays stalled", () => {
+  test("is closed with 4100 once it owes a gift and does not catch up within ROOM_RESYNC_MS", async () => {
+    const s2 = await startTestServer({ bus: "redis", env: { ...ENV, ROOM_TICK_MS: "20", ROOM_RESYNC_MS: "300" } });
+    try {
+      const t2: Record<string, string> = {};
+      for (const u of ["host", "stall", "sentinel"]) t2[u] = await s2.user(u);
+      const sentinel = await Client.connect(`${s2.wsUrl}/ws?token=${t2.sentinel}`);
+      await sentinel.next((f) => f.t === "welcome");
+      await sentinel.request({ t: "join_room", room: "side" });
+      await sentinel.request({ t: "join_room", room: "big" });
+      const x = await RawWs.connect(`${s2.wsUrl}/ws?token=${t2.stall}`);
+      await x.next((f) => f.t === "welcome");
+      x.send({ t: "join_room", id: 1, room: "big" });
+      x.send({ t: "join_room", id: 2, room: "side" });
+      await x.next((f) => f.id === 1);
+      await x.next((f) => f.id === 2);
+      x.pause();
+      await stall(s2, "side", sentinel);
+      const gift = await s2.api("/api/rooms/big/messages", { body: { from: "host", class: "must", kind: "gift", body: { n: 1 } } });
+      await tick(sentinel, "big", msgItem(gift.body.id));
+      // The server gives up on it: the room sees it go.
+      await tick(sentinel, "big", (it) => it.t === "out" && it.user.id === "stall");
+      x.resume();
+      expect((await x.closed).code).toBe(4100);
+      expect(x.pending().some((f) => f.t === "resync")).toBe(false);
+      sentinel.close();
+    } finally {
+      await s2.stop();
+    }
+  }, 60_000);
+});
