@@ -28,6 +28,11 @@ export const roomIdOf = (conv: string) => (conv.startsWith("r:") ? conv.slice(2)
 export const MAX_ROOMS_PER_CONNECTION = 50;
 /** Droppable items one room may queue on one node per tick; more are dropped (a flood, not a slow consumer). */
 export const MAX_TICK_ITEMS = 500;
+/**
+ * Largest body (as JSON) of a droppable message from a client. With MAX_TICK_ITEMS it bounds one tick's
+ * frame (~1 MB), so a flood of big danmaku cannot push every viewer's socket past BACKPRESSURE_BYTES.
+ */
+export const MAX_DROPPABLE_BODY = 2048;
 /** Room settings and mutes are cached this long: a change made on another node applies within it. */
 const CACHE_MS = 1000;
 const MAX_SLOW_ENTRIES = 100_000;
@@ -145,6 +150,9 @@ export class Live {
     const muted = (c!.mutes.get(userId) ?? 0) - now;
     if (muted > 0) fail("muted", `you are muted in this room for ${Math.ceil(muted / 1000)} s`, muted);
     checkInput(input);
+    if ((input.class ?? "droppable") === "droppable" && (JSON.stringify(input.body)?.length ?? 0) > MAX_DROPPABLE_BODY) {
+      fail("bad_request", `a droppable message's body is at most ${MAX_DROPPABLE_BODY} bytes of JSON; send a big one as must-deliver`);
+    }
     const slowMs = c!.room.slowModeSec * 1000;
     if (slowMs > 0 && c!.room.ownerId !== userId) {
       const key = `${conv}\u0000${userId}`;

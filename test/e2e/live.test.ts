@@ -75,6 +75,10 @@ describe("joining and leaving", () => {
     expect(await a.request({ t: "join_room", room: "no spaces" })).toMatchObject({ t: "error", code: 4002 });
     expect(await a.request({ t: "room_send", room: "elsewhere", body: "hi" })).toMatchObject({ t: "error", code: 4033 });
     expect(await a.request({ t: "room_send", room: "io", class: "loud", body: "hi" })).toMatchObject({ t: "error", code: 4002 });
+    await a.request({ t: "join_room", room: "io" });
+    const long = await a.request({ t: "room_send", room: "io", body: "z".repeat(3000) });
+    expect(long).toMatchObject({ t: "error", code: 4002 });
+    expect(long.message).toContain("2048");
     expect((await a.request({ t: "ping" })).t).toBe("pong");
     await a.close();
   });
@@ -286,33 +290,56 @@ describe("a stalled consumer in a room of a few hundred", () => {
 });
 
 describe("a consumer that stays stalled", () => {
-  test("is closed with 4100 once it owes a gift and does not catch up within ROOM_RESYNC_MS", async () => {
-    const s2 = await startTestServer({ bus: "redis", env: { ...ENV, ROOM_TICK_MS: "20", ROOM_RESYNC_MS: "300" } });
-    try {
-      const t2: Record<string, string> = {};
-      for (const u of ["host", "stall", "sentinel"]) t2[u] = await s2.user(u);
-      const sentinel = await Client.connect(`${s2.wsUrl}/ws?token=${t2.sentinel}`);
-      await sentinel.next((f) => f.t === "welcome");
-      await sentinel.request({ t: "join_room", room: "side" });
-      await sentinel.request({ t: "join_room", room: "big" });
-      const x = await RawWs.connect(`${s2.wsUrl}/ws?token=${t2.stall}`);
-      await x.next((f) => f.t === "welcome");
-      x.send({ t: "join_room", id: 1, room: "big" });
-      x.send({ t: "join_room", id: 2, room: "side" });
-      await x.next((f) => f.id === 1);
-      await x.next((f) => f.id === 2);
-      x.pause();
-      await stall(s2, "side", sentinel);
-      const gift = await s2.api("/api/rooms/big/messages", { body: { from: "host", class: "must", kind: "gift", body: { n: 1 } } });
-      await tick(sentinel, "big", msgItem(gift.body.id));
-      // The server gives up on it: the room sees it go.
-      await tick(sentinel, "big", (it) => it.t === "out" && it.user.id === "stall");
-      x.resume();
-      expect((await x.closed).code).toBe(4100);
-      expect(x.pending().some((f) => f.t === "resync")).toBe(false);
-      sentinel.close();
-    } finally {
-      await s2.stop();
+  let s2: TestServer;
+  const t2: Record<string, string> = {};
+  beforeAll(async () => {
+    s2 = await startTestServer({ bus: "redis", env: { ...ENV, ROOM_TICK_MS: "20", ROOM_RESYNC_MS: "300" } });
+    for (const u of ["host", "stall", "stall2", "sentinel"]) t2[u] = await s2.user(u);
+  });
+  afterAll(() => s2.stop());
+
+  /** A raw consumer in `rooms` and a sentinel in the same rooms; the consumer is paused and its socket filled. */
+  async function stalled(user: string, rooms: string[]) {
+    const sentinel = await Client.connect(`${s2.wsUrl}/ws?token=${t2.sentinel}`);
+    await sentinel.next((f) => f.t === "welcome");
+    const x = await RawWs.connect(`${s2.wsUrl}/ws?token=${t2[user]}`);
+    await x.next((f) => f.t === "welcome");
+    for (const [i, room] of rooms.entries()) {
+      await sentinel.request({ t: "join_room", room });
+      x.send({ t: "join_room", id: i, room });
+      await x.next((f) => f.id === i);
     }
-  }, 60_000);
+    x.pause();
+    await stall(s2, rooms[0]!, sentinel);
+    return { x, sentinel };
+  }
+
+  test("is closed with 4100 once it owes a gift and does not catch up within ROOM_RESYNC_MS", async () => {
+    const { x, sentinel } = await stalled("stall", ["side", "big"]);
+    const gift = await s2.api("/api/rooms/big/messages", { body: { from: "host", class: "must", kind: "gift", body: { n: 1 } } });
+    await tick(sentinel, "big", msgItem(gift.body.id));
+    // The server gives up on it: the room sees it go.
+    await tick(sentinel, "big", (it) => it.t === "out" && it.user.id === "stall");
+    x.resume();
+    expect((await x.closed).code).toBe(4100);
+    expect(x.pending().some((f) => f.t === "resync")).toBe(false);
+    sentinel.close();
+  }, 30_000);
+
+  test("a 1:1 push its full socket cannot take closes it with 4100; the message waits in sync", async () => {
+    const { x, sentinel } = await stalled("stall2", ["side2"]);
+    // Under backpressure but still taking frames: the first push is queued, the one after it cannot be.
+    const big = "y".repeat(3 << 20);
+    const first = await s2.api("/api/messages", { body: { from: "host", to: "stall2", body: big } });
+    const second = await s2.api("/api/messages", { body: { from: "host", to: "stall2", body: "after the full queue" } });
+    expect(second.status).toBe(200);
+    x.resume();
+    expect((await x.closed).code).toBe(4100);
+    const again = await Client.connect(`${s2.wsUrl}/ws?token=${t2.stall2}`);
+    await again.next((f) => f.t === "welcome");
+    const page = await again.request({ t: "sync", conv: first.body.conv });
+    expect(page.msgs.map((m: any) => m.id)).toEqual([first.body.id, second.body.id]);
+    await again.close();
+    sentinel.close();
+  }, 30_000);
 });
