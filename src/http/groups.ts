@@ -7,7 +7,7 @@ import { fail } from "../core/errors.ts";
 import { directPeer, USER_ID_RE } from "../core/ids.ts";
 import { serverAuth } from "./api.ts";
 
-const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
+export const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
 const UserId = t.String({ pattern: USER_ID_RE.source });
 const GroupKind = t.Union([t.Literal("user"), t.Literal("interest"), t.Literal("neighbourhood"), t.Literal("service")]);
 const Attrs = t.Record(t.String(), t.Unknown());
@@ -33,7 +33,7 @@ const MemberOut = t.Object({
   readSeq: t.Integer(),
   deliveredSeq: t.Integer(),
 });
-const Msg = t.Object({
+export const Msg = t.Object({
   id: t.String(),
   conv: t.String(),
   seq: t.Integer(),

@@ -6,8 +6,8 @@ import type { App } from "../app.ts";
 import { ROOM_ID_RE } from "../core/live.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { serverAuth } from "./api.ts";
+import { ErrorBody, Msg } from "./groups.ts";
 
-const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
 const RoomParams = t.Object({ id: t.String({ pattern: ROOM_ID_RE.source, description: "room id (the conversation is `r:<id>`)" }) });
 const MuteParams = t.Object({ id: t.String({ pattern: ROOM_ID_RE.source }), user: t.String({ pattern: USER_ID_RE.source }) });
 const Class = t.Union([t.Literal("droppable"), t.Literal("must")], {
@@ -30,17 +30,6 @@ const AckOut = t.Object({
   seq: t.Optional(t.Integer({ description: "must-deliver only: its position in the room's history" })),
   ts: t.Number(),
   dup: t.Boolean(),
-});
-const Msg = t.Object({
-  id: t.String(),
-  conv: t.String(),
-  seq: t.Integer(),
-  from: t.String(),
-  kind: t.String(),
-  body: t.Unknown(),
-  cmid: t.Optional(t.String()),
-  ts: t.Number(),
-  recalled: t.Optional(t.Boolean()),
 });
 const MuteOut = t.Object({ room: t.String(), user: t.String(), mutedUntil: t.Union([t.Number(), t.Null()]) });
 const tags = ["rooms"];

@@ -1,9 +1,9 @@
 // A WebSocket test client with an awaited queue: `await c.next()` instead of callbacks, no sleeps.
 import { pack, unpack } from "msgpackr";
+import { FrameQueue } from "./frames.ts";
 
 export class Client {
-  private queue: any[] = [];
-  private waiters: { pred: (f: any) => boolean; resolve: (f: any) => void; reject: (e: Error) => void }[] = [];
+  private frames = new FrameQueue();
   closed: Promise<{ code: number; reason: string }>;
   isClosed = false;
   private seq = 0;
@@ -14,15 +14,12 @@ export class Client {
   ) {
     ws.binaryType = "arraybuffer";
     ws.onmessage = (e) => {
-      const f = typeof e.data === "string" ? tryJson(e.data) : unpack(new Uint8Array(e.data as ArrayBuffer));
-      const i = this.waiters.findIndex((w) => w.pred(f));
-      if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(f);
-      else this.queue.push(f);
+      this.frames.push(typeof e.data === "string" ? tryJson(e.data) : unpack(new Uint8Array(e.data as ArrayBuffer)));
     };
     this.closed = new Promise((resolve) => {
       ws.onclose = (e) => {
         this.isClosed = true;
-        for (const w of this.waiters.splice(0)) w.reject(new Error(`closed ${e.code} ${e.reason} while waiting`));
+        this.frames.end(new Error(`closed ${e.code} ${e.reason} while waiting`));
         resolve({ code: e.code, reason: e.reason });
       };
     });
@@ -45,21 +42,7 @@ export class Client {
 
   /** The next frame (matching `pred`, if given), in arrival order; frames skipped by `pred` stay queued. */
   next(pred: (f: any) => boolean = () => true, timeoutMs = 10_000): Promise<any> {
-    const i = this.queue.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]);
-    if (this.isClosed) return Promise.reject(new Error("connection is closed"));
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve, reject };
-      this.waiters.push(w);
-      // A safety net so a broken server fails the test instead of hanging it; never a synchronisation.
-      setTimeout(() => {
-        const k = this.waiters.indexOf(w);
-        if (k >= 0) {
-          this.waiters.splice(k, 1);
-          reject(new Error(`no matching frame within ${timeoutMs} ms; queued: ${JSON.stringify(this.queue).slice(0, 500)}`));
-        }
-      }, timeoutMs);
-    });
+    return this.frames.next(pred, timeoutMs);
   }
 
   /** Sends a request with a fresh id and awaits the reply carrying that id. */
@@ -71,7 +54,7 @@ export class Client {
 
   /** Frames already received and not yet taken. */
   pending(): any[] {
-    return [...this.queue];
+    return this.frames.pending();
   }
 
   close(): Promise<{ code: number; reason: string }> {

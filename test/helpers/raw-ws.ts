@@ -2,11 +2,11 @@
 // server's frames in the kernel, so the server sees a genuinely stalled consumer (its send queue grows)
 // until `resume()`. Speaks just enough RFC 6455 for tests: masked text frames out; text, close and ping in.
 import net from "node:net";
+import { FrameQueue } from "./frames.ts";
 
 export class RawWs {
   private buf: Buffer = Buffer.alloc(0);
-  private queue: any[] = [];
-  private waiters: { pred: (f: any) => boolean; resolve: (f: any) => void; reject: (e: Error) => void }[] = [];
+  private readonly frames = new FrameQueue();
   /** Resolves with the close frame's code (1006 when the connection ended without one). */
   readonly closed: Promise<{ code: number; reason: string }>;
   private onClose!: (c: { code: number; reason: string }) => void;
@@ -18,7 +18,7 @@ export class RawWs {
     this.closed = new Promise((r) => (this.onClose = r));
     sock.on("close", () => {
       const c = this.closeFrame ?? { code: 1006, reason: "" };
-      for (const w of this.waiters.splice(0)) w.reject(new Error(`closed ${c.code} ${c.reason} while waiting`));
+      this.frames.end(new Error(`closed ${c.code} ${c.reason} while waiting`));
       this.onClose(c);
     });
     sock.on("error", () => {});
@@ -69,24 +69,12 @@ export class RawWs {
 
   /** The next frame matching `pred` (a close ends the wait with an error). */
   next(pred: (f: any) => boolean = () => true, timeoutMs = 10_000): Promise<any> {
-    const i = this.queue.findIndex(pred);
-    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve, reject };
-      this.waiters.push(w);
-      setTimeout(() => {
-        const k = this.waiters.indexOf(w);
-        if (k >= 0) {
-          this.waiters.splice(k, 1);
-          reject(new Error(`no matching frame within ${timeoutMs} ms`));
-        }
-      }, timeoutMs);
-    });
+    return this.frames.next(pred, timeoutMs);
   }
 
   /** Frames received and not taken. */
   pending(): any[] {
-    return [...this.queue];
+    return this.frames.pending();
   }
 
   close(): void {
@@ -113,17 +101,12 @@ export class RawWs {
       if (this.buf.length < at + len) return;
       const payload = this.buf.subarray(at, at + len);
       this.buf = this.buf.subarray(at + len);
-      if (op === 0x1) this.deliver(JSON.parse(payload.toString()));
+      if (op === 0x1) this.frames.push(JSON.parse(payload.toString()));
       else if (op === 0x8) this.closeFrame = { code: payload.length >= 2 ? payload.readUInt16BE(0) : 1005, reason: payload.subarray(2).toString() };
       else if (op === 0x9) this.sock.write(encodeFrame(0xa, Buffer.from(payload)));
     }
   }
 
-  private deliver(f: any): void {
-    const i = this.waiters.findIndex((w) => w.pred(f));
-    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(f);
-    else this.queue.push(f);
-  }
 }
 
 /** A client frame: FIN, the opcode, masked with a random key (RFC 6455 requires clients to mask). */
