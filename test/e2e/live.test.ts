@@ -148,6 +148,39 @@ describe("room messages", () => {
   });
 });
 
+describe("a room across two nodes", () => {
+  test("danmaku and gifts sent on one node reach viewers on another through the Redis bus", async () => {
+    const { freshPgUrl } = await import("../helpers/services.ts");
+    const databaseUrl = await freshPgUrl();
+    const n1 = await startTestServer({ bus: "redis", databaseUrl, env: { ...ENV, NODE_ID: "live-n1" } });
+    const n2 = await startTestServer({ bus: "redis", databaseUrl, env: { ...ENV, NODE_ID: "live-n2" } });
+    try {
+      const ta = await n1.user("alice");
+      const tb = await n1.user("bob");
+      const a = await Client.connect(`${n1.wsUrl}/ws?token=${ta}`);
+      const b = await Client.connect(`${n2.wsUrl}/ws?token=${tb}`);
+      await a.next((f) => f.t === "welcome");
+      await b.next((f) => f.t === "welcome");
+      await a.request({ t: "join_room", room: "wide" });
+      await b.request({ t: "join_room", room: "wide" });
+      // bob's "in" is ticked on node 2 and crosses to node 1.
+      await tick(a, "wide", (it) => it.t === "in" && it.user.id === "bob");
+      const d = await a.request({ t: "room_send", room: "wide", kind: "danmaku", body: { text: "hi from n1" } });
+      const g = await a.request({ t: "room_send", room: "wide", class: "must", kind: "gift", body: { gid: 1 } });
+      // Sent back to back, they share a tick; the gift is committed first, so it may come a tick later.
+      const seen: any[] = [];
+      while (!seen.some(msgItem(g.msg.id))) seen.push(...(await b.next((f) => f.t === "room" && f.room === "wide")).items);
+      expect(seen.find(msgItem(d.msg.id)).msg).toMatchObject({ class: "droppable", body: { text: "hi from n1" } });
+      expect(seen.find(msgItem(g.msg.id)).msg).toMatchObject({ seq: 1, class: "must", from: "alice" });
+      await a.close();
+      await b.close();
+    } finally {
+      await n1.stop();
+      await n2.stop();
+    }
+  }, 20_000);
+});
+
 describe("flood control", () => {
   test("the token bucket covers room sends (4290 with retryAfterMs)", async () => {
     const a = await connect(srv, "dave");
