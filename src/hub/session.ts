@@ -10,9 +10,10 @@ export interface Dialect {
   /**
    * Encodes an event for one wire format (`codec`, see Session.codec), or undefined when the event is not
    * for this protocol. The hub calls it once per codec per event (per user too when `encodesPerUser`;
-   * then `userId` is the recipient) and shares the bytes among all recipients.
+   * then `userId` is the recipient) and shares the bytes among all recipients. A protocol with no frame
+   * that carries several events returns one frame per event of a room tick: they are sent in order.
    */
-  encode(ev: CoreEvent, codec: string, userId?: string): Frame | undefined;
+  encode(ev: CoreEvent, codec: string, userId?: string): Frame | Frame[] | undefined;
   readonly encodesPerUser?: boolean;
   /**
    * Runs before the WebSocket upgrade: refuse with an HTTP response, or hand over what the handshake

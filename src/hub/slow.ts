@@ -36,14 +36,18 @@ export class SlowConsumers {
   constructor(
     private readonly limitBytes: number,
     private readonly graceMs: number,
-    private readonly send: (s: Session, frame: Frame) => boolean,
+    private readonly send: (s: Session, frame: Frame | Frame[]) => boolean,
   ) {
     this.lagAt = Math.floor(limitBytes / 2);
     this.resumeAt = Math.floor(limitBytes / 4);
   }
 
-  /** Runs right before `ev` is published to `topic`: no subscriber left in the topic is over the lag mark. */
-  screen(topic: string, ev: RoomEvent, sessions: Iterable<Session>): void {
+  /**
+   * Runs right before `ev` is published to `topic`: no subscriber left in the topic is over the lag mark,
+   * nor so full that Bun would refuse one of the tick's frames (`leadBytes`: per codec, the bytes of all
+   * its frames but the last; 0 for the usual one-frame tick).
+   */
+  screen(topic: string, ev: RoomEvent, sessions: Iterable<Session>, leadBytes: ReadonlyMap<string, number>): void {
     let droppable = 0;
     let firstMust: number | undefined;
     for (const it of ev.items) {
@@ -55,7 +59,8 @@ export class SlowConsumers {
       if (s.closed) continue;
       let lag = s.lag?.get(topic);
       if (!lag) {
-        if (s.ws.getBufferedAmount() <= this.lagAt) continue;
+        const lead = leadBytes.get(s.codec) ?? 0;
+        if (s.ws.getBufferedAmount() <= (lead ? Math.max(0, Math.min(this.lagAt, this.limitBytes - lead)) : this.lagAt)) continue;
         s.ws.unsubscribe(`${topic}|${s.codec}`);
         (s.lag ??= new Map()).set(topic, (lag = { dropped: 0 }));
         mLagging.value++;

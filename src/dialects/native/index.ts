@@ -4,13 +4,13 @@ import type { App } from "../../app.ts";
 import { CloseCodes, CoreError, ErrorCodes } from "../../core/errors.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import { groupIdOf } from "../../core/groups.ts";
+import { roomIdOf } from "../../core/live.ts";
 import { directConvId, directPeer } from "../../core/ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { check, type FrameOf } from "./frames.ts";
 import { groupFrame } from "./groups.ts";
 import { roomEvent, roomFrame } from "./rooms.ts";
-import { roomIdOf } from "../../core/live.ts";
 
 interface NativeState {
   binary: boolean;
