@@ -36,6 +36,7 @@ export const MAX_DROPPABLE_BODY = 2048;
 /** Room settings and mutes are cached this long: a change made on another node applies within it. */
 const CACHE_MS = 1000;
 const MAX_SLOW_ENTRIES = 100_000;
+const MAX_CACHED_ROOMS = 10_000;
 
 const mIn = metric("chat_room_messages_total", "Room messages accepted (droppable and must-deliver)");
 const mOverflow = metric("chat_room_overflow_total", "Droppable room items dropped because a room queued too many in one tick");
@@ -151,7 +152,7 @@ export class Live {
     if (muted > 0) fail("muted", `you are muted in this room for ${Math.ceil(muted / 1000)} s`, muted);
     checkInput(input);
     if ((input.class ?? "droppable") === "droppable" && (JSON.stringify(input.body)?.length ?? 0) > MAX_DROPPABLE_BODY) {
-      fail("bad_request", `a droppable message's body is at most ${MAX_DROPPABLE_BODY} bytes of JSON; send a big one as must-deliver`);
+      fail("bad_request", `a droppable message's body is at most ${MAX_DROPPABLE_BODY} characters of JSON; send a big one as must-deliver`);
     }
     const slowMs = c!.room.slowModeSec * 1000;
     if (slowMs > 0 && c!.room.ownerId !== userId) {
@@ -296,6 +297,10 @@ export class Live {
     const hit = this.cache.get(conv);
     if (hit && !(hit instanceof Promise) && Date.now() - hit.at < CACHE_MS) return hit;
     if (hit instanceof Promise) return hit;
+    if (this.cache.size >= MAX_CACHED_ROOMS) {
+      const now = Date.now();
+      for (const [k, v] of this.cache) if (!(v instanceof Promise) && now - v.at >= CACHE_MS) this.cache.delete(k);
+    }
     const load = (async () => {
       const room = await getRoom(this.d.store.db, conv);
       if (!room) return undefined;
