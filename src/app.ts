@@ -5,6 +5,7 @@ import type { Chat } from "./core/chat.ts";
 import type { Contacts } from "./core/contacts.ts";
 import type { Logins } from "./core/logins.ts";
 import type { Groups } from "./core/groups.ts";
+import type { Social } from "./core/social.ts";
 import type { Recalls } from "./core/recall.ts";
 import type { TokenService } from "./core/tokens.ts";
 import type { GroupWriter } from "./core/writer.ts";
@@ -26,6 +27,7 @@ export interface App {
   logins: Logins;
   contacts: Contacts;
   groups: Groups;
+  social: Social;
   recalls: Recalls;
   log: Logger;
   startedAt: number;

@@ -8,6 +8,7 @@ import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
 import { messagingHttp } from "./groups.ts";
 import { jimHttp } from "./jim.ts";
+import { socialHttp } from "./social.ts";
 
 const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
 
@@ -195,5 +196,6 @@ export function httpApp(app: App) {
     })
     .use(serverApi)
     .use(messagingHttp(app))
+    .use(socialHttp(app))
     .use(jimHttp(app));
 }
