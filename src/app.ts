@@ -6,6 +6,7 @@ import type { Contacts } from "./core/contacts.ts";
 import type { Logins } from "./core/logins.ts";
 import type { Groups } from "./core/groups.ts";
 import type { Live } from "./core/live.ts";
+import type { Social } from "./core/social.ts";
 import type { Recalls } from "./core/recall.ts";
 import type { TokenService } from "./core/tokens.ts";
 import type { GroupWriter } from "./core/writer.ts";
@@ -27,6 +28,7 @@ export interface App {
   logins: Logins;
   contacts: Contacts;
   groups: Groups;
+  social: Social;
   recalls: Recalls;
   /** Live rooms: join/leave, droppable and must-deliver messages, slow mode, mutes. */
   live: Live;

@@ -9,6 +9,7 @@ import { Contacts } from "./core/contacts.ts";
 import { Logins } from "./core/logins.ts";
 import { Groups } from "./core/groups.ts";
 import { Live } from "./core/live.ts";
+import { Social } from "./core/social.ts";
 import { Recalls } from "./core/recall.ts";
 import { IdGen } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
@@ -56,6 +57,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     logins: undefined as unknown as Logins,
     contacts: undefined as unknown as Contacts,
     groups: undefined as unknown as Groups,
+    social: undefined as unknown as Social,
     recalls: undefined as unknown as Recalls,
     live: undefined as unknown as Live,
     log,
@@ -78,6 +80,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     passwordHash: async (id) => (await store.getUser(id))?.passwordHash,
   });
   app.contacts = new Contacts(store, app.chat);
+  app.social = new Social(store, app.chat, (ev) => hub.dispatch(ev));
   app.groups = new Groups(store, app.chat, ids, (ev, skip) => hub.dispatch(ev, skip));
   app.recalls = new Recalls(store, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip));
   app.live = new Live({

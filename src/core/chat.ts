@@ -33,6 +33,7 @@ export const CONV_KINDS = ["direct", "group", "room", "container"];
 export const KIND_RE = /^[\w.:-]{1,32}$/;
 
 const mSent = metric("chat_messages_in_total", "Messages accepted and committed");
+const mBlocked = metric("chat_messages_blocked_total", "Sends refused by the recipient's blacklist");
 const mDup = metric("chat_messages_duplicate_total", "Retried sends answered with their first ack");
 
 export class Chat {
@@ -69,7 +70,7 @@ export class Chat {
     if (to === from) fail("bad_request", "cannot send a message to yourself");
     if (!(await this.userExists(to))) fail("not_found", `no user ${to}`);
     const conv = directConvId(from, to);
-    return this.commit(from, conv, input, [from, to], skip, { kind: "direct", members: [from, to] });
+    return this.commit(from, conv, input, [from, to], skip, { kind: "direct", members: [from, to] }, to);
   }
 
   /** Stores through the group-commit writer and pushes to `to` once committed. */
@@ -80,6 +81,8 @@ export class Chat {
     to: string[],
     skip?: string,
     create?: { kind: string; members: string[] },
+    /** a 1:1 recipient, whose blacklist is checked in the writing transaction */
+    recipient?: string,
   ): Promise<Ack> {
     const kind = input.kind ?? "text";
     if (!KIND_RE.test(kind)) fail("bad_request", "`kind` must be 1-32 characters of [A-Za-z0-9_.:-]");
@@ -88,7 +91,7 @@ export class Chat {
       fail("bad_request", "`cmid` must be a string of 1-64 characters");
     }
     const now = Date.now();
-    const { msg, dup } = await this.d.writer.append({
+    const r = await this.d.writer.append({
       id: this.d.ids.next(now),
       conv,
       sender: from,
@@ -97,7 +100,13 @@ export class Chat {
       cmid: input.cmid,
       at: new Date(now),
       create,
+      recipient,
     });
+    if (r.refused) {
+      mBlocked.value++;
+      return fail("blocked", `${recipient} does not accept your messages`);
+    }
+    const { msg, dup } = r;
     if (dup) mDup.value++;
     else {
       mSent.value++;

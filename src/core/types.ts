@@ -41,6 +41,8 @@ export type CoreEvent =
       mutedUntil?: number | null;
       to: string[];
     }
+  /** A friend request or its answer, or a friendship ended; `user` is who did it. */
+  | { type: "friend"; change: FriendChange; user: { id: string; nick: string }; note?: string; to: string[] }
   /** Read/delivered counts of a sender's messages in a group (debounced). */
   | { type: "receipts"; conv: string; counts: ReceiptCount[]; to: string[] }
   | { type: "recall"; conv: string; id: string; seq: number; from: string; cmid?: string; to: string[] }
@@ -60,6 +62,8 @@ export interface ReceiptCount {
   delivered: number;
   read: number;
 }
+
+export type FriendChange = "request" | "accepted" | "refused" | "removed";
 
 /** Room message classes: droppable ones are coalesced and skipped for slow consumers; must-deliver ones are not. */
 export type RoomClass = "droppable" | "must";

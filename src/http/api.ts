@@ -9,6 +9,7 @@ import { renderMetrics } from "../core/metrics.ts";
 import { messagingHttp } from "./groups.ts";
 import { jimHttp } from "./jim.ts";
 import { liveHttp } from "./live.ts";
+import { socialHttp } from "./social.ts";
 
 const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
 
@@ -197,5 +198,6 @@ export function httpApp(app: App) {
     .use(serverApi)
     .use(messagingHttp(app))
     .use(liveHttp(app))
+    .use(socialHttp(app))
     .use(jimHttp(app));
 }

@@ -1,7 +1,7 @@
 // Repositories over drizzle's PgDatabase: the same code runs on postgres.js and PGlite.
 import { and, asc, desc, eq, gt, gte, inArray, lt, lte, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./db.ts";
-import { conversations, members, messages, users } from "./schema.ts";
+import { blocks, conversations, members, messages, users } from "./schema.ts";
 import type { Message } from "../core/types.ts";
 
 export type UserRow = typeof users.$inferSelect;
@@ -30,13 +30,15 @@ export interface AppendItem {
   cmid?: string | null;
   at: Date;
   create?: { kind: string; members: string[] };
+  /** A 1:1 recipient: the message is refused, inside the same transaction, if it blocked the sender. */
+  recipient?: string;
 }
 
-/** The stored message, and whether it had been stored before under the same (sender, client msg id). */
-export interface AppendResult {
-  msg: Message;
-  dup: boolean;
-}
+/**
+ * The stored message, and whether it had been stored before under the same (sender, client msg id);
+ * or `refused` (nothing stored) when the recipient blocked the sender.
+ */
+export type AppendResult = { msg: Message; dup: boolean; refused?: undefined } | { refused: "blocked"; msg?: undefined; dup?: undefined };
 
 export interface HistoryQuery {
   beforeSeq?: number;
@@ -176,9 +178,22 @@ export class Store {
         });
       }
 
+      // 2. Blacklist: a recipient who blocked the sender refuses the message (checked in the writing
+      // transaction, so a block committed before it can never let a message through).
+      const checked = items.map((it, i) => ({ it, i })).filter(({ it, i }) => !results[i] && it.recipient);
+      if (checked.length) {
+        const pairs = sql.join(
+          checked.map(({ it }) => sql`(${it.recipient!}::text, ${it.sender}::text)`),
+          sql`, `,
+        );
+        const found = await tx.select().from(blocks).where(sql`(${blocks.userId}, ${blocks.blockedId}) in (${pairs})`);
+        const blocked = new Set(found.map((b) => `${b.userId}\u0000${b.blockedId}`));
+        for (const { it, i } of checked) if (blocked.has(`${it.recipient}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
+      }
+
       const fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
       if (fresh.length) {
-        // 2. Conversations that must exist (direct chats are created by their first message).
+        // 3. Conversations that must exist (direct chats are created by their first message).
         const creates = new Map<string, { kind: string; members: string[] }>();
         for (const { it } of fresh) if (it.create && !creates.has(it.conv)) creates.set(it.conv, it.create);
         if (creates.size) {
@@ -192,7 +207,7 @@ export class Store {
             .onConflictDoNothing();
         }
 
-        // 3. Reserve seq ranges, locking conversation rows in id order.
+        // 4. Reserve seq ranges, locking conversation rows in id order.
         const counts = new Map<string, number>();
         const lastAt = new Map<string, Date>();
         for (const { it } of fresh) {
@@ -216,7 +231,7 @@ export class Store {
           sql`update ${conversations} as c set last_seq = v.s, last_msg_at = v.t from (values ${values}) as v(id, s, t) where c.id = v.id`,
         );
 
-        // 4. One multi-row insert.
+        // 5. One multi-row insert.
         const rows = fresh.map(({ it }) => {
           const seq = next.get(it.conv)! + 1;
           next.set(it.conv, seq);
@@ -234,7 +249,7 @@ export class Store {
         await tx.insert(messages).values(rows);
         fresh.forEach(({ i }, k) => (results[i] = { msg: toMessage({ ...rows[k]!, recalledAt: null }), dup: false }));
 
-        // 5. The sender's own latest seq per conversation ("awaiting reply" is derived from it).
+        // 6. The sender's own latest seq per conversation ("awaiting reply" is derived from it).
         const sent = new Map<string, { conv: string; user: string; seq: number }>();
         for (const r of rows) sent.set(`${r.convId}\u0000${r.senderId}`, { conv: r.convId, user: r.senderId, seq: r.seq });
         const sv = sql.join(
@@ -249,7 +264,10 @@ export class Store {
       // Repeats inside one batch resolve to the message stored for their first occurrence.
       items.forEach((it, i) => {
         const r = results[i]!;
-        if (r.dup && !r.msg) results[i] = { msg: results[firstByKey.get(`${it.sender}\u0000${it.cmid}`)!]!.msg, dup: true };
+        if (r.dup && !r.msg) {
+          const first = results[firstByKey.get(`${it.sender}\u0000${it.cmid}`)!]!;
+          results[i] = first.refused ? first : { msg: first.msg, dup: true };
+        }
       });
       return results as AppendResult[];
     });

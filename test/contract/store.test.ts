@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { IdGen, directConvId } from "../../src/core/ids.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
+import { blocks } from "../../src/store/schema.ts";
 import { Store, type AppendItem } from "../../src/store/store.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 
@@ -46,7 +47,7 @@ for (const [name, open] of drivers) {
     test("a batch gets gap-free seqs per conversation and creates direct chats", async () => {
       const other = directConvId("ann", "cat");
       const res = await store.appendBatch([item("ann", 1), item("ben", 2), item("ann", 3, undefined, other), item("ann", 4)]);
-      expect(res.map((r) => [r.msg.conv, r.msg.seq])).toEqual([
+      expect(res.map((r) => [r.msg!.conv, r.msg!.seq])).toEqual([
         [conv, 1],
         [conv, 2],
         [other, 1],
@@ -61,10 +62,10 @@ for (const [name, open] of drivers) {
       const [a, b] = await store.appendBatch([item("ann", "x", "m1"), item("ann", "x", "m1")]);
       expect(a!.dup).toBe(false);
       expect(b!.dup).toBe(true);
-      expect(b!.msg.id).toBe(a!.msg.id);
+      expect(b!.msg!.id).toBe(a!.msg!.id);
       const [c] = await store.appendBatch([item("ann", "x", "m1")]);
       expect(c!.dup).toBe(true);
-      expect(c!.msg.seq).toBe(a!.msg.seq);
+      expect(c!.msg!.seq).toBe(a!.msg!.seq);
       // the same client id from another sender is another message
       const [d] = await store.appendBatch([item("ben", "x", "m1")]);
       expect(d!.dup).toBe(false);
@@ -108,11 +109,25 @@ for (const [name, open] of drivers) {
       expect(body).toBe("p1");
     });
 
+    test("a recipient's block refuses the message in the batch, and only that one", async () => {
+      await store.db.insert(blocks).values({ userId: "cat", blockedId: "dan" });
+      const toCat = directConvId("cat", "dan");
+      const res = await store.appendBatch([
+        { ...item("dan", "no", "b1", toCat), recipient: "cat" },
+        { ...item("cat", "yes", undefined, toCat), recipient: "dan" },
+        { ...item("dan", "no again", "b1", toCat), recipient: "cat" },
+      ]);
+      expect(res[0]).toEqual({ refused: "blocked" });
+      expect(res[2]).toEqual({ refused: "blocked" });
+      expect(res[1]!.msg).toMatchObject({ from: "cat", seq: 1 });
+      expect((await store.history(toCat, { limit: 10 })).map((m) => m.body)).toEqual(["yes"]);
+    });
+
     test("a batch that fails consumes no seq", async () => {
       const bad = { ...item("ann", "x"), conv: "g:missing", create: undefined };
       await expect(store.appendBatch([item("ann", "ok"), bad])).rejects.toThrow();
       const [r] = await store.appendBatch([item("ann", "after")]);
-      expect(r!.msg.seq).toBe(9);
+      expect(r!.msg!.seq).toBe(9);
     });
   });
 }

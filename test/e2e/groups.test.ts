@@ -207,7 +207,7 @@ describe("unread, receipts and the conversation list", () => {
   test("history by seq and time range; offline pull per conversation or all, peek or mark", async () => {
     const [ann, fay] = await Promise.all(["ann", "fay"].map(connect));
     const { group } = await ok(ann!, { t: "group_create", kind: "user", members: ["fay"] });
-    const acks = [];
+    const acks: any[] = [];
     for (let i = 1; i <= 5; i++) acks.push((await ok(ann!, { t: "send", conv: group.conv, body: `h${i}` })).msg);
     await ok(ann!, { t: "send", to: "fay", body: "dm" });
     const bodies = (r: any) => r.msgs.map((m: any) => m.body);

@@ -102,6 +102,24 @@ export const Frames = {
     cmid: T.Optional(T.String({ minLength: 1, maxLength: 64 })),
   }),
   group_discover: T.Object({ t: T.Literal("group_discover"), id: Id, kind: T.String({ maxLength: 16 }), area: T.Optional(T.String({ maxLength: 200 })) }),
+  friend_request: T.Object({ t: T.Literal("friend_request"), id: Id, user: UserId, note: T.Optional(T.String({ maxLength: 200 })) }),
+  friend_answer: T.Object({ t: T.Literal("friend_answer"), id: Id, user: UserId, accept: T.Boolean() }),
+  friend_requests: T.Object({
+    t: T.Literal("friend_requests"),
+    id: Id,
+    dir: T.Optional(T.Union([T.Literal("in"), T.Literal("out")])),
+    status: T.Optional(T.String({ maxLength: 16 })),
+  }),
+  friends: T.Object({ t: T.Literal("friends"), id: Id }),
+  friend_remove: T.Object({ t: T.Literal("friend_remove"), id: Id, user: UserId }),
+  friend_remark: T.Object({ t: T.Literal("friend_remark"), id: Id, user: UserId, remark: T.String({ maxLength: 100 }) }),
+  block: T.Object({ t: T.Literal("block"), id: Id, user: UserId }),
+  unblock: T.Object({ t: T.Literal("unblock"), id: Id, user: UserId }),
+  blocks: T.Object({ t: T.Literal("blocks"), id: Id }),
+  follow: T.Object({ t: T.Literal("follow"), id: Id, user: UserId }),
+  unfollow: T.Object({ t: T.Literal("unfollow"), id: Id, user: UserId }),
+  followers: T.Object({ t: T.Literal("followers"), id: Id, user: T.Optional(UserId), limit: T.Optional(T.Integer({ minimum: 1, maximum: 1000 })), after: T.Optional(UserId) }),
+  following: T.Object({ t: T.Literal("following"), id: Id, user: T.Optional(UserId), limit: T.Optional(T.Integer({ minimum: 1, maximum: 1000 })), after: T.Optional(UserId) }),
 } as const;
 
 export type FrameType = keyof typeof Frames;

@@ -11,6 +11,7 @@ import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { check, type FrameOf } from "./frames.ts";
 import { groupFrame } from "./groups.ts";
 import { roomEvent, roomFrame } from "./rooms.ts";
+import { socialFrames } from "./social.ts";
 
 interface NativeState {
   binary: boolean;
@@ -114,6 +115,7 @@ export function nativeDialect(app: App): Dialect {
         return void reply(s, { t: type, id: f.id, ...(await roomFrame(app, s, st(s).bucket, type, f)) });
       default:
         if (type.startsWith("group_")) return void reply(s, { t: type, id: f.id, ...(await groupFrame(groups, me, type, f)) });
+        if (type in socialFrames) return void reply(s, { t: type, id: f.id, ...(await socialFrames[type]!(app.social, me, f)) });
     }
   }
 
@@ -184,6 +186,10 @@ export function nativeDialect(app: App): Dialect {
           return out({ t: "receipts", conv: ev.conv, counts: ev.counts });
         case "recall":
           return out({ t: "recall", conv: ev.conv, msg: ev.id, seq: ev.seq, from: ev.from });
+        case "friend": {
+          const { type: _t, to: _to, ...rest } = ev;
+          return out({ t: "friend", ...rest });
+        }
         case "member": {
           const { type: _t, to: _to, ...rest } = ev;
           return out({ t: "member", ...rest });
