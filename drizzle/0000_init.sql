@@ -27,6 +27,21 @@ CREATE TABLE "conversations" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "desk_agents" (
+	"user_id" text PRIMARY KEY NOT NULL,
+	"group_id" text NOT NULL,
+	"capacity" integer DEFAULT 10 NOT NULL,
+	"disabled" boolean DEFAULT false NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
+CREATE TABLE "desk_groups" (
+	"id" text PRIMARY KEY NOT NULL,
+	"name" text DEFAULT '' NOT NULL,
+	"disabled" boolean DEFAULT false NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "follows" (
 	"user_id" text NOT NULL,
 	"followee_id" text NOT NULL,
@@ -100,6 +115,7 @@ CREATE TABLE "users" (
 --> statement-breakpoint
 CREATE INDEX "app_tokens_user_idx" ON "app_tokens" USING btree ("user_id");--> statement-breakpoint
 CREATE INDEX "conversations_kind_idx" ON "conversations" USING btree ("kind");--> statement-breakpoint
+CREATE INDEX "desk_agents_group_idx" ON "desk_agents" USING btree ("group_id");--> statement-breakpoint
 CREATE INDEX "follows_followee_idx" ON "follows" USING btree ("followee_id");--> statement-breakpoint
 CREATE INDEX "friend_requests_to_idx" ON "friend_requests" USING btree ("to_id");--> statement-breakpoint
 CREATE INDEX "members_user_idx" ON "members" USING btree ("user_id");--> statement-breakpoint

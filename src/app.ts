@@ -4,6 +4,7 @@ import type { Config } from "./config.ts";
 import type { Chat } from "./core/chat.ts";
 import type { Contacts } from "./core/contacts.ts";
 import type { Logins } from "./core/logins.ts";
+import type { Desk } from "./core/desk.ts";
 import type { Groups } from "./core/groups.ts";
 import type { Live } from "./core/live.ts";
 import type { Social } from "./core/social.ts";
@@ -28,6 +29,7 @@ export interface App {
   logins: Logins;
   contacts: Contacts;
   groups: Groups;
+  desk: Desk;
   social: Social;
   recalls: Recalls;
   /** Live rooms: join/leave, droppable and must-deliver messages, slow mode, mutes. */

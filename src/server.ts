@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import { Chat } from "./core/chat.ts";
 import { Contacts } from "./core/contacts.ts";
 import { Logins } from "./core/logins.ts";
+import { Desk } from "./core/desk.ts";
 import { Groups } from "./core/groups.ts";
 import { Live } from "./core/live.ts";
 import { Social } from "./core/social.ts";
@@ -14,6 +15,7 @@ import { Recalls } from "./core/recall.ts";
 import { IdGen } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
 import { GroupWriter } from "./core/writer.ts";
+import { deskDialect } from "./dialects/desk/index.ts";
 import { jimDialect } from "./dialects/jim/index.ts";
 import { nativeDialect } from "./dialects/native/index.ts";
 import { httpApp } from "./http/api.ts";
@@ -23,6 +25,7 @@ import type { Presence } from "./presence/presence.ts";
 import type { Dialect } from "./hub/session.ts";
 import { AppTokenStore } from "./store/app-tokens.ts";
 import { openDb } from "./store/db.ts";
+import { DeskStore } from "./store/desk.ts";
 import { Store } from "./store/store.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
 
@@ -31,6 +34,8 @@ export interface Running {
   port: number;
   /** the JIM_PORT listener's port (resolved when JIM_PORT=0) */
   jimPort?: number;
+  /** the DESK_PORT listener's port (resolved when DESK_PORT=0) */
+  deskPort?: number;
   listeners: Listener[];
   /** Graceful stop: refuse new connections, tell clients to reconnect, flush writes, close. */
   stop(): Promise<void>;
@@ -60,6 +65,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     social: undefined as unknown as Social,
     recalls: undefined as unknown as Recalls,
     live: undefined as unknown as Live,
+    desk: undefined as unknown as Desk,
     log,
     startedAt: Date.now(),
     draining: false,
@@ -93,10 +99,12 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     count: (conv) => presence.roomCount(conv),
     log: (m) => log.warn(m),
   });
+  app.desk = new Desk(store, new DeskStore(db.db), app.chat, (ev) => hub.dispatch(ev), (m) => log.warn(m));
   hub.watcher = { joined: (u, t) => app.live.entered(u, t), left: (u, t) => app.live.left(u, t) };
 
   const jim = jimDialect(app);
-  const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim };
+  const desk = deskDialect(app);
+  const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim, "/desk": desk };
   const http = httpApp(app);
   const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort });
   const listeners = [main];
@@ -104,11 +112,16 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   if (cfg.jimPort !== undefined) {
     listeners.push(listen(app, http, {}, { port: cfg.jimPort, hostname: cfg.host, reusePort: opts.reusePort, anyPath: jim }));
   }
+  // Original desk consoles connect to ws://host:<DESK_PORT>/.
+  if (cfg.deskPort !== undefined) {
+    listeners.push(listen(app, http, {}, { port: cfg.deskPort, hostname: cfg.host, reusePort: opts.reusePort, anyPath: desk }));
+  }
 
   return {
     app,
     port: main.port,
     jimPort: listeners.find((l) => l.dialect === jim)?.port,
+    deskPort: listeners.find((l) => l.dialect === desk)?.port,
     listeners,
     async stop() {
       if (app.draining) return;

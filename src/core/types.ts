@@ -43,6 +43,19 @@ export type CoreEvent =
     }
   /** A friend request or its answer, or a friendship ended; `user` is who did it. */
   | { type: "friend"; change: FriendChange; user: { id: string; nick: string }; note?: string; to: string[] }
+  /**
+   * Customer-service desk: `assigned` to the agent that now serves `guest` (with recent messages; `from` on a
+   * transfer), `handed_over` to the agent that transferred it, `agent` to the guest.
+   */
+  | {
+      type: "desk";
+      change: "assigned" | "handed_over" | "agent";
+      guest: { id: string; nick: string; avatar: string };
+      agent: string;
+      from?: string;
+      recs?: Message[];
+      to: string[];
+    }
   /** Read/delivered counts of a sender's messages in a group (debounced). */
   | { type: "receipts"; conv: string; counts: ReceiptCount[]; to: string[] }
   | { type: "recall"; conv: string; id: string; seq: number; from: string; cmid?: string; to: string[] }

@@ -7,6 +7,7 @@ import { CoreError, ErrorCodes } from "../core/errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
 import { messagingHttp } from "./groups.ts";
+import { deskHttp } from "./desk.ts";
 import { jimHttp } from "./jim.ts";
 import { liveHttp } from "./live.ts";
 import { socialHttp } from "./social.ts";
@@ -199,5 +200,6 @@ export function httpApp(app: App) {
     .use(messagingHttp(app))
     .use(liveHttp(app))
     .use(socialHttp(app))
+    .use(deskHttp(app))
     .use(jimHttp(app));
 }

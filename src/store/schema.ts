@@ -163,3 +163,26 @@ export const roomMutes = pgTable(
   },
   (t) => [primaryKey({ columns: [t.convId, t.userId] })],
 );
+
+// ---- Customer-service desk (seed 002): agent groups and agents. Guest conversations are `container`
+// conversations (subtype `desk`, id `c:desk:<guest>`) whose owner_id is the serving agent. ----
+export const deskGroups = pgTable("desk_groups", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull().default(""),
+  disabled: boolean("disabled").notNull().default(false),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+export const deskAgents = pgTable(
+  "desk_agents",
+  {
+    /** the agent's user id */
+    userId: text("user_id").primaryKey(),
+    groupId: text("group_id").notNull(),
+    /** most guests served at once */
+    capacity: integer("capacity").notNull().default(10),
+    disabled: boolean("disabled").notNull().default(false),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("desk_agents_group_idx").on(t.groupId)],
+);
