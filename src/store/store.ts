@@ -1,6 +1,6 @@
 // Repositories over drizzle's PgDatabase: the same code runs on postgres.js and PGlite.
 import { and, asc, desc, eq, gt, gte, inArray, lt, lte, sql, type SQL } from "drizzle-orm";
-import type { Db } from "./db.ts";
+import { rowsOf, type Db } from "./db.ts";
 import { blocks, conversations, members, messages, users } from "./schema.ts";
 import type { Message } from "../core/types.ts";
 
@@ -51,6 +51,33 @@ export interface HistoryQuery {
 }
 
 type MessageRow = typeof messages.$inferSelect;
+
+/** A message row read with raw SQL (ids and bodies as text, so both drivers return the same). */
+interface RawMessage {
+  id: string;
+  conv_id: string;
+  seq: string | number;
+  sender_id: string;
+  kind: string;
+  body: string;
+  client_msg_id: string | null;
+  created_at: string | Date;
+  recalled_at: string | Date | null;
+}
+
+function fromRaw(r: RawMessage): Message {
+  return toMessage({
+    id: BigInt(r.id),
+    convId: r.conv_id,
+    seq: Number(r.seq),
+    senderId: r.sender_id,
+    kind: r.kind,
+    body: JSON.parse(r.body),
+    clientMsgId: r.client_msg_id,
+    createdAt: new Date(r.created_at),
+    recalledAt: r.recalled_at ? new Date(r.recalled_at) : null,
+  });
+}
 
 export function toMessage(r: MessageRow): Message {
   return {
@@ -159,15 +186,14 @@ export class Store {
       const withCmid = items.filter((i) => i.cmid);
       const firstByKey = new Map<string, number>();
       if (withCmid.length) {
-        const pairs = sql.join(
-          withCmid.map((i) => sql`(${i.sender}, ${i.cmid})`),
-          sql`, `,
+        const keys = JSON.stringify(withCmid.map((i) => ({ s: i.sender, c: i.cmid })));
+        const found = rowsOf<RawMessage>(
+          await tx.execute(sql`
+            select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
+              from jsonb_to_recordset(${keys}::jsonb) as k(s text, c text)
+              join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.client_msg_id is not null`),
         );
-        const found = await tx
-          .select()
-          .from(messages)
-          .where(sql`(${messages.senderId}, ${messages.clientMsgId}) in (${pairs})`);
-        const byKey = new Map(found.map((r) => [`${r.senderId}\u0000${r.clientMsgId}`, toMessage(r)]));
+        const byKey = new Map(found.map((r) => [`${r.sender_id}\u0000${r.client_msg_id}`, fromRaw(r)]));
         items.forEach((it, i) => {
           if (!it.cmid) return;
           const key = `${it.sender}\u0000${it.cmid}`;
@@ -182,32 +208,20 @@ export class Store {
       // transaction, so a block committed before it can never let a message through).
       const checked = items.map((it, i) => ({ it, i })).filter(({ it, i }) => !results[i] && it.recipient);
       if (checked.length) {
-        const pairs = sql.join(
-          checked.map(({ it }) => sql`(${it.recipient!}::text, ${it.sender}::text)`),
-          sql`, `,
+        const pairs = JSON.stringify(checked.map(({ it }) => ({ u: it.recipient, b: it.sender })));
+        const found = rowsOf<{ user_id: string; blocked_id: string }>(
+          await tx.execute(sql`
+            select b.user_id, b.blocked_id from jsonb_to_recordset(${pairs}::jsonb) as k(u text, b text)
+              join blocks b on b.user_id = k.u and b.blocked_id = k.b`),
         );
-        const found = await tx.select().from(blocks).where(sql`(${blocks.userId}, ${blocks.blockedId}) in (${pairs})`);
-        const blocked = new Set(found.map((b) => `${b.userId}\u0000${b.blockedId}`));
+        const blocked = new Set(found.map((b) => `${b.user_id}\u0000${b.blocked_id}`));
         for (const { it, i } of checked) if (blocked.has(`${it.recipient}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
       }
 
       const fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
       if (fresh.length) {
-        // 3. Conversations that must exist (direct chats are created by their first message).
-        const creates = new Map<string, { kind: string; members: string[] }>();
-        for (const { it } of fresh) if (it.create && !creates.has(it.conv)) creates.set(it.conv, it.create);
-        if (creates.size) {
-          await tx
-            .insert(conversations)
-            .values([...creates].map(([id, c]) => ({ id, kind: c.kind })))
-            .onConflictDoNothing();
-          await tx
-            .insert(members)
-            .values([...creates].flatMap(([id, c]) => c.members.map((userId) => ({ convId: id, userId }))))
-            .onConflictDoNothing();
-        }
-
-        // 4. Reserve seq ranges, locking conversation rows in id order.
+        // 3. Lock the touched conversation rows in id order and read their last seq. Direct chats are
+        // created by their first message: missing ones are inserted (with members), then locked too.
         const counts = new Map<string, number>();
         const lastAt = new Map<string, Date>();
         for (const { it } of fresh) {
@@ -215,50 +229,59 @@ export class Store {
           lastAt.set(it.conv, it.at);
         }
         const convIds = [...counts.keys()].sort();
-        const locked = await tx
-          .select({ id: conversations.id, lastSeq: conversations.lastSeq })
-          .from(conversations)
-          .where(inArray(conversations.id, convIds))
-          .orderBy(asc(conversations.id))
-          .for("update");
-        const next = new Map(locked.map((r) => [r.id, Number(r.lastSeq)]));
+        const lock = async (ids: string[]) =>
+          rowsOf<{ id: string; last_seq: string | number }>(
+            await tx.execute(sql`
+              select c.id, c.last_seq from conversations c
+               where c.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))
+               order by c.id for update`),
+          );
+        const next = new Map((await lock(convIds)).map((r) => [r.id, Number(r.last_seq)]));
+        const creates = new Map<string, { kind: string; members: string[] }>();
+        for (const { it } of fresh) if (!next.has(it.conv) && it.create && !creates.has(it.conv)) creates.set(it.conv, it.create);
+        if (creates.size) {
+          // In id order too, so two batches creating the same chats wait for each other, never in a cycle.
+          const made = [...creates].sort(([a], [b]) => (a < b ? -1 : 1));
+          await tx
+            .insert(conversations)
+            .values(made.map(([id, c]) => ({ id, kind: c.kind })))
+            .onConflictDoNothing();
+          await tx
+            .insert(members)
+            .values(made.flatMap(([id, c]) => c.members.map((userId) => ({ convId: id, userId }))))
+            .onConflictDoNothing();
+          for (const r of await lock(made.map(([id]) => id))) next.set(r.id, Number(r.last_seq));
+        }
         for (const id of convIds) if (!next.has(id)) throw new Error(`conversation ${id} does not exist`);
-        const values = sql.join(
-          convIds.map((id) => sql`(${id}::text, ${next.get(id)! + counts.get(id)!}::bigint, ${lastAt.get(id)!.toISOString()}::timestamptz)`),
-          sql`, `,
-        );
-        await tx.execute(
-          sql`update ${conversations} as c set last_seq = v.s, last_msg_at = v.t from (values ${values}) as v(id, s, t) where c.id = v.id`,
-        );
 
-        // 5. One multi-row insert.
+        // 4. Reserve the seq ranges.
+        const ranges = JSON.stringify(convIds.map((id) => ({ id, s: next.get(id)! + counts.get(id)!, t: lastAt.get(id)!.toISOString() })));
+        await tx.execute(sql`
+          update conversations as c set last_seq = v.s, last_msg_at = v.t
+            from jsonb_to_recordset(${ranges}::jsonb) as v(id text, s bigint, t timestamptz) where c.id = v.id`);
+
+        // 5. One insert of the whole batch.
         const rows = fresh.map(({ it }) => {
           const seq = next.get(it.conv)! + 1;
           next.set(it.conv, seq);
-          return {
-            id: it.id,
-            convId: it.conv,
-            seq,
-            senderId: it.sender,
-            kind: it.kind,
-            body: it.body,
-            clientMsgId: it.cmid ?? null,
-            createdAt: it.at,
-          };
+          return { id: it.id, convId: it.conv, seq, senderId: it.sender, kind: it.kind, body: it.body, clientMsgId: it.cmid ?? null, createdAt: it.at };
         });
-        await tx.insert(messages).values(rows);
+        const payload = JSON.stringify(
+          rows.map((r) => ({ i: r.id.toString(), c: r.convId, q: r.seq, s: r.senderId, k: r.kind, b: r.body ?? null, m: r.clientMsgId, t: r.createdAt.toISOString() })),
+        );
+        await tx.execute(sql`
+          insert into messages (id, conv_id, seq, sender_id, kind, body, client_msg_id, created_at)
+          select i, c, q, s, k, b, m, t from jsonb_to_recordset(${payload}::jsonb)
+            as x(i bigint, c text, q bigint, s text, k text, b jsonb, m text, t timestamptz)`);
         fresh.forEach(({ i }, k) => (results[i] = { msg: toMessage({ ...rows[k]!, recalledAt: null }), dup: false }));
 
         // 6. The sender's own latest seq per conversation ("awaiting reply" is derived from it).
-        const sent = new Map<string, { conv: string; user: string; seq: number }>();
-        for (const r of rows) sent.set(`${r.convId}\u0000${r.senderId}`, { conv: r.convId, user: r.senderId, seq: r.seq });
-        const sv = sql.join(
-          [...sent.values()].map((s) => sql`(${s.conv}::text, ${s.user}::text, ${s.seq}::bigint)`),
-          sql`, `,
-        );
-        await tx.execute(
-          sql`update ${members} as m set last_sent_seq = greatest(m.last_sent_seq, v.s) from (values ${sv}) as v(c, u, s) where m.conv_id = v.c and m.user_id = v.u`,
-        );
+        const sent = new Map<string, { c: string; u: string; s: number }>();
+        for (const r of rows) sent.set(`${r.convId}\u0000${r.senderId}`, { c: r.convId, u: r.senderId, s: r.seq });
+        await tx.execute(sql`
+          update members as m set last_sent_seq = greatest(m.last_sent_seq, v.s)
+            from jsonb_to_recordset(${JSON.stringify([...sent.values()])}::jsonb) as v(c text, u text, s bigint)
+           where m.conv_id = v.c and m.user_id = v.u`);
       }
 
       // Repeats inside one batch resolve to the message stored for their first occurrence.
