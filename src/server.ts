@@ -88,7 +88,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   app.contacts = new Contacts(store, app.chat);
   app.social = new Social(store, app.chat, (ev) => hub.dispatch(ev));
   app.groups = new Groups(store, app.chat, ids, (ev, skip) => hub.dispatch(ev, skip));
-  app.recalls = new Recalls(store, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip));
+  // A room's viewers are not stored members: a recall there goes out on the room's tick.
+  app.recalls = new Recalls(store, cfg.recallWindowSec, (ev, skip) =>
+    ev.type === "recall" && ev.conv.startsWith("r:") ? app.live.recalled(ev.conv, ev.id, ev.seq, ev.from) : hub.dispatch(ev, skip),
+  );
   app.live = new Live({
     store,
     chat: app.chat,

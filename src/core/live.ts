@@ -227,6 +227,11 @@ export class Live {
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
   }
 
+  /** A stored room message was recalled: the room's viewers are told on the next tick. */
+  recalled(conv: string, id: string, seq: number, from: string): void {
+    this.post(conv, { type: "recall", id, seq, from });
+  }
+
   /** Drops what is queued (shutdown). Must-deliver items are committed already: clients resync. */
   stop(): void {
     for (const q of this.queues.values()) if (q.timer) clearTimeout(q.timer);
@@ -252,7 +257,7 @@ export class Live {
   private post(conv: string, item: RoomItem): void {
     let q = this.queues.get(conv);
     if (!q) this.queues.set(conv, (q = { items: [], droppable: 0, busy: false }));
-    if (item.type !== "msg" || item.msg.class === "droppable") {
+    if (item.type === "in" || item.type === "out" || (item.type === "msg" && item.msg.class === "droppable")) {
       if (q.droppable >= MAX_TICK_ITEMS) return void mOverflow.value++;
       q.droppable++;
     }
@@ -269,7 +274,7 @@ export class Live {
     q.droppable = 0;
     let online: number | undefined;
     try {
-      const people = items.filter((i): i is Extract<RoomItem, { type: "in" | "out" }> => i.type !== "msg");
+      const people = items.filter((i): i is Extract<RoomItem, { type: "in" | "out" }> => i.type === "in" || i.type === "out");
       if (people.length) {
         const [n, users] = await Promise.all([this.d.count(conv), this.d.store.getUsers([...new Set(people.map((p) => p.user.id))])]);
         online = n;

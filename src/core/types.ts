@@ -88,4 +88,8 @@ export interface RoomMessage extends Omit<Message, "seq"> {
 }
 
 /** What one room tick carries, in order: messages and in/out notices. */
-export type RoomItem = { type: "msg"; msg: RoomMessage } | { type: "in" | "out"; user: { id: string; nick: string } };
+export type RoomItem =
+  | { type: "msg"; msg: RoomMessage }
+  | { type: "in" | "out"; user: { id: string; nick: string } }
+  /** a stored room message was recalled: viewers hide it (delivered like a must-deliver message) */
+  | { type: "recall"; id: string; seq: number; from: string };

@@ -51,8 +51,10 @@ export class SlowConsumers {
     let droppable = 0;
     let firstMust: number | undefined;
     for (const it of ev.items) {
-      if (it.type !== "msg" || it.msg.class === "droppable") droppable++;
-      else if (firstMust === undefined) firstMust = it.msg.seq;
+      // Must-deliver: stored messages and recalls (both carry a seq to resync from).
+      const seq = it.type === "recall" ? it.seq : it.type === "msg" && it.msg.class === "must" ? it.msg.seq : undefined;
+      if (seq === undefined) droppable++;
+      else if (firstMust === undefined) firstMust = seq;
     }
     let skipped = 0;
     for (const s of sessions) {

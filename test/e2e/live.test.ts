@@ -124,6 +124,11 @@ describe("room messages", () => {
     const hist = await c.request({ t: "history", conv: "r:gifts", after: 0 });
     expect(hist.msgs.map((m: any) => [m.seq, m.kind, m.from])).toEqual([[1, "gift", "bob"]]);
     expect((await srv.api("/api/rooms/gifts")).body.lastSeq).toBe(1);
+    // Its sender recalls it: the room's viewers are told on a tick, and history hides it.
+    expect(await b.request({ t: "recall", msg: ack.msg.id })).toMatchObject({ t: "recalled", conv: "r:gifts", seq: 1 });
+    const recall = await tick(a, "gifts", (it: any) => it.t === "recall");
+    expect(recall.items.find((it: any) => it.t === "recall")).toEqual({ t: "recall", msg: ack.msg.id, seq: 1, from: "bob" });
+    expect((await c.request({ t: "history", conv: "r:gifts", after: 0 })).msgs[0]).toMatchObject({ seq: 1, body: null, recalled: true });
     for (const x of [a, b, c]) await x.close();
   });
 

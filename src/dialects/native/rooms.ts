@@ -40,7 +40,9 @@ export async function roomFrame(app: App, s: Session, bucket: TokenBucket, type:
 /** Room events as native frames; undefined for other events. */
 export function roomEvent(ev: CoreEvent): Record<string, unknown> | undefined {
   if (ev.type === "room") {
-    const items = ev.items.map((it) => (it.type === "msg" ? { t: "msg", msg: it.msg } : { t: it.type, user: it.user }));
+    const items = ev.items.map((it) =>
+      it.type === "msg" ? { t: "msg", msg: it.msg } : it.type === "recall" ? { t: "recall", msg: it.id, seq: it.seq, from: it.from } : { t: it.type, user: it.user },
+    );
     return { t: "room", room: roomIdOf(ev.conv), ...(ev.online !== undefined ? { online: ev.online } : {}), items };
   }
   if (ev.type === "resync") return { t: "resync", room: roomIdOf(ev.conv), conv: ev.conv, after: ev.after, dropped: ev.dropped };
