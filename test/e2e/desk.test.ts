@@ -4,246 +4,249 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
-let srv: TestServer;
-const open: Client[] = [];
+// The same tests on both stores: Postgres and the embedded PGlite.
+for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
+  let srv: TestServer;
+  const open: Client[] = [];
 
-beforeAll(async () => {
-  srv = await startTestServer({ bus: "redis", env: { DESK_PORT: "0", SEND_RATE: "1000", SEND_BURST: "1000" } });
-});
-afterAll(async () => {
-  for (const c of open) c.ws.close();
-  await srv.stop();
-});
+  beforeAll(async () => {
+    srv = await startTestServer({ store, bus: "redis", env: { DESK_PORT: "0", SEND_RATE: "1000", SEND_BURST: "1000" } });
+  });
+  afterAll(async () => {
+    for (const c of open) c.ws.close();
+    await srv.stop();
+  });
 
-async function tokenOf(user: string, ttlSec = 3 * 86400, fields: Record<string, unknown> = {}) {
-  await srv.api("/api/users", { body: { id: user, nick: user.toUpperCase(), ...fields } });
-  return (await srv.api(`/api/users/${user}/token`, { body: { ttlSec } })).body.token as string;
-}
-async function group(id: string) {
-  expect((await srv.api(`/api/desk/groups/${id}`, { method: "PUT", body: { name: id } })).status).toBe(200);
-}
-async function agent(user: string, grp: string, capacity = 10) {
-  const token = await tokenOf(user);
-  expect((await srv.api(`/api/desk/agents/${user}`, { method: "PUT", body: { group: grp, capacity } })).status).toBe(200);
-  return token;
-}
-async function connect(base = `${srv.wsUrl}/desk`) {
-  const c = await Client.connect(base);
-  open.push(c);
-  return c;
-}
-/** Sends a request and awaits the answer with its api_key. */
-async function ask(c: Client, frame: Record<string, unknown>) {
-  c.send(JSON.stringify(frame));
-  return c.next((f) => f.api_key === frame.api_key);
-}
-async function agentLogin(user: string, token: string) {
-  const c = await connect();
-  const r = await ask(c, { api_key: 31000, call_type: 3, token });
-  expect(r).toMatchObject({ api_key: 31000, code: 200, status: "Success" });
-  return { c, login: r };
-}
-async function guestLogin(user: string, grp: string) {
-  const c = await connect();
-  const r = await ask(c, { api_key: 31000, call_type: 1, token: await tokenOf(user), group_id: grp });
-  expect(r).toMatchObject({ code: 200 });
-  return { c, login: r };
-}
-const push = (key: number, gid?: string) => (f: any) => f.api_key === key && (gid === undefined || f.data.gid === gid);
-
-describe("login", () => {
-  test("accepted with ix and both lists; refused with each negative code; -9999 before login", async () => {
-    await group("g-login");
-    const token = await agent("a-login", "g-login");
-    const { login } = await agentLogin("a-login", token);
-    expect(login.data.ix).toMatch(/^[0-9a-f]{20}$/);
-    expect(login.data).toMatchObject({ is_refresh: 0, refresh_token: "", guest_list: [] });
-    expect(login.data.admin_list).toEqual([expect.objectContaining({ aix: "a-login", online: 1, status: 0, load: 0 })]);
-
+  async function tokenOf(user: string, ttlSec = 3 * 86400, fields: Record<string, unknown> = {}) {
+    await srv.api("/api/users", { body: { id: user, nick: user.toUpperCase(), ...fields } });
+    return (await srv.api(`/api/users/${user}/token`, { body: { ttlSec } })).body.token as string;
+  }
+  async function group(id: string) {
+    expect((await srv.api(`/api/desk/groups/${id}`, { method: "PUT", body: { name: id } })).status).toBe(200);
+  }
+  async function agent(user: string, grp: string, capacity = 10) {
+    const token = await tokenOf(user);
+    expect((await srv.api(`/api/desk/agents/${user}`, { method: "PUT", body: { group: grp, capacity } })).status).toBe(200);
+    return token;
+  }
+  async function connect(base = `${srv.wsUrl}/desk`) {
+    const c = await Client.connect(base);
+    open.push(c);
+    return c;
+  }
+  /** Sends a request and awaits the answer with its api_key. */
+  async function ask(c: Client, frame: Record<string, unknown>) {
+    c.send(JSON.stringify(frame));
+    return c.next((f) => f.api_key === frame.api_key);
+  }
+  async function agentLogin(user: string, token: string) {
     const c = await connect();
-    expect(await ask(c, { api_key: 32000 })).toEqual({ api_key: 32000, data: {}, code: -9999, message: "log in first", status: "Fail" });
-    expect(await ask(c, { api_key: 31000, call_type: 3, token: "garbage" })).toMatchObject({ code: -31001, status: "Fail" });
-    expect(await ask(c, { api_key: 31000, call_type: 3, token: await tokenOf("not-an-agent") })).toMatchObject({ code: -31002 });
-    const dis = await agent("a-disabled", "g-login");
-    await srv.api("/api/desk/agents/a-disabled", { method: "PUT", body: { disabled: true } });
-    expect(await ask(c, { api_key: 31000, call_type: 3, token: dis })).toMatchObject({ code: -31003 });
-    await group("g-off");
-    const off = await agent("a-off", "g-off");
-    await srv.api("/api/desk/groups/g-off", { method: "PUT", body: { disabled: true } });
-    expect(await ask(c, { api_key: 31000, call_type: 3, token: off })).toMatchObject({ code: -31004 });
-    // The connection stays usable after refusals.
-    c.send(JSON.stringify({ call_type: 0 }));
-    expect(await c.next((f) => f.message === "pong")).toEqual({ api_key: 0, data: {}, code: 200, message: "pong", status: "Success" });
+    const r = await ask(c, { api_key: 31000, call_type: 3, token });
+    expect(r).toMatchObject({ api_key: 31000, code: 200, status: "Success" });
+    return { c, login: r };
+  }
+  async function guestLogin(user: string, grp: string) {
+    const c = await connect();
+    const r = await ask(c, { api_key: 31000, call_type: 1, token: await tokenOf(user), group_id: grp });
+    expect(r).toMatchObject({ code: 200 });
+    return { c, login: r };
+  }
+  const push = (key: number, gid?: string) => (f: any) => f.api_key === key && (gid === undefined || f.data.gid === gid);
+
+  describe("login", () => {
+    test("accepted with ix and both lists; refused with each negative code; -9999 before login", async () => {
+      await group("g-login");
+      const token = await agent("a-login", "g-login");
+      const { login } = await agentLogin("a-login", token);
+      expect(login.data.ix).toMatch(/^[0-9a-f]{20}$/);
+      expect(login.data).toMatchObject({ is_refresh: 0, refresh_token: "", guest_list: [] });
+      expect(login.data.admin_list).toEqual([expect.objectContaining({ aix: "a-login", online: 1, status: 0, load: 0 })]);
+
+      const c = await connect();
+      expect(await ask(c, { api_key: 32000 })).toEqual({ api_key: 32000, data: {}, code: -9999, message: "log in first", status: "Fail" });
+      expect(await ask(c, { api_key: 31000, call_type: 3, token: "garbage" })).toMatchObject({ code: -31001, status: "Fail" });
+      expect(await ask(c, { api_key: 31000, call_type: 3, token: await tokenOf("not-an-agent") })).toMatchObject({ code: -31002 });
+      const dis = await agent("a-disabled", "g-login");
+      await srv.api("/api/desk/agents/a-disabled", { method: "PUT", body: { disabled: true } });
+      expect(await ask(c, { api_key: 31000, call_type: 3, token: dis })).toMatchObject({ code: -31003 });
+      await group("g-off");
+      const off = await agent("a-off", "g-off");
+      await srv.api("/api/desk/groups/g-off", { method: "PUT", body: { disabled: true } });
+      expect(await ask(c, { api_key: 31000, call_type: 3, token: off })).toMatchObject({ code: -31004 });
+      // The connection stays usable after refusals.
+      c.send(JSON.stringify({ call_type: 0 }));
+      expect(await c.next((f) => f.message === "pong")).toEqual({ api_key: 0, data: {}, code: 200, message: "pong", status: "Success" });
+    });
+
+    test("a token near expiry is answered with a refresh token that logs in", async () => {
+      await group("g-refresh");
+      await agent("a-refresh", "g-refresh");
+      const short = await tokenOf("a-refresh", 3600);
+      const { login } = await agentLogin("a-refresh", short);
+      expect(login.data.is_refresh).toBe(1);
+      expect(login.data.refresh_token.length).toBeGreaterThan(20);
+      const again = await agentLogin("a-refresh", login.data.refresh_token);
+      expect(again.login.data.is_refresh).toBe(0);
+    });
+
+    test("bad frames get negative codes without dropping the connection; a disabled agent's next request gets -9999", async () => {
+      await group("g-bad");
+      const token = await agent("a-bad", "g-bad");
+      const { c } = await agentLogin("a-bad", token);
+      c.send("not json");
+      expect(await c.next((f) => f.code === -10001)).toMatchObject({ api_key: null, status: "Fail" });
+      expect(await ask(c, { api_key: 99999 })).toMatchObject({ code: -10002 });
+      expect(await ask(c, { api_key: 32100, group_id: "g-bad" })).toMatchObject({ code: -32101, message: "gid not null" });
+      expect(await ask(c, { api_key: 32100, gid: "x" })).toMatchObject({ code: -32102, message: "group_id not null" });
+      expect(await ask(c, { api_key: 32200, group_id: "g-bad" })).toMatchObject({ code: -32201 });
+      expect(await ask(c, { api_key: 32200, gid: "x" })).toMatchObject({ code: -32202 });
+      expect(await ask(c, { api_key: 32300, msg: "hi" })).toMatchObject({ code: -32301 });
+      expect(await ask(c, { api_key: 32300, gid: "x" })).toMatchObject({ code: -32302 });
+      expect(await ask(c, { api_key: 32300, gid: "x", msg: "hi", file_type: 9 })).toMatchObject({ code: -32303 });
+      expect(await ask(c, { api_key: 32300, gid: "x", msg: "hi" })).toMatchObject({ code: -32304 });
+      expect(await ask(c, { api_key: 32400, aix: "y" })).toMatchObject({ code: -32403 });
+      expect(await ask(c, { api_key: 32400, gid: "x" })).toMatchObject({ code: -32404 });
+      expect(await ask(c, { api_key: 32500, status: 7 })).toMatchObject({ code: -32501 });
+      await srv.api("/api/desk/agents/a-bad", { method: "PUT", body: { disabled: true } });
+      expect(await ask(c, { api_key: 32000 })).toMatchObject({ code: -9999 });
+    });
   });
 
-  test("a token near expiry is answered with a refresh token that logs in", async () => {
-    await group("g-refresh");
-    await agent("a-refresh", "g-refresh");
-    const short = await tokenOf("a-refresh", 3600);
-    const { login } = await agentLogin("a-refresh", short);
-    expect(login.data.is_refresh).toBe(1);
-    expect(login.data.refresh_token.length).toBeGreaterThan(20);
-    const again = await agentLogin("a-refresh", login.data.refresh_token);
-    expect(again.login.data.is_refresh).toBe(0);
-  });
+  describe("guests and agents", () => {
+    test("a guest waits while no agent is online, and is assigned with its messages when one logs in", async () => {
+      await group("g-wait");
+      const token = await agent("a-wait", "g-wait");
+      const { c: guest, login } = await guestLogin("guest-wait", "g-wait");
+      expect(login.data).toMatchObject({ gid: "guest-wait", aix: null, queue_position: 1 });
+      const sent = await ask(guest, { api_key: 32300, msg: "anyone there?", file_type: 0 });
+      expect(sent).toMatchObject({ code: 200, data: { gid: "guest-wait", message_info: { msg: "anyone there?", file_type: 0, seq: 1 } } });
+      expect((await srv.api("/api/desk/groups/g-wait/state")).body).toMatchObject({ queue: ["guest-wait"] });
 
-  test("bad frames get negative codes without dropping the connection; a disabled agent's next request gets -9999", async () => {
-    await group("g-bad");
-    const token = await agent("a-bad", "g-bad");
-    const { c } = await agentLogin("a-bad", token);
-    c.send("not json");
-    expect(await c.next((f) => f.code === -10001)).toMatchObject({ api_key: null, status: "Fail" });
-    expect(await ask(c, { api_key: 99999 })).toMatchObject({ code: -10002 });
-    expect(await ask(c, { api_key: 32100, group_id: "g-bad" })).toMatchObject({ code: -32101, message: "gid not null" });
-    expect(await ask(c, { api_key: 32100, gid: "x" })).toMatchObject({ code: -32102, message: "group_id not null" });
-    expect(await ask(c, { api_key: 32200, group_id: "g-bad" })).toMatchObject({ code: -32201 });
-    expect(await ask(c, { api_key: 32200, gid: "x" })).toMatchObject({ code: -32202 });
-    expect(await ask(c, { api_key: 32300, msg: "hi" })).toMatchObject({ code: -32301 });
-    expect(await ask(c, { api_key: 32300, gid: "x" })).toMatchObject({ code: -32302 });
-    expect(await ask(c, { api_key: 32300, gid: "x", msg: "hi", file_type: 9 })).toMatchObject({ code: -32303 });
-    expect(await ask(c, { api_key: 32300, gid: "x", msg: "hi" })).toMatchObject({ code: -32304 });
-    expect(await ask(c, { api_key: 32400, aix: "y" })).toMatchObject({ code: -32403 });
-    expect(await ask(c, { api_key: 32400, gid: "x" })).toMatchObject({ code: -32404 });
-    expect(await ask(c, { api_key: 32500, status: 7 })).toMatchObject({ code: -32501 });
-    await srv.api("/api/desk/agents/a-bad", { method: "PUT", body: { disabled: true } });
-    expect(await ask(c, { api_key: 32000 })).toMatchObject({ code: -9999 });
-  });
-});
+      const { c: a } = await agentLogin("a-wait", token);
+      const arrived = await a.next(push(32401, "guest-wait"));
+      expect(arrived).toMatchObject({ code: 32401, data: { guest_info: { id: "guest-wait", nick: "GUEST-WAIT" }, recs: [{ msg: "anyone there?", from: "guest-wait" }] } });
+      expect(await guest.next(push(31100))).toMatchObject({ data: { gid: "guest-wait", aix: "a-wait" } });
+      const list = await ask(a, { api_key: 32000 });
+      expect(list.data.guest_list).toEqual([expect.objectContaining({ gid: "guest-wait", online: 1, unread: 1, last_message: expect.objectContaining({ msg: "anyone there?" }) })]);
 
-describe("guests and agents", () => {
-  test("a guest waits while no agent is online, and is assigned with its messages when one logs in", async () => {
-    await group("g-wait");
-    const token = await agent("a-wait", "g-wait");
-    const { c: guest, login } = await guestLogin("guest-wait", "g-wait");
-    expect(login.data).toMatchObject({ gid: "guest-wait", aix: null, queue_position: 1 });
-    const sent = await ask(guest, { api_key: 32300, msg: "anyone there?", file_type: 0 });
-    expect(sent).toMatchObject({ code: 200, data: { gid: "guest-wait", message_info: { msg: "anyone there?", file_type: 0, seq: 1 } } });
-    expect((await srv.api("/api/desk/groups/g-wait/state")).body).toMatchObject({ queue: ["guest-wait"] });
+      // Both ways: the guest's messages reach the agent as 32399, the agent's reach the guest.
+      await ask(guest, { api_key: 32300, msg: "hello?" });
+      expect((await a.next(push(32399, "guest-wait"))).data.message_info).toMatchObject({ msg: "hello?", from: "guest-wait" });
+      for (let ft = 0; ft <= 6; ft++) {
+        const r = await ask(a, { api_key: 32300, gid: "guest-wait", msg: ft === 0 ? "hi" : { url: `https://x/${ft}` }, file_type: ft });
+        expect(r).toMatchObject({ code: 200, data: { gid: "guest-wait", message_info: { file_type: ft, from: "a-wait" } } });
+        expect((await guest.next(push(32399))).data.message_info).toMatchObject({ file_type: ft, from: "a-wait" });
+      }
+      // Read state: 32200 clears the agent's unread.
+      expect((await ask(a, { api_key: 32000 })).data.guest_list[0].unread).toBe(2);
+      expect(await ask(a, { api_key: 32200, gid: "guest-wait", group_id: "g-wait" })).toMatchObject({ code: 200, data: { gid: "guest-wait", group_id: "g-wait" } });
+      expect((await ask(a, { api_key: 32000 })).data.guest_list[0].unread).toBe(0);
+    });
 
-    const { c: a } = await agentLogin("a-wait", token);
-    const arrived = await a.next(push(32401, "guest-wait"));
-    expect(arrived).toMatchObject({ code: 32401, data: { guest_info: { id: "guest-wait", nick: "GUEST-WAIT" }, recs: [{ msg: "anyone there?", from: "guest-wait" }] } });
-    expect(await guest.next(push(31100))).toMatchObject({ data: { gid: "guest-wait", aix: "a-wait" } });
-    const list = await ask(a, { api_key: 32000 });
-    expect(list.data.guest_list).toEqual([expect.objectContaining({ gid: "guest-wait", online: 1, unread: 1, last_message: expect.objectContaining({ msg: "anyone there?" }) })]);
+    test("chat content is paged, newest page first, each page oldest first", async () => {
+      await group("g-page");
+      const token = await agent("a-page", "g-page");
+      const { c: a } = await agentLogin("a-page", token);
+      const { c: guest } = await guestLogin("guest-page", "g-page");
+      await a.next(push(32401, "guest-page"));
+      for (let i = 1; i <= 15; i++) await ask(guest, { api_key: 32300, msg: `m${i}` });
+      const p1 = await ask(a, { api_key: 32100, gid: "guest-page", group_id: "g-page", page_index: 1, page_size: 10 });
+      expect(p1.data).toMatchObject({ gid: "guest-page", page_index: 1, page_size: 10, total: 15 });
+      expect(p1.data.list.map((m: any) => m.msg)).toEqual(Array.from({ length: 10 }, (_, i) => `m${i + 6}`));
+      const p2 = await ask(a, { api_key: 32100, gid: "guest-page", group_id: "g-page", page_index: 2, page_size: 10 });
+      expect(p2.data.list.map((m: any) => m.msg)).toEqual(["m1", "m2", "m3", "m4", "m5"]);
+      expect((await ask(a, { api_key: 32100, gid: "guest-page", group_id: "g-page", page_index: 3, page_size: 10 })).data.list).toEqual([]);
+      // Another group's agent cannot read it.
+      await group("g-other");
+      const { c: stranger } = await agentLogin("a-stranger", await agent("a-stranger", "g-other"));
+      expect(await ask(stranger, { api_key: 32100, gid: "guest-page", group_id: "g-other" })).toMatchObject({ code: -32103 });
+      // The guest pages its own conversation too.
+      expect((await ask(guest, { api_key: 32100, page_size: 2 })).data.list.map((m: any) => m.msg)).toEqual(["m14", "m15"]);
+    });
 
-    // Both ways: the guest's messages reach the agent as 32399, the agent's reach the guest.
-    await ask(guest, { api_key: 32300, msg: "hello?" });
-    expect((await a.next(push(32399, "guest-wait"))).data.message_info).toMatchObject({ msg: "hello?", from: "guest-wait" });
-    for (let ft = 0; ft <= 6; ft++) {
-      const r = await ask(a, { api_key: 32300, gid: "guest-wait", msg: ft === 0 ? "hi" : { url: `https://x/${ft}` }, file_type: ft });
-      expect(r).toMatchObject({ code: 200, data: { gid: "guest-wait", message_info: { file_type: ft, from: "a-wait" } } });
-      expect((await guest.next(push(32399))).data.message_info).toMatchObject({ file_type: ft, from: "a-wait" });
-    }
-    // Read state: 32200 clears the agent's unread.
-    expect((await ask(a, { api_key: 32000 })).data.guest_list[0].unread).toBe(2);
-    expect(await ask(a, { api_key: 32200, gid: "guest-wait", group_id: "g-wait" })).toMatchObject({ code: 200, data: { gid: "guest-wait", group_id: "g-wait" } });
-    expect((await ask(a, { api_key: 32000 })).data.guest_list[0].unread).toBe(0);
-  });
+    test("transfer: both pushes, the unread state moves, the guest's next message goes to the new agent", async () => {
+      await group("g-xfer");
+      const [t1, t2] = [await agent("a-x1", "g-xfer"), await agent("a-x2", "g-xfer")];
+      const { c: a1 } = await agentLogin("a-x1", t1);
+      const { c: guest } = await guestLogin("guest-x", "g-xfer");
+      await a1.next(push(32401, "guest-x"));
+      const { c: a2 } = await agentLogin("a-x2", t2);
+      await ask(guest, { api_key: 32300, msg: "I need billing" });
+      await a1.next(push(32399, "guest-x"));
 
-  test("chat content is paged, newest page first, each page oldest first", async () => {
-    await group("g-page");
-    const token = await agent("a-page", "g-page");
-    const { c: a } = await agentLogin("a-page", token);
-    const { c: guest } = await guestLogin("guest-page", "g-page");
-    await a.next(push(32401, "guest-page"));
-    for (let i = 1; i <= 15; i++) await ask(guest, { api_key: 32300, msg: `m${i}` });
-    const p1 = await ask(a, { api_key: 32100, gid: "guest-page", group_id: "g-page", page_index: 1, page_size: 10 });
-    expect(p1.data).toMatchObject({ gid: "guest-page", page_index: 1, page_size: 10, total: 15 });
-    expect(p1.data.list.map((m: any) => m.msg)).toEqual(Array.from({ length: 10 }, (_, i) => `m${i + 6}`));
-    const p2 = await ask(a, { api_key: 32100, gid: "guest-page", group_id: "g-page", page_index: 2, page_size: 10 });
-    expect(p2.data.list.map((m: any) => m.msg)).toEqual(["m1", "m2", "m3", "m4", "m5"]);
-    expect((await ask(a, { api_key: 32100, gid: "guest-page", group_id: "g-page", page_index: 3, page_size: 10 })).data.list).toEqual([]);
-    // Another group's agent cannot read it.
-    await group("g-other");
-    const { c: stranger } = await agentLogin("a-stranger", await agent("a-stranger", "g-other"));
-    expect(await ask(stranger, { api_key: 32100, gid: "guest-page", group_id: "g-other" })).toMatchObject({ code: -32103 });
-    // The guest pages its own conversation too.
-    expect((await ask(guest, { api_key: 32100, page_size: 2 })).data.list.map((m: any) => m.msg)).toEqual(["m14", "m15"]);
-  });
+      const r = await ask(a1, { api_key: 32400, gid: "guest-x", aix: "a-x2" });
+      expect(r).toMatchObject({ code: 200, data: { gid: "guest-x", data: { from: "a-x1", to: "a-x2" }, guest_info: { id: "guest-x" }, recs: [{ msg: "I need billing" }] } });
+      expect(await a2.next(push(32401, "guest-x"))).toMatchObject({ data: { from_aix: "a-x1", guest_info: { id: "guest-x" }, recs: [{ msg: "I need billing" }] } });
+      expect(await a1.next(push(32402, "guest-x"))).toMatchObject({ data: { aix: "a-x2" } });
+      expect(await guest.next((f) => push(31100)(f) && f.data.aix === "a-x2")).toMatchObject({ data: { gid: "guest-x" } });
+      expect((await ask(a2, { api_key: 32000 })).data.guest_list).toEqual([expect.objectContaining({ gid: "guest-x", unread: 1 })]);
+      expect((await ask(a1, { api_key: 32000 })).data.guest_list).toEqual([]);
 
-  test("transfer: both pushes, the unread state moves, the guest's next message goes to the new agent", async () => {
-    await group("g-xfer");
-    const [t1, t2] = [await agent("a-x1", "g-xfer"), await agent("a-x2", "g-xfer")];
-    const { c: a1 } = await agentLogin("a-x1", t1);
-    const { c: guest } = await guestLogin("guest-x", "g-xfer");
-    await a1.next(push(32401, "guest-x"));
-    const { c: a2 } = await agentLogin("a-x2", t2);
-    await ask(guest, { api_key: 32300, msg: "I need billing" });
-    await a1.next(push(32399, "guest-x"));
+      await ask(guest, { api_key: 32300, msg: "still there?" });
+      expect((await a2.next(push(32399, "guest-x"))).data.message_info.msg).toBe("still there?");
+      expect(a1.pending().filter(push(32399))).toEqual([]);
+      expect(await ask(a1, { api_key: 32300, gid: "guest-x", msg: "me again" })).toMatchObject({ code: -32304 });
+      expect(await ask(a2, { api_key: 32400, gid: "guest-x", aix: "nobody" })).toMatchObject({ code: -32405 });
+    });
 
-    const r = await ask(a1, { api_key: 32400, gid: "guest-x", aix: "a-x2" });
-    expect(r).toMatchObject({ code: 200, data: { gid: "guest-x", data: { from: "a-x1", to: "a-x2" }, guest_info: { id: "guest-x" }, recs: [{ msg: "I need billing" }] } });
-    expect(await a2.next(push(32401, "guest-x"))).toMatchObject({ data: { from_aix: "a-x1", guest_info: { id: "guest-x" }, recs: [{ msg: "I need billing" }] } });
-    expect(await a1.next(push(32402, "guest-x"))).toMatchObject({ data: { aix: "a-x2" } });
-    expect(await guest.next((f) => push(31100)(f) && f.data.aix === "a-x2")).toMatchObject({ data: { gid: "guest-x" } });
-    expect((await ask(a2, { api_key: 32000 })).data.guest_list).toEqual([expect.objectContaining({ gid: "guest-x", unread: 1 })]);
-    expect((await ask(a1, { api_key: 32000 })).data.guest_list).toEqual([]);
+    test("routing: least busy agent, sticky to the last one; suspend holds new guests back and resume releases the queue", async () => {
+      await group("g-route");
+      const [t1, t2] = [await agent("a-r1", "g-route"), await agent("a-r2", "g-route")];
+      const { c: a1 } = await agentLogin("a-r1", t1);
+      const { login: g1 } = await guestLogin("guest-r1", "g-route");
+      expect(g1.data.aix).toBe("a-r1");
+      const { c: a2 } = await agentLogin("a-r2", t2);
+      const { login: g2 } = await guestLogin("guest-r2", "g-route");
+      expect(g2.data.aix).toBe("a-r2");
+      await a2.next(push(32401, "guest-r2"));
+      // guest-r1 leaves and comes back while a-r2 is idle: it goes back to a-r1 (sticky).
+      const { c: g3c } = await guestLogin("guest-r3", "g-route");
+      expect((await ask(g3c, { api_key: 32000 })).data.aix).toBe("a-r1");
+      const online = await ask(a1, { api_key: 33000 });
+      expect(online.data.admin_list).toEqual([
+        expect.objectContaining({ aix: "a-r1", status: 0, load: 2 }),
+        expect.objectContaining({ aix: "a-r2", status: 0, load: 1 }),
+      ]);
 
-    await ask(guest, { api_key: 32300, msg: "still there?" });
-    expect((await a2.next(push(32399, "guest-x"))).data.message_info.msg).toBe("still there?");
-    expect(a1.pending().filter(push(32399))).toEqual([]);
-    expect(await ask(a1, { api_key: 32300, gid: "guest-x", msg: "me again" })).toMatchObject({ code: -32304 });
-    expect(await ask(a2, { api_key: 32400, gid: "guest-x", aix: "nobody" })).toMatchObject({ code: -32405 });
-  });
+      // Both agents suspend: a new guest waits; a resume assigns it.
+      expect(await ask(a1, { api_key: 32500, status: 1 })).toMatchObject({ code: 200, data: {} });
+      await ask(a2, { api_key: 32500, status: 1 });
+      expect((await ask(a1, { api_key: 33000 })).data.admin_list.map((a: any) => a.status)).toEqual([1, 1]);
+      const { login: w } = await guestLogin("guest-r4", "g-route");
+      expect(w.data).toMatchObject({ aix: null, queue_position: 1 });
+      await ask(a2, { api_key: 32500, status: 0 });
+      expect(await a2.next(push(32401, "guest-r4"))).toMatchObject({ data: { guest_info: { id: "guest-r4" } } });
+    });
 
-  test("routing: least busy agent, sticky to the last one; suspend holds new guests back and resume releases the queue", async () => {
-    await group("g-route");
-    const [t1, t2] = [await agent("a-r1", "g-route"), await agent("a-r2", "g-route")];
-    const { c: a1 } = await agentLogin("a-r1", t1);
-    const { login: g1 } = await guestLogin("guest-r1", "g-route");
-    expect(g1.data.aix).toBe("a-r1");
-    const { c: a2 } = await agentLogin("a-r2", t2);
-    const { login: g2 } = await guestLogin("guest-r2", "g-route");
-    expect(g2.data.aix).toBe("a-r2");
-    await a2.next(push(32401, "guest-r2"));
-    // guest-r1 leaves and comes back while a-r2 is idle: it goes back to a-r1 (sticky).
-    const { c: g3c } = await guestLogin("guest-r3", "g-route");
-    expect((await ask(g3c, { api_key: 32000 })).data.aix).toBe("a-r1");
-    const online = await ask(a1, { api_key: 33000 });
-    expect(online.data.admin_list).toEqual([
-      expect.objectContaining({ aix: "a-r1", status: 0, load: 2 }),
-      expect.objectContaining({ aix: "a-r2", status: 0, load: 1 }),
-    ]);
+    test("a sticky guest returns to its last agent", async () => {
+      await group("g-sticky");
+      const [t1, t2] = [await agent("a-s1", "g-sticky"), await agent("a-s2", "g-sticky")];
+      const { c: a1 } = await agentLogin("a-s1", t1);
+      const { c: g } = await guestLogin("guest-s", "g-sticky");
+      await a1.next(push(32401, "guest-s"));
+      await agentLogin("a-s2", t2);
+      await g.close();
+      // a-s2 is now less busy, but the guest's last agent a-s1 is available.
+      const { login } = await guestLogin("guest-s", "g-sticky");
+      expect(login.data.aix).toBe("a-s1");
+    });
 
-    // Both agents suspend: a new guest waits; a resume assigns it.
-    expect(await ask(a1, { api_key: 32500, status: 1 })).toMatchObject({ code: 200, data: {} });
-    await ask(a2, { api_key: 32500, status: 1 });
-    expect((await ask(a1, { api_key: 33000 })).data.admin_list.map((a: any) => a.status)).toEqual([1, 1]);
-    const { login: w } = await guestLogin("guest-r4", "g-route");
-    expect(w.data).toMatchObject({ aix: null, queue_position: 1 });
-    await ask(a2, { api_key: 32500, status: 0 });
-    expect(await a2.next(push(32401, "guest-r4"))).toMatchObject({ data: { guest_info: { id: "guest-r4" } } });
-  });
-
-  test("a sticky guest returns to its last agent", async () => {
-    await group("g-sticky");
-    const [t1, t2] = [await agent("a-s1", "g-sticky"), await agent("a-s2", "g-sticky")];
-    const { c: a1 } = await agentLogin("a-s1", t1);
-    const { c: g } = await guestLogin("guest-s", "g-sticky");
-    await a1.next(push(32401, "guest-s"));
-    await agentLogin("a-s2", t2);
-    await g.close();
-    // a-s2 is now less busy, but the guest's last agent a-s1 is available.
-    const { login } = await guestLogin("guest-s", "g-sticky");
-    expect(login.data.aix).toBe("a-s1");
-  });
-
-  test("one core: the guest's conversation is a container the native protocol reads too; DESK_PORT serves any path", async () => {
-    await group("g-core");
-    const token = await agent("a-core", "g-core");
-    const d = await connect(`ws://127.0.0.1:${srv.deskPort}/`);
-    expect(await ask(d, { api_key: 31000, call_type: 3, token })).toMatchObject({ code: 200 });
-    const { c: guest } = await guestLogin("guest-core", "g-core");
-    await d.next(push(32401, "guest-core"));
-    await ask(d, { api_key: 32300, gid: "guest-core", msg: "from the desk" });
-    const native = await Client.connect(`${srv.wsUrl}/ws?token=${await tokenOf("guest-core")}`);
-    open.push(native);
-    await native.next((f) => f.t === "welcome");
-    const h = await native.request({ t: "history", conv: "c:desk:guest-core" });
-    expect(h.msgs.map((m: any) => [m.from, m.body])).toEqual([["a-core", { msg: "from the desk" }]]);
-    const convs = await native.request({ t: "convs", kind: "container" });
-    expect(convs.convs).toEqual([expect.objectContaining({ conv: "c:desk:guest-core", subtype: "desk", unread: 1 })]);
-    expect(guest.isClosed).toBe(false);
+    test("one core: the guest's conversation is a container the native protocol reads too; DESK_PORT serves any path", async () => {
+      await group("g-core");
+      const token = await agent("a-core", "g-core");
+      const d = await connect(`ws://127.0.0.1:${srv.deskPort}/`);
+      expect(await ask(d, { api_key: 31000, call_type: 3, token })).toMatchObject({ code: 200 });
+      const { c: guest } = await guestLogin("guest-core", "g-core");
+      await d.next(push(32401, "guest-core"));
+      await ask(d, { api_key: 32300, gid: "guest-core", msg: "from the desk" });
+      const native = await Client.connect(`${srv.wsUrl}/ws?token=${await tokenOf("guest-core")}`);
+      open.push(native);
+      await native.next((f) => f.t === "welcome");
+      const h = await native.request({ t: "history", conv: "c:desk:guest-core" });
+      expect(h.msgs.map((m: any) => [m.from, m.body])).toEqual([["a-core", { msg: "from the desk" }]]);
+      const convs = await native.request({ t: "convs", kind: "container" });
+      expect(convs.convs).toEqual([expect.objectContaining({ conv: "c:desk:guest-core", subtype: "desk", unread: 1 })]);
+      expect(guest.isClosed).toBe(false);
+    });
   });
 });
