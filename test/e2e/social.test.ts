@@ -22,16 +22,11 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
   });
 
   async function connect(user: string): Promise<Client> {
-    const c = await Client.connect(`${srv.wsUrl}/ws?token=${tok[user]}`);
-    expect(await c.next()).toMatchObject({ t: "welcome", user });
+    const c = await Client.native(srv.wsUrl, tok[user]!, user);
     open.push(c);
     return c;
   }
-  const ok = async (c: Client, frame: Record<string, unknown>) => {
-    const r = await c.request(frame);
-    if (r.t === "error") throw new Error(`${frame.t}: ${JSON.stringify(r)}`);
-    return r;
-  };
+  const ok = (c: Client, frame: Record<string, unknown>) => c.ok(frame);
   const stored = async (conv: string) =>
     Number(rowsOf<{ n: number }>(await srv.app.store.db.execute(sql`select count(*)::int as n from messages where conv_id = ${conv}`))[0]!.n);
 

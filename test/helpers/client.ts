@@ -52,6 +52,21 @@ export class Client {
     return this.next((f) => f && f.id === id);
   }
 
+  /** A native-protocol request that must succeed: an error frame fails the test with the frame in the message. */
+  async ok(frame: Record<string, unknown>): Promise<any> {
+    const r = await this.request(frame);
+    if (r?.t === "error") throw new Error(`${frame.t}: ${JSON.stringify(r)}`);
+    return r;
+  }
+
+  /** Connects to the native protocol with a token in the query and awaits the welcome for `user`. */
+  static async native(wsUrl: string, token: string, user: string): Promise<Client> {
+    const c = await Client.connect(`${wsUrl}/ws?token=${token}`);
+    const w = await c.next();
+    if (w?.t !== "welcome" || w.user !== user) throw new Error(`expected a welcome for ${user}, got ${JSON.stringify(w)}`);
+    return c;
+  }
+
   /** Frames already received and not yet taken. */
   pending(): any[] {
     return this.frames.pending();
