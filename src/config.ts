@@ -30,7 +30,16 @@ export interface Config {
   writerBatchRows: number;
   writerBatchMs: number;
   nodeId: string;
+  /** Processes started by `npm start`, sharing PORT (reusePort), each a node over Redis. */
   workers: number;
+  /** Prefix of every Redis key and channel (several deployments can share one Redis). */
+  redisPrefix: string;
+  /** A node that stops renewing its presence lease (killed) stops counting after this many seconds. */
+  presenceTtlSec: number;
+  /** Bus envelopes held while Redis is unreachable; past this, pushes to other nodes are dropped (clients still sync). */
+  busQueueMax: number;
+  /** SIGTERM: longest wait for clients to leave and writes to flush before the process exits. */
+  drainTimeoutSec: number;
   logLevel: "debug" | "info" | "warn" | "error";
   /** Extra ports that speak one protocol on any path (original clients' URLs). */
   jimPort?: number;
@@ -82,7 +91,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const nodeId = env.NODE_ID || `n${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   if (!/^[\w-]{1,32}$/.test(nodeId)) throw new ConfigError(`NODE_ID must match [A-Za-z0-9_-]{1,32}, got "${nodeId}"`);
-  return {
+  const cfg: Config = {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
     databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
@@ -103,11 +112,28 @@ export function loadConfig(env: Env = process.env): Config {
     writerBatchMs: int(env, "WRITER_BATCH_MS", 1, 0, 1000),
     nodeId,
     workers: int(env, "WORKERS", 1, 1, 256),
+    redisPrefix: prefix(env),
+    presenceTtlSec: int(env, "PRESENCE_TTL_SEC", 15, 1, 3600),
+    busQueueMax: int(env, "BUS_QUEUE_MAX", 100_000, 0, 100_000_000),
+    drainTimeoutSec: int(env, "DRAIN_TIMEOUT_SEC", 10, 0, 3600),
     logLevel,
     jimPort: optPort(env, "JIM_PORT"),
     roomsPort: optPort(env, "ROOMS_PORT"),
     deskPort: optPort(env, "DESK_PORT"),
   };
+  if (cfg.workers > 1) {
+    // Worker processes are nodes of one cluster: they need the shared bus and store, and a fixed port to share.
+    if (!cfg.redisUrl) throw new ConfigError("WORKERS > 1 needs REDIS_URL (the workers talk to each other over Redis)");
+    if (!cfg.databaseUrl) throw new ConfigError("WORKERS > 1 needs DATABASE_URL (the embedded store belongs to one process)");
+    if (cfg.port === 0) throw new ConfigError("WORKERS > 1 needs a fixed PORT for the workers to share");
+  }
+  return cfg;
+}
+
+function prefix(env: Env): string {
+  const p = env.REDIS_PREFIX ?? "chat:";
+  if (!/^[\w:.-]{0,64}$/.test(p)) throw new ConfigError(`REDIS_PREFIX must match [A-Za-z0-9_:.-]{0,64}, got "${p}"`);
+  return p;
 }
 
 export function usesDevSecret(cfg: Config): boolean {

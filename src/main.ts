@@ -1,6 +1,8 @@
-// Process entry: `bun src/main.ts` (npm start). Reads the environment once, starts the node, and
-// on SIGTERM/SIGINT drains it (clients told to reconnect with close code 4200, pending writes flushed).
+// Process entry: `bun src/main.ts` (npm start). Reads the environment once, starts the node (or, with
+// WORKERS=N, N worker nodes: cluster/workers.ts), and on SIGTERM/SIGINT drains it (clients told to
+// reconnect with close code 4200, pending writes flushed).
 import { ConfigError, loadConfig, usesDevSecret } from "./config.ts";
+import { superviseWorkers } from "./cluster/workers.ts";
 import { startServer } from "./server.ts";
 
 let cfg;
@@ -13,6 +15,8 @@ try {
   }
   throw e;
 }
+
+if (cfg.workers > 1) await superviseWorkers(cfg, (m) => console.log(`[supervisor] ${m}`));
 
 const running = await startServer(cfg, { reusePort: cfg.workers > 1 || process.env.REUSE_PORT === "1" });
 const { log } = running.app;

@@ -12,7 +12,7 @@ import { Groups } from "./core/groups.ts";
 import { Live } from "./core/live.ts";
 import { Social } from "./core/social.ts";
 import { Recalls } from "./core/recall.ts";
-import { IdGen } from "./core/ids.ts";
+import { IdGen, slotOf } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
 import { GroupWriter } from "./core/writer.ts";
 import { deskDialect } from "./dialects/desk/index.ts";
@@ -21,6 +21,8 @@ import { nativeDialect } from "./dialects/native/index.ts";
 import { httpApp } from "./http/api.ts";
 import { Hub } from "./hub/hub.ts";
 import { MemoryPresence } from "./presence/memory.ts";
+import { RedisPresence } from "./presence/redis.ts";
+import { Keys } from "./bus/keys.ts";
 import type { Presence } from "./presence/presence.ts";
 import type { Dialect } from "./hub/session.ts";
 import { AppTokenStore } from "./store/app-tokens.ts";
@@ -45,9 +47,12 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const log = makeLogger(cfg.logLevel, cfg.nodeId);
   const db = await openDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, memory: opts.memoryDb });
   const store = new Store(db.db);
-  const bus: Bus = opts.bus ?? (cfg.redisUrl ? await RedisBus.connect(cfg.redisUrl, log) : new MemoryBus());
-  const presence: Presence = new MemoryPresence();
-  const hub = new Hub(bus, presence, cfg.nodeId, log.warn, { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs });
+  const keys = new Keys(cfg.redisPrefix);
+  const bus: Bus = opts.bus ?? (cfg.redisUrl ? await RedisBus.connect(cfg.redisUrl, log, cfg.busQueueMax) : new MemoryBus());
+  const presence: Presence = cfg.redisUrl
+    ? await RedisPresence.connect(cfg.redisUrl, keys, cfg.nodeId, cfg.presenceTtlSec, slotOf(cfg.nodeId), log)
+    : new MemoryPresence();
+  const hub = new Hub(bus, presence, cfg.nodeId, log.warn, { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs }, keys);
   const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs);
   const app: App = {
     cfg,
@@ -70,7 +75,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     startedAt: Date.now(),
     draining: false,
   };
-  const ids = new IdGen(cfg.nodeId);
+  const ids = new IdGen(cfg.nodeId, presence instanceof RedisPresence ? presence.slot : undefined);
   app.chat = new Chat({
     store,
     writer,
@@ -103,6 +108,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     log: (m) => log.warn(m),
   });
   app.desk = new Desk(store, new DeskStore(db.db), app.chat, (ev) => hub.dispatch(ev), (m) => log.warn(m));
+  bus.onRecover?.(() => hub.busRecovered());
   hub.watcher = { joined: (u, t) => app.live.entered(u, t), left: (u, t) => app.live.left(u, t) };
 
   const jim = jimDialect(app);
@@ -130,6 +136,9 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       if (app.draining) return;
       app.draining = true;
       closeAll(app);
+      // Clients close their side and go; the writes they sent before are flushed either way.
+      const deadline = Date.now() + cfg.drainTimeoutSec * 1000;
+      while (app.hub.all.size > 0 && Date.now() < deadline) await Bun.sleep(20);
       await writer.flush();
       app.chat.receipts.stop();
       app.live.stop();

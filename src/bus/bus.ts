@@ -16,5 +16,7 @@ export interface Bus {
   /** Live subscriptions (channels with a positive count). */
   subscriptions(): number;
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void;
+  /** Runs `fn` each time the bus is back after an outage (messages published meanwhile were missed). */
+  onRecover?(fn: () => void): void;
   close(): Promise<void>;
 }

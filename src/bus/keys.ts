@@ -1,11 +1,50 @@
 // Every Redis key and pub/sub channel name is built here, so the layout is visible in one place.
-const P = "chat:";
+// All of them start with REDIS_PREFIX (default "chat:"), so several deployments can share one Redis.
 
-export const keys = {
-  /** Pub/sub: events for one user's connections, subscribed by nodes holding one of them. */
-  userChannel: (userId: string) => `${P}u:${userId}`,
-  /** Pub/sub: events for one room or group topic, subscribed by nodes holding a member. */
-  topicChannel: (topic: string) => `${P}t:${topic}`,
-  /** Pub/sub: control messages for every node (shutdown notices, config). */
-  broadcastChannel: () => `${P}all`,
-};
+export class Keys {
+  constructor(readonly prefix = "chat:") {}
+
+  // ---- pub/sub channels ----
+  /** Events for one user's connections, subscribed by the nodes holding one of them. */
+  userChannel(userId: string): string {
+    return `${this.prefix}u:${userId}`;
+  }
+  /** Events for one room or group topic, subscribed by the nodes holding a member. */
+  topicChannel(topic: string): string {
+    return `${this.prefix}t:${topic}`;
+  }
+
+  // ---- presence (presence/redis.ts) ----
+  /** ZSET node id → the Redis-clock millisecond its lease ends; a node past it is dead. */
+  nodes(): string {
+    return `${this.prefix}p:nodes`;
+  }
+  /** SET of the node ids a user is connected to. */
+  userNodes(userId: string): string {
+    return `${this.prefix}p:on:${userId}`;
+  }
+  /** HASH user id → role, of the users connected to one node (what to clean when it dies). */
+  nodeUsers(nodeId: string): string {
+    return `${this.prefix}p:nu:${nodeId}`;
+  }
+  /** SET of the users of a role online anywhere (sampled with SRANDMEMBER). */
+  role(role: string): string {
+    return `${this.prefix}p:role:${role}`;
+  }
+  /** HASH node id → that node's member count of a room. */
+  room(room: string): string {
+    return `${this.prefix}p:room:${room}`;
+  }
+  /** SET of the rooms one node holds members of. */
+  nodeRooms(nodeId: string): string {
+    return `${this.prefix}p:nr:${nodeId}`;
+  }
+  /** STRING: the node id holding id slot `slot` (0..1023), the node bits of its message ids. */
+  idSlot(slot: number): string {
+    return `${this.prefix}p:slot:${slot}`;
+  }
+  /** STRING: a short lock taken by the node that cleans up after a dead one. */
+  sweepLock(nodeId: string): string {
+    return `${this.prefix}p:sweep:${nodeId}`;
+  }
+}

@@ -2,25 +2,43 @@
 // while a local member needs them (reference-counted; a failed SUBSCRIBE rolls the count back), never
 // with PSUBSCRIBE, so Redis traffic grows with active topics rather than nodes x topics.
 // ioredis reconnects by itself and re-subscribes every channel after a reconnect (autoResubscribe);
-// publishes made while Redis is away are queued by ioredis and sent on reconnect (offline queue).
+// publishes made while Redis is away are queued by ioredis and sent on reconnect (offline queue), up to
+// BUS_QUEUE_MAX of them; past that they are dropped and counted (the messages themselves are committed:
+// clients get them by sync). Once the subscriber is back, `onRecover` handlers run: pushes from other
+// nodes during the outage were missed, so the hub tells its clients to sync.
 import Redis from "ioredis";
 import type { Logger } from "../app.ts";
+import { metric } from "../core/metrics.ts";
 import type { Bus, BusState } from "./bus.ts";
+
+const mDropped = metric("chat_bus_dropped_total", "Envelopes dropped while Redis was unreachable (queue full)");
+const mQueued = metric("chat_bus_queued", "Envelopes waiting for Redis to come back", "gauge");
+const mUp = metric("chat_bus_up", "1 while both Redis connections are ready", "gauge");
 
 export class RedisBus implements Bus {
   readonly kind = "redis" as const;
   readonly hasPeers = true;
   private readonly counts = new Map<string, number>();
   private handler: (channel: string, payload: Uint8Array) => void = () => {};
+  private readonly recovered: (() => void)[] = [];
+  private queued = 0;
 
   private constructor(
     readonly pub: Redis,
     private readonly sub: Redis,
+    private readonly queueMax: number,
   ) {
     sub.on("messageBuffer", (ch: Buffer, payload: Buffer) => this.handler(ch.toString(), payload));
+    let lost = false;
+    sub.on("close", () => (lost = true));
+    sub.on("ready", () => {
+      if (!lost) return;
+      lost = false;
+      for (const fn of this.recovered) fn();
+    });
   }
 
-  static async connect(url: string, log: Logger): Promise<RedisBus> {
+  static async connect(url: string, log: Logger, queueMax = 100_000): Promise<RedisBus> {
     const opts = {
       lazyConnect: true,
       maxRetriesPerRequest: null,
@@ -35,17 +53,30 @@ export class RedisBus implements Bus {
       c.on("ready", () => log.info(`redis ${name}: ready`));
     }
     await Promise.all([pub.connect(), sub.connect()]);
-    return new RedisBus(pub, sub);
+    return new RedisBus(pub, sub, queueMax);
   }
 
   state(): BusState {
     const p = this.pub.status === "ready";
     const s = this.sub.status === "ready";
+    mUp.value = p && s ? 1 : 0;
     return p && s ? "ok" : "degraded";
   }
 
   publish(channel: string, payload: Uint8Array): void {
-    this.pub.publish(channel, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)).catch(() => {});
+    const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    if (this.pub.status === "ready") return void this.pub.publish(channel, bytes).catch(() => {});
+    if (this.queued >= this.queueMax) return void mDropped.value++;
+    mQueued.value = ++this.queued;
+    this.pub
+      .publish(channel, bytes)
+      .catch(() => {})
+      .finally(() => (mQueued.value = --this.queued));
+  }
+
+  /** Runs `fn` each time the subscriber is back after losing Redis. */
+  onRecover(fn: () => void): void {
+    this.recovered.push(fn);
   }
 
   async subscribe(channel: string): Promise<void> {

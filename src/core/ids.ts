@@ -1,5 +1,7 @@
 // Time-sortable 63-bit server ids: 41 bits of milliseconds since 2024-01-01, 10 bits of node, 12 bits of
 // sequence (4096 ids per millisecond per node; past that the clock is borrowed from the next millisecond).
+// The node bits are a slot: in a cluster each node leases a distinct one in Redis (presence/redis.ts);
+// a lone node uses the hash of its id.
 const EPOCH = 1_704_067_200_000n;
 
 export class IdGen {
@@ -7,10 +9,8 @@ export class IdGen {
   private seq = 0n;
   private readonly node: bigint;
 
-  constructor(nodeId: string) {
-    let h = 0;
-    for (let i = 0; i < nodeId.length; i++) h = (h * 31 + nodeId.charCodeAt(i)) >>> 0;
-    this.node = BigInt(h & 0x3ff);
+  constructor(nodeId: string, slot = slotOf(nodeId)) {
+    this.node = BigInt(slot & 0x3ff);
   }
 
   next(now = Date.now()): bigint {
@@ -25,6 +25,13 @@ export class IdGen {
     }
     return (ms << 22n) | (this.node << 12n) | this.seq;
   }
+}
+
+/** The id slot a node id hashes to (0..1023): a lone node's, and a cluster node's first choice. */
+export function slotOf(nodeId: string): number {
+  let h = 0;
+  for (let i = 0; i < nodeId.length; i++) h = (h * 31 + nodeId.charCodeAt(i)) >>> 0;
+  return h & 0x3ff;
 }
 
 export function idTime(id: bigint | string): number {

@@ -18,7 +18,38 @@ class Family {
   }
 }
 
+/** A Prometheus histogram: cumulative buckets, a sum and a count. */
+class Histogram {
+  private readonly counts: number[];
+  sum = 0;
+  count = 0;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: number[],
+  ) {
+    this.counts = buckets.map(() => 0);
+  }
+  observe(v: number): void {
+    this.sum += v;
+    this.count++;
+    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) this.counts[i]!++;
+  }
+  render(out: string[]): void {
+    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`);
+    this.buckets.forEach((b, i) => out.push(`${this.name}_bucket{le="${b}"} ${this.counts[i]}`));
+    out.push(`${this.name}_bucket{le="+Inf"} ${this.count}`, `${this.name}_sum ${this.sum}`, `${this.name}_count ${this.count}`);
+  }
+}
+
 const families = new Map<string, Family>();
+const histograms = new Map<string, Histogram>();
+
+export function histogram(name: string, help: string, buckets: number[]): Histogram {
+  let h = histograms.get(name);
+  if (!h) histograms.set(name, (h = new Histogram(name, help, buckets)));
+  return h;
+}
 const collectors: (() => void)[] = [];
 
 export function metric(name: string, help: string, type: "counter" | "gauge" = "counter", labels?: Labels) {
@@ -44,6 +75,7 @@ export function renderMetrics(): string {
       out.push(`${f.name}${l ? `{${l}}` : ""} ${value}`);
     }
   }
+  for (const h of histograms.values()) h.render(out);
   return out.join("\n") + "\n";
 }
 

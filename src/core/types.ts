@@ -62,7 +62,9 @@ export type CoreEvent =
   /** One tick of a live room (core/live.ts): fanned out to the room's topic, not to users. */
   | { type: "room"; conv: string; items: RoomItem[]; online?: number }
   /** To one connection that was too slow to take a room's must-deliver messages: fetch history after `after`. */
-  | { type: "resync"; conv: string; after: number; dropped: number };
+  | { type: "resync"; conv: string; after: number; dropped: number }
+  /** To every connection of a node whose bus was away: pushes from other nodes may have been missed, sync. */
+  | { type: "gap" };
 
 export const ackOf = (msg: Message, dup: boolean): Ack => ({ id: msg.id, conv: msg.conv, seq: msg.seq, ts: msg.ts, dup });
 

@@ -2,7 +2,7 @@
 // committed together in one transaction, so the per-commit cost (fsync, round trips) is shared by the
 // batch. Every promise resolves only after its batch committed: an ack always follows a commit.
 import type { AppendItem, AppendResult } from "../store/store.ts";
-import { metric } from "./metrics.ts";
+import { histogram, metric } from "./metrics.ts";
 
 interface Pending {
   item: AppendItem;
@@ -14,6 +14,8 @@ const mBatches = metric("chat_writer_batches_total", "Group-commit batches writt
 const mRows = metric("chat_writer_rows_total", "Messages written through the group-commit writer");
 const mFailed = metric("chat_writer_failed_batches_total", "Batches whose transaction failed");
 const mSeconds = metric("chat_writer_batch_seconds_total", "Time spent committing batches");
+const hRows = histogram("chat_writer_batch_rows", "Messages per committed batch", [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]);
+const hSeconds = histogram("chat_writer_batch_latency_seconds", "Time to commit one batch", [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
 const mQueue = metric("chat_writer_queue", "Messages waiting for the next batch", "gauge");
 
 export class GroupWriter {
@@ -77,7 +79,10 @@ export class GroupWriter {
           }
         }
     }
+    const sec = (performance.now() - t0) / 1000;
     mBatches.value++;
-    mSeconds.value += (performance.now() - t0) / 1000;
+    mSeconds.value += sec;
+    hRows.observe(batch.length);
+    hSeconds.observe(sec);
   }
 }

@@ -7,7 +7,7 @@
 import type { Server } from "bun";
 import { pack, unpack } from "msgpackr";
 import type { Bus } from "../bus/bus.ts";
-import { keys } from "../bus/keys.ts";
+import { Keys } from "../bus/keys.ts";
 import { CloseCodes } from "../core/errors.ts";
 import { forgetRoomDrops } from "../core/live.ts";
 import { metric } from "../core/metrics.ts";
@@ -15,6 +15,9 @@ import type { CoreEvent } from "../core/types.ts";
 import type { Presence } from "../presence/presence.ts";
 import type { Dialect, Frame, Session } from "./session.ts";
 import { SlowConsumers } from "./slow.ts";
+
+/** Longest a login waits for its user channel subscription (Redis away: serve locally meanwhile). */
+const BIND_WAIT_MS = 2000;
 
 interface Envelope {
   /** origin node: a node ignores its own envelopes, it delivered locally already */
@@ -25,14 +28,13 @@ interface Envelope {
 }
 
 const mOut = metric("chat_frames_out_total", "Frames written to sockets");
+const mFanout = metric("chat_fanout_deliveries_total", "Frames delivered to room and group subscribers through topic publishes");
 const mPublish = metric("chat_topic_publish_total", "Topic publishes (one per codec per server)");
 const mBackpressure = metric("chat_send_backpressure_total", "Sends queued under backpressure");
 const mDropped = metric("chat_send_dropped_total", "Sends dropped by the socket layer");
 const mBusIn = metric("chat_bus_received_total", "Envelopes received from the bus");
 const mBusOut = metric("chat_bus_published_total", "Envelopes published to the bus");
 
-const USER_PREFIX = keys.userChannel("");
-const TOPIC_PREFIX = keys.topicChannel("");
 
 export class Hub {
   private readonly byUser = new Map<string, Set<Session>>();
@@ -45,6 +47,10 @@ export class Hub {
   watcher?: { joined(userId: string, topic: string): void; left(userId: string, topic: string): void };
   private readonly servers: Server<Session>[] = [];
   readonly all = new Set<Session>();
+  /** users whose channel subscription is on its way */
+  private readonly binding = new Map<string, Promise<void>>();
+  private readonly userPrefix: string;
+  private readonly topicPrefix: string;
 
   constructor(
     private readonly bus: Bus,
@@ -52,7 +58,10 @@ export class Hub {
     readonly nodeId: string,
     private readonly log: (msg: string) => void = console.error,
     opts: { backpressureBytes?: number; resyncMs?: number } = {},
+    private readonly keys: Keys = new Keys(),
   ) {
+    this.userPrefix = keys.userChannel("");
+    this.topicPrefix = keys.topicChannel("");
     bus.onMessage((ch, payload) => this.fromBus(ch, payload));
     this.slow = new SlowConsumers(opts.backpressureBytes ?? 1 << 20, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
   }
@@ -67,18 +76,27 @@ export class Hub {
 
   /**
    * Binds a session to its user once authenticated. The user's first local session subscribes the
-   * user's channel and reports the user online (with its role, for role sampling).
+   * user's channel and reports the user online (with its role, for role sampling). Resolves once the
+   * user can be reached from other nodes (the subscription is active), so a dialect that waits for it
+   * before its welcome, and the client that syncs after the welcome, miss nothing sent in between. With
+   * the bus away it resolves after BIND_WAIT_MS anyway: local traffic must not wait for Redis.
    */
-  bindUser(s: Session, userId: string, role = "user"): void {
+  bindUser(s: Session, userId: string, role = "user"): Promise<void> {
     s.userId = userId;
     s.role = role;
     let set = this.byUser.get(userId);
     if (!set) {
       this.byUser.set(userId, (set = new Set()));
-      this.bus.subscribe(keys.userChannel(userId)).catch((e) => this.log(`bus subscribe ${userId}: ${e}`));
+      const p = this.bus.subscribe(this.keys.userChannel(userId)).catch((e) => this.log(`bus subscribe ${userId}: ${e}`));
+      this.binding.set(userId, p);
+      void p.then(() => this.binding.get(userId) === p && this.binding.delete(userId));
       this.presence.userUp(userId, role);
     }
     set.add(s);
+    const pending = this.binding.get(userId);
+    if (!pending) return Promise.resolve();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([pending, new Promise<void>((r) => (timer = setTimeout(r, BIND_WAIT_MS)))]).finally(() => clearTimeout(timer));
   }
 
   remove(s: Session): void {
@@ -89,7 +107,7 @@ export class Hub {
     if (!set?.delete(s)) return;
     if (set.size === 0) {
       this.byUser.delete(s.userId);
-      this.bus.unsubscribe(keys.userChannel(s.userId));
+      this.bus.unsubscribe(this.keys.userChannel(s.userId));
       this.presence.userDown(s.userId, s.role ?? "user");
     }
   }
@@ -114,7 +132,7 @@ export class Hub {
     let codecs = this.topics.get(topic);
     if (!codecs) {
       this.topics.set(topic, (codecs = new Map()));
-      this.bus.subscribe(keys.topicChannel(topic)).catch((e) => this.log(`bus subscribe topic ${topic}: ${e}`));
+      this.bus.subscribe(this.keys.topicChannel(topic)).catch((e) => this.log(`bus subscribe topic ${topic}: ${e}`));
     }
     const c = codecs.get(s.codec);
     if (c) c.n++;
@@ -144,7 +162,7 @@ export class Hub {
     if (s.userId) this.watcher?.left(s.userId, topic);
     if (codecs.size === 0) {
       this.topics.delete(topic);
-      this.bus.unsubscribe(keys.topicChannel(topic));
+      this.bus.unsubscribe(this.keys.topicChannel(topic));
     }
   }
 
@@ -163,7 +181,7 @@ export class Hub {
     if (!this.bus.hasPeers) return;
     const bytes = pack({ o: this.nodeId, e: ev, k: skip } satisfies Envelope);
     for (const u of ev.to) {
-      this.bus.publish(keys.userChannel(u), bytes);
+      this.bus.publish(this.keys.userChannel(u), bytes);
       mBusOut.value++;
     }
   }
@@ -175,8 +193,25 @@ export class Hub {
   publish(topic: string, ev: CoreEvent, except?: Session): void {
     this.publishLocal(topic, ev, except);
     if (!this.bus.hasPeers) return;
-    this.bus.publish(keys.topicChannel(topic), pack({ o: this.nodeId, e: ev } satisfies Envelope));
+    this.bus.publish(this.keys.topicChannel(topic), pack({ o: this.nodeId, e: ev } satisfies Envelope));
     mBusOut.value++;
+  }
+
+  /**
+   * The bus is back after an outage: pushes from other nodes meanwhile were missed (the messages are
+   * committed). A protocol with a way to say so gets a `gap` event (native: `{"t":"gap"}`, then sync);
+   * a connection of any other protocol is closed with 4100, and its client reconnects and pulls.
+   */
+  busRecovered(): void {
+    const ev: CoreEvent = { type: "gap" };
+    const frames = new Map<string, Frame | Frame[] | undefined>();
+    for (const s of this.all) {
+      if (s.closed || !s.userId) continue;
+      if (!frames.has(s.codec)) frames.set(s.codec, s.dialect.encode(ev, s.codec));
+      const f = frames.get(s.codec);
+      if (f !== undefined) this.send(s, f);
+      else s.ws.close(CloseCodes.resync, "missed pushes while the cluster bus was away: reconnect and sync");
+    }
   }
 
   /** Bun's drain handler: a socket wrote out some of its queue. */
@@ -198,6 +233,7 @@ export class Hub {
     }
     for (const [codec, frames] of out) {
       const key = `${topic}|${codec}`;
+      mFanout.value += frames.length * (codecs.get(codec)?.n ?? 0);
       for (const frame of frames) {
         // ws.publish skips the publishing socket itself; server.publish reaches every subscriber.
         for (const server of this.servers) {
@@ -251,8 +287,8 @@ export class Hub {
     }
     if (env.o === this.nodeId) return;
     mBusIn.value++;
-    if (channel.startsWith(USER_PREFIX)) this.deliverLocal(channel.slice(USER_PREFIX.length), env.e, env.k, new Map());
-    else if (channel.startsWith(TOPIC_PREFIX)) this.publishLocal(channel.slice(TOPIC_PREFIX.length), env.e);
+    if (channel.startsWith(this.userPrefix)) this.deliverLocal(channel.slice(this.userPrefix.length), env.e, env.k, new Map());
+    else if (channel.startsWith(this.topicPrefix)) this.publishLocal(channel.slice(this.topicPrefix.length), env.e);
   }
 }
 

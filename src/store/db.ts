@@ -13,6 +13,8 @@ export interface OpenDb {
   close(): Promise<void>;
 }
 
+/** pg_advisory_lock key held while migrating ("chat" in ASCII). */
+const MIGRATION_LOCK = 0x63686174;
 const migrationsFolder = fileURLToPath(new URL("../../drizzle", import.meta.url));
 
 export async function openDb(opts: { databaseUrl?: string; dataDir?: string; memory?: boolean }): Promise<OpenDb> {
@@ -23,7 +25,15 @@ export async function openDb(opts: { databaseUrl?: string; dataDir?: string; mem
     // onnotice: migrations' "already exists, skipping" notices are not worth a log line each.
     const client = postgres(opts.databaseUrl, { max: 10, onnotice: () => {} });
     const db = drizzle(client, { schema });
-    await migrate(db, { migrationsFolder });
+    // Nodes starting together (WORKERS=N, a rolling deploy) migrate one at a time.
+    const lock = await client.reserve();
+    try {
+      await lock`select pg_advisory_lock(${MIGRATION_LOCK})`;
+      await migrate(db, { migrationsFolder });
+    } finally {
+      await lock`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
+      lock.release();
+    }
     return { db: db as unknown as Db, driver: "postgres", close: () => client.end({ timeout: 5 }) };
   }
   const { PGlite } = await import("@electric-sql/pglite");

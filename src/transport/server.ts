@@ -19,21 +19,28 @@ export interface Listener {
 
 let nextId = 0;
 const mConnections = metric("chat_connections", "Open WebSocket connections", "gauge");
-const mIn = metric("chat_frames_in_total", "Frames received from sockets");
-const perDialect = new Map<string, { value: number }>();
+const perDialect = new Map<string, { conns: { value: number }; frames: { value: number } }>();
 
+/** Open connections and frames received, per protocol. */
 function dialectCounter(name: string) {
   let c = perDialect.get(name);
-  if (!c) perDialect.set(name, (c = metric("chat_connections_by_dialect", "Open connections per protocol", "gauge", { dialect: name })));
+  if (!c)
+    perDialect.set(
+      name,
+      (c = {
+        conns: metric("chat_connections_by_dialect", "Open connections per protocol", "gauge", { dialect: name }),
+        frames: metric("chat_frames_in_total", "Frames received from sockets, per protocol", "counter", { dialect: name }),
+      }),
+    );
   return c;
 }
 
 /**
  * Frames of a connection that is not yet authenticated run one after another (an auth frame and the
- * frames right behind it must not race); after that they run as they come, so pipelined sends share
+ * frames right behind it must not race, nor those behind a connection's open); after that they run as they come, so pipelined sends share
  * group commits instead of waiting for each other.
  */
-function run(app: App, s: Session, fn: () => unknown): void {
+function run(app: App, s: Session, fn: () => unknown, serial = false): void {
   const go = async () => {
     try {
       await fn();
@@ -42,7 +49,7 @@ function run(app: App, s: Session, fn: () => unknown): void {
     }
   };
   const chain = s.state.__chain as Promise<void> | undefined;
-  if (s.userId && !chain) return void go();
+  if (!serial && s.userId && !chain) return void go();
   const next = (chain ?? Promise.resolve()).then(go);
   s.state.__chain = next;
   next.finally(() => {
@@ -98,12 +105,12 @@ export function listen(
         const s = ws.data;
         s.ws = ws;
         hub.add(s);
-        dialectCounter(s.dialect.name).value++;
-        run(app, s, () => s.dialect.open(s));
+        dialectCounter(s.dialect.name).conns.value++;
+        run(app, s, () => s.dialect.open(s), true); // frames right behind wait for the welcome
       },
       message(ws, data) {
-        mIn.value++;
         const s = ws.data;
+        dialectCounter(s.dialect.name).frames.value++;
         run(app, s, () => s.dialect.message(s, data));
       },
       drain(ws) {
@@ -113,7 +120,7 @@ export function listen(
         const s = ws.data;
         s.closed = true;
         hub.remove(s);
-        dialectCounter(s.dialect.name).value--;
+        dialectCounter(s.dialect.name).conns.value--;
         run(app, s, () => s.dialect.close(s, code, reason));
       },
     },

@@ -139,7 +139,7 @@ export function deskDialect(app: App): Dialect {
       if (a === "agent_disabled") return reply(s, apiKey, Codes.agentDisabled, {}, "admin disabled or missing");
       if (a === "group_disabled") return reply(s, apiKey, Codes.groupDisabled, {}, "agent group disabled or missing");
       const first = !s.userId;
-      if (first) hub.bindUser(s, user.id, user.role);
+      if (first) await hub.bindUser(s, user.id, user.role);
       Object.assign(state, { as: "agent", exp: who.exp, agent: a });
       if (first) await desk.agentUp(a);
     } else if (callType === 1) {
@@ -149,7 +149,7 @@ export function deskDialect(app: App): Dialect {
       if (!g || g.disabled) return reply(s, apiKey, Codes.groupDisabled, {}, "agent group disabled or missing");
       if (state.as === "agent") return reply(s, apiKey, Codes.otherUser, {}, "this connection is logged in as an agent");
       const first = !s.userId;
-      if (first) hub.bindUser(s, user.id, user.role);
+      if (first) await hub.bindUser(s, user.id, user.role);
       Object.assign(state, { as: "guest", exp: who.exp, group: g.id });
       if (first) await desk.guestUp(user.id, g.id);
     } else {

@@ -288,14 +288,14 @@ export function jimDialect(app: App): Dialect {
       return { userId: who?.id, role: who?.role, state: state as never };
     },
 
-    open(s) {
+    async open(s) {
       if (st(s).refused || !s.userId) {
         send(s, 10008, Cmd.loginResp);
         return void s.ws.close(4001, "login failed");
       }
       const userId = s.userId;
       s.userId = undefined;
-      hub.bindUser(s, userId, s.role ?? "user");
+      await hub.bindUser(s, userId, s.role ?? "user");
       send(s, 10007, Cmd.loginResp);
     },
 

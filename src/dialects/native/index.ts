@@ -33,9 +33,9 @@ export function nativeDialect(app: App): Dialect {
     reply(s, { t: "error", ...(id !== undefined ? { id } : {}), code: ErrorCodes[name], error: name, message, ...extra });
 
   /** Authenticates the connection; a token for another user than the one bound is refused. */
-  function bind(s: Session, userId: string, role: string, exp?: number): void {
+  async function bind(s: Session, userId: string, role: string, exp?: number): Promise<void> {
     if (s.userId && s.userId !== userId) throw new CoreError("forbidden", "token is for another user");
-    if (!s.userId) hub.bindUser(s, userId, role);
+    if (!s.userId) await hub.bindUser(s, userId, role);
     const state = st(s);
     if (state.expTimer) clearTimeout(state.expTimer);
     if (exp) {
@@ -53,7 +53,7 @@ export function nativeDialect(app: App): Dialect {
         error(s, f.id, "unauthorized", "invalid or expired token");
         return s.ws.close(CloseCodes.authFailed, "invalid token");
       }
-      bind(s, user.id, user.role, who.exp);
+      await bind(s, user.id, user.role, who.exp);
       return void reply(s, { t: "welcome", id: f.id, user: who.userId, node: hub.nodeId, ts: Date.now() });
     }
     const me = s.userId;
@@ -139,11 +139,11 @@ export function nativeDialect(app: App): Dialect {
       return { codec: binary ? MSGPACK : "native/json", userId: user.id, role: user.role, state: state as never };
     },
 
-    open(s) {
+    async open(s) {
       if (s.userId) {
         const userId = s.userId;
         s.userId = undefined;
-        bind(s, userId, s.role ?? "user", st(s).exp);
+        await bind(s, userId, s.role ?? "user", st(s).exp);
         reply(s, { t: "welcome", user: userId, node: hub.nodeId, ts: Date.now() });
       }
     },
@@ -197,6 +197,8 @@ export function nativeDialect(app: App): Dialect {
         case "room":
         case "resync":
           return out(roomEvent(ev));
+        case "gap":
+          return out({ t: "gap" });
       }
     },
   };
