@@ -6,6 +6,7 @@ import type { App } from "../app.ts";
 import { CoreError, ErrorCodes } from "../core/errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
+import { presenceHttp } from "./presence.ts";
 import { messagingHttp } from "./groups.ts";
 import { deskHttp } from "./desk.ts";
 import { jimHttp } from "./jim.ts";
@@ -201,5 +202,6 @@ export function httpApp(app: App) {
     .use(liveHttp(app))
     .use(socialHttp(app))
     .use(deskHttp(app))
-    .use(jimHttp(app));
+    .use(jimHttp(app))
+    .use(presenceHttp(app));
 }

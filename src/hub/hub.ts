@@ -23,8 +23,6 @@ interface Envelope {
   /** origin node: a node ignores its own envelopes, it delivered locally already */
   o: string;
   e: CoreEvent;
-  /** session to skip (the sender's own connection, which got an ack instead) */
-  k?: string;
 }
 
 const mOut = metric("chat_frames_out_total", "Frames written to sockets");
@@ -87,10 +85,12 @@ export class Hub {
     let set = this.byUser.get(userId);
     if (!set) {
       this.byUser.set(userId, (set = new Set()));
-      const p = this.bus.subscribe(this.keys.userChannel(userId)).catch((e) => this.log(`bus subscribe ${userId}: ${e}`));
+      const p = Promise.all([
+        this.bus.subscribe(this.keys.userChannel(userId)).catch((e) => this.log(`bus subscribe ${userId}: ${e}`)),
+        this.presence.userUp(userId, role),
+      ]).then(() => {});
       this.binding.set(userId, p);
       void p.then(() => this.binding.get(userId) === p && this.binding.delete(userId));
-      this.presence.userUp(userId, role);
     }
     set.add(s);
     const pending = this.binding.get(userId);
@@ -173,13 +173,13 @@ export class Hub {
     return n;
   }
 
-  /** Routes a user event to its recipients, here and on other nodes. `skip` is a session id not to send to. */
+  /** Routes a user event to its recipients, here and on other nodes. `skip` is a local session not to send to (the sender's own connection, which got an ack instead; session ids are unique per node only). */
   dispatch(ev: CoreEvent, skip?: string): void {
     if (!("to" in ev)) return; // topic events (rooms) have no user recipients: see publish()
     const cache = new Map<string, Frame | Frame[] | undefined>();
     for (const u of ev.to) this.deliverLocal(u, ev, skip, cache);
     if (!this.bus.hasPeers) return;
-    const bytes = pack({ o: this.nodeId, e: ev, k: skip } satisfies Envelope);
+    const bytes = pack({ o: this.nodeId, e: ev } satisfies Envelope);
     for (const u of ev.to) {
       this.bus.publish(this.keys.userChannel(u), bytes);
       mBusOut.value++;
@@ -287,7 +287,7 @@ export class Hub {
     }
     if (env.o === this.nodeId) return;
     mBusIn.value++;
-    if (channel.startsWith(this.userPrefix)) this.deliverLocal(channel.slice(this.userPrefix.length), env.e, env.k, new Map());
+    if (channel.startsWith(this.userPrefix)) this.deliverLocal(channel.slice(this.userPrefix.length), env.e, undefined, new Map());
     else if (channel.startsWith(this.topicPrefix)) this.publishLocal(channel.slice(this.topicPrefix.length), env.e);
   }
 }

@@ -2,8 +2,8 @@
 // readers get cluster-wide answers. memory.ts serves one node; a Redis implementation serves a cluster.
 
 export interface Presence {
-  /** A user got its first connection on this node. */
-  userUp(userId: string, role: string): void;
+  /** A user got its first connection on this node; resolves once other nodes can see it. */
+  userUp(userId: string, role: string): void | Promise<void>;
   /** A user's last connection on this node closed. */
   userDown(userId: string, role: string): void;
   /** Online anywhere in the cluster. */

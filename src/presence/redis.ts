@@ -40,8 +40,8 @@ redis.call('SREM', KEYS[4], ARGV[2])
 return 1`,
   },
   // KEYS: nodes, then one user-nodes set per user → 1/0 per user
+  // (no numberOfKeys: the caller passes the key count first)
   online: {
-    numberOfKeys: -1,
     lua: `${NOW} ${ALIVE}
 local out = {}
 for i = 2, #KEYS do
@@ -93,9 +93,6 @@ const mErrors = metric("chat_presence_errors_total", "Presence writes or reads t
 export class RedisPresence implements Presence {
   private readonly users = new Map<string, string>();
   private readonly rooms = new Map<string, number>();
-  /** rooms whose count changed since the last write */
-  private readonly dirty = new Set<string>();
-  private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private beatTimer: ReturnType<typeof setInterval> | undefined;
   private everReady = false;
   private closed = false;
@@ -145,9 +142,9 @@ export class RedisPresence implements Presence {
     return p;
   }
 
-  userUp(userId: string, role: string): void {
+  userUp(userId: string, role: string): Promise<void> {
     this.users.set(userId, role);
-    this.writeUser(userId, role);
+    return this.writeUser(userId, role);
   }
 
   userDown(userId: string, role: string): void {
@@ -176,9 +173,9 @@ export class RedisPresence implements Presence {
     const n = (this.rooms.get(room) ?? 0) + delta;
     if (n <= 0) this.rooms.delete(room);
     else this.rooms.set(room, n);
-    this.dirty.add(room);
-    // Joins come in bursts (a room opening): one write per room per few milliseconds.
-    this.flushTimer ??= setTimeout(() => this.flushRooms(), 5);
+    // Written at once (auto-pipelined with the rest of this tick), so a count read after a join reply
+    // on any node includes that join.
+    this.writeRoom(room);
   }
 
   async roomCount(room: string): Promise<number> {
@@ -199,7 +196,6 @@ export class RedisPresence implements Presence {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.beatTimer);
-    clearTimeout(this.flushTimer);
     try {
       const k = this.keys;
       await this.sweepNode(this.node);
@@ -213,27 +209,25 @@ export class RedisPresence implements Presence {
     this.log.debug(`presence: ${(e as Error).message}`);
   };
 
-  private writeUser(userId: string, role: string): void {
+  private async writeUser(userId: string, role: string): Promise<void> {
     const k = this.keys;
-    this.r.sadd(k.userNodes(userId), this.node).catch(this.failed);
-    this.r.hset(k.nodeUsers(this.node), userId, role).catch(this.failed);
-    this.r.sadd(k.role(role), userId).catch(this.failed);
+    await Promise.all([
+      this.r.sadd(k.userNodes(userId), this.node),
+      this.r.hset(k.nodeUsers(this.node), userId, role),
+      this.r.sadd(k.role(role), userId),
+    ]).catch(this.failed);
   }
 
-  private flushRooms(): void {
-    this.flushTimer = undefined;
+  private writeRoom(room: string): void {
     const k = this.keys;
-    for (const room of this.dirty) {
-      const n = this.rooms.get(room);
-      if (n) {
-        this.r.hset(k.room(room), this.node, n).catch(this.failed);
-        this.r.sadd(k.nodeRooms(this.node), room).catch(this.failed);
-      } else {
-        this.r.hdel(k.room(room), this.node).catch(this.failed);
-        this.r.srem(k.nodeRooms(this.node), room).catch(this.failed);
-      }
+    const n = this.rooms.get(room);
+    if (n) {
+      this.r.hset(k.room(room), this.node, n).catch(this.failed);
+      this.r.sadd(k.nodeRooms(this.node), room).catch(this.failed);
+    } else {
+      this.r.hdel(k.room(room), this.node).catch(this.failed);
+      this.r.srem(k.nodeRooms(this.node), room).catch(this.failed);
     }
-    this.dirty.clear();
   }
 
   /** Renews the lease (and the id slot) and cleans up after nodes whose lease ran out. */
@@ -265,8 +259,7 @@ export class RedisPresence implements Presence {
 
   private async rewrite(): Promise<void> {
     await this.beat();
-    for (const [u, role] of this.users) this.writeUser(u, role);
-    for (const room of this.rooms.keys()) this.dirty.add(room);
-    this.flushRooms();
+    for (const [u, role] of this.users) void this.writeUser(u, role);
+    for (const room of this.rooms.keys()) this.writeRoom(room);
   }
 }

@@ -1,0 +1,216 @@
+// A cluster of real server processes (`bun src/main.ts`) sharing one Postgres and a Redis of this file's
+// own, which the test stops and starts again. Nodes are killed with SIGKILL and SIGTERM like in production.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "../helpers/client.ts";
+import { RedisProc, startNode, until, userToken, type NodeProc } from "../helpers/procs.ts";
+import { freshPgUrl } from "../helpers/services.ts";
+
+let redis: RedisProc;
+let dbUrl: string;
+const nodes: NodeProc[] = [];
+const clients: Client[] = [];
+const tokens = new Map<string, string>();
+
+const env = () => ({ DATABASE_URL: dbUrl, REDIS_URL: redis.url, PRESENCE_TTL_SEC: "1", DRAIN_TIMEOUT_SEC: "2", SEND_RATE: "10000", SEND_BURST: "10000" });
+
+async function on(node: NodeProc, user: string): Promise<Client> {
+  const c = await Client.native(node.wsUrl, tokens.get(user)!, user);
+  clients.push(c);
+  return c;
+}
+
+async function users(role: string, ...ids: string[]): Promise<void> {
+  for (const id of ids) tokens.set(id, await userToken(nodes[0]!, id, { nick: id.toUpperCase(), role }));
+}
+
+const online = async (node: NodeProc, ...ids: string[]) => (await node.api(`/api/presence?users=${ids.join(",")}`)).body.online as string[];
+const health = async (node: NodeProc) => (await fetch(`${node.url}/healthz`)).json() as Promise<any>;
+
+/** Room frames until ticks carrying messages with each of `cmids` have arrived. */
+async function roomUntil(c: Client, cmids: string[]): Promise<any[]> {
+  const seen: any[] = [];
+  const want = new Set(cmids);
+  while (want.size) {
+    const f = await c.next();
+    seen.push(f);
+    if (f.t === "room") for (const it of f.items) if (it.t === "msg") want.delete(it.msg.cmid);
+  }
+  return seen;
+}
+const cmidsIn = (frames: any[]) => frames.flatMap((f) => (f.t === "room" ? f.items.filter((it: any) => it.t === "msg").map((it: any) => it.msg.cmid) : []));
+
+/** Every message of a conversation from the store, through the native sync of `c` (a peek, all pages). */
+async function stored(c: Client, conv: string): Promise<any[]> {
+  const out: any[] = [];
+  let after: unknown;
+  for (;;) {
+    const r = await c.ok({ t: "sync", conv, limit: 500, ...(after ? { after } : {}) });
+    out.push(...r.msgs);
+    if (!r.more) return out;
+    const last = r.msgs[r.msgs.length - 1];
+    after = { conv: last.conv, seq: last.seq };
+  }
+}
+
+beforeAll(async () => {
+  redis = new RedisProc();
+  await redis.start();
+  dbUrl = await freshPgUrl();
+  for (let i = 0; i < 3; i++) nodes.push(await startNode({ ...env(), NODE_ID: `n${i}` }));
+  await users("user", "alice", "bob", "carol", "dave", ...Array.from({ length: 9 }, (_, i) => `v${i}`));
+  await users("host", "h0", "h1", "h2", "h3", "h4", "h5");
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) if (!c.isClosed) c.ws.close();
+  for (const n of nodes) n.proc.kill("SIGKILL");
+  await Promise.all(nodes.map((n) => n.proc.exited));
+  await redis?.kill();
+});
+
+describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
+  test("a 1:1 message crosses nodes; presence is cluster-wide", async () => {
+    const alice = await on(nodes[0]!, "alice");
+    const bob = await on(nodes[1]!, "bob");
+    const ack = await alice.ok({ t: "send", to: "bob", body: { text: "across" }, cmid: "x1" });
+    const push = await bob.next((f) => f.t === "msg");
+    expect(push.msg).toMatchObject({ id: ack.msg.id, seq: ack.msg.seq, from: "alice", body: { text: "across" } });
+    // And back, the other way.
+    const back = await bob.ok({ t: "send", to: "alice", body: "back", cmid: "y1" });
+    expect((await alice.next((f) => f.t === "msg")).msg).toMatchObject({ id: back.msg.id, from: "bob" });
+    expect((await online(nodes[2]!, "alice", "bob", "carol")).sort()).toEqual(["alice", "bob"]);
+    await alice.close();
+    await bob.close();
+  });
+
+  test("a room with members on every node: each message reaches each member once, with the cluster-wide count", async () => {
+    expect((await nodes[0]!.api("/api/rooms/stage", { name: "Stage" }, "PUT")).status).toBe(200);
+    const viewers: Client[] = [];
+    for (let i = 0; i < 9; i++) {
+      const c = await on(nodes[i % 3]!, `v${i}`);
+      const r = await c.ok({ t: "join_room", room: "stage" });
+      // Every join before this one, on whichever node, is in the count.
+      expect(r.online).toBe(i + 1);
+      viewers.push(c);
+    }
+    expect((await nodes[2]!.api("/api/rooms/stage")).body.online).toBe(9);
+    await viewers[0]!.ok({ t: "room_send", room: "stage", class: "must", kind: "gift", body: { gid: 1 }, cmid: "g1" });
+    await viewers[4]!.ok({ t: "room_send", room: "stage", kind: "danmaku", body: { text: "666" }, cmid: "d1" });
+    await viewers[8]!.ok({ t: "room_send", room: "stage", class: "must", kind: "gift", body: { gid: 2 }, cmid: "g2" });
+    // Each node's ticks keep their order; across nodes they interleave. A closing message from every node
+    // comes after everything that node sent before it.
+    for (let i = 0; i < 3; i++) await viewers[i]!.ok({ t: "room_send", room: "stage", class: "must", kind: "gift", body: { end: i }, cmid: `e${i}` });
+    for (const v of viewers) {
+      const got = cmidsIn(await roomUntil(v, ["g1", "g2", "e0", "e1", "e2"]));
+      for (const once of ["g1", "g2", "e0", "e1", "e2"]) expect(got.filter((c) => c === once)).toEqual([once]);
+      expect(got.filter((c) => c === "d1").length).toBeLessThanOrEqual(1);
+    }
+    // One leaves: the next tick anywhere carries the new count.
+    await viewers[5]!.ok({ t: "leave_room", room: "stage" });
+    expect((await nodes[0]!.api("/api/rooms/stage")).body.online).toBe(8);
+    for (const v of viewers) await v.close();
+    expect((await nodes[1]!.api("/api/rooms/stage")).body.online).toBe(0);
+  });
+
+  test("random sampling of online hosts across nodes: distinct, online, from every node", async () => {
+    const hosts: Client[] = [];
+    for (let i = 0; i < 6; i++) hosts.push(await on(nodes[i % 3]!, `h${i}`));
+    const all = (await nodes[0]!.api("/api/presence/roles/host/sample?n=10")).body.users as string[];
+    expect([...all].sort()).toEqual(["h0", "h1", "h2", "h3", "h4", "h5"]);
+    for (let k = 0; k < 5; k++) {
+      const some = (await nodes[k % 3]!.api("/api/presence/roles/host/sample?n=3")).body.users as string[];
+      expect(some.length).toBe(3);
+      expect(new Set(some).size).toBe(3);
+      for (const u of some) expect(all).toContain(u);
+    }
+    // A host that goes offline is no longer sampled.
+    await hosts[1]!.close();
+    const after = (await nodes[2]!.api("/api/presence/roles/host/sample?n=10")).body.users as string[];
+    expect([...after].sort()).toEqual(["h0", "h2", "h3", "h4", "h5"]);
+    for (const h of hosts) if (!h.isClosed) await h.close();
+  });
+
+  test("Redis restarts: local traffic flows meanwhile, /healthz is degraded, delivery resumes, clients are told to sync", async () => {
+    const alice = await on(nodes[0]!, "alice");
+    const carol = await on(nodes[0]!, "carol");
+    const bob = await on(nodes[1]!, "bob");
+    expect((await health(nodes[0]!)).bus.state).toBe("ok");
+    await redis.kill();
+    await until("node 0 sees the bus degraded", async () => (await health(nodes[0]!)).status === "degraded");
+    // Same-node traffic does not need Redis.
+    const local = await alice.ok({ t: "send", to: "carol", body: "while redis is away", cmid: "local-1" });
+    expect((await carol.next((f) => f.t === "msg")).msg.id).toBe(local.msg.id);
+    // Across nodes: committed and acknowledged; bob learns of it by sync once the bus is back.
+    const during = await alice.ok({ t: "send", to: "bob", body: "during the outage", cmid: "out-1" });
+    await redis.start();
+    expect(await bob.next((f) => f.t === "gap", 20_000)).toEqual({ t: "gap" });
+    const synced = await bob.ok({ t: "sync", conv: during.msg.conv, limit: 500 });
+    expect(synced.msgs.map((m: any) => m.id)).toContain(during.msg.id);
+    await until("node 0 sees the bus ok", async () => (await health(nodes[0]!)).status === "ok");
+    await alice.next((f) => f.t === "gap", 20_000);
+    const afterAck = await alice.ok({ t: "send", to: "bob", body: "after", cmid: "after-1" });
+    expect((await bob.next((f) => f.t === "msg" && f.msg.id === afterAck.msg.id)).msg.body).toBe("after");
+    // Presence was written again by every node after Redis came back empty.
+    expect((await online(nodes[2]!, "alice", "bob", "carol")).sort()).toEqual(["alice", "bob", "carol"]);
+    for (const c of [alice, carol, bob]) await c.close();
+  }, 60_000);
+
+  test("kill -9 mid-stream: every acknowledged message is recovered through sync, nothing twice; the node's presence expires", async () => {
+    const victim = await startNode({ ...env(), NODE_ID: "victim" });
+    nodes.push(victim);
+    const bob = await on(nodes[0]!, "bob");
+    const dave = await on(victim, "dave");
+    await dave.ok({ t: "join_room", room: "stage" });
+    await bob.ok({ t: "join_room", room: "stage" });
+    expect((await nodes[1]!.api("/api/rooms/stage")).body.online).toBe(2);
+    // dave streams 300 messages to bob without waiting; the node dies once 60 are acknowledged.
+    const N = 300;
+    const acked = new Map<string, string>();
+    for (let i = 0; i < N; i++) dave.send({ t: "send", id: `s${i}`, to: "bob", body: { i }, cmid: `m${i}` });
+    for (;;) {
+      const f = await dave.next();
+      if (f.t === "ack") acked.set(f.msg.id, `m${f.id.slice(1)}`);
+      if (acked.size === 60) break;
+    }
+    victim.proc.kill("SIGKILL");
+    await dave.closed;
+    for (const f of dave.pending()) if (f.t === "ack") acked.set(f.msg.id, `m${f.id.slice(1)}`);
+    // Its presence entries stop counting within PRESENCE_TTL_SEC (1 s here), and are swept.
+    await until("dave is offline", async () => (await online(nodes[0]!, "dave")).length === 0, 10_000);
+    await until("the room count drops", async () => (await nodes[0]!.api("/api/rooms/stage")).body.online === 1, 10_000);
+    // dave reconnects elsewhere and sends again what was not acknowledged: the store keeps each cmid once.
+    const dave2 = await on(nodes[1]!, "dave");
+    const ackedCmids = new Set(acked.values());
+    for (let i = 0; i < N; i++) if (!ackedCmids.has(`m${i}`)) dave2.send({ t: "send", id: `s${i}`, to: "bob", body: { i }, cmid: `m${i}` });
+    for (let left = N - ackedCmids.size; left > 0; ) if ((await dave2.next()).t === "ack") left--;
+    const conv = "d:bob:dave";
+    const all = await stored(bob, conv);
+    expect(all.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    expect(new Set(all.map((m) => m.cmid)).size).toBe(N);
+    const byId = new Map(all.map((m) => [m.id, m.cmid]));
+    for (const [id, cmid] of acked) expect(byId.get(id)).toBe(cmid);
+    // What bob got live, he got once.
+    const live = bob.pending().filter((f) => f.t === "msg").map((f) => f.msg.id);
+    expect(new Set(live).size).toBe(live.length);
+    await bob.close();
+    await dave2.close();
+  }, 60_000);
+
+  test("SIGTERM: clients are told to reconnect (4200), pending writes are flushed, the process exits 0", async () => {
+    const leaving = nodes[2]!;
+    const carol = await on(nodes[0]!, "carol");
+    const alice = await on(leaving, "alice");
+    for (let i = 0; i < 50; i++) alice.send({ t: "send", id: `t${i}`, to: "carol", body: { i }, cmid: `term${i}` });
+    const exit = leaving.stop();
+    expect((await alice.closed).code).toBe(4200);
+    expect(await exit).toBe(0);
+    const got = new Set(alice.pending().filter((f) => f.t === "ack").map((f) => Number(f.id.slice(1))));
+    // Whatever was not acknowledged is sent again on another node; nothing is stored twice.
+    const again = await on(nodes[1]!, "alice");
+    for (let i = 0; i < 50; i++) if (!got.has(i)) await again.ok({ t: "send", to: "carol", body: { i }, cmid: `term${i}` });
+    const all = (await stored(carol, "d:alice:carol")).filter((m) => String(m.cmid).startsWith("term"));
+    expect(all.map((m) => m.cmid).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `term${i}`).sort());
+    await carol.close();
+    await again.close();
+  }, 30_000);
+});

@@ -1,0 +1,157 @@
+// Real processes for cluster tests: server nodes started as `bun src/main.ts` (each its own process, so
+// one can be killed with SIGKILL), and a Redis server of the test's own that can be stopped and started
+// again on the same port.
+import type { Subprocess } from "bun";
+import { API_KEY } from "./server.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+/** Reads a process's output line by line in the background; `waitFor` resolves on the first matching line. */
+class Lines {
+  readonly all: string[] = [];
+  private waiters: { re: RegExp; resolve(m: RegExpMatchArray): void }[] = [];
+  constructor(stream: ReadableStream<Uint8Array>) {
+    void (async () => {
+      const dec = new TextDecoder();
+      let buf = "";
+      for await (const chunk of stream) {
+        buf += dec.decode(chunk, { stream: true });
+        let i: number;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          this.all.push(line);
+          for (const w of [...this.waiters]) {
+            const m = line.match(w.re);
+            if (m) {
+              this.waiters.splice(this.waiters.indexOf(w), 1);
+              w.resolve(m);
+            }
+          }
+        }
+      }
+    })();
+  }
+  waitFor(re: RegExp, what: string, proc: Subprocess, timeoutMs = 20_000): Promise<RegExpMatchArray> {
+    for (const l of this.all) {
+      const m = l.match(re);
+      if (m) return Promise.resolve(m);
+    }
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}:\n${this.all.slice(-20).join("\n")}`)), timeoutMs);
+      void proc.exited.then((code) => reject(new Error(`exited with ${code} before ${what}:\n${this.all.slice(-20).join("\n")}`)));
+      this.waiters.push({
+        re,
+        resolve: (m) => {
+          clearTimeout(t);
+          resolve(m);
+        },
+      });
+    });
+  }
+}
+
+export class RedisProc {
+  proc!: Subprocess;
+  readonly port = freePort();
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+  async start(): Promise<void> {
+    this.proc = Bun.spawn(["redis-server", "--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    await new Lines(this.proc.stdout as ReadableStream<Uint8Array>).waitFor(/Ready to accept connections/, "redis", this.proc);
+  }
+  /** Kills Redis at once (nothing saved: a restarted Redis is empty, as after a crash). */
+  async kill(): Promise<void> {
+    this.proc.kill("SIGKILL");
+    await this.proc.exited;
+  }
+}
+
+export interface NodeProc {
+  proc: Subprocess;
+  port: number;
+  url: string;
+  wsUrl: string;
+  nodeId: string;
+  log: Lines;
+  api(path: string, body?: unknown, method?: string): Promise<{ status: number; body: any }>;
+  /** SIGTERM, and the exit code. */
+  stop(): Promise<number>;
+}
+
+export const TOKEN_SECRET = "test-secret-test-secret-test-secret-42";
+
+/** Starts `bun src/main.ts` on a free port and waits for its "listening" line. */
+export async function startNode(env: Record<string, string>): Promise<NodeProc> {
+  const nodeId = env.NODE_ID ?? `node${freePort()}`;
+  const proc = Bun.spawn([process.execPath, "src/main.ts"], {
+    cwd: root,
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", API_KEY, TOKEN_SECRET, LOG_LEVEL: "info", NODE_ID: nodeId, ...env },
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  const log = new Lines(proc.stderr as ReadableStream<Uint8Array>);
+  const m = await log.waitFor(/listening on :(\d+)/, `node ${nodeId} to listen`, proc);
+  const port = Number(m[1]);
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    proc,
+    port,
+    url,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    nodeId,
+    log,
+    async api(path, body, method) {
+      const res = await fetch(url + path, {
+        method: method ?? (body === undefined ? "GET" : "POST"),
+        headers: { authorization: `apikey ${API_KEY}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {}
+      return { status: res.status, body: parsed };
+    },
+    async stop() {
+      proc.kill("SIGTERM");
+      return proc.exited;
+    },
+  };
+}
+
+/** Creates a user through a node's server API and returns a token for it. */
+export async function userToken(node: NodeProc, id: string, fields: Record<string, unknown> = {}): Promise<string> {
+  const r = await node.api("/api/users", { id, ...fields });
+  if (r.status !== 200) throw new Error(`create user ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+  const t = await node.api(`/api/users/${id}/token`, {});
+  if (t.status !== 200) throw new Error(`token for ${id}: ${t.status} ${JSON.stringify(t.body)}`);
+  return t.body.token;
+}
+
+/**
+ * Waits for a condition that another process reaches in its own time (a lease running out, a reconnect):
+ * checks it every 25 ms up to `timeoutMs`. Not a substitute for awaiting a message.
+ */
+export async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await Bun.sleep(25);
+  }
+}
