@@ -16,14 +16,14 @@ try {
   throw e;
 }
 
-if (cfg.workers > 1) await superviseWorkers(cfg, (m) => console.log(`[supervisor] ${m}`));
+if (cfg.workers > 1) await superviseWorkers(cfg, (m) => console.error(`${new Date().toISOString()} info [supervisor] ${m}`));
 
 const running = await startServer(cfg, { reusePort: cfg.workers > 1 || process.env.REUSE_PORT === "1" });
 const { log } = running.app;
 if (usesDevSecret(cfg)) log.warn("TOKEN_SECRET is not set: using the development secret (never do this in production)");
 if (!cfg.apiKey) log.warn("API_KEY is not set: the server API (/api) refuses every request");
 log.info(
-  `listening on :${running.port} (store: ${running.app.storeDriver}${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}, bus: ${running.app.bus.kind})`,
+  `listening on :${running.port} (pid ${process.pid}, store: ${running.app.storeDriver}${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}, bus: ${running.app.bus.kind})`,
 );
 
 let stopping = false;

@@ -2,7 +2,7 @@
 // own, which the test stops and starts again. Nodes are killed with SIGKILL and SIGTERM like in production.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
-import { RedisProc, startNode, until, userToken, type NodeProc } from "../helpers/procs.ts";
+import { freePort, RedisProc, startNode, until, userToken, type NodeProc } from "../helpers/procs.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 
 let redis: RedisProc;
@@ -213,4 +213,35 @@ describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
     await carol.close();
     await again.close();
   }, 30_000);
+});
+
+describe("WORKERS=2: one command, two nodes sharing the port", () => {
+  test("both workers serve the port as cluster nodes; a dead worker is started again; SIGTERM stops them all", async () => {
+    const port = freePort();
+    const sup = await startNode({ ...env(), WORKERS: "2", PORT: String(port), NODE_ID: "w" });
+    nodes.push(sup);
+    expect(sup.port).toBe(port);
+    const Redis = (await import("ioredis")).default;
+    const r = new Redis(redis.url);
+    try {
+      expect((await r.zrange(`chat:p:nodes`, 0, -1)).filter((n) => n.startsWith("w-")).sort()).toEqual(["w-0", "w-1"]);
+      // Whichever worker each connection lands on, a message gets through.
+      const a = await on(sup, "alice");
+      const b = await on(sup, "bob");
+      const ack = await a.ok({ t: "send", to: "bob", body: "via workers", cmid: "w1" });
+      expect((await b.next((f) => f.t === "msg" && f.msg.id === ack.msg.id)).msg.body).toBe("via workers");
+      // Kill one worker: the supervisor starts it again.
+      const pid = Number((sup.log.all.find((l) => l.includes("[w-1] listening")) ?? "").match(/pid (\d+)/)?.[1]);
+      expect(pid).toBeGreaterThan(0);
+      process.kill(pid, "SIGKILL");
+      await sup.log.waitFor(/worker 1 exited/, "the supervisor to notice", sup.proc);
+      const lines = sup.log.all.filter((l) => l.includes("[w-1] listening")).length;
+      await until("worker 1 is back", async () => sup.log.all.filter((l) => l.includes("[w-1] listening")).length > lines);
+      for (const c of [a, b]) if (!c.isClosed) c.ws.close();
+      expect(await sup.stop()).toBe(0);
+      expect((await r.zrange(`chat:p:nodes`, 0, -1)).filter((n) => n.startsWith("w-"))).toEqual([]);
+    } finally {
+      r.disconnect();
+    }
+  }, 60_000);
 });

@@ -93,7 +93,10 @@ export interface NodeProc {
 
 export const TOKEN_SECRET = "test-secret-test-secret-test-secret-42";
 
-/** Starts `bun src/main.ts` on a free port and waits for its "listening" line. */
+/**
+ * Starts `bun src/main.ts` on a free port and waits for its "listening" line (with WORKERS=N and a fixed
+ * PORT: for every worker's).
+ */
 export async function startNode(env: Record<string, string>): Promise<NodeProc> {
   const nodeId = env.NODE_ID ?? `node${freePort()}`;
   const proc = Bun.spawn([process.execPath, "src/main.ts"], {
@@ -103,7 +106,9 @@ export async function startNode(env: Record<string, string>): Promise<NodeProc> 
     stderr: "pipe",
   });
   const log = new Lines(proc.stderr as ReadableStream<Uint8Array>);
-  const m = await log.waitFor(/listening on :(\d+)/, `node ${nodeId} to listen`, proc);
+  const workers = Number(env.WORKERS ?? 1);
+  for (let i = 1; i < workers; i++) await log.waitFor(new RegExp(`\\[${nodeId}-${i}\\] listening on :`), `worker ${i} to listen`, proc);
+  const m = await log.waitFor(workers > 1 ? new RegExp(`\\[${nodeId}-0\\] listening on :(\\d+)`) : /listening on :(\d+)/, `node ${nodeId} to listen`, proc);
   const port = Number(m[1]);
   const url = `http://127.0.0.1:${port}`;
   return {
