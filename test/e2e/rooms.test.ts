@@ -487,3 +487,67 @@ describe("idle timeout", () => {
     expect(await c.closed).toEqual({ code: 4002, reason: "idle" });
   });
 });
+
+describe("across two nodes", () => {
+  let n1: TestServer;
+  let n2: TestServer;
+  const open: Client[] = [];
+  beforeAll(async () => {
+    n1 = await startTestServer({ store: "pg", bus: "redis" });
+    n2 = await startTestServer({ store: "pg", bus: "redis", databaseUrl: n1.app.cfg.databaseUrl });
+  }, 30_000);
+  afterAll(async () => {
+    for (const c of open) c.ws.close();
+    await n1.stop();
+    await n2.stop();
+  });
+
+  async function connect(srv: TestServer, user: string, roomName: string, extra: Record<string, string> = {}) {
+    const q = new URLSearchParams({ name: user, senderType: "GROUP", userId: user, roomName, icon: "", account: user, password: md5("pw"), ...extra });
+    const c = await Client.connect(`${srv.wsUrl}/rooms?${q}`);
+    open.push(c);
+    return c;
+  }
+
+  test("a room's count and messages, and a container's whole life, span the nodes", async () => {
+    for (const u of ["x1", "x2", "x3", "xa", "xu"]) {
+      await n1.api("/api/users", { body: { id: u, nick: u } });
+      await n1.api(`/api/rooms-protocol/accounts/default/${u}`, { method: "PUT", body: { user: u, password: "pw" } });
+    }
+    const a = await connect(n1, "x1", "wide");
+    await a.next(isNotice("in", "wide", 1));
+    const b = await connect(n2, "x2", "wide");
+    expect(await a.next(isNotice("in", "wide"))).toMatchObject({ userId: "x2", count: 2 });
+    expect(await b.next(isNotice("in", "wide"))).toMatchObject({ userId: "x2", count: 2 });
+    const c = await connect(n1, "x3", "wide");
+    expect(await b.next(isNotice("in", "wide"))).toMatchObject({ userId: "x3", count: 3 });
+    b.send({ messageType: "text", messageContent: "from node 2" });
+    for (const x of [a, c]) expect(await x.next(isMsg("from node 2"))).toMatchObject({ createUser: "x2", roomName: "wide" });
+    await a.close();
+    expect(await b.next(isNotice("out", "wide"))).toMatchObject({ userId: "x1", count: 2 });
+    // A node's own count is exact at once; another node's reaches Redis within a few milliseconds.
+    expect((await n1.api("/api/rooms-protocol/rooms/wide")).body.online).toBe(2);
+
+    // The agent on node 2, the user on node 1.
+    const g = await connect(n2, "xa", "xa");
+    const u = await connect(n1, "xu", "xa", { targetId: "deal-7" });
+    u.send({ eventType: "createContainer", acceptId: "xa" });
+    expect(await g.next(isEvent("createContainer"))).toMatchObject({ createUser: "xu", containerId: "xu", targetId: "deal-7" });
+    g.send({ eventType: "addContainer", containerId: "xu" });
+    for (const x of [u, g]) expect(await x.next((f) => isNotice("in")(f) && f.userId === "xa")).toMatchObject({ count: 2, containerId: "xu" });
+    u.send({ messageType: "text", messageContent: "cross-node hello" });
+    expect(await g.next(isMsg("cross-node hello"))).toMatchObject({ createUser: "xu", containerId: "xu" });
+    g.send({ messageType: "text", messageContent: "cross-node reply", containerId: "xu" });
+    expect(await u.next(isMsg("cross-node reply"))).toMatchObject({ createUser: "xa" });
+    g.send({ eventType: "removeContainer", containerId: "xu" });
+    expect(await u.next(isNotice("outAll"))).toMatchObject({ userId: "xa", count: 0 });
+    expect(await g.next(isNotice("outAll"))).toMatchObject({ userId: "xa", count: 0 });
+    expect((await n1.api("/api/rooms-protocol/containers/xu")).body).toMatchObject({ open: false, members: [{ user: "xu", role: "member" }] });
+    // Both nodes took their connections out of the closed container's topic: a reopened one is not heard there.
+    u.send({ eventType: "createContainer", acceptId: "x2" });
+    expect(await b.next(isEvent("createContainer"))).toMatchObject({ createUser: "xu", containerId: "xu" });
+    u.send({ messageType: "text", messageContent: "new agent please" });
+    await u.next(isMsg("new agent please"));
+    expect(g.pending().filter((f) => f.messageContent === "new agent please" || (f.messageType === "notice" && f.action !== "outAll" && f.containerId === "xu"))).toEqual([]);
+  });
+});
