@@ -120,6 +120,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     chat: app.chat,
     publish: (topic, ev) => hub.publish(topic, ev),
     count: (topic) => presence.roomCount(topic),
+    log: (m) => log.warn(m),
   });
   bus.onRecover?.(() => hub.busRecovered());
   hub.watcher = { joined: (u, t) => app.live.entered(u, t), left: (u, t) => app.live.left(u, t) };

@@ -57,6 +57,7 @@ export interface ContainersDeps {
   publish(topic: string, ev: CoreEvent): void;
   /** Subscribers of a topic across the cluster (presence). */
   count(topic: string): Promise<number>;
+  log(msg: string): void;
 }
 
 export class Containers {
@@ -101,7 +102,13 @@ export class Containers {
 
   /** In/out (and name change) notices to everyone in a room or container, with its online count. */
   async notice(conv: string, room: string, action: "in" | "out" | "outAll" | "userInfo", who: Speaker): Promise<void> {
-    const count = action === "outAll" ? 0 : await this.d.count(conv);
+    let count = 0;
+    try {
+      if (action !== "outAll") count = await this.d.count(conv);
+    } catch (e) {
+      // A notice is a nicety: without a count (presence unreachable) it is skipped, the connection goes on.
+      return this.d.log(`rooms notice ${action} ${conv}: ${(e as Error).message}`);
+    }
     this.d.publish(conv, { type: "roomNotice", conv, room, action, user: { id: who.id, nick: who.name, icon: who.icon }, count, ts: Date.now() });
   }
 
@@ -212,7 +219,7 @@ export class Containers {
   }
 
   /** Open containers an agent serves. */
-  agentContainers(agent: string): Promise<string[]> {
+  agentContainers(agent: string) {
     return this.d.records.agentContainers(agent, MAX_AGENT_CONTAINERS);
   }
 

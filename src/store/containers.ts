@@ -140,13 +140,13 @@ export class ContainerStore {
     });
   }
 
-  /** Open containers an agent serves, oldest first. */
-  async agentContainers(agent: string, limit: number): Promise<string[]> {
+  /** Open containers an agent serves, oldest first, with the roomName each was opened under. */
+  async agentContainers(agent: string, limit: number): Promise<{ id: string; conv: string; room?: string }[]> {
     const res = await this.db.execute(sql`
-      select c.id from members m join conversations c on c.id = m.conv_id
+      select c.id, c.attributes ->> 'room' as room from members m join conversations c on c.id = m.conv_id
        where m.user_id = ${agent} and m.role = 'agent' and c.kind = 'container' and c.subtype = 'rooms' and not c.closed
        order by m.joined_at, c.id limit ${limit}`);
-    return rowsOf<{ id: string }>(res).map((r) => containerOfConv(r.id)!);
+    return rowsOf<{ id: string; room: string | null }>(res).map((r) => ({ id: containerOfConv(r.id)!, conv: r.id, room: r.room ?? undefined }));
   }
 
   // ---- accounts ----

@@ -122,12 +122,9 @@ export function roomsDialect(app: App): Dialect {
     const state = st(s);
     const me = state.me.id;
     if (state.mode === "room") return into(s, await core.enterRoom(me, state.room!), state.room!);
-    const ids = state.mode === "agent" ? await core.agentContainers(me) : [];
-    for (const id of ids) {
-      const c = await core.records.container(id);
-      if (c && !c.closed) await into(s, c.conv, c.attrs.room ?? id);
-    }
-    if (state.container && !ids.includes(state.container)) {
+    const served = state.mode === "agent" ? await core.agentContainers(me) : [];
+    for (const c of served) await into(s, c.conv, c.room ?? c.id);
+    if (state.container && !served.some((c) => c.id === state.container)) {
       const c = await core.records.container(state.container);
       if (c && !c.closed && (await store.getMember(c.conv, me))) await into(s, c.conv, c.attrs.room ?? state.container);
     }
@@ -180,12 +177,12 @@ export function roomsDialect(app: App): Dialect {
         const oldConv = roomsConvId(old);
         hub.leave(s, oldConv);
         forget(s, oldConv);
+        state.room = room;
+        await into(s, conv, room);
         await flushMarks(s, oldConv);
         const stillThere = [...(hub.sessionsOf(me.id) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(oldConv));
         if (!stillThere) await core.leaveRoom(me.id, old);
-        await core.notice(oldConv, old, "out", me);
-        state.room = room;
-        return into(s, conv, room);
+        return core.notice(oldConv, old, "out", me);
       }
       case "updateUserInfo": {
         const name = str(f.messageContent);
@@ -310,7 +307,14 @@ export function roomsDialect(app: App): Dialect {
       state.idle = setTimeout(() => s.ws.close(CloseCodes.idle, "idle"), cfg.roomsIdleMs);
       void queue(s, async () => {
         await hub.bindUser(s, userId, s.role ?? "user");
-        await enter(s);
+        try {
+          await enter(s);
+        } catch (e) {
+          // Not in its room or containers: the client had better reconnect than talk into nothing.
+          if (!(e instanceof CoreError)) log.error(`rooms enter ${userId}: ${(e as Error).stack ?? e}`);
+          error(s, e instanceof CoreError ? e.name : "internal", e instanceof CoreError ? e.message : "could not enter, reconnect");
+          s.ws.close(1011, "could not enter");
+        }
       });
     },
 
