@@ -8,6 +8,7 @@
 //    until removeContainer closes it. Messages and container events go to the members as user events (every
 //    connection of theirs, on any node); in/out notices go to the container's topic.
 // Every message is committed through Chat.commit before anyone sees it.
+import { createHash } from "node:crypto";
 import { removeMember } from "../store/memberships.ts";
 import { containerConvId, roomsConvId, type ContainerRow, type ContainerStore } from "../store/containers.ts";
 import type { Store } from "../store/store.ts";
@@ -24,6 +25,13 @@ export const MESSAGE_TYPES = ["text", "picture", "video", "voice", "event"] as c
 export const CATCH_UP = 200;
 /** Containers an agent's connection enters at once when it connects. */
 export const MAX_AGENT_CONTAINERS = 200;
+/**
+ * A verified account password is remembered this long (as a sha256 of the account, the digest and the stored
+ * hash, so a changed password is a miss): argon2id costs ~200 ms of CPU per check, and clients of this protocol
+ * log in with their password on every reconnect.
+ */
+export const LOGIN_CACHE_MS = 10 * 60_000;
+const LOGIN_CACHE_MAX = 100_000;
 /** `clientType` of an account when a client sends none. */
 export const DEFAULT_CLIENT_TYPE = "default";
 
@@ -61,6 +69,8 @@ export interface ContainersDeps {
 }
 
 export class Containers {
+  private readonly verified = new Map<string, number>();
+
   constructor(private readonly d: ContainersDeps) {}
 
   get records(): ContainerStore {
@@ -71,7 +81,15 @@ export class Containers {
   async login(clientType: string | undefined, account: string, password: string): Promise<Who | undefined> {
     if (!/^[0-9a-f]{32}$/i.test(password) || account.length > 128) return undefined;
     const a = await this.d.records.account(clientType || DEFAULT_CLIENT_TYPE, account);
-    if (!a || !(await Bun.password.verify(password.toLowerCase(), a.passwordHash))) return undefined;
+    if (!a) return undefined;
+    const digest = password.toLowerCase();
+    const key = createHash("sha256").update(`${a.clientType}\0${a.account}\0${digest}\0${a.passwordHash}`).digest("base64");
+    const now = Date.now();
+    if ((this.verified.get(key) ?? 0) <= now) {
+      if (!(await Bun.password.verify(digest, a.passwordHash))) return undefined;
+      if (this.verified.size >= LOGIN_CACHE_MAX) for (const [k, until] of this.verified) if (until <= now || this.verified.size >= LOGIN_CACHE_MAX) this.verified.delete(k);
+      this.verified.set(key, now + LOGIN_CACHE_MS);
+    }
     return this.d.chat.activeUser(a.userId);
   }
 
