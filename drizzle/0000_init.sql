@@ -5,6 +5,14 @@ CREATE TABLE "app_tokens" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "auto_replies" (
+	"code" text PRIMARY KEY NOT NULL,
+	"content" text NOT NULL,
+	"name" text DEFAULT '' NOT NULL,
+	"icon" text DEFAULT '' NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "blocks" (
 	"user_id" text NOT NULL,
 	"blocked_id" text NOT NULL,
@@ -99,6 +107,16 @@ CREATE TABLE "room_mutes" (
 	CONSTRAINT "room_mutes_conv_id_user_id_pk" PRIMARY KEY("conv_id","user_id")
 );
 --> statement-breakpoint
+CREATE TABLE "rooms_accounts" (
+	"client_type" text NOT NULL,
+	"account" text NOT NULL,
+	"user_id" text NOT NULL,
+	"password_hash" text NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "rooms_accounts_client_type_account_pk" PRIMARY KEY("client_type","account")
+);
+--> statement-breakpoint
 CREATE TABLE "users" (
 	"id" text PRIMARY KEY NOT NULL,
 	"nick" text DEFAULT '' NOT NULL,
@@ -121,4 +139,5 @@ CREATE INDEX "friend_requests_to_idx" ON "friend_requests" USING btree ("to_id")
 CREATE INDEX "members_user_idx" ON "members" USING btree ("user_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "messages_conv_seq_uq" ON "messages" USING btree ("conv_id","seq");--> statement-breakpoint
 CREATE UNIQUE INDEX "messages_sender_cmid_uq" ON "messages" USING btree ("sender_id","client_msg_id") WHERE client_msg_id is not null;--> statement-breakpoint
-CREATE INDEX "messages_conv_time_idx" ON "messages" USING btree ("conv_id","created_at");
+CREATE INDEX "messages_conv_time_idx" ON "messages" USING btree ("conv_id","created_at");--> statement-breakpoint
+CREATE INDEX "rooms_accounts_user_idx" ON "rooms_accounts" USING btree ("user_id");

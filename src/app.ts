@@ -3,6 +3,7 @@ import type { Bus } from "./bus/bus.ts";
 import type { Config } from "./config.ts";
 import type { Chat } from "./core/chat.ts";
 import type { Contacts } from "./core/contacts.ts";
+import type { Containers } from "./core/containers.ts";
 import type { Logins } from "./core/logins.ts";
 import type { Desk } from "./core/desk.ts";
 import type { Groups } from "./core/groups.ts";
@@ -30,6 +31,8 @@ export interface App {
   contacts: Contacts;
   groups: Groups;
   desk: Desk;
+  /** Rooms protocol: its rooms, customer-service containers, accounts and auto-replies. */
+  containers: Containers;
   social: Social;
   recalls: Recalls;
   /** Live rooms: join/leave, droppable and must-deliver messages, slow mode, mutes. */

@@ -44,6 +44,8 @@ export interface Config {
   /** Extra ports that speak one protocol on any path (original clients' URLs). */
   jimPort?: number;
   roomsPort?: number;
+  /** Rooms protocol: a connection that sends nothing (not even its heartbeat text) this long is closed. */
+  roomsIdleMs: number;
   deskPort?: number;
 }
 
@@ -119,6 +121,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     jimPort: optPort(env, "JIM_PORT"),
     roomsPort: optPort(env, "ROOMS_PORT"),
+    roomsIdleMs: int(env, "ROOMS_IDLE_MS", 60_000, 100, 3_600_000),
     deskPort: optPort(env, "DESK_PORT"),
   };
   if (cfg.workers > 1) {

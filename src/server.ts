@@ -6,6 +6,7 @@ import { RedisBus } from "./bus/redis.ts";
 import type { Config } from "./config.ts";
 import { Chat } from "./core/chat.ts";
 import { Contacts } from "./core/contacts.ts";
+import { Containers } from "./core/containers.ts";
 import { Logins } from "./core/logins.ts";
 import { Desk } from "./core/desk.ts";
 import { Groups } from "./core/groups.ts";
@@ -18,6 +19,7 @@ import { GroupWriter } from "./core/writer.ts";
 import { deskDialect } from "./dialects/desk/index.ts";
 import { jimDialect } from "./dialects/jim/index.ts";
 import { nativeDialect } from "./dialects/native/index.ts";
+import { roomsDialect } from "./dialects/rooms/index.ts";
 import { httpApp } from "./http/api.ts";
 import { Hub } from "./hub/hub.ts";
 import { MemoryPresence } from "./presence/memory.ts";
@@ -26,6 +28,7 @@ import { Keys } from "./bus/keys.ts";
 import type { Presence } from "./presence/presence.ts";
 import type { Dialect } from "./hub/session.ts";
 import { AppTokenStore } from "./store/app-tokens.ts";
+import { ContainerStore } from "./store/containers.ts";
 import { openDb } from "./store/db.ts";
 import { DeskStore } from "./store/desk.ts";
 import { Store } from "./store/store.ts";
@@ -38,6 +41,8 @@ export interface Running {
   jimPort?: number;
   /** the DESK_PORT listener's port (resolved when DESK_PORT=0) */
   deskPort?: number;
+  /** the ROOMS_PORT listener's port (resolved when ROOMS_PORT=0) */
+  roomsPort?: number;
   listeners: Listener[];
   /** Graceful stop: refuse new connections, tell clients to reconnect, flush writes, close. */
   stop(): Promise<void>;
@@ -71,6 +76,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     recalls: undefined as unknown as Recalls,
     live: undefined as unknown as Live,
     desk: undefined as unknown as Desk,
+    containers: undefined as unknown as Containers,
     log,
     startedAt: Date.now(),
     draining: false,
@@ -108,12 +114,21 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     log: (m) => log.warn(m),
   });
   app.desk = new Desk(store, new DeskStore(db.db), app.chat, (ev) => hub.dispatch(ev), (m) => log.warn(m));
+  app.containers = new Containers({
+    store,
+    records: new ContainerStore(db.db),
+    chat: app.chat,
+    publish: (topic, ev) => hub.publish(topic, ev),
+    count: (topic) => presence.roomCount(topic),
+    log: (m) => log.warn(m),
+  });
   bus.onRecover?.(() => hub.busRecovered());
   hub.watcher = { joined: (u, t) => app.live.entered(u, t), left: (u, t) => app.live.left(u, t) };
 
   const jim = jimDialect(app);
   const desk = deskDialect(app);
-  const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim, "/desk": desk };
+  const rooms = roomsDialect(app);
+  const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim, "/desk": desk, "/rooms": rooms };
   const http = httpApp(app);
   const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort });
   const listeners = [main];
@@ -125,12 +140,17 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   if (cfg.deskPort !== undefined) {
     listeners.push(listen(app, http, {}, { port: cfg.deskPort, hostname: cfg.host, reusePort: opts.reusePort, anyPath: desk }));
   }
+  // Original rooms clients connect to ws://host:<ROOMS_PORT>?name=..&userId=..&roomName=..
+  if (cfg.roomsPort !== undefined) {
+    listeners.push(listen(app, http, {}, { port: cfg.roomsPort, hostname: cfg.host, reusePort: opts.reusePort, anyPath: rooms }));
+  }
 
   return {
     app,
     port: main.port,
     jimPort: listeners.find((l) => l.dialect === jim)?.port,
     deskPort: listeners.find((l) => l.dialect === desk)?.port,
+    roomsPort: listeners.find((l) => l.dialect === rooms)?.port,
     listeners,
     async stop() {
       if (app.draining) return;

@@ -64,7 +64,21 @@ export type CoreEvent =
   /** To one connection that was too slow to take a room's must-deliver messages: fetch history after `after`. */
   | { type: "resync"; conv: string; after: number; dropped: number }
   /** To every connection of a node whose bus was away: pushes from other nodes may have been missed, sync. */
-  | { type: "gap" };
+  | { type: "gap" }
+  /**
+   * Rooms protocol (core/containers.ts), to a room's or container's topic: a connection came in or went out
+   * (`count`: connections there across the cluster), a container closed (`outAll`: everyone is out), or a
+   * connection changed its name or icon (`userInfo`). `room` is the roomName the clients know it by.
+   */
+  | {
+      type: "roomNotice";
+      conv: string;
+      room: string;
+      action: "in" | "out" | "outAll" | "userInfo";
+      user: { id: string; nick: string; icon: string };
+      count: number;
+      ts: number;
+    };
 
 export const ackOf = (msg: Message, dup: boolean): Ack => ({ id: msg.id, conv: msg.conv, seq: msg.seq, ts: msg.ts, dup });
 

@@ -11,6 +11,7 @@ import { messagingHttp } from "./groups.ts";
 import { deskHttp } from "./desk.ts";
 import { jimHttp } from "./jim.ts";
 import { liveHttp } from "./live.ts";
+import { roomsHttp } from "./rooms.ts";
 import { socialHttp } from "./social.ts";
 
 const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
@@ -202,6 +203,7 @@ export function httpApp(app: App) {
     .use(liveHttp(app))
     .use(socialHttp(app))
     .use(deskHttp(app))
+    .use(roomsHttp(app))
     .use(jimHttp(app))
     .use(presenceHttp(app));
 }

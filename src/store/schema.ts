@@ -186,3 +186,30 @@ export const deskAgents = pgTable(
   },
   (t) => [index("desk_agents_group_idx").on(t.groupId)],
 );
+
+// ---- Rooms protocol (seed 004). Its rooms are group conversations `g:rooms:<room>` (subtype `rooms`), its
+// containers `container` conversations `c:rooms:<id>` (subtype `rooms`); these are its login accounts (one
+// namespace per client project, `clientType`) and its auto-replies. ----
+export const roomsAccounts = pgTable(
+  "rooms_accounts",
+  {
+    clientType: text("client_type").notNull(),
+    account: text("account").notNull(),
+    userId: text("user_id").notNull(),
+    /** argon2id hash of the password's MD5 hex digest in lower case: clients send the digest */
+    passwordHash: text("password_hash").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.clientType, t.account] }), index("rooms_accounts_user_idx").on(t.userId)],
+);
+
+export const autoReplies = pgTable("auto_replies", {
+  /** what a client sends as `messageContent` of an `autoReturn` */
+  code: text("code").primaryKey(),
+  content: text("content").notNull(),
+  /** shown as the reply's nickName and userIcon; empty = the serving agent's profile */
+  name: text("name").notNull().default(""),
+  icon: text("icon").notNull().default(""),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});

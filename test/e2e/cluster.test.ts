@@ -224,7 +224,7 @@ describe("WORKERS=2: one command, two nodes sharing the port", () => {
     const Redis = (await import("ioredis")).default;
     const r = new Redis(redis.url);
     try {
-      expect((await r.zrange(`chat:p:nodes`, 0, -1)).filter((n) => n.startsWith("w-")).sort()).toEqual(["w-0", "w-1"]);
+      expect((await r.zrange(`chat:p:nodes`, "0", "-1")).filter((n) => n.startsWith("w-")).sort()).toEqual(["w-0", "w-1"]);
       // Whichever worker each connection lands on, a message gets through.
       const a = await on(sup, "alice");
       const b = await on(sup, "bob");
@@ -239,7 +239,7 @@ describe("WORKERS=2: one command, two nodes sharing the port", () => {
       await until("worker 1 is back", async () => sup.log.all.filter((l) => l.includes("[w-1] listening")).length > lines);
       for (const c of [a, b]) if (!c.isClosed) c.ws.close();
       expect(await sup.stop()).toBe(0);
-      expect((await r.zrange(`chat:p:nodes`, 0, -1)).filter((n) => n.startsWith("w-"))).toEqual([]);
+      expect((await r.zrange(`chat:p:nodes`, "0", "-1")).filter((n) => n.startsWith("w-"))).toEqual([]);
     } finally {
       r.disconnect();
     }

@@ -1,0 +1,382 @@
+// The rooms protocol (seed 004, docs/rooms.md) at /rooms and on ROOMS_PORT: every connect parameter is in the
+// query string, JSON frames go both ways, there are no acknowledgements (a sender gets its own message back
+// once it is committed), and in/out notices carry the online count. The rules are the core's
+// (core/containers.ts); this file translates, and keeps what belongs to one connection: its rule set, the room
+// or containers it is in, the name and icon it shows, its idle timer.
+import type { App } from "../../app.ts";
+import { MESSAGE_TYPES, ROOMS_KEY_RE, type Speaker } from "../../core/containers.ts";
+import { CloseCodes, CoreError, type ErrorName } from "../../core/errors.ts";
+import { TokenBucket } from "../../core/ratelimit.ts";
+import type { CoreEvent, Message } from "../../core/types.ts";
+import type { Dialect, Frame, Session } from "../../hub/session.ts";
+import { roomsConvId } from "../../store/containers.ts";
+import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
+
+/** Frames of one connection waiting their turn; past this a frame is refused (4290) instead of queued. */
+const MAX_QUEUED = 64;
+/** Delivered cursors of what a connection was sent are written at most this often (and when it leaves). */
+const MARK_MS = 1000;
+
+interface RoomsState {
+  /** the handshake was refused: the error is sent and the connection closed once open */
+  refused?: { name: ErrorName; message: string; close: number };
+  me: Speaker;
+  /** rule set: `room` NtoN; `user` the many side of 1toN; `agent` the single side (roomName = own user id) */
+  mode: "room" | "user" | "agent";
+  roomName: string;
+  /** NtoN: the room this connection is in now */
+  room?: string;
+  /** 1toN: the container a user-side connection speaks in (default: its user id); an agent's to re-enter */
+  container?: string;
+  target?: string;
+  bucket: TokenBucket;
+  idle?: ReturnType<typeof setTimeout>;
+  /** frames run one after another: a move or a container change is in place before the next frame */
+  chain: Promise<void>;
+  queued: number;
+  /** conversations (room or containers) whose topic this connection is in → the roomName its notices show */
+  convs: Map<string, string>;
+  /** conversation → highest seq sent to this connection and not yet marked delivered */
+  seen: Map<string, number>;
+  markTimer?: ReturnType<typeof setTimeout>;
+}
+
+const st = (s: Session) => s.state as unknown as RoomsState;
+const isRoomsConv = (conv: string) => conv.startsWith("g:rooms:") || conv.startsWith("c:rooms:");
+const bad = (message: string): never => {
+  throw new CoreError("bad_request", message);
+};
+/** The messageType an event frame carries along (text when it names none of the five). */
+const typeOf = (f: Fields) => {
+  const t = str(f.messageType);
+  return t && (MESSAGE_TYPES as readonly string[]).includes(t) ? t : "text";
+};
+
+export function roomsDialect(app: App): Dialect {
+  const { hub, chat, logins, store, cfg, log } = app;
+  const core = app.containers;
+  /** this node's rooms connections by the conversation whose topic they are in */
+  const inConv = new Map<string, Set<Session>>();
+  const frames = new WeakMap<Message, string>();
+
+  const error = (s: Session, name: ErrorName, message: string, f?: Fields) => hub.send(s, errorFrame(name, message, f));
+
+  function join(s: Session, conv: string, label: string): boolean {
+    if (s.closed) return false;
+    hub.join(s, conv);
+    st(s).convs.set(conv, label);
+    let set = inConv.get(conv);
+    if (!set) inConv.set(conv, (set = new Set()));
+    set.add(s);
+    return true;
+  }
+
+  /** Local bookkeeping of a connection leaving a topic (the hub's side is done by the caller or by its close). */
+  function forget(s: Session, conv: string): void {
+    st(s).convs.delete(conv);
+    const set = inConv.get(conv);
+    set?.delete(s);
+    if (set?.size === 0) inConv.delete(conv);
+  }
+
+  function seen(s: Session, conv: string, seq: number): void {
+    const state = st(s);
+    if ((state.seen.get(conv) ?? 0) >= seq) return;
+    state.seen.set(conv, seq);
+    state.markTimer ??= setTimeout(() => {
+      state.markTimer = undefined;
+      void flushMarks(s);
+    }, MARK_MS);
+  }
+
+  /** What was sent to the connection counts as delivered: the protocol has no acknowledgement. */
+  async function flushMarks(s: Session, only?: string): Promise<void> {
+    const state = st(s);
+    const me = s.userId;
+    if (!me) return;
+    for (const [conv, seq] of [...state.seen]) {
+      if (only !== undefined && conv !== only) continue;
+      state.seen.delete(conv);
+      try {
+        await chat.advance(me, conv, "delivered", seq);
+      } catch (e) {
+        // not_member: an agent taken out of a closed container, or a room left meanwhile
+        if (!(e instanceof CoreError)) log.warn(`rooms delivered ${me} ${conv}: ${e}`);
+      }
+    }
+  }
+
+  /** The connection enters a room or container: subscribed, everyone there told, then what it missed. */
+  async function into(s: Session, conv: string, label: string): Promise<void> {
+    const state = st(s);
+    if (state.convs.has(conv) || !join(s, conv, label)) return;
+    await core.notice(conv, label, "in", state.me);
+    const missed = await core.unseen(s.userId!, conv);
+    for (const m of missed) hub.send(s, frameOf(m));
+    const last = missed.at(-1);
+    if (last) seen(s, conv, last.seq);
+  }
+
+  /** After the handshake: NtoN enters its room; 1toN enters the containers the user is in. */
+  async function enter(s: Session): Promise<void> {
+    const state = st(s);
+    const me = state.me.id;
+    if (state.mode === "room") return into(s, await core.enterRoom(me, state.room!), state.room!);
+    const served = state.mode === "agent" ? await core.agentContainers(me) : [];
+    for (const c of served) await into(s, c.conv, c.room ?? c.id);
+    if (state.container && !served.some((c) => c.id === state.container)) {
+      const c = await core.records.container(state.container);
+      if (c && !c.closed && (await store.getMember(c.conv, me))) await into(s, c.conv, c.attrs.room ?? state.container);
+    }
+  }
+
+  function frameOf(m: Message): string {
+    let f = frames.get(m);
+    if (!f) frames.set(m, (f = messageFrame(m)));
+    return f;
+  }
+
+  async function handle(s: Session, raw: string): Promise<void> {
+    let f: unknown;
+    try {
+      f = JSON.parse(raw);
+    } catch {
+      return void error(s, "bad_frame", "a frame is a JSON object (or the heartbeat text)");
+    }
+    if (typeof f !== "object" || f === null || Array.isArray(f)) return void error(s, "bad_frame", "a frame is a JSON object");
+    const fields = f as Fields;
+    try {
+      const wait = st(s).bucket.take();
+      if (wait) throw new CoreError("rate_limited", `too many frames, retry in ${wait} ms`, wait);
+      await event(s, str(fields.eventType) ?? "ordinary", fields);
+    } catch (e) {
+      if (e instanceof CoreError) return void error(s, e.name, e.message, fields);
+      log.error(`rooms frame from ${s.userId}: ${(e as Error).stack ?? e}`);
+      error(s, "internal", "internal error, retry later", fields);
+    }
+  }
+
+  async function event(s: Session, type: string, f: Fields): Promise<void> {
+    const state = st(s);
+    const me = state.me;
+    const ownContainer = () => str(f.containerId) ?? (state.mode === "user" ? state.container : undefined);
+    switch (type) {
+      case "ordinary": {
+        const body = messageBody(f, me);
+        const container = ownContainer();
+        if (container !== undefined) return void (await core.sendToContainer(me, container, body));
+        if (state.mode === "room") return void (await core.sendToRoom(me, state.room!, body));
+        return bad("containerId is required: name the container this message is for");
+      }
+      case "updateRoomName": {
+        if (state.mode !== "room") bad("updateRoomName is for rooms without containers");
+        const room = str(f.messageContent) ?? bad("updateRoomName needs the new roomName in messageContent");
+        if (room === state.room) return;
+        const conv = await core.enterRoom(me.id, room);
+        const old = state.room!;
+        const oldConv = roomsConvId(old);
+        hub.leave(s, oldConv);
+        forget(s, oldConv);
+        state.room = room;
+        await into(s, conv, room);
+        await flushMarks(s, oldConv);
+        const stillThere = [...(hub.sessionsOf(me.id) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(oldConv));
+        if (!stillThere) await core.leaveRoom(me.id, old);
+        return core.notice(oldConv, old, "out", me);
+      }
+      case "updateUserInfo": {
+        const name = str(f.messageContent);
+        const icon = iconOf(f.userIconUpdate);
+        if (name === undefined && icon === undefined) bad("updateUserInfo needs the new name in messageContent or the new icon in userIconUpdate");
+        if (name !== undefined && name.length > MAX_NAME) bad(`a name is at most ${MAX_NAME} characters`);
+        state.me = { ...me, name: name ?? me.name, icon: icon ?? me.icon };
+        if (!state.convs.size) {
+          const ev = { type: "roomNotice", conv: "", room: state.roomName, action: "userInfo", user: { id: me.id, nick: state.me.name, icon: state.me.icon }, count: 0, ts: Date.now() } as const;
+          return void hub.send(s, noticeFrame(ev));
+        }
+        for (const [conv, label] of state.convs) await core.notice(conv, label, "userInfo", state.me);
+        return;
+      }
+      case "createContainer": {
+        const id = str(f.containerId) ?? state.container ?? me.id;
+        const accept = str(f.acceptId) ?? bad("createContainer needs acceptId: the agent to serve you");
+        const target = str(f.targetId) ?? state.target ?? bad("createContainer needs targetId: the business key");
+        const { conv } = await core.create(me, id, accept, target, state.roomName, typeOf(f));
+        if (state.mode === "user") state.container = id;
+        return into(s, conv, state.roomName);
+      }
+      case "addContainer": {
+        const id = str(f.containerId) ?? bad("addContainer needs containerId");
+        const { conv, room } = await core.add(me, id, typeOf(f));
+        return into(s, conv, room);
+      }
+      case "removeContainer": {
+        const id = ownContainer() ?? bad("removeContainer needs containerId");
+        await core.remove(me, id, typeOf(f));
+        return;
+      }
+      case "autoReturn": {
+        const id = ownContainer() ?? bad("autoReturn needs containerId");
+        const code = str(f.messageContent) ?? bad("autoReturn needs the reply's code in messageContent");
+        await core.autoReturn(me, id, code);
+        return;
+      }
+    }
+    throw new CoreError("unknown_type", `unknown eventType "${type}": one of ${EVENT_TYPES.join(", ")}`);
+  }
+
+  /** Frames run in order, one at a time; `fn` never throws. */
+  function queue(s: Session, fn: () => Promise<void>): Promise<void> {
+    const state = st(s);
+    state.queued++;
+    const next = state.chain
+      .then(fn)
+      .catch((e) => log.error(`rooms session ${s.id}: ${(e as Error).stack ?? e}`))
+      .finally(() => state.queued--);
+    state.chain = next;
+    return next;
+  }
+
+  const dialect: Dialect = {
+    name: "rooms",
+    encodesPerUser: true,
+
+    async upgrade(_req, url) {
+      const q = url.searchParams;
+      const get = (k: string) => q.get(k) || undefined;
+      const state: RoomsState = {
+        me: { id: "", name: "", icon: "" },
+        mode: "room",
+        roomName: "",
+        bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst),
+        chain: Promise.resolve(),
+        queued: 0,
+        convs: new Map(),
+        seen: new Map(),
+      };
+      const refuse = (name: ErrorName, message: string, close: number) => ({ state: { ...state, refused: { name, message, close } } as never });
+      const senderType = get("senderType");
+      if (senderType && senderType.toUpperCase() !== "GROUP") return refuse("bad_request", `senderType ${senderType} is not supported: use GROUP`, 1008);
+      const roomName = get("roomName");
+      const containerId = get("containerId");
+      const targetId = get("targetId");
+      for (const [k, v] of [["roomName", roomName ?? ""], ["containerId", containerId], ["targetId", targetId]] as const) {
+        if (v !== undefined && !ROOMS_KEY_RE.test(v)) return refuse("bad_request", `${k} must be 1-128 letters, digits or _ . @ : -`, 1008);
+      }
+      const name = get("name");
+      const icon = get("icon");
+      if ((name?.length ?? 0) > MAX_NAME || (icon?.length ?? 0) > MAX_ICON) return refuse("bad_request", `name is at most ${MAX_NAME} characters, icon ${MAX_ICON}`, 1008);
+
+      // Who: a server token (JWT or one the app registered), or a client project's account and MD5 password.
+      const token = get("token");
+      const account = get("account");
+      const password = get("password");
+      const who = token ? await logins.byToken(token) : account && password ? await core.login(get("clientType"), account, password) : undefined;
+      if (!who) {
+        const why = token ? "invalid or expired token" : account && password ? "wrong account or password" : "log in with account and password (or token)";
+        return refuse("unauthorized", `登录失败 login failed: ${why}`, CloseCodes.authFailed);
+      }
+      const userId = get("userId");
+      if (userId !== undefined && userId !== who.id) return refuse("unauthorized", "登录失败 login failed: userId is not the user of this login", CloseCodes.authFailed);
+      const user = await store.getUser(who.id);
+      state.me = { id: who.id, name: name ?? (user?.nick || who.id), icon: icon ?? user?.avatar ?? "" };
+      state.roomName = roomName!;
+      state.target = targetId;
+      if (roomName === who.id) {
+        state.mode = "agent";
+        state.container = containerId;
+      } else if (containerId !== undefined || targetId !== undefined) {
+        state.mode = "user";
+        state.container = containerId ?? who.id;
+      } else {
+        state.mode = "room";
+        state.room = roomName;
+      }
+      return { userId: who.id, role: who.role, state: state as never };
+    },
+
+    open(s) {
+      const state = st(s);
+      if (state.refused || !s.userId) {
+        const r = state.refused ?? { name: "unauthorized" as const, message: "登录失败 login failed", close: CloseCodes.authFailed };
+        error(s, r.name, r.message);
+        return void s.ws.close(r.close, r.name === "unauthorized" ? "login failed" : "bad connect parameters");
+      }
+      const userId = s.userId;
+      s.userId = undefined;
+      state.idle = setTimeout(() => s.ws.close(CloseCodes.idle, "idle"), cfg.roomsIdleMs);
+      void queue(s, async () => {
+        await hub.bindUser(s, userId, s.role ?? "user");
+        try {
+          await enter(s);
+        } catch (e) {
+          // Not in its room or containers: the client had better reconnect than talk into nothing.
+          if (!(e instanceof CoreError)) log.error(`rooms enter ${userId}: ${(e as Error).stack ?? e}`);
+          error(s, e instanceof CoreError ? e.name : "internal", e instanceof CoreError ? e.message : "could not enter, reconnect");
+          s.ws.close(1011, "could not enter");
+        }
+      });
+    },
+
+    message(s, data) {
+      const state = st(s);
+      if (state.refused || s.closed) return;
+      state.idle?.refresh();
+      const raw = typeof data === "string" ? data : data.toString("utf8");
+      if (raw.trim() === HEARTBEAT) return;
+      if (state.queued >= MAX_QUEUED) return void error(s, "rate_limited", "too many frames waiting: slow down");
+      void queue(s, () => handle(s, raw));
+    },
+
+    async close(s, code) {
+      const state = st(s);
+      clearTimeout(state.idle);
+      clearTimeout(state.markTimer);
+      state.markTimer = undefined;
+      // A draining node skips the goodbyes: its clients reconnect elsewhere and catch up from their cursors.
+      if (state.refused || app.draining) return;
+      // After the frames still running: the hub took the connection out of its topics already, so the
+      // counts the out notices carry no longer include it.
+      await queue(s, async () => {
+        const convs = [...state.convs];
+        for (const [conv] of convs) forget(s, conv);
+        // A connection closed for a frame it could not take (4100) may have missed what it was sent.
+        if (code !== CloseCodes.resync) await flushMarks(s);
+        for (const [conv, label] of convs) await core.notice(conv, label, "out", state.me);
+      });
+    },
+
+    encode(ev: CoreEvent, _codec: string, userId?: string): Frame | undefined {
+      switch (ev.type) {
+        case "message": {
+          const { conv, seq } = ev.msg;
+          if (!isRoomsConv(conv)) return undefined;
+          // Sent to a user's connections (containers) or to a topic's (rooms): what they were sent is marked.
+          const to = userId !== undefined ? hub.sessionsOf(userId) : inConv.get(conv);
+          for (const x of to ?? []) if (x.dialect === dialect && !x.closed) seen(x, conv, seq);
+          return frameOf(ev.msg);
+        }
+        case "roomNotice": {
+          if (ev.action === "outAll") {
+            // The container closed: its connections here leave its topic once this notice is out.
+            const set = inConv.get(ev.conv);
+            if (set) {
+              queueMicrotask(() => {
+                for (const x of [...set]) {
+                  hub.leave(x, ev.conv);
+                  forget(x, ev.conv);
+                  void flushMarks(x, ev.conv);
+                }
+              });
+            }
+          }
+          return noticeFrame(ev);
+        }
+        default:
+          return undefined;
+      }
+    },
+  };
+  return dialect;
+}
+
