@@ -8,7 +8,7 @@
 // nodes during the outage were missed, so the hub tells its clients to sync.
 import Redis from "ioredis";
 import type { Logger } from "../app.ts";
-import { metric } from "../core/metrics.ts";
+import { metric, onCollect } from "../core/metrics.ts";
 import type { Bus, BusState } from "./bus.ts";
 
 const mDropped = metric("chat_bus_dropped_total", "Envelopes dropped while Redis was unreachable (queue full)");
@@ -29,6 +29,7 @@ export class RedisBus implements Bus {
     private readonly queueMax: number,
   ) {
     sub.on("messageBuffer", (ch: Buffer, payload: Buffer) => this.handler(ch.toString(), payload));
+    onCollect(() => void this.state());
     let lost = false;
     sub.on("close", () => (lost = true));
     sub.on("ready", () => {
