@@ -108,7 +108,7 @@ export class Hub {
     if (set.size === 0) {
       this.byUser.delete(s.userId);
       this.bus.unsubscribe(this.keys.userChannel(s.userId));
-      this.presence.userDown(s.userId, s.role ?? "user");
+      void this.presence.userDown(s.userId, s.role ?? "user");
     }
   }
 
@@ -140,7 +140,7 @@ export class Hub {
     let set = this.members.get(topic);
     if (!set) this.members.set(topic, (set = new Set()));
     set.add(s);
-    this.presence.roomDelta(topic, 1);
+    void this.presence.roomDelta(topic, 1);
     if (s.userId) this.watcher?.joined(s.userId, topic);
   }
 
@@ -158,7 +158,7 @@ export class Hub {
     const c = codecs?.get(s.codec);
     if (!codecs || !c) return;
     if (--c.n === 0) codecs.delete(s.codec);
-    this.presence.roomDelta(topic, -1);
+    void this.presence.roomDelta(topic, -1);
     if (s.userId) this.watcher?.left(s.userId, topic);
     if (codecs.size === 0) {
       this.topics.delete(topic);

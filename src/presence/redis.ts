@@ -147,10 +147,10 @@ export class RedisPresence implements Presence {
     return this.writeUser(userId, role);
   }
 
-  userDown(userId: string, role: string): void {
+  async userDown(userId: string, role: string): Promise<void> {
     this.users.delete(userId);
     const k = this.keys;
-    this.r.down(k.nodes(), k.userNodes(userId), k.nodeUsers(this.node), k.role(role), this.node, userId, role).catch(this.failed);
+    await this.r.down(k.nodes(), k.userNodes(userId), k.nodeUsers(this.node), k.role(role), this.node, userId, role).catch(this.failed);
   }
 
   async isOnline(userId: string): Promise<boolean> {
@@ -169,13 +169,13 @@ export class RedisPresence implements Presence {
     return out;
   }
 
-  roomDelta(room: string, delta: number): void {
+  roomDelta(room: string, delta: number): Promise<void> {
     const n = (this.rooms.get(room) ?? 0) + delta;
     if (n <= 0) this.rooms.delete(room);
     else this.rooms.set(room, n);
     // Written at once (auto-pipelined with the rest of this tick), so a count read after a join reply
     // on any node includes that join.
-    this.writeRoom(room);
+    return this.writeRoom(room);
   }
 
   async roomCount(room: string): Promise<number> {
@@ -218,16 +218,14 @@ export class RedisPresence implements Presence {
     ]).catch(this.failed);
   }
 
-  private writeRoom(room: string): void {
+  private async writeRoom(room: string): Promise<void> {
     const k = this.keys;
     const n = this.rooms.get(room);
-    if (n) {
-      this.r.hset(k.room(room), this.node, n).catch(this.failed);
-      this.r.sadd(k.nodeRooms(this.node), room).catch(this.failed);
-    } else {
-      this.r.hdel(k.room(room), this.node).catch(this.failed);
-      this.r.srem(k.nodeRooms(this.node), room).catch(this.failed);
-    }
+    await Promise.all(
+      n
+        ? [this.r.hset(k.room(room), this.node, n), this.r.sadd(k.nodeRooms(this.node), room)]
+        : [this.r.hdel(k.room(room), this.node), this.r.srem(k.nodeRooms(this.node), room)],
+    ).catch(this.failed);
   }
 
   /** Renews the lease (and the id slot) and cleans up after nodes whose lease ran out. */
@@ -260,6 +258,6 @@ export class RedisPresence implements Presence {
   private async rewrite(): Promise<void> {
     await this.beat();
     for (const [u, role] of this.users) void this.writeUser(u, role);
-    for (const room of this.rooms.keys()) this.writeRoom(room);
+    for (const room of this.rooms.keys()) void this.writeRoom(room);
   }
 }

@@ -1,0 +1,89 @@
+// One contract for Presence, run against the single-node maps and against Redis with two nodes (each
+// answers for the whole cluster). On Redis the nodes get a prefix of this file's own.
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Logger } from "../../src/app.ts";
+import { Keys } from "../../src/bus/keys.ts";
+import { MemoryPresence } from "../../src/presence/memory.ts";
+import type { Presence } from "../../src/presence/presence.ts";
+import { RedisPresence } from "../../src/presence/redis.ts";
+import { redisUrl } from "../helpers/services.ts";
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+const impls: [string, () => Promise<[Presence, Presence]>][] = [
+  ["memory (one node)", async () => { const p = new MemoryPresence(); return [p, p]; }],
+  [
+    "redis (two nodes)",
+    async () => {
+      const keys = new Keys(`pt${process.pid}:`);
+      return [await RedisPresence.connect(redisUrl(), keys, "a", 15, 1, quiet), await RedisPresence.connect(redisUrl(), keys, "b", 15, 1, quiet)];
+    },
+  ],
+];
+
+for (const [name, make] of impls) {
+  describe(`Presence on ${name}`, async () => {
+    const [a, b] = await make();
+    afterAll(async () => { await a.close(); if (b !== a) await b.close(); });
+
+    test("a user is online while any node holds one of its connections", async () => {
+      await a.userUp("u1", "user");
+      await b.userUp("u2", "user");
+      expect(await b.isOnline("u1")).toBe(true);
+      expect([...(await a.onlineOf(["u1", "u2", "u3"]))].sort()).toEqual(["u1", "u2"]);
+      if (b !== a) {
+        // Connected on both nodes: one node letting go leaves it online.
+        await b.userUp("u1", "user");
+        await a.userDown("u1", "user");
+        expect(await a.isOnline("u1")).toBe(true);
+      }
+      await (b !== a ? b : a).userDown("u1", "user");
+      expect(await a.isOnline("u1")).toBe(false);
+      expect(await b.isOnline("u1")).toBe(false);
+    });
+
+    test("room counts add up over the nodes and fall as members leave", async () => {
+      await a.roomDelta("r:x", 1);
+      await a.roomDelta("r:x", 1);
+      await b.roomDelta("r:x", 1);
+      expect(await a.roomCount("r:x")).toBe(3);
+      expect(await b.roomCount("r:x")).toBe(3);
+      await a.roomDelta("r:x", -2);
+      expect(await b.roomCount("r:x")).toBe(1);
+      await b.roomDelta("r:x", -1);
+      expect(await a.roomCount("r:x")).toBe(0);
+    });
+
+    test("role samples are distinct online users of the role, from every node", async () => {
+      for (let i = 0; i < 4; i++) await (i % 2 ? b : a).userUp(`h${i}`, "host");
+      await a.userUp("viewer", "user");
+      expect((await b.sampleRole("host", 10)).sort()).toEqual(["h0", "h1", "h2", "h3"]);
+      const two = await a.sampleRole("host", 2);
+      expect(two.length).toBe(2);
+      expect(new Set(two).size).toBe(2);
+      await b.userDown("h1", "host");
+      expect((await a.sampleRole("host", 10)).sort()).toEqual(["h0", "h2", "h3"]);
+      expect(await a.sampleRole("nobody", 3)).toEqual([]);
+    });
+  });
+}
+
+describe("Presence on redis: leases", () => {
+  test("a node that closes takes its users and room counts with it, and its id slot is free again", async () => {
+    const keys = new Keys(`pl${process.pid}:`);
+    const a = await RedisPresence.connect(redisUrl(), keys, "a", 15, 7, quiet);
+    const b = await RedisPresence.connect(redisUrl(), keys, "b", 15, 7, quiet);
+    expect(a.slot).toBe(7);
+    expect(b.slot).toBe(8); // slot 7 is a's while it lives
+    await b.userUp("gone", "host");
+    await b.roomDelta("r:y", 2);
+    expect(await a.roomCount("r:y")).toBe(2);
+    await b.close();
+    expect(await a.isOnline("gone")).toBe(false);
+    expect(await a.sampleRole("host", 5)).toEqual([]);
+    expect(await a.roomCount("r:y")).toBe(0);
+    const c = await RedisPresence.connect(redisUrl(), keys, "c", 15, 8, quiet);
+    expect(c.slot).toBe(8);
+    await c.close();
+    await a.close();
+  });
+});
