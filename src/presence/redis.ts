@@ -6,7 +6,8 @@
 // Readers count only entries of nodes whose lease holds, so a node killed with `kill -9` stops counting
 // PRESENCE_TTL_SEC seconds after its last renewal at the latest; the first node to notice the dead lease
 // then deletes its entries (under a short lock). Redis's own clock (TIME) is used for leases, so nodes'
-// clocks need not agree. After a Redis restart (presence lost) each node writes its state again.
+// clocks need not agree. After a Redis restart (presence lost) or any reconnect each node writes its state
+// again. While Redis is away, reads answer from this node's own users and rooms.
 import Redis from "ioredis";
 import type { Logger } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
@@ -117,6 +118,9 @@ export class RedisPresence implements Presence {
       maxRetriesPerRequest: null,
       retryStrategy: (n: number) => Math.min(50 * n, 1000),
       enableAutoPipelining: true,
+      // While Redis is away, reads fail at once and are answered from this node's own knowledge (below)
+      // instead of waiting: local traffic must not stall on presence. Writes are redone on reconnect.
+      enableOfflineQueue: false,
       connectionName: "chat-presence",
     }) as Scripted;
     for (const [name, s] of Object.entries(scripts)) r.defineCommand(name, s);
@@ -161,10 +165,14 @@ export class RedisPresence implements Presence {
   async onlineOf(userIds: string[]): Promise<Set<string>> {
     const out = new Set<string>();
     const remote = userIds.filter((u) => (this.users.has(u) ? (out.add(u), false) : true));
-    for (let i = 0; i < remote.length; i += 500) {
-      const chunk = remote.slice(i, i + 500);
-      const flags = await this.r.online(chunk.length + 1, this.keys.nodes(), ...chunk.map((u) => this.keys.userNodes(u)));
-      chunk.forEach((u, j) => flags[j] && out.add(u));
+    try {
+      for (let i = 0; i < remote.length; i += 500) {
+        const chunk = remote.slice(i, i + 500);
+        const flags = await this.r.online(chunk.length + 1, this.keys.nodes(), ...chunk.map((u) => this.keys.userNodes(u)));
+        chunk.forEach((u, j) => flags[j] && out.add(u));
+      }
+    } catch (e) {
+      this.failed(e); // Redis away: this node's users only
     }
     return out;
   }
@@ -179,15 +187,30 @@ export class RedisPresence implements Presence {
   }
 
   async roomCount(room: string): Promise<number> {
-    const others = await this.r.roomCount(this.keys.nodes(), this.keys.room(room), this.node);
-    return Number(others) + (this.rooms.get(room) ?? 0);
+    let others = 0;
+    try {
+      others = Number(await this.r.roomCount(this.keys.nodes(), this.keys.room(room), this.node));
+    } catch (e) {
+      this.failed(e); // Redis away: this node's members only
+    }
+    return others + (this.rooms.get(room) ?? 0);
   }
 
   async sampleRole(role: string, n: number): Promise<string[]> {
     if (n <= 0) return [];
     // SRANDMEMBER with a positive count returns distinct members; dead nodes' users not yet swept are
     // filtered out by the lease check.
-    const picked = await this.r.srandmember(this.keys.role(role), n * 2 + 8);
+    let picked: string[];
+    try {
+      picked = await this.r.srandmember(this.keys.role(role), n * 2 + 8);
+    } catch (e) {
+      this.failed(e); // Redis away: this node's users of the role
+      picked = [...this.users].filter(([, r]) => r === role).map(([u]) => u);
+      for (let i = picked.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [picked[i], picked[j]] = [picked[j]!, picked[i]!];
+      }
+    }
     const alive = await this.onlineOf(picked);
     return picked.filter((u) => alive.has(u)).slice(0, n);
   }
@@ -255,7 +278,13 @@ export class RedisPresence implements Presence {
     return this.r.sweep(k.nodes(), k.nodeUsers(node), k.nodeRooms(node), node, k.userNodes(""), k.role(""), k.room(""));
   }
 
+  /** After a reconnect: drop whatever this node wrote before (writes failed meanwhile), then write it all again. */
   private async rewrite(): Promise<void> {
+    try {
+      await this.sweepNode(this.node);
+    } catch (e) {
+      return this.failed(e);
+    }
     await this.beat();
     for (const [u, role] of this.users) void this.writeUser(u, role);
     for (const room of this.rooms.keys()) void this.writeRoom(room);

@@ -140,6 +140,8 @@ describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
     // Same-node traffic does not need Redis.
     const local = await alice.ok({ t: "send", to: "carol", body: "while redis is away", cmid: "local-1" });
     expect((await carol.next((f) => f.t === "msg")).msg.id).toBe(local.msg.id);
+    // Presence answers from the node's own connections instead of waiting for Redis.
+    expect((await online(nodes[0]!, "alice", "carol", "bob")).sort()).toEqual(["alice", "carol"]);
     // Across nodes: committed and acknowledged; bob learns of it by sync once the bus is back.
     const during = await alice.ok({ t: "send", to: "bob", body: "during the outage", cmid: "out-1" });
     await redis.start();
