@@ -94,13 +94,14 @@ export function deskDialect(app: App): Dialect {
     const state = st(s);
     const base: Record<string, unknown> = { ix: state.ix };
     if (state.as === "guest") {
-      const agent = desk.agentOf(me);
-      const position = desk.queued(state.group!).indexOf(me) + 1;
-      return { ...base, gid: me, group_id: state.group, aix: agent ?? null, queue_position: position || null };
+      const live = await desk.guestLive(me);
+      return { ...base, gid: me, group_id: state.group, aix: live.agent ?? null, queue_position: live.position ?? null };
     }
     const agents = await desk.agentList(state.agent!.groupId);
     const rows = (await inboxOf(store.db, me, { kind: "container", empty: true, limit: 500 })).filter((r) => r.subtype === "desk");
-    const users = new Map((await store.getUsers(rows.map((r) => guestOf(r.conv)!))).map((u) => [u.id, u]));
+    const gids = rows.map((r) => guestOf(r.conv)!);
+    const users = new Map((await store.getUsers(gids)).map((u) => [u.id, u]));
+    const online = await desk.onlineGuests(gids);
     return {
       ...base,
       admin_list: agents.map((a) => ({ aix: a.id, nick: a.nick, avatar: a.avatar, online: a.online ? 1 : 0, status: a.suspended ? 1 : 0, load: a.load, capacity: a.capacity })),
@@ -111,7 +112,7 @@ export function deskDialect(app: App): Dialect {
           gid,
           nick: u?.nick ?? "",
           avatar: u?.avatar ?? "",
-          online: desk.isGuestOnline(gid) ? 1 : 0,
+          online: online.has(gid) ? 1 : 0,
           unread: r.unread,
           last_message: r.last ? messageInfo(r.last) : null,
           last_time: r.lastMsgAt,
