@@ -92,8 +92,4 @@ export class Keys {
   deskVersion(): string {
     return `${this.prefix}d:ver`;
   }
-  /** STRING: a short lock taken by the node that cleans up a dead node's desk entries. */
-  deskSweepLock(nodeId: string): string {
-    return `${this.prefix}d:sweep:${nodeId}`;
-  }
 }

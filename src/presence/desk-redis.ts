@@ -8,8 +8,8 @@
 // count) and the sets of agents and guests it holds (`d:na:<node>`, `d:ng:<node>`). An agent counts as
 // online only while one of its nodes' leases holds, checked inside every script, so a killed node's agents
 // stop being picked or listed the moment its lease runs out. Every PRESENCE_TTL_SEC / 3 each node looks
-// for nodes in `d:nodes` whose lease is gone; the first to take the sweep lock removes their sessions: their
-// guests leave the queues and free their agents' places (those groups are then drained, so waiting guests
+// for nodes in `d:nodes` whose lease is gone; the first to run the sweep script removes their sessions (one
+// atomic script, so a second sweeper finds nothing left): their guests leave the queues and free their agents' places (those groups are then drained, so waiting guests
 // are assigned), their agents go offline. A node that finds its own entries gone (Redis restarted empty, or
 // it was swept after a stall) writes its sessions again and queues its guests again.
 //
@@ -220,9 +220,10 @@ return out`,
 local out = {redis.call('SISMEMBER', KDN, ME), alive(ME) and 1 or 0}
 for _, n in ipairs(redis.call('SMEMBERS', KDN)) do if n ~= ME and not alive(n) then table.insert(out, n) end end
 return out`,
-  // node → the groups where places came free
+  // node → the groups where places came free; nil when the node had no entries, or its lease holds again
   sweep: `
 local dead = ARGV[14]
+if (dead ~= ME and alive(dead)) or redis.call('SREM', KDN, dead) == 0 then return false end
 local freed, out = {}, {}
 for _, g in ipairs(redis.call('SMEMBERS', KNG .. dead)) do
   redis.call('HDEL', KGN .. g, dead)
@@ -236,7 +237,6 @@ for _, a in ipairs(redis.call('SMEMBERS', KNA .. dead)) do
   if not anyAlive(KAN .. a) then agentGone(a) end
 end
 redis.call('DEL', KNG .. dead, KNA .. dead)
-redis.call('SREM', KDN, dead)
 for grp in pairs(freed) do table.insert(out, grp) end
 return out`,
 };
@@ -258,7 +258,7 @@ export class RedisDeskState implements DeskState {
 
   private constructor(
     private readonly r: Redis,
-    private readonly keys: Keys,
+    keys: Keys,
     private readonly node: string,
     private readonly log: Logger,
   ) {
@@ -386,7 +386,7 @@ export class RedisDeskState implements DeskState {
     this.localAgents.clear();
     this.localGuests.clear();
     try {
-      return (await this.call("sweep", this.node)) as string[];
+      return ((await this.call("sweep", this.node)) as string[] | null) ?? [];
     } catch {
       return [];
     }
@@ -415,8 +415,9 @@ export class RedisDeskState implements DeskState {
       const [listed, alive, ...dead] = (await this.call("check")) as [number, number, ...string[]];
       if (!listed && alive && (this.localAgents.size || this.localGuests.size)) await this.rewrite();
       for (const d of dead) {
-        if ((await this.r.set(this.keys.deskSweepLock(d), this.node, "EX", 30, "NX")) !== "OK") continue;
-        const groups = (await this.call("sweep", d)) as string[];
+        // Atomic and done once: a node that sweeps it second finds nothing left.
+        const groups = (await this.call("sweep", d)) as string[] | null;
+        if (!groups) continue;
         mSwept.value++;
         this.log.info(`desk: node ${d} is gone; its sessions were removed`);
         for (const g of groups) this.freed(g);

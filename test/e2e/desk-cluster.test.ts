@@ -231,6 +231,31 @@ describe("desk routing across nodes (3 processes, real Postgres and Redis)", () 
     expect(new Set([...st.queue, ...served.map((l) => l.data.gid)])).toEqual(new Set(ids));
   });
 
+  test("Redis restarts empty: desk connections are told to reconnect (4100), and routing works again across nodes", async () => {
+    await group("x-redis");
+    const [t] = await agents("x-redis", 5, "xa-redis");
+    const a = await agentOn(nodes[0]!, t!);
+    const { c: g } = await guestOn(nodes[1]!, "xg-redis", "x-redis");
+    await a.next(push(32401, "xg-redis"));
+    await redis.kill();
+    await redis.start();
+    expect((await a.closed).code).toBe(4100);
+    expect((await g.closed).code).toBe(4100);
+    // Every node renews its lease on the new Redis by itself.
+    const Redis = (await import("ioredis")).default;
+    const r = new Redis(redis.url);
+    try {
+      await until("every node's lease is back", async () => (await r.zrange("chat:p:nodes", "0", "-1")).filter((n) => /^d\d$/.test(n)).length === 3);
+    } finally {
+      r.disconnect();
+    }
+    const a2 = await agentOn(nodes[2]!, t!);
+    const { login } = await guestOn(nodes[0]!, "xg-redis", "x-redis");
+    expect(login.data.aix).toBe("xa-redis");
+    expect(await a2.next(push(32401, "xg-redis"))).toMatchObject({ data: { guest_info: { id: "xg-redis" } } });
+    expect(await onlineList(a2)).toEqual([["xa-redis", 0, 1]]);
+  }, 30_000);
+
   test("kill -9: the dead node's agent stops counting once its lease runs out, and its guests free their agents' places", async () => {
     const victim = await startNode({ ...env(), NODE_ID: "dvictim" });
     nodes.push(victim);

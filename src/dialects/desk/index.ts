@@ -57,6 +57,8 @@ interface DeskState {
   exp?: number;
   agent?: DeskAgentRow;
   group?: string;
+  /** the login's routing step (agent or guest up), which a close waits for */
+  up?: Promise<unknown>;
 }
 const st = (s: Session) => s.state as unknown as DeskState;
 
@@ -141,8 +143,9 @@ export function deskDialect(app: App): Dialect {
       if (a === "group_disabled") return reply(s, apiKey, Codes.groupDisabled, {}, "agent group disabled or missing");
       const first = !s.userId;
       if (first) await hub.bindUser(s, user.id, user.role);
+      if (s.closed) return;
       Object.assign(state, { as: "agent", exp: who.exp, agent: a });
-      if (first) await desk.agentUp(a);
+      if (first) await (state.up = desk.agentUp(a));
     } else if (callType === 1) {
       if (!user) return reply(s, apiKey, Codes.badToken, {}, "token unreadable");
       const group = str(f.group_id);
@@ -151,8 +154,9 @@ export function deskDialect(app: App): Dialect {
       if (state.as === "agent") return reply(s, apiKey, Codes.otherUser, {}, "this connection is logged in as an agent");
       const first = !s.userId;
       if (first) await hub.bindUser(s, user.id, user.role);
+      if (s.closed) return;
       Object.assign(state, { as: "guest", exp: who.exp, group: g.id });
-      if (first) await desk.guestUp(user.id, g.id);
+      if (first) await (state.up = desk.guestUp(user.id, g.id));
     } else {
       return reply(s, apiKey, Codes.badFrame, {}, "call_type must be 0, 1 or 3");
     }
@@ -304,9 +308,11 @@ export function deskDialect(app: App): Dialect {
 
     close(s) {
       const state = st(s);
-      if (!s.userId) return;
-      if (state.as === "agent") desk.agentDown(s.userId);
-      else if (state.as === "guest") desk.guestDown(s.userId);
+      const id = s.userId;
+      if (!id || !state.as) return;
+      // After the login's routing step, so the routing state sees this session come and then go.
+      const down = state.as === "agent" ? () => desk.agentDown(id) : () => desk.guestDown(id);
+      void (state.up ?? Promise.resolve()).then(down, down);
     },
 
     encode(ev: CoreEvent): string | undefined {
