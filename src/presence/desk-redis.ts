@@ -252,6 +252,7 @@ export class RedisDeskState implements DeskState {
   private readonly localGuests = new Map<string, { group: string; last?: string; sessions: number }>();
   private readonly head: string[];
   private freed: (group: string) => void = () => {};
+  private pendingFreed: string[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
   private checking = false;
   private closed = false;
@@ -295,7 +296,8 @@ export class RedisDeskState implements DeskState {
     r.on("error", (e) => log.debug(`redis desk: ${e.message}`));
     await r.connect();
     const s = new RedisDeskState(r, keys, node, log);
-    await s.call("sweep", node);
+    // Its guests' places are given out once the desk listens (onFreed).
+    s.pendingFreed = ((await s.call("sweep", node)) as string[] | null) ?? [];
     s.timer = setInterval(() => void s.check(), Math.max(200, Math.floor((ttlSec * 1000) / 3)));
     return s;
   }
@@ -322,6 +324,8 @@ export class RedisDeskState implements DeskState {
     if (l && l.group === group) l.sessions++;
     else this.localGuests.set(guest, { group, last, sessions: 1 });
     const [agent, x, freed] = (await this.call("guestUp", guest, group, last ?? "", 1, "route")) as [string, string | number, string];
+    const mine = this.localGuests.get(guest);
+    if (agent && mine) mine.last = agent;
     const out: Routed = agent ? { agent, ...(x !== "" ? { v: Number(x) } : {}) } : { position: Number(x) };
     if (freed && freed !== group) out.freed = freed;
     return out;
@@ -378,6 +382,7 @@ export class RedisDeskState implements DeskState {
 
   onFreed(fn: (group: string) => void): void {
     this.freed = fn;
+    for (const g of this.pendingFreed.splice(0)) queueMicrotask(() => fn(g));
   }
 
   async leave(): Promise<string[]> {

@@ -292,3 +292,24 @@ describe("desk routing across nodes (3 processes, real Postgres and Redis)", () 
     expect(await ask(g1, { api_key: 32000 })).toMatchObject({ data: { aix: null } });
   }, 30_000);
 });
+
+describe("a node started again with the id of a dead one (as WORKERS restarts a worker)", () => {
+  test("its predecessor's guests no longer hold places, before its lease could run out", async () => {
+    // A lease of 60 s: nobody else would sweep this node within the test; the new process must.
+    const first = await startNode({ ...env(), NODE_ID: "dsame", PRESENCE_TTL_SEC: "60" });
+    nodes.push(first);
+    await group("x-same");
+    const [t] = await agents("x-same", 1, "xa-same");
+    const a = await agentOn(nodes[0]!, t!);
+    expect((await guestOn(first, "xg-same1", "x-same")).login.data.aix).toBe("xa-same");
+    await a.next(push(32401, "xg-same1"));
+    const { c: w, login } = await guestOn(nodes[1]!, "xg-same2", "x-same");
+    expect(login.data).toMatchObject({ aix: null, queue_position: 1 });
+    first.proc.kill("SIGKILL");
+    await first.proc.exited;
+    nodes.push(await startNode({ ...env(), NODE_ID: "dsame", PRESENCE_TTL_SEC: "60" }));
+    expect(await a.next(push(32401, "xg-same2"))).toMatchObject({ data: { guest_info: { id: "xg-same2" } } });
+    expect(await w.next(push(31100))).toMatchObject({ data: { aix: "xa-same" } });
+    expect(await onlineList(a)).toEqual([["xa-same", 0, 1]]);
+  }, 30_000);
+});
