@@ -72,6 +72,10 @@ export class Keys {
   deskGroupAgents(groupId: string): string {
     return `${this.prefix}d:on:${groupId}`;
   }
+  /** ZSET agent → load, of a group's agents that are not suspended and below capacity (the pick is its head). */
+  deskFree(groupId: string): string {
+    return `${this.prefix}d:f:${groupId}`;
+  }
   /** LIST: a group's waiting guests, first first. */
   deskQueue(groupId: string): string {
     return `${this.prefix}d:q:${groupId}`;

@@ -20,12 +20,14 @@ import type { Keys } from "../bus/keys.ts";
 import type { AgentLive, Assignment, DeskState, GuestLive, Routed } from "../core/desk-state.ts";
 import { metric } from "../core/metrics.ts";
 
-/** ARGV[1..13] of every script; a script's own arguments start at ARGV[14]. */
+/** ARGV[1..14] of every script (key prefixes and this node); a script's own arguments follow, as args[]. */
 const HEAD = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local NODES, KA, KAN, KL, KG, KGN, KON, KQ, KNA, KNG, KDN, KVER, ME =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+local NODES, KA, KAN, KL, KG, KGN, KON, KF, KQ, KNA, KNG, KDN, KVER, ME =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local args = {}
+for i = 15, #ARGV do args[i - 14] = ARGV[i] end
 local function alive(n) local e = redis.call('ZSCORE', NODES, n) return e and tonumber(e) > now end
 local function anyAlive(h)
   for _, n in ipairs(redis.call('HKEYS', h)) do if alive(n) then return true end end
@@ -47,24 +49,41 @@ local function available(a, grp)
   if load >= tonumber(s[2]) then return nil end
   return load
 end
+-- keeps agent a in its group's free ZSET (score = load) exactly while it is not suspended and below capacity
+local function refresh(a)
+  local s = redis.call('HMGET', KA .. a, 'group', 'cap', 'susp')
+  if not s[1] then return end
+  local load = redis.call('SCARD', KL .. a)
+  if s[3] ~= '1' and load < tonumber(s[2]) then redis.call('ZADD', KF .. s[1], load, a)
+  else redis.call('ZREM', KF .. s[1], a) end
+end
+-- the sticky agent when available, else the first live agent of the free ZSET: least load, then least id
+-- (members of one score are in byte order); agents of a dead node not yet swept are skipped
 local function pick(grp, sticky)
   if sticky and sticky ~= '' and available(sticky, grp) then return sticky end
-  local best, bl = nil, nil
-  for _, a in ipairs(redis.call('SMEMBERS', KON .. grp)) do
-    local l = available(a, grp)
-    if l and (best == nil or l < bl or (l == bl and a < best)) then best, bl = a, l end
+  local from = 0
+  while true do
+    local page = redis.call('ZRANGE', KF .. grp, from, from + 15)
+    if #page == 0 then return nil end
+    for _, a in ipairs(page) do if anyAlive(KAN .. a) then return a end end
+    from = from + 16
   end
-  return best
 end
 local function assign(g, a)
   redis.call('HSET', KG .. g, 'agent', a, 'last', a)
   redis.call('SADD', KL .. a, g)
+  refresh(a)
   return version()
+end
+local function unassign(g, a)
+  redis.call('HDEL', KG .. g, 'agent')
+  redis.call('SREM', KL .. a, g)
+  refresh(a)
 end
 local function guestGone(g)
   local s = redis.call('HMGET', KG .. g, 'group', 'agent')
   if s[1] then redis.call('LREM', KQ .. s[1], 0, g) end
-  if s[2] then redis.call('SREM', KL .. s[2], g) end
+  if s[2] then unassign(g, s[2]) end
   redis.call('DEL', KG .. g, KGN .. g)
   return s[1]
 end
@@ -73,7 +92,10 @@ local function agentGone(a)
   for _, g in ipairs(redis.call('SMEMBERS', KL .. a)) do
     if redis.call('HGET', KG .. g, 'agent') == a then redis.call('HDEL', KG .. g, 'agent') end
   end
-  if grp then redis.call('SREM', KON .. grp, a) end
+  if grp then
+    redis.call('SREM', KON .. grp, a)
+    redis.call('ZREM', KF .. grp, a)
+  end
   redis.call('DEL', KA .. a, KL .. a, KAN .. a)
 end
 -- {agent, version ('' when it was assigned before)} or {'', queue position}
@@ -91,20 +113,24 @@ end
 const scripts: Record<string, string> = {
   // agent, group, capacity, sessions
   agentUp: `
-local a, grp = ARGV[14], ARGV[15]
+local a, grp = args[1], args[2]
 if not anyAlive(KAN .. a) then agentGone(a) end
 local old = redis.call('HGET', KA .. a, 'group')
-if old and old ~= grp then redis.call('SREM', KON .. old, a) end
-redis.call('HSET', KA .. a, 'group', grp, 'cap', ARGV[16])
+if old and old ~= grp then
+  redis.call('SREM', KON .. old, a)
+  redis.call('ZREM', KF .. old, a)
+end
+redis.call('HSET', KA .. a, 'group', grp, 'cap', args[3])
 redis.call('HSETNX', KA .. a, 'susp', '0')
-redis.call('HINCRBY', KAN .. a, ME, tonumber(ARGV[17]))
+redis.call('HINCRBY', KAN .. a, ME, tonumber(args[4]))
 redis.call('SADD', KON .. grp, a)
+refresh(a)
 redis.call('SADD', KNA .. ME, a)
 redis.call('SADD', KDN, ME)
 return 1`,
   // agent
   agentDown: `
-local a = ARGV[14]
+local a = args[1]
 if redis.call('HINCRBY', KAN .. a, ME, -1) <= 0 then
   redis.call('HDEL', KAN .. a, ME)
   redis.call('SREM', KNA .. ME, a)
@@ -113,23 +139,24 @@ if not anyAlive(KAN .. a) then agentGone(a) end
 return 1`,
   // agent, "1" | "0" → its group, or nil when it is not online
   suspend: `
-local a = ARGV[14]
+local a = args[1]
 local grp = redis.call('HGET', KA .. a, 'group')
 if not grp or not anyAlive(KAN .. a) then return false end
-redis.call('HSET', KA .. a, 'susp', ARGV[15])
+redis.call('HSET', KA .. a, 'susp', args[2])
+refresh(a)
 return grp`,
   // guest, group, last agent ('' = none), sessions, "route" | "queue" → route() and the freed group
   guestUp: `
-local g, grp = ARGV[14], ARGV[15]
+local g, grp = args[1], args[2]
 local freed = ''
 local cur = redis.call('HGET', KG .. g, 'group')
 if cur and (cur ~= grp or not anyAlive(KGN .. g)) then freed = guestGone(g) or '' end
 redis.call('HSET', KG .. g, 'group', grp)
-if ARGV[16] ~= '' then redis.call('HSETNX', KG .. g, 'last', ARGV[16]) end
-redis.call('HINCRBY', KGN .. g, ME, tonumber(ARGV[17]))
+if args[3] ~= '' then redis.call('HSETNX', KG .. g, 'last', args[3]) end
+redis.call('HINCRBY', KGN .. g, ME, tonumber(args[4]))
 redis.call('SADD', KNG .. ME, g)
 redis.call('SADD', KDN, ME)
-if ARGV[18] == 'queue' then
+if args[5] == 'queue' then
   if not redis.call('HGET', KG .. g, 'agent') and not redis.call('LPOS', KQ .. grp, g) then redis.call('RPUSH', KQ .. grp, g) end
   return {'', 0, freed}
 end
@@ -138,7 +165,7 @@ r[3] = freed
 return r`,
   // guest → its group once it has no session left anywhere
   guestDown: `
-local g = ARGV[14]
+local g = args[1]
 if redis.call('HINCRBY', KGN .. g, ME, -1) <= 0 then
   redis.call('HDEL', KGN .. g, ME)
   redis.call('SREM', KNG .. ME, g)
@@ -147,7 +174,7 @@ if redis.call('EXISTS', KG .. g) == 1 and not anyAlive(KGN .. g) then return gue
 return false`,
   // group, max → guest, agent, version, guest, agent, version, ...
   drain: `
-local grp, max = ARGV[14], tonumber(ARGV[15])
+local grp, max = args[1], tonumber(args[2])
 local out = {}
 while #out < max * 3 and pick(grp) do
   local g = redis.call('LPOP', KQ .. grp)
@@ -163,28 +190,27 @@ end
 return out`,
   // guest, from, to, group → version | 'unavailable' | 'conflict'
   transfer: `
-local g, from, to, grp = ARGV[14], ARGV[15], ARGV[16], ARGV[17]
+local g, from, to, grp = args[1], args[2], args[3], args[4]
 if to == from or redis.call('HGET', KA .. to, 'group') ~= grp or not anyAlive(KAN .. to) then return 'unavailable' end
 local s = redis.call('HMGET', KG .. g, 'group', 'agent')
 if s[1] then
   if s[2] and s[2] ~= from then return 'conflict' end
-  if s[2] then redis.call('SREM', KL .. from, g) else redis.call('LREM', KQ .. s[1], 0, g) end
+  if s[2] then unassign(g, from) else redis.call('LREM', KQ .. s[1], 0, g) end
   return assign(g, to)
 end
 return version()`,
   // guest, agent, last ('' = keep) → its group, or nil
   release: `
-local g, a = ARGV[14], ARGV[15]
+local g, a = args[1], args[2]
 local s = redis.call('HMGET', KG .. g, 'group', 'agent')
 if not s[1] or s[2] ~= a then return false end
-redis.call('HDEL', KG .. g, 'agent')
-redis.call('SREM', KL .. a, g)
-if ARGV[16] ~= '' then redis.call('HSET', KG .. g, 'last', ARGV[16]) end
+unassign(g, a)
+if args[3] ~= '' then redis.call('HSET', KG .. g, 'last', args[3]) end
 redis.call('LPUSH', KQ .. s[1], g)
 return s[1]`,
   // guest → {online 0/1, agent or '', position or 0}
   guest: `
-local g = ARGV[14]
+local g = args[1]
 local s = redis.call('HMGET', KG .. g, 'group', 'agent')
 if not s[1] or not anyAlive(KGN .. g) then return {0, '', 0} end
 if s[2] then return {1, s[2], 0} end
@@ -193,13 +219,13 @@ return {1, '', pos and pos + 1 or 0}`,
   // guests... → 1/0 each
   online: `
 local out = {}
-for i = 14, #ARGV do
-  out[i - 13] = (redis.call('EXISTS', KG .. ARGV[i]) == 1 and anyAlive(KGN .. ARGV[i])) and 1 or 0
+for i, g in ipairs(args) do
+  out[i] = (redis.call('EXISTS', KG .. g) == 1 and anyAlive(KGN .. g)) and 1 or 0
 end
 return out`,
   // group → agent, suspended, load, ... of its online agents
   agents: `
-local grp = ARGV[14]
+local grp = args[1]
 local out = {}
 for _, a in ipairs(redis.call('SMEMBERS', KON .. grp)) do
   local s = redis.call('HMGET', KA .. a, 'group', 'susp')
@@ -213,7 +239,7 @@ return out`,
   // group → its waiting guests that are online, first first
   queue: `
 local out = {}
-for _, g in ipairs(redis.call('LRANGE', KQ .. ARGV[14], 0, -1)) do if anyAlive(KGN .. g) then table.insert(out, g) end end
+for _, g in ipairs(redis.call('LRANGE', KQ .. args[1], 0, -1)) do if anyAlive(KGN .. g) then table.insert(out, g) end end
 return out`,
   // → {this node listed in d:nodes 0/1, this node's lease holds 0/1, dead nodes...}
   check: `
@@ -222,7 +248,7 @@ for _, n in ipairs(redis.call('SMEMBERS', KDN)) do if n ~= ME and not alive(n) t
 return out`,
   // node → the groups where places came free; nil when the node had no entries, or its lease holds again
   sweep: `
-local dead = ARGV[14]
+local dead = args[1]
 if (dead ~= ME and alive(dead)) or redis.call('SREM', KDN, dead) == 0 then return false end
 local freed, out = {}, {}
 for _, g in ipairs(redis.call('SMEMBERS', KNG .. dead)) do
@@ -271,6 +297,7 @@ export class RedisDeskState implements DeskState {
       keys.deskGuest(""),
       keys.deskGuestNodes(""),
       keys.deskGroupAgents(""),
+      keys.deskFree(""),
       keys.deskQueue(""),
       keys.deskNodeAgents(""),
       keys.deskNodeGuests(""),
