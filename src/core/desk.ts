@@ -66,10 +66,13 @@ export class Desk {
     return a;
   }
 
-  /** An agent's connection opened: it is online and the group's queue is served. */
+  /**
+   * An agent's connection opened: it is online and the group's queue is served. Rejects only when the
+   * agent could not be counted online (then there is nothing to undo when the connection closes).
+   */
   async agentUp(a: DeskAgentRow): Promise<void> {
     await this.state.agentUp(a.userId, a.groupId, a.capacity);
-    await this.drain(a.groupId);
+    await this.drain(a.groupId).catch((e) => this.log(`desk drain ${a.groupId}: ${e}`));
   }
 
   /** An agent's connection closed. Its guests stay its own: they are served again when it is back. */
@@ -84,17 +87,17 @@ export class Desk {
   }
 
   /**
-   * A guest's connection opened for `group`: its conversation exists, and it is routed. Returns the agent
-   * serving it, or its place in the queue (1 = next).
+   * A guest's connection opened for `group`: its conversation exists, and it is routed (guestLive tells
+   * the outcome). Rejects only when the guest could not be counted online (then there is nothing to undo
+   * when the connection closes); a failed hand-over leaves it waiting first in line.
    */
-  async guestUp(guest: string, group: string): Promise<{ agent?: string; position?: number }> {
+  async guestUp(guest: string, group: string): Promise<void> {
     const g = await this.records.group(group);
     if (!g || g.disabled) fail("not_found", `no active agent group ${group}`);
     const conv = await this.records.guestConversation(guest, group);
     const r = await this.state.guestUp(guest, group, conv.ownerId ?? undefined);
-    if (r.freed) void this.drain(r.freed);
-    if (r.agent && r.v !== undefined) await this.settle({ guest, agent: r.agent, v: r.v }, true);
-    return r.agent ? { agent: r.agent } : { position: r.position };
+    if (r.freed) void this.drain(r.freed).catch((e) => this.log(`desk drain ${r.freed}: ${e}`));
+    if (r.agent && r.v !== undefined) await this.settle({ guest, agent: r.agent, v: r.v });
   }
 
   /** A guest's connection closed; its last one anywhere frees its agent's place. */
@@ -207,16 +210,16 @@ export class Desk {
 
   /**
    * Hands the conversation to the assigned agent and tells both sides. A later decision about the guest
-   * that reached the store first wins (nothing to tell). When the store fails, the guest waits again.
+   * that reached the store first wins (nothing to tell). When the store fails, the guest waits again,
+   * first in line, and is assigned at the group's next drain.
    */
-  private async settle(a: Assignment, rethrow = false): Promise<void> {
+  private async settle(a: Assignment): Promise<void> {
     let moved: boolean;
     try {
       moved = await this.records.handOver(a.guest, a.agent, a.v);
     } catch (e) {
-      await this.state.release(a.guest, a.agent).catch(() => {});
-      if (rethrow) throw e;
       this.log(`desk assign ${a.guest}: ${e}`);
+      await this.state.release(a.guest, a.agent).catch(() => {});
       return;
     }
     if (!moved) return;

@@ -329,11 +329,13 @@ export class RedisDeskState implements DeskState {
     return s;
   }
 
+  // The local copy counts a session once Redis has it (so a rewrite meanwhile does not write it twice),
+  // and forgets it before Redis does.
   async agentUp(agent: string, group: string, capacity: number): Promise<void> {
+    await this.call("agentUp", agent, group, capacity, 1);
     const l = this.localAgents.get(agent);
     if (l) Object.assign(l, { group, capacity, sessions: l.sessions + 1 });
     else this.localAgents.set(agent, { group, capacity, sessions: 1 });
-    await this.call("agentUp", agent, group, capacity, 1);
   }
 
   async agentDown(agent: string): Promise<void> {
@@ -347,12 +349,11 @@ export class RedisDeskState implements DeskState {
   }
 
   async guestUp(guest: string, group: string, last: string | undefined): Promise<Routed> {
+    const [agent, x, freed] = (await this.call("guestUp", guest, group, last ?? "", 1, "route")) as [string, string | number, string];
     const l = this.localGuests.get(guest);
     if (l && l.group === group) l.sessions++;
     else this.localGuests.set(guest, { group, last, sessions: 1 });
-    const [agent, x, freed] = (await this.call("guestUp", guest, group, last ?? "", 1, "route")) as [string, string | number, string];
-    const mine = this.localGuests.get(guest);
-    if (agent && mine) mine.last = agent;
+    if (agent) this.localGuests.get(guest)!.last = agent;
     const out: Routed = agent ? { agent, ...(x !== "" ? { v: Number(x) } : {}) } : { position: Number(x) };
     if (freed && freed !== group) out.freed = freed;
     return out;

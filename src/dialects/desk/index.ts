@@ -310,9 +310,10 @@ export function deskDialect(app: App): Dialect {
       const state = st(s);
       const id = s.userId;
       if (!id || !state.as) return;
-      // After the login's routing step, so the routing state sees this session come and then go.
+      // After the login's routing step, so the routing state sees this session come and then go (a step
+      // that failed counted nothing).
       const down = state.as === "agent" ? () => desk.agentDown(id) : () => desk.guestDown(id);
-      void (state.up ?? Promise.resolve()).then(down, down);
+      void (state.up ?? Promise.resolve()).then(down, () => {});
     },
 
     encode(ev: CoreEvent): string | undefined {
