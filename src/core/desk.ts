@@ -52,7 +52,7 @@ export class Desk {
     private readonly log: (msg: string) => void,
     private readonly state: DeskState,
   ) {
-    state.onFreed((group) => void this.drain(group));
+    state.onFreed((group) => this.drainSoon(group));
   }
 
   /** Checks that a user may work as an agent: its record, its user and its group are active. */
@@ -72,10 +72,13 @@ export class Desk {
    */
   async agentUp(a: DeskAgentRow): Promise<void> {
     await this.state.agentUp(a.userId, a.groupId, a.capacity);
-    await this.drain(a.groupId).catch((e) => this.log(`desk drain ${a.groupId}: ${e}`));
+    await this.drainSoon(a.groupId);
   }
 
-  /** An agent's connection closed. Its guests stay its own: they are served again when it is back. */
+  /**
+   * An agent's connection closed. When it was its last, its guests stay its own (it owns their
+   * conversations) but count in no load until they are routed again or transferred.
+   */
   agentDown(agentId: string): void {
     this.state.agentDown(agentId).catch((e) => this.log(`desk agent down ${agentId}: ${e}`));
   }
@@ -96,7 +99,7 @@ export class Desk {
     if (!g || g.disabled) fail("not_found", `no active agent group ${group}`);
     const conv = await this.records.guestConversation(guest, group);
     const r = await this.state.guestUp(guest, group, conv.ownerId ?? undefined);
-    if (r.freed) void this.drain(r.freed).catch((e) => this.log(`desk drain ${r.freed}: ${e}`));
+    if (r.freed) void this.drainSoon(r.freed);
     if (r.agent && r.v !== undefined) await this.settle({ guest, agent: r.agent, v: r.v });
   }
 
@@ -104,7 +107,7 @@ export class Desk {
   guestDown(guest: string): void {
     this.state
       .guestDown(guest)
-      .then((group) => (group !== undefined ? this.drain(group) : undefined))
+      .then((group) => (group !== undefined ? this.drainSoon(group) : undefined))
       .catch((e) => this.log(`desk guest down ${guest}: ${e}`));
   }
 
@@ -129,7 +132,7 @@ export class Desk {
     } finally {
       // The state moved the guest; the store did not (a concurrent hand-over won, or the store failed):
       // the guest waits again, first in line, and goes back to `from` when it can.
-      if (!moved) void this.state.release(guest, to, from).then((g) => (g !== undefined ? this.drain(g) : undefined)).catch(() => {});
+      if (!moved) void this.state.release(guest, to, from).then((g) => (g !== undefined ? this.drainSoon(g) : undefined)).catch(() => {});
     }
     if (!moved) fail("conflict", `${guest} was just handed over by someone else`);
     const info = await this.guestInfo(guest);
@@ -137,7 +140,7 @@ export class Desk {
     this.emit({ type: "desk", change: "assigned", guest: info, agent: to, from, recs, to: [to] });
     this.emit({ type: "desk", change: "handed_over", guest: info, agent: to, from, to: [from] });
     this.emit({ type: "desk", change: "agent", guest: info, agent: to, from, to: [guest] });
-    void this.drain(group);
+    void this.drainSoon(group);
     return { guest: info, recs };
   }
 
@@ -204,7 +207,7 @@ export class Desk {
 
   /** A clean stop: this node's sessions leave the routing state, and the places they held are given out. */
   async close(): Promise<void> {
-    for (const g of await this.state.leave()) await this.drain(g).catch((e) => this.log(`desk drain ${g}: ${e}`));
+    for (const g of await this.state.leave()) await this.drainSoon(g);
     await this.state.close();
   }
 
@@ -226,6 +229,11 @@ export class Desk {
     const info = await this.guestInfo(a.guest);
     this.emit({ type: "desk", change: "assigned", guest: info, agent: a.agent, recs: await this.recent(a.guest), to: [a.agent] });
     this.emit({ type: "desk", change: "agent", guest: info, agent: a.agent, to: [a.guest] });
+  }
+
+  /** drain() whose failure is logged (the next event of the group drains it again). */
+  private drainSoon(group: string): Promise<void> {
+    return this.drain(group).catch((e) => this.log(`desk drain ${group}: ${e}`));
   }
 
   /** Assigns queued guests, in order, while an agent of the group is available. */
