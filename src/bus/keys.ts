@@ -47,4 +47,53 @@ export class Keys {
   sweepLock(nodeId: string): string {
     return `${this.prefix}p:sweep:${nodeId}`;
   }
+  // ---- desk routing (core/desk-redis.ts); liveness comes from the presence leases in nodes() ----
+  /** HASH of an online agent: group, cap (capacity), susp ("1" suspended). */
+  deskAgent(agentId: string): string {
+    return `${this.prefix}d:a:${agentId}`;
+  }
+  /** HASH node id → that node's session count of an agent. */
+  deskAgentNodes(agentId: string): string {
+    return `${this.prefix}d:an:${agentId}`;
+  }
+  /** SET of the online guests an agent serves now (its load). */
+  deskLoad(agentId: string): string {
+    return `${this.prefix}d:l:${agentId}`;
+  }
+  /** HASH of an online guest: group, agent (serving it now), last (its last agent, for stickiness). */
+  deskGuest(guestId: string): string {
+    return `${this.prefix}d:g:${guestId}`;
+  }
+  /** HASH node id → that node's session count of a guest. */
+  deskGuestNodes(guestId: string): string {
+    return `${this.prefix}d:gn:${guestId}`;
+  }
+  /** SET of the agents of a group with an online record (candidates of a routing pick). */
+  deskGroupAgents(groupId: string): string {
+    return `${this.prefix}d:on:${groupId}`;
+  }
+  /** ZSET agent → load, of a group's agents that are not suspended and below capacity (the pick is its head). */
+  deskFree(groupId: string): string {
+    return `${this.prefix}d:f:${groupId}`;
+  }
+  /** LIST: a group's waiting guests, first first. */
+  deskQueue(groupId: string): string {
+    return `${this.prefix}d:q:${groupId}`;
+  }
+  /** SET of the agents with a session on one node (what to clean when it dies). */
+  deskNodeAgents(nodeId: string): string {
+    return `${this.prefix}d:na:${nodeId}`;
+  }
+  /** SET of the guests with a session on one node. */
+  deskNodeGuests(nodeId: string): string {
+    return `${this.prefix}d:ng:${nodeId}`;
+  }
+  /** SET of the nodes holding desk entries (checked against their leases). */
+  deskNodes(): string {
+    return `${this.prefix}d:nodes`;
+  }
+  /** STRING: the last routing version handed out (microseconds on Redis's clock, strictly increasing). */
+  deskVersion(): string {
+    return `${this.prefix}d:ver`;
+  }
 }

@@ -2,14 +2,18 @@
 // `c:desk:<guest>` (store/desk.ts) whose owner is the serving agent; messages go through Chat.commit, so
 // cursors, unread counts and history are the core's, and any protocol's agent could serve it.
 //
-// Routing (this node's view): a guest who comes online is given to its last agent when that agent is
-// available (sticky), else to the least busy available agent of its group; an agent is available when
-// online, not suspended and serving fewer online guests than its capacity. With none available the guest
-// waits in the group's FIFO queue and is assigned, in order, when an agent comes online, resumes or frees a
-// place. Routing decisions of a group run one at a time.
+// Routing, cluster-wide: a guest who comes online is given to its last agent when that agent is available
+// (sticky), else to the least busy available agent of its group; an agent is available when online (on
+// any node), not suspended and serving fewer online guests than its capacity. With none available the
+// guest waits in the group's FIFO queue and is assigned, in order, when an agent comes online, resumes or
+// frees a place. Each decision is one atomic call of the DeskState (desk-state.ts: in memory for one node,
+// in Redis for a cluster); this class then hands the conversation over in the store (at the decision's
+// version, so decisions reaching the store out of order cannot undo a later one) and sends the pushes,
+// which the hub delivers on whichever node the recipients are connected to.
 import { deskConvId, guestOf, type DeskAgentRow, type DeskStore } from "../store/desk.ts";
 import type { Store } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
+import type { Assignment, DeskState, GuestLive } from "./desk-state.ts";
 import { fail } from "./errors.ts";
 import type { Ack, CoreEvent, Message } from "./types.ts";
 
@@ -17,22 +21,8 @@ import type { Ack, CoreEvent, Message } from "./types.ts";
 export const FILE_TYPES = ["text", "image", "voice", "product", "order", "video", "file"] as const;
 /** How many recent messages travel with an assignment or a transfer. */
 export const RECENT = 10;
-
-interface OnlineAgent {
-  id: string;
-  group: string;
-  capacity: number;
-  suspended: boolean;
-  sessions: number;
-  /** online guests this agent serves now */
-  guests: Set<string>;
-}
-
-interface OnlineGuest {
-  group: string;
-  sessions: number;
-  agent?: string;
-}
+/** Assignments taken from a queue per state call while draining it. */
+const DRAIN_BATCH = 50;
 
 export interface GuestInfo {
   id: string;
@@ -54,18 +44,16 @@ export interface AgentStatus {
 export type DeskRefusal = "no_agent" | "agent_disabled" | "group_disabled";
 
 export class Desk {
-  private readonly agents = new Map<string, OnlineAgent>();
-  private readonly guests = new Map<string, OnlineGuest>();
-  private readonly queues = new Map<string, string[]>();
-  private readonly lanes = new Map<string, Promise<unknown>>();
-
   constructor(
     private readonly store: Store,
     readonly records: DeskStore,
     private readonly chat: Chat,
     private readonly emit: (ev: CoreEvent) => void,
     private readonly log: (msg: string) => void,
-  ) {}
+    private readonly state: DeskState,
+  ) {
+    state.onFreed((group) => this.drainSoon(group));
+  }
 
   /** Checks that a user may work as an agent: its record, its user and its group are active. */
   async agentRecord(userId: string): Promise<DeskAgentRow | DeskRefusal> {
@@ -78,75 +66,54 @@ export class Desk {
     return a;
   }
 
-  /** An agent's connection opened: it is online and the group's queue is served. */
-  agentUp(a: DeskAgentRow): Promise<void> {
-    let o = this.agents.get(a.userId);
-    if (!o) this.agents.set(a.userId, (o = { id: a.userId, group: a.groupId, capacity: a.capacity, suspended: false, sessions: 0, guests: new Set() }));
-    o.sessions++;
-    return this.drain(a.groupId);
-  }
-
-  /** An agent's connection closed. Its guests stay its own: they are served again when it is back. */
-  agentDown(agentId: string): void {
-    const o = this.agents.get(agentId);
-    if (!o || --o.sessions > 0) return;
-    this.agents.delete(agentId);
-    for (const g of o.guests) {
-      const guest = this.guests.get(g);
-      if (guest?.agent === agentId) guest.agent = undefined;
-    }
-  }
-
-  async suspend(agentId: string, suspended: boolean): Promise<void> {
-    const o = this.agents.get(agentId);
-    if (!o) fail("forbidden", "not logged in as an agent");
-    o!.suspended = suspended;
-    if (!suspended) await this.drain(o!.group);
-  }
-
-  isSuspended(agentId: string): boolean {
-    return this.agents.get(agentId)?.suspended ?? false;
+  /**
+   * An agent's connection opened: it is online and the group's queue is served. Rejects only when the
+   * agent could not be counted online (then there is nothing to undo when the connection closes).
+   */
+  async agentUp(a: DeskAgentRow): Promise<void> {
+    await this.state.agentUp(a.userId, a.groupId, a.capacity);
+    await this.drainSoon(a.groupId);
   }
 
   /**
-   * A guest's connection opened for `group`: its conversation exists, and it is routed. Returns the agent
-   * serving it, or its place in the queue (1 = next).
+   * An agent's connection closed. When it was its last, its guests stay its own (it owns their
+   * conversations) but count in no load until they are routed again or transferred.
    */
-  async guestUp(guest: string, group: string): Promise<{ agent?: string; position?: number }> {
+  agentDown(agentId: string): void {
+    this.state.agentDown(agentId).catch((e) => this.log(`desk agent down ${agentId}: ${e}`));
+  }
+
+  async suspend(agentId: string, suspended: boolean): Promise<void> {
+    const group = await this.state.suspend(agentId, suspended);
+    if (group === undefined) fail("forbidden", "not logged in as an agent");
+    if (!suspended) await this.drain(group!);
+  }
+
+  /**
+   * A guest's connection opened for `group`: its conversation exists, and it is routed (guestLive tells
+   * the outcome). Rejects only when the guest could not be counted online (then there is nothing to undo
+   * when the connection closes); a failed hand-over leaves it waiting first in line.
+   */
+  async guestUp(guest: string, group: string): Promise<void> {
     const g = await this.records.group(group);
     if (!g || g.disabled) fail("not_found", `no active agent group ${group}`);
-    await this.records.guestConversation(guest, group);
-    let o = this.guests.get(guest);
-    if (o && o.group !== group) this.guestGone(guest);
-    o = this.guests.get(guest);
-    if (!o) this.guests.set(guest, (o = { group, sessions: 0 }));
-    o.sessions++;
-    return this.lane(group, async () => {
-      if (o!.agent) return { agent: o!.agent };
-      const queued = this.queue(group).indexOf(guest);
-      if (queued >= 0) return { position: queued + 1 };
-      const conv = await this.store.getConversation(deskConvId(guest));
-      const agent = this.pick(group, conv?.ownerId ?? undefined);
-      if (agent) {
-        await this.assign(guest, agent, conv?.ownerId ?? null);
-        return { agent: agent.id };
-      }
-      this.queue(group).push(guest);
-      return { position: this.queue(group).length };
-    });
+    const conv = await this.records.guestConversation(guest, group);
+    const r = await this.state.guestUp(guest, group, conv.ownerId ?? undefined);
+    if (r.freed) void this.drainSoon(r.freed);
+    if (r.agent && r.v !== undefined) await this.settle({ guest, agent: r.agent, v: r.v });
   }
 
-  /** A guest's connection closed; its last one frees its agent's place. */
+  /** A guest's connection closed; its last one anywhere frees its agent's place. */
   guestDown(guest: string): void {
-    const o = this.guests.get(guest);
-    if (!o || --o.sessions > 0) return;
-    this.guestGone(guest);
-    void this.drain(o.group);
+    this.state
+      .guestDown(guest)
+      .then((group) => (group !== undefined ? this.drainSoon(group) : undefined))
+      .catch((e) => this.log(`desk guest down ${guest}: ${e}`));
   }
 
-  /** The agent now serving an online guest, if any. */
-  agentOf(guest: string): string | undefined {
-    return this.guests.get(guest)?.agent;
+  /** An online guest's agent, or its place in the queue. */
+  guestLive(guest: string): Promise<GuestLive> {
+    return this.state.guest(guest);
   }
 
   /** Hands a guest from its agent to another online agent of the same group, in one transaction. */
@@ -154,22 +121,26 @@ export class Desk {
     const conv = await this.store.getConversation(deskConvId(guest));
     if (!conv) fail("not_found", `no guest ${guest}`);
     if (conv!.ownerId !== from) fail("forbidden", `${guest} is not your guest`);
-    const target = this.agents.get(to);
-    const group = (conv!.attributes as { group?: string }).group;
-    if (!target || target.group !== group || to === from) fail("unavailable", `agent ${to} is not online in this group`);
-    if (!(await this.records.handOver(guest, from, to))) fail("conflict", `${guest} was just handed over by someone else`);
-    const g = this.guests.get(guest);
-    this.agents.get(from)?.guests.delete(guest);
-    if (g) {
-      g.agent = to;
-      target!.guests.add(guest);
+    const group = (conv!.attributes as { group?: string }).group ?? "";
+    if (to === from) fail("unavailable", `agent ${to} is not online in this group`);
+    const v = await this.state.transfer(guest, from, to, group);
+    if (v === "unavailable") fail("unavailable", `agent ${to} is not online in this group`);
+    if (v === "conflict") fail("conflict", `${guest} was just handed over by someone else`);
+    let moved = false;
+    try {
+      moved = await this.records.handOver(guest, to, v as number, from);
+    } finally {
+      // The state moved the guest; the store did not (a concurrent hand-over won, or the store failed):
+      // the guest waits again, first in line, and goes back to `from` when it can.
+      if (!moved) void this.state.release(guest, to, from).then((g) => (g !== undefined ? this.drainSoon(g) : undefined)).catch(() => {});
     }
+    if (!moved) fail("conflict", `${guest} was just handed over by someone else`);
     const info = await this.guestInfo(guest);
     const recs = await this.recent(guest);
     this.emit({ type: "desk", change: "assigned", guest: info, agent: to, from, recs, to: [to] });
     this.emit({ type: "desk", change: "handed_over", guest: info, agent: to, from, to: [from] });
     this.emit({ type: "desk", change: "agent", guest: info, agent: to, from, to: [guest] });
-    void this.drain(group ?? "");
+    void this.drainSoon(group);
     return { guest: info, recs };
   }
 
@@ -193,12 +164,13 @@ export class Desk {
     return !!conv && (conv.attributes as { group?: string }).group === agent.groupId;
   }
 
-  /** The group's agents with their live state. */
+  /** The group's agents with their live state (cluster-wide). */
   async agentList(group: string, onlineOnly = false): Promise<AgentStatus[]> {
-    const rows = (await this.records.agents(group)).filter((a) => !a.disabled && (!onlineOnly || this.agents.has(a.userId)));
+    const live = await this.state.agents(group);
+    const rows = (await this.records.agents(group)).filter((a) => !a.disabled && (!onlineOnly || live.has(a.userId)));
     const users = new Map((await this.store.getUsers(rows.map((r) => r.userId))).map((u) => [u.id, u]));
     return rows.map((a) => {
-      const o = this.agents.get(a.userId);
+      const o = live.get(a.userId);
       const u = users.get(a.userId);
       return {
         id: a.userId,
@@ -207,18 +179,20 @@ export class Desk {
         group: a.groupId,
         online: !!o,
         suspended: o?.suspended ?? false,
-        load: o?.guests.size ?? 0,
+        load: o?.load ?? 0,
         capacity: a.capacity,
       };
     });
   }
 
-  isGuestOnline(guest: string): boolean {
-    return this.guests.has(guest);
+  /** The subset of `guests` online anywhere. */
+  onlineGuests(guests: string[]): Promise<Set<string>> {
+    return this.state.onlineGuests(guests);
   }
 
-  queued(group: string): string[] {
-    return [...this.queue(group)];
+  /** The group's waiting guests, first first. */
+  queued(group: string): Promise<string[]> {
+    return this.state.queue(group);
   }
 
   async guestInfo(guest: string): Promise<GuestInfo> {
@@ -231,73 +205,44 @@ export class Desk {
     return (await this.store.history(deskConvId(guest), { limit: n, desc: true })).reverse();
   }
 
-  private pick(group: string, sticky?: string): OnlineAgent | undefined {
-    const ok = (a: OnlineAgent | undefined): a is OnlineAgent => !!a && a.group === group && !a.suspended && a.guests.size < a.capacity;
-    const last = sticky ? this.agents.get(sticky) : undefined;
-    if (ok(last)) return last;
-    let best: OnlineAgent | undefined;
-    for (const a of this.agents.values()) {
-      if (ok(a) && (!best || a.guests.size < best.guests.size || (a.guests.size === best.guests.size && a.id < best.id))) best = a;
-    }
-    return best;
+  /** A clean stop: this node's sessions leave the routing state, and the places they held are given out. */
+  async close(): Promise<void> {
+    for (const g of await this.state.leave()) await this.drainSoon(g);
+    await this.state.close();
   }
 
-  private async assign(guest: string, agent: OnlineAgent, owner: string | null): Promise<void> {
-    if (owner !== agent.id && !(await this.records.handOver(guest, owner, agent.id))) {
-      const now = (await this.store.getConversation(deskConvId(guest)))?.ownerId ?? null;
-      if (!(await this.records.handOver(guest, now, agent.id))) fail("conflict", `${guest} could not be assigned`);
+  /**
+   * Hands the conversation to the assigned agent and tells both sides. A later decision about the guest
+   * that reached the store first wins (nothing to tell). When the store fails, the guest waits again,
+   * first in line, and is assigned at the group's next drain.
+   */
+  private async settle(a: Assignment): Promise<void> {
+    let moved: boolean;
+    try {
+      moved = await this.records.handOver(a.guest, a.agent, a.v);
+    } catch (e) {
+      this.log(`desk assign ${a.guest}: ${e}`);
+      await this.state.release(a.guest, a.agent).catch(() => {});
+      return;
     }
-    const g = this.guests.get(guest);
-    if (g) g.agent = agent.id;
-    agent.guests.add(guest);
-    const info = await this.guestInfo(guest);
-    this.emit({ type: "desk", change: "assigned", guest: info, agent: agent.id, recs: await this.recent(guest), to: [agent.id] });
-    this.emit({ type: "desk", change: "agent", guest: info, agent: agent.id, to: [guest] });
+    if (!moved) return;
+    const info = await this.guestInfo(a.guest);
+    this.emit({ type: "desk", change: "assigned", guest: info, agent: a.agent, recs: await this.recent(a.guest), to: [a.agent] });
+    this.emit({ type: "desk", change: "agent", guest: info, agent: a.agent, to: [a.guest] });
+  }
+
+  /** drain() whose failure is logged (the next event of the group drains it again). */
+  private drainSoon(group: string): Promise<void> {
+    return this.drain(group).catch((e) => this.log(`desk drain ${group}: ${e}`));
   }
 
   /** Assigns queued guests, in order, while an agent of the group is available. */
-  private drain(group: string): Promise<void> {
-    return this.lane(group, async () => {
-      const q = this.queue(group);
-      while (q.length) {
-        const agent = this.pick(group);
-        if (!agent) return;
-        const guest = q.shift()!;
-        if (!this.guests.has(guest)) continue;
-        const conv = await this.store.getConversation(deskConvId(guest));
-        try {
-          await this.assign(guest, this.pick(group, conv?.ownerId ?? undefined) ?? agent, conv?.ownerId ?? null);
-        } catch (e) {
-          this.log(`desk assign ${guest}: ${e}`);
-        }
-      }
-    });
-  }
-
-  private guestGone(guest: string): void {
-    const o = this.guests.get(guest);
-    if (!o) return;
-    this.guests.delete(guest);
-    const q = this.queue(o.group);
-    const i = q.indexOf(guest);
-    if (i >= 0) q.splice(i, 1);
-    if (o.agent) this.agents.get(o.agent)?.guests.delete(guest);
-  }
-
-  private queue(group: string): string[] {
-    let q = this.queues.get(group);
-    if (!q) this.queues.set(group, (q = []));
-    return q;
-  }
-
-  /** Runs routing steps of one group one after another. */
-  private lane<T>(group: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.lanes.get(group) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.lanes.set(group, tail);
-    void tail.then(() => this.lanes.get(group) === tail && this.lanes.delete(group));
-    return next;
+  async drain(group: string): Promise<void> {
+    for (;;) {
+      const batch = await this.state.drain(group, DRAIN_BATCH);
+      for (const a of batch) await this.settle(a);
+      if (batch.length < DRAIN_BATCH) return;
+    }
   }
 }
 

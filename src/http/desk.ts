@@ -43,11 +43,11 @@ export function deskHttp(app: App) {
       "/groups/:id/state",
       async ({ params }) => {
         if (!(await desk.records.group(params.id))) fail("not_found", `no agent group ${params.id}`);
-        return { agents: await desk.agentList(params.id), queue: desk.queued(params.id) };
+        return { agents: await desk.agentList(params.id), queue: await desk.queued(params.id) };
       },
       {
         response: { 200: t.Object({ agents: t.Array(Status), queue: t.Array(t.String({ description: "waiting guests, first first" })) }), ...Errors },
-        detail: { summary: "A group's agents (online, suspended, load) and its queue of waiting guests (this node)", tags },
+        detail: { summary: "A group's agents (online, suspended, load) and its queue of waiting guests, over the whole cluster", tags },
       },
     )
     .put(

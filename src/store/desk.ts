@@ -76,25 +76,33 @@ export class DeskStore {
   }
 
   /**
-   * Hands the guest's conversation to `to`, in one transaction: the owner moves only if it is still `from`
-   * (a concurrent hand-over loses), the old agent's membership goes, and the new agent's membership takes
-   * over the old agent's cursors — so the unread state moves with the guest. A first agent (`from` null)
-   * starts at zero: everything the guest wrote is unread. False when the owner was not `from`.
+   * Hands the guest's conversation to `to`, in one transaction on its locked row: the owner moves only
+   * when `version` is newer than the routing decision that moved it last (a decision reaching the store
+   * late cannot undo a later one) and, with `from` given, only if the owner is still `from` (of two
+   * concurrent transfers one loses). The old agent's membership goes and the new agent's takes over its
+   * cursors — so the unread state moves with the guest. A first agent (no owner before) starts at zero:
+   * everything the guest wrote is unread. False when nothing moved.
    */
-  async handOver(guest: string, from: string | null, to: string): Promise<boolean> {
+  async handOver(guest: string, to: string, version: number, from?: string): Promise<boolean> {
     const id = deskConvId(guest);
     return this.db.transaction(async (tx) => {
-      const moved = await tx
+      const [row] = await tx
+        .select({ owner: conversations.ownerId, attributes: conversations.attributes })
+        .from(conversations)
+        .where(eq(conversations.id, id))
+        .for("update");
+      if (!row) return false;
+      const last = Number((row.attributes as { routeVersion?: unknown } | null)?.routeVersion ?? 0);
+      if (!(version > last) || (from !== undefined && row.owner !== from)) return false;
+      await tx
         .update(conversations)
-        .set({ ownerId: to })
-        .where(and(eq(conversations.id, id), from === null ? sql`owner_id is null` : eq(conversations.ownerId, from)))
-        .returning({ id: conversations.id });
-      if (!moved.length) return false;
+        .set({ ownerId: to, attributes: sql`${conversations.attributes} || ${JSON.stringify({ routeVersion: version })}::jsonb` })
+        .where(eq(conversations.id, id));
       let cursors = { deliveredSeq: 0, readSeq: 0, lastSentSeq: 0 };
-      if (from !== null && from !== to) {
+      if (row.owner !== null && row.owner !== to) {
         const [old] = await tx
           .delete(members)
-          .where(and(eq(members.convId, id), eq(members.userId, from)))
+          .where(and(eq(members.convId, id), eq(members.userId, row.owner)))
           .returning({ deliveredSeq: members.deliveredSeq, readSeq: members.readSeq, lastSentSeq: members.lastSentSeq });
         if (old) cursors = old;
       }

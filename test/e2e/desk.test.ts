@@ -4,14 +4,23 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
-// The same tests on both stores: Postgres and the embedded PGlite.
-for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
+// The same tests on both stores (Postgres, the embedded PGlite) and both routing states (Redis, as in a
+// cluster; in memory, the embedded default). Each server has its own Redis prefix: routing state is shared
+// by every node on one prefix.
+const setups = [
+  { store: "pg", bus: "redis" },
+  { store: "pglite", bus: "memory" },
+  { store: "pg", bus: "memory" },
+  { store: "pglite", bus: "redis" },
+] as const;
+for (const { store, bus } of setups) describe(`on ${store}, routing state ${bus === "redis" ? "in Redis" : "in memory"}`, () => {
   let srv: TestServer;
   const open: Client[] = [];
 
   beforeAll(async () => {
-    srv = await startTestServer({ store, bus: "redis", env: { DESK_PORT: "0", SEND_RATE: "1000", SEND_BURST: "1000" } });
-  });
+    const prefix = `desk${Math.random().toString(36).slice(2, 8)}:`;
+    srv = await startTestServer({ store, bus, env: { DESK_PORT: "0", SEND_RATE: "1000", SEND_BURST: "1000", REDIS_PREFIX: prefix } });
+  }, 30_000);
   afterAll(async () => {
     for (const c of open) c.ws.close();
     await srv.stop();

@@ -57,6 +57,8 @@ interface DeskState {
   exp?: number;
   agent?: DeskAgentRow;
   group?: string;
+  /** the login's routing step (agent or guest up), which a close waits for */
+  up?: Promise<unknown>;
 }
 const st = (s: Session) => s.state as unknown as DeskState;
 
@@ -94,13 +96,14 @@ export function deskDialect(app: App): Dialect {
     const state = st(s);
     const base: Record<string, unknown> = { ix: state.ix };
     if (state.as === "guest") {
-      const agent = desk.agentOf(me);
-      const position = desk.queued(state.group!).indexOf(me) + 1;
-      return { ...base, gid: me, group_id: state.group, aix: agent ?? null, queue_position: position || null };
+      const live = await desk.guestLive(me);
+      return { ...base, gid: me, group_id: state.group, aix: live.agent ?? null, queue_position: live.position ?? null };
     }
     const agents = await desk.agentList(state.agent!.groupId);
     const rows = (await inboxOf(store.db, me, { kind: "container", empty: true, limit: 500 })).filter((r) => r.subtype === "desk");
-    const users = new Map((await store.getUsers(rows.map((r) => guestOf(r.conv)!))).map((u) => [u.id, u]));
+    const gids = rows.map((r) => guestOf(r.conv)!);
+    const users = new Map((await store.getUsers(gids)).map((u) => [u.id, u]));
+    const online = await desk.onlineGuests(gids);
     return {
       ...base,
       admin_list: agents.map((a) => ({ aix: a.id, nick: a.nick, avatar: a.avatar, online: a.online ? 1 : 0, status: a.suspended ? 1 : 0, load: a.load, capacity: a.capacity })),
@@ -111,7 +114,7 @@ export function deskDialect(app: App): Dialect {
           gid,
           nick: u?.nick ?? "",
           avatar: u?.avatar ?? "",
-          online: desk.isGuestOnline(gid) ? 1 : 0,
+          online: online.has(gid) ? 1 : 0,
           unread: r.unread,
           last_message: r.last ? messageInfo(r.last) : null,
           last_time: r.lastMsgAt,
@@ -140,8 +143,9 @@ export function deskDialect(app: App): Dialect {
       if (a === "group_disabled") return reply(s, apiKey, Codes.groupDisabled, {}, "agent group disabled or missing");
       const first = !s.userId;
       if (first) await hub.bindUser(s, user.id, user.role);
+      if (s.closed) return;
       Object.assign(state, { as: "agent", exp: who.exp, agent: a });
-      if (first) await desk.agentUp(a);
+      if (first) await (state.up = desk.agentUp(a));
     } else if (callType === 1) {
       if (!user) return reply(s, apiKey, Codes.badToken, {}, "token unreadable");
       const group = str(f.group_id);
@@ -150,8 +154,9 @@ export function deskDialect(app: App): Dialect {
       if (state.as === "agent") return reply(s, apiKey, Codes.otherUser, {}, "this connection is logged in as an agent");
       const first = !s.userId;
       if (first) await hub.bindUser(s, user.id, user.role);
+      if (s.closed) return;
       Object.assign(state, { as: "guest", exp: who.exp, group: g.id });
-      if (first) await desk.guestUp(user.id, g.id);
+      if (first) await (state.up = desk.guestUp(user.id, g.id));
     } else {
       return reply(s, apiKey, Codes.badFrame, {}, "call_type must be 0, 1 or 3");
     }
@@ -303,9 +308,12 @@ export function deskDialect(app: App): Dialect {
 
     close(s) {
       const state = st(s);
-      if (!s.userId) return;
-      if (state.as === "agent") desk.agentDown(s.userId);
-      else if (state.as === "guest") desk.guestDown(s.userId);
+      const id = s.userId;
+      if (!id || !state.as) return;
+      // After the login's routing step, so the routing state sees this session come and then go (a step
+      // that failed counted nothing).
+      const down = state.as === "agent" ? () => desk.agentDown(id) : () => desk.guestDown(id);
+      void (state.up ?? Promise.resolve()).then(down, () => {});
     },
 
     encode(ev: CoreEvent): string | undefined {
