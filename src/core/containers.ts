@@ -15,6 +15,7 @@ import type { Store } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
 import { fail } from "./errors.ts";
 import { USER_ID_RE } from "./ids.ts";
+import { FailedLogins } from "./ratelimit.ts";
 import type { Who } from "./logins.ts";
 import type { Ack, CoreEvent, Message } from "./types.ts";
 
@@ -70,6 +71,7 @@ export interface ContainersDeps {
 
 export class Containers {
   private readonly verified = new Map<string, number>();
+  private readonly failures = new FailedLogins();
 
   constructor(private readonly d: ContainersDeps) {}
 
@@ -86,7 +88,10 @@ export class Containers {
     const key = createHash("sha256").update(`${a.clientType}\0${a.account}\0${digest}\0${a.passwordHash}`).digest("base64");
     const now = Date.now();
     if ((this.verified.get(key) ?? 0) <= now) {
-      if (!(await Bun.password.verify(digest, a.passwordHash))) return undefined;
+      const who = `${a.clientType}\0${a.account}`;
+      if (this.failures.blocked(who)) return undefined;
+      if (!(await Bun.password.verify(digest, a.passwordHash))) return void this.failures.failed(who);
+      this.failures.succeeded(who);
       if (this.verified.size >= LOGIN_CACHE_MAX) for (const [k, until] of this.verified) if (until <= now || this.verified.size >= LOGIN_CACHE_MAX) this.verified.delete(k);
       this.verified.set(key, now + LOGIN_CACHE_MS);
     }

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import type { AppTokenStore } from "../store/app-tokens.ts";
 import type { Chat } from "./chat.ts";
 import { USER_ID_RE } from "./ids.ts";
+import { FailedLogins } from "./ratelimit.ts";
 import type { TokenService } from "./tokens.ts";
 
 export interface LoginDeps {
@@ -22,6 +23,8 @@ export const APP_TOKEN_TTL_SEC = 7 * 86400;
 export const tokenHash = (token: string) => createHash("sha256").update(token).digest("hex");
 
 export class Logins {
+  private readonly failures = new FailedLogins();
+
   constructor(private readonly d: LoginDeps) {}
 
   /** A JWT of TOKEN_SECRET, or a registered opaque token, of an active user. */
@@ -35,8 +38,11 @@ export class Logins {
 
   async byPassword(userId: unknown, password: unknown): Promise<Who | undefined> {
     if (typeof userId !== "string" || !USER_ID_RE.test(userId) || typeof password !== "string" || !password) return undefined;
+    if (this.failures.blocked(userId)) return undefined;
     const hash = await this.d.passwordHash(userId);
-    if (!hash || !(await Bun.password.verify(password, hash))) return undefined;
+    if (!hash) return undefined;
+    if (!(await Bun.password.verify(password, hash))) return void this.failures.failed(userId);
+    this.failures.succeeded(userId);
     return this.d.chat.activeUser(userId);
   }
 

@@ -23,3 +23,38 @@ export class TokenBucket {
     return Math.ceil(((1 - this.tokens) * 1000) / this.rate);
   }
 }
+
+/**
+ * Failed password logins per account: after `max` failures within `windowMs` the account's password logins
+ * are refused without checking the password until the window has passed. A password check (argon2id) costs
+ * a few hundred milliseconds of CPU, so this bounds both guessing and the CPU an attacker can burn.
+ */
+export class FailedLogins {
+  private readonly failures = new Map<string, { n: number; since: number }>();
+
+  constructor(
+    private readonly max = 5,
+    private readonly windowMs = 60_000,
+  ) {}
+
+  blocked(key: string, now = Date.now()): boolean {
+    const f = this.failures.get(key);
+    if (!f) return false;
+    if (now - f.since >= this.windowMs) {
+      this.failures.delete(key);
+      return false;
+    }
+    return f.n >= this.max;
+  }
+
+  failed(key: string, now = Date.now()): void {
+    const f = this.failures.get(key);
+    if (f && now - f.since < this.windowMs) f.n++;
+    else this.failures.set(key, { n: 1, since: now });
+    if (this.failures.size > 100_000) for (const [k, v] of this.failures) if (now - v.since >= this.windowMs) this.failures.delete(k);
+  }
+
+  succeeded(key: string): void {
+    this.failures.delete(key);
+  }
+}
