@@ -7,6 +7,7 @@ import type { Subprocess } from "bun";
 import { join } from "node:path";
 import { Hist } from "./hist.ts";
 import { BUN } from "./servers.ts";
+import { cpuSeconds } from "./machine.ts";
 
 export type Proto = "native" | "raw" | "sio";
 export const PER_WORKER = 18_000;
@@ -179,6 +180,11 @@ export class LoadGen {
   /** Sends a command to every worker (or a per-worker command) and waits for each acknowledgement. */
   async all(cmd: Cmd | ((i: number) => Cmd), reply: string): Promise<any[]> {
     return Promise.all(this.workers.map((w, i) => w.call(typeof cmd === "function" ? cmd(i) : cmd, reply)));
+  }
+
+  /** CPU seconds the load-generator processes have used so far. */
+  cpu(): number {
+    return this.workers.reduce((s, w) => s + cpuSeconds(w.proc.pid), 0);
   }
 
   async measure(): Promise<number> {

@@ -28,7 +28,13 @@ interface Conn {
   tag?: string;
   tagRe?: string;
   inflight: number;
+  /** messages sent, and the highest of their numbers seen back */
+  sent: number;
+  seen: number;
+  got: number;
   progressAt: number;
+  /** gaps already reported */
+  gapsAt?: number;
   /** durable sends: id → send time */
   pending?: Map<number, number>;
   nextId: number;
@@ -101,11 +107,18 @@ function onFrame(cn: Conn, data: unknown): void {
         i = data.indexOf('"bt":', i + 5);
       }
       if (cn.tag && fan?.mode === "closed") {
-        const mine = countMarks(data, cn.tagRe!);
-        if (mine) {
-          cn.inflight = Math.max(0, cn.inflight - mine);
-          cn.progressAt = now();
-          topUp(cn);
+        // Each sender numbers its messages and they come back in order: everything up to the highest
+        // number seen has landed or was dropped (a coalescer over its per-tick cap drops danmaku).
+        const j = data.lastIndexOf(cn.tagRe!);
+        if (j !== -1) {
+          cn.got += countMarks(data, cn.tagRe!);
+          const seen = parseInt(data.slice(j + cn.tagRe!.length, j + cn.tagRe!.length + 12));
+          if (seen > cn.seen) {
+            cn.seen = seen;
+            cn.inflight = cn.sent - seen;
+            cn.progressAt = now();
+            topUp(cn);
+          }
         }
       }
       return;
@@ -134,7 +147,7 @@ function onFrame(cn: Conn, data: unknown): void {
 }
 
 function pubFrame(cn: Conn, t: number): string {
-  const body = `{"bt":${t},"q":"${cn.tag}"}`;
+  const body = `{"bt":${t},"q":"${cn.tag}","n":${++cn.sent}}`;
   if (proto === "native") return `{"t":"room_send","room":"${fan!.room}","class":"${fan!.cls}","kind":"bench","body":${body}}`;
   if (proto === "sio") return `42["pub",${body}]`;
   return body;
@@ -168,7 +181,7 @@ async function open(cmd: Extract<Cmd, { op: "open" }>): Promise<void> {
     if (tokens) url += `${url.includes("?") ? "&" : "?"}token=${(await tokens.issue(cmd.users![k]!, 86400)).token}`;
     await new Promise<void>((resolve) => {
       const ws = new WebSocket(url);
-      const cn: Conn = { ws, i: conns.length, ready: false, sampled: false, fifo: [], inflight: 0, progressAt: 0, nextId: 1 };
+      const cn: Conn = { ws, i: conns.length, ready: false, sampled: false, fifo: [], inflight: 0, sent: 0, seen: 0, got: 0, progressAt: 0, nextId: 1 };
       const t = setTimeout(() => done("timeout"), 30_000);
       function done(err?: string) {
         clearTimeout(t);
@@ -375,7 +388,8 @@ process.on("message", async (cmd: Cmd) => {
       const senders = cmd.senders.map((i) => conns[i]!).filter(Boolean);
       senders.forEach((cn, k) => {
         cn.tag = `w${cmd.worker}s${k}`;
-        cn.tagRe = `"q":"${cn.tag}"`;
+        cn.tagRe = `"q":"${cn.tag}","n":`;
+        cn.sent = cn.seen = cn.got = 0;
         cn.progressAt = now();
       });
       if (cmd.mode === "closed") {
@@ -388,6 +402,7 @@ process.on("message", async (cmd: Cmd) => {
               if (cn.inflight && t - cn.progressAt > 3000) {
                 c.lost += cn.inflight;
                 cn.inflight = 0;
+                cn.seen = cn.got = cn.sent;
                 cn.progressAt = t;
                 topUp(cn);
               }
@@ -414,8 +429,12 @@ process.on("message", async (cmd: Cmd) => {
       c = fresh();
       hist = new Hist();
       return send({ op: "measuring" });
-    case "report":
-      return send({ op: "report", counters: { ...c, at: now() }, hist: hist.toJSON() });
+    case "report": {
+      // Closed-loop fan-out: messages passed over by a later one of the same sender never arrived.
+      let gaps = 0;
+      for (const cn of conns) if (cn.tag) gaps += Math.max(0, cn.seen - cn.got - (cn.gapsAt ?? 0)), (cn.gapsAt = cn.seen - cn.got);
+      return send({ op: "report", counters: { ...c, lost: c.lost + gaps, at: now() }, hist: hist.toJSON() });
+    }
     case "stop":
       stopLoops();
       return send({ op: "stopped" });

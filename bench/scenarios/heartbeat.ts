@@ -43,6 +43,7 @@ export async function heartbeat(ctx: Ctx): Promise<Result> {
           "closed-loop p50 ms": closed.report.hist.pct(0.5),
           "closed-loop p99 ms": closed.report.hist.pct(0.99),
           "open-loop achieved/s": open.rate,
+          "generator CPU %": Math.round(closed.gen * 100),
         },
       });
     } finally {
