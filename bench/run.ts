@@ -6,12 +6,16 @@ import { Ctx, type Options, type Result } from "./lib/harness.ts";
 import { machine } from "./lib/machine.ts";
 import { svg, table, type Run } from "./lib/report.ts";
 import type { ServerKind } from "./lib/servers.ts";
+import { connections } from "./scenarios/connections.ts";
 import { fanout } from "./scenarios/fanout.ts";
 import { heartbeat } from "./scenarios/heartbeat.ts";
+import { offlinePull } from "./scenarios/offline-pull.ts";
 
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   heartbeat,
   fanout,
+  "offline-pull": offlinePull,
+  connections,
 };
 
 const HELP = `usage: bun run bench [scenario...] [options]

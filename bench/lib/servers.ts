@@ -63,7 +63,8 @@ export async function startServer(kind: ServerKind, opts: StartOpts = {}): Promi
     if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
     else env.DATA_DIR = join(LOGS, `data-${port}`);
     if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;
-    cmd = [BUN, "src/main.ts"];
+    // BENCH_PROFILE=1: each of our servers writes a CPU profile (markdown) under results/logs/prof at exit.
+    cmd = process.env.BENCH_PROFILE ? [BUN, "--cpu-prof-md", `--cpu-prof-dir=${join(LOGS, "prof")}`, "src/main.ts"] : [BUN, "src/main.ts"];
   } else if (kind === "bun-raw") cmd = [BUN, "bench/peers/bun-raw.ts"];
   else {
     if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;

@@ -294,6 +294,8 @@ function schedule(who: Conn[], perSec: number, fire: (cn: Conn, t: number) => vo
 
 async function pull(cmd: Extract<Cmd, { op: "pull" }>): Promise<void> {
   const tokens = new TokenService(cmd.tokenSecret);
+  c = fresh();
+  hist = new Hist();
   const connectHist = new Hist();
   const deadline = now() + cmd.durationMs;
   let next = 0;
