@@ -6,7 +6,9 @@ import { Ctx, type Options, type Result } from "./lib/harness.ts";
 import { machine } from "./lib/machine.ts";
 import { svg, table, type Run } from "./lib/report.ts";
 import type { ServerKind } from "./lib/servers.ts";
+import { cluster } from "./scenarios/cluster.ts";
 import { connections } from "./scenarios/connections.ts";
+import { durable } from "./scenarios/durable.ts";
 import { fanout } from "./scenarios/fanout.ts";
 import { heartbeat } from "./scenarios/heartbeat.ts";
 import { offlinePull } from "./scenarios/offline-pull.ts";
@@ -16,6 +18,8 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   fanout,
   "offline-pull": offlinePull,
   connections,
+  cluster,
+  durable,
 };
 
 const HELP = `usage: bun run bench [scenario...] [options]

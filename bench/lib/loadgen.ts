@@ -43,7 +43,7 @@ export type Cmd =
   | { op: "hb"; mode: "closed" | "open"; rate: number }
   | { op: "idle"; everyMs: number }
   | { op: "fan"; worker: number; senders: number[]; mode: "closed" | "open"; window: number; rate: number; room: string; cls: "must" | "droppable" }
-  | { op: "durable"; peers: string[]; window: number; bodyChars: number }
+  | { op: "durable"; mode: "closed" | "open"; peers: string[]; window: number; rate: number; bodyChars: number }
   | {
       op: "pull";
       hosts: string[];

@@ -29,6 +29,8 @@ export interface Server {
   port: number;
   pid: number;
   log: string;
+  /** a full garbage collection in the server (SIGUSR2), then a pause for the allocator to give pages back */
+  gc(): Promise<void>;
   cpu(): number;
   rss(): number;
   stop(): Promise<void>;
@@ -64,11 +66,11 @@ export async function startServer(kind: ServerKind, opts: StartOpts = {}): Promi
     else env.DATA_DIR = join(LOGS, `data-${port}`);
     if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;
     // BENCH_PROFILE=1: each of our servers writes a CPU profile (markdown) under results/logs/prof at exit.
-    cmd = process.env.BENCH_PROFILE ? [BUN, "--cpu-prof-md", `--cpu-prof-dir=${join(LOGS, "prof")}`, "src/main.ts"] : [BUN, "src/main.ts"];
+    cmd = process.env.BENCH_PROFILE ? [BUN, "--cpu-prof-md", `--cpu-prof-dir=${join(LOGS, "prof")}`, "bench/lib/ours.ts"] : [BUN, "bench/lib/ours.ts"];
   } else if (kind === "bun-raw") cmd = [BUN, "bench/peers/bun-raw.ts"];
   else {
     if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;
-    cmd = ["node", kind === "node-ws" ? "bench/peers/node-ws.mjs" : "bench/peers/socketio.mjs"];
+    cmd = ["node", "--expose-gc", kind === "node-ws" ? "bench/peers/node-ws.mjs" : "bench/peers/socketio.mjs"];
   }
   Object.assign(env, opts.env);
   const proc = Bun.spawn(cmd, { cwd: ROOT, env, stdout: fd, stderr: fd, stdin: "ignore" });
@@ -90,6 +92,10 @@ export async function startServer(kind: ServerKind, opts: StartOpts = {}): Promi
     port,
     pid: proc.pid,
     log,
+    async gc() {
+      proc.kill("SIGUSR2");
+      await sleep(1500);
+    },
     cpu: () => cpuSeconds(proc.pid),
     rss: () => rssBytes(proc.pid),
     async stop() {

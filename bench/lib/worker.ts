@@ -49,6 +49,7 @@ let hist = new Hist();
 let timers: ReturnType<typeof setInterval>[] = [];
 let fan: Extract<Cmd, { op: "fan" }> | undefined;
 let durableBody = "";
+let durableClosed = true;
 
 function fresh(): Counters {
   return { count: 0, lost: 0, errors: 0, resyncs: 0, closed: 0, msgs: 0, startedAt: now() };
@@ -133,13 +134,13 @@ function onFrame(cn: Conn, data: unknown): void {
           hist.add(now() - t);
           c.count++;
         }
-        sendDurable(cn);
+        if (durableClosed) sendDurable(cn);
       } else if (data.startsWith('{"t":"msg"')) c.msgs++;
       else if (data.startsWith('{"t":"error"')) {
         c.errors++;
         const id = Number(/"id":(\d+)/.exec(data)?.[1]);
         cn.pending!.delete(id);
-        sendDurable(cn);
+        if (durableClosed) sendDurable(cn);
       }
       return;
     }
@@ -418,11 +419,13 @@ process.on("message", async (cmd: Cmd) => {
       stopLoops();
       mode = "durable";
       durableBody = JSON.stringify({ text: "x".repeat(cmd.bodyChars) });
+      durableClosed = cmd.mode === "closed";
       conns.forEach((cn, k) => {
         cn.peer = cmd.peers[k];
         cn.pending = new Map();
-        for (let w = 0; w < cmd.window; w++) sendDurable(cn);
+        if (durableClosed) for (let w = 0; w < cmd.window; w++) sendDurable(cn);
       });
+      if (!durableClosed) schedule(conns, cmd.rate, (cn) => sendDurable(cn));
       return send({ op: "started" });
     }
     case "pull":

@@ -26,3 +26,4 @@ process.on("SIGTERM", () => {
   server.stop(true);
   process.exit(0);
 });
+process.on("SIGUSR2", () => Bun.gc(true));

@@ -25,3 +25,4 @@ wss.on("connection", (ws, req) => {
 });
 http.listen(Number(process.env.PORT ?? 8091), process.env.HOST ?? "0.0.0.0");
 process.on("SIGTERM", () => process.exit(0));
+process.on("SIGUSR2", () => globalThis.gc?.());

@@ -28,3 +28,4 @@ io.on("connection", (socket) => {
 });
 http.listen(Number(process.env.PORT ?? 8092), process.env.HOST ?? "0.0.0.0");
 process.on("SIGTERM", () => process.exit(0));
+process.on("SIGUSR2", () => globalThis.gc?.());

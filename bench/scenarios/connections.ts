@@ -2,7 +2,8 @@
 // 20 s, and read the server's resident memory before and after: memory per connection (the kernel's
 // socket buffers are not in a process's RSS). One server process holds at most ~19,900 sockets (the
 // open-file limit is 20,000), so past 18,000 ours runs several nodes, each on its own port; the peers
-// run one process at up to 18,000.
+// run one process at up to 18,000. Every server is read after a full garbage collection (SIGUSR2:
+// bench/lib/ours.ts, the peers), before and after, so the figure is what the connections hold.
 import { type Ctx, type Result, type Row, target, ratiosOf } from "../lib/harness.ts";
 import { LoadGen, PER_WORKER } from "../lib/loadgen.ts";
 import { sleep } from "../lib/machine.ts";
@@ -23,7 +24,7 @@ export async function connections(ctx: Ctx): Promise<Result> {
     const servers: Server[] = kind === "ours" ? (await ctx.ours({ name: "conns", users, nodes })).nodes : [await ctx.peer(kind)];
     let lg: LoadGen | undefined;
     try {
-      await sleep(1000);
+      for (const s of servers) await s.gc();
       const base = servers.map((s) => s.rss());
       lg = await LoadGen.start(n, Math.max(2, Math.ceil(n / PER_WORKER)));
       const o = await lg.open(
@@ -35,6 +36,7 @@ export async function connections(ctx: Ctx): Promise<Result> {
       const t = await lg.measure();
       await sleep((ctx.opts.warmup + ctx.opts.seconds) * 1000);
       const rep = await lg.report(t);
+      for (const s of servers) await s.gc();
       const rss = servers.map((s) => s.rss());
       const grown = rss.reduce((a, r, i) => a + r - base[i]!, 0);
       const held = o.ok - rep.counters.closed;
