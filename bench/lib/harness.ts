@@ -140,7 +140,8 @@ export class Ctx {
         (o.db ? `  db CPU ${db.toFixed(2)} s` : "") +
         (report.counters.lost || report.counters.errors || report.counters.resyncs || report.counters.closed
           ? `  (lost ${report.counters.lost}, errors ${report.counters.errors}, resyncs ${report.counters.resyncs}, closed ${report.counters.closed})`
-          : ""),
+          : "") +
+        (report.counters.lastError ? `\n    first error: ${report.counters.lastError}` : ""),
     );
     return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen };
   }

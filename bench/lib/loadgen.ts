@@ -21,6 +21,8 @@ export interface Counters {
   closed: number;
   msgs: number;
   startedAt: number;
+  /** the first error frame received, for the log */
+  lastError?: string;
   at?: number;
 }
 
@@ -43,7 +45,7 @@ export type Cmd =
   | { op: "hb"; mode: "closed" | "open"; rate: number }
   | { op: "idle"; everyMs: number }
   | { op: "fan"; worker: number; senders: number[]; mode: "closed" | "open"; window: number; rate: number; room: string; cls: "must" | "droppable" }
-  | { op: "durable"; mode: "closed" | "open"; peers: string[]; window: number; rate: number; bodyChars: number }
+  | { op: "durable"; mode: "closed" | "open"; /** user → the user it sends to */ peers: Record<string, string>; window: number; rate: number; bodyChars: number }
   | {
       op: "pull";
       hosts: string[];
@@ -223,6 +225,7 @@ function merge(rs: { counters: Counters; hist: [number, number][] }[], seconds: 
   const hist = new Hist();
   for (const r of rs) {
     for (const k of ["count", "lost", "errors", "resyncs", "closed", "msgs"] as const) counters[k] += r.counters[k];
+    counters.lastError ??= r.counters.lastError;
     hist.merge(Hist.from(r.hist));
   }
   return { counters, hist, seconds };

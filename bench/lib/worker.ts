@@ -38,6 +38,8 @@ interface Conn {
   /** durable sends: id → send time */
   pending?: Map<number, number>;
   nextId: number;
+  /** the user this connection signed in as (native protocol) */
+  user?: string;
   peer?: string;
 }
 
@@ -96,6 +98,7 @@ function onFrame(cn: Conn, data: unknown): void {
         if (data.startsWith('{"t":"resync"')) c.resyncs++;
         else if (data.startsWith('{"t":"error"')) {
           c.errors++;
+          c.lastError ??= data.slice(0, 300);
           if (cn.tag && cn.inflight > 0) cn.inflight--;
         }
       }
@@ -138,6 +141,7 @@ function onFrame(cn: Conn, data: unknown): void {
       } else if (data.startsWith('{"t":"msg"')) c.msgs++;
       else if (data.startsWith('{"t":"error"')) {
         c.errors++;
+        c.lastError ??= data.slice(0, 300);
         const id = Number(/"id":(\d+)/.exec(data)?.[1]);
         cn.pending!.delete(id);
         if (durableClosed) sendDurable(cn);
@@ -182,7 +186,7 @@ async function open(cmd: Extract<Cmd, { op: "open" }>): Promise<void> {
     if (tokens) url += `${url.includes("?") ? "&" : "?"}token=${(await tokens.issue(cmd.users![k]!, 86400)).token}`;
     await new Promise<void>((resolve) => {
       const ws = new WebSocket(url);
-      const cn: Conn = { ws, i: conns.length, ready: false, sampled: false, fifo: [], inflight: 0, sent: 0, seen: 0, got: 0, progressAt: 0, nextId: 1 };
+      const cn: Conn = { ws, i: conns.length, user: cmd.users?.[k], ready: false, sampled: false, fifo: [], inflight: 0, sent: 0, seen: 0, got: 0, progressAt: 0, nextId: 1 };
       const t = setTimeout(() => done("timeout"), 30_000);
       function done(err?: string) {
         clearTimeout(t);
@@ -420,8 +424,8 @@ process.on("message", async (cmd: Cmd) => {
       mode = "durable";
       durableBody = JSON.stringify({ text: "x".repeat(cmd.bodyChars) });
       durableClosed = cmd.mode === "closed";
-      conns.forEach((cn, k) => {
-        cn.peer = cmd.peers[k];
+      conns.forEach((cn) => {
+        cn.peer = cmd.peers[cn.user!];
         cn.pending = new Map();
         if (durableClosed) for (let w = 0; w < cmd.window; w++) sendDurable(cn);
       });
