@@ -444,9 +444,13 @@ process.on("message", async (cmd: Cmd) => {
       for (const cn of conns) if (cn.tag) gaps += Math.max(0, cn.seen - cn.got - (cn.gapsAt ?? 0)), (cn.gapsAt = cn.seen - cn.got);
       return send({ op: "report", counters: { ...c, lost: c.lost + gaps, at: now() }, hist: hist.toJSON() });
     }
-    case "stop":
+    case "stop": {
+      // Fan-out: senders stop, receivers keep counting (the orchestrator waits for the backlog to drain).
+      const counting = mode === "fan";
       stopLoops();
+      if (counting) mode = "fan";
       return send({ op: "stopped" });
+    }
     case "close": {
       stopLoops();
       for (const cn of conns) cn.ws.close();
