@@ -35,8 +35,6 @@ export interface Session {
   /** The user's role (users.role), set with userId. */
   role?: string;
   ws: ServerWebSocket<Session>;
-  readonly query: URLSearchParams;
-  readonly headers: Headers;
   readonly ip: string;
   readonly openedAt: number;
   closed: boolean;

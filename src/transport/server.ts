@@ -77,6 +77,8 @@ export function listen(
       if (app.draining) return new Response("shutting down", { status: 503 });
       const pre = dialect.upgrade ? await dialect.upgrade(req, url) : {};
       if (pre instanceof Response) return pre;
+      // The request (its headers, its URL) is not kept: a dialect reads what it needs in upgrade().
+      // Holding them cost about 1.5 KB per idle connection (bench: connections).
       const session: Session = {
         id: `${++nextId}`,
         dialect,
@@ -84,8 +86,6 @@ export function listen(
         userId: pre.userId,
         role: pre.role,
         ws: undefined as unknown as ServerWebSocket<Session>,
-        query: url.searchParams,
-        headers: req.headers,
         ip: server.requestIP(req)?.address ?? "",
         openedAt: Date.now(),
         closed: false,

@@ -76,7 +76,7 @@ export function nativeDialect(app: App): Dialect {
       }
       case "sync": {
         const m = f as FrameOf<"sync">;
-        const page = m.mark ? await chat.pull(me, m) : await chat.pending(me, m);
+        const page = m.mark ? await chat.pull(me, m, s.id) : await chat.pending(me, m);
         return void reply(s, { t: "sync", id: f.id, msgs: page.msgs, more: page.more });
       }
       case "delivered":

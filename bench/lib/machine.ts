@@ -1,0 +1,82 @@
+// What a figure was measured on, and what a process costs: CPU time and memory read from /proc.
+import { readdirSync, readFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+
+export interface Machine {
+  nproc: number;
+  cpu: string;
+  memGiB: number;
+  load: [number, number, number];
+  bun: string;
+  node?: string;
+  kernel: string;
+  openFiles: number;
+}
+
+export function machine(): Machine {
+  let node: string | undefined;
+  try {
+    node = Bun.spawnSync(["node", "--version"]).stdout.toString().trim() || undefined;
+  } catch {}
+  let openFiles = 0;
+  try {
+    openFiles = Number(readFileSync("/proc/self/limits", "utf8").match(/Max open files\s+(\d+)/)?.[1] ?? 0);
+  } catch {}
+  return {
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? "unknown",
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    load: loadavg().map((x) => Math.round(x * 100) / 100) as [number, number, number],
+    bun: Bun.version,
+    node,
+    kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
+    openFiles,
+  };
+}
+
+const TICK = 100; // USER_HZ: /proc times are in 1/100 s on Linux
+
+/** CPU seconds (user + system, all threads) a process has used so far; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / TICK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory of a process in bytes. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** A process and its descendants (Postgres forks a backend per connection). */
+export function withChildren(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, "utf8");
+      parent.set(Number(d), Number(s.slice(s.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {}
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [c, p] of parent) if (p === out[i]) out.push(c);
+  return out;
+}
+
+/** CPU seconds of a group of processes (children looked up again each time: backends come and go). */
+export function groupCpu(pids: () => number[]): number {
+  return pids().reduce((s, p) => s + cpuSeconds(p), 0);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,124 @@
+// Postgres and Redis for the scenarios that need them, started the way test/run.sh starts them for the
+// suite (the machine's Postgres initdb'd into a temporary folder, redis-server without persistence, both
+// on free loopback ports) and removed afterwards. Under `npm test` (the smoke test) the suite's own
+// services are reused instead: TEST_PG_URL / TEST_REDIS_URL.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, chownSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { sleep, withChildren } from "./machine.ts";
+
+export async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+const isRoot = process.getuid?.() === 0;
+const asPg = (cmd: string[]) => (isRoot ? ["runuser", "-u", "postgres", "--", ...cmd] : cmd);
+
+function pgBin(): string {
+  const dirs = existsSync("/usr/lib/postgresql") ? readdirSync("/usr/lib/postgresql").sort((a, b) => Number(a) - Number(b)) : [];
+  const bin = dirs.length ? `/usr/lib/postgresql/${dirs.at(-1)}/bin` : "";
+  if (!bin || !existsSync(`${bin}/initdb`)) throw new Error("Postgres server binaries not found under /usr/lib/postgresql");
+  return bin;
+}
+
+function run(cmd: string[]): void {
+  const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")}: ${r.stderr.toString() || r.stdout.toString()}`);
+}
+
+export interface Pg {
+  /** admin URL (database `postgres`) */
+  url: string;
+  /** postmaster and backends, when this run started the server (undefined when reused) */
+  pids?: () => number[];
+  /** a new empty database, its URL */
+  createDb(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startPostgres(): Promise<Pg> {
+  const reuse = process.env.TEST_PG_URL;
+  if (reuse) return pgAt(reuse, undefined, async () => {});
+  const bin = pgBin();
+  const work = mkdtempSync(join(tmpdir(), "chat-bench-pg."));
+  Bun.spawnSync(["chmod", "755", work]);
+  const data = join(work, "pg");
+  const sock = join(work, "sock");
+  Bun.spawnSync(["mkdir", "-p", data, sock]);
+  if (isRoot) {
+    const uid = Number(Bun.spawnSync(["id", "-u", "postgres"]).stdout.toString());
+    chownSync(data, uid, uid);
+    chownSync(sock, uid, uid);
+  }
+  run(asPg([`${bin}/initdb`, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]));
+  const port = await freePort();
+  // Durability stays at its defaults (fsync on): an ack still means committed. Only sizing is raised.
+  run(
+    asPg([
+      `${bin}/pg_ctl`, "-D", data, "-l", join(sock, "pg.log"), "-w", "-o",
+      `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=512MB -c max_wal_size=4GB`,
+      "start",
+    ]),
+  );
+  const master = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+  return pgAt(`postgres://postgres@127.0.0.1:${port}/postgres`, () => withChildren(master), async () => {
+    Bun.spawnSync(asPg([`${bin}/pg_ctl`, "-D", data, "-m", "immediate", "stop"]), { stdout: "ignore", stderr: "ignore" });
+    rmSync(work, { recursive: true, force: true });
+  });
+}
+
+function pgAt(url: string, pids: (() => number[]) | undefined, stop: () => Promise<void>): Pg {
+  let n = 0;
+  return {
+    url,
+    pids,
+    async createDb(name) {
+      const db = `bench_${name}_${process.pid}_${++n}`;
+      const sql = postgres(url, { max: 1, onnotice: () => {} });
+      await sql.unsafe(`create database ${db}`);
+      await sql.end();
+      const u = new URL(url);
+      u.pathname = `/${db}`;
+      return u.toString();
+    },
+    stop,
+  };
+}
+
+export interface Redis {
+  url: string;
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+export async function startRedis(): Promise<Redis> {
+  const reuse = process.env.TEST_REDIS_URL;
+  if (reuse) return { url: reuse, stop: async () => {} };
+  if (!Bun.which("redis-server")) throw new Error("redis-server is missing: apt-get install redis-server");
+  const port = await freePort();
+  const proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  for (let i = 0; i < 100; i++) {
+    try {
+      const c = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      c.end();
+      break;
+    } catch {
+      await sleep(50);
+    }
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: proc.pid,
+    async stop() {
+      proc.kill();
+      await proc.exited;
+    },
+  };
+}

@@ -1,0 +1,120 @@
+// `bun run bench [scenario...] [options]`: runs the load tests side by side with their peers and writes
+// a table (stdout), JSON and an SVG chart (bench/results/). See bench/README.md.
+import { mkdirSync, writeFileSync, copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { Ctx, type Options, type Result } from "./lib/harness.ts";
+import { machine } from "./lib/machine.ts";
+import { svg, table, type Run } from "./lib/report.ts";
+import type { ServerKind } from "./lib/servers.ts";
+import { cluster } from "./scenarios/cluster.ts";
+import { connections } from "./scenarios/connections.ts";
+import { durable } from "./scenarios/durable.ts";
+import { fanout } from "./scenarios/fanout.ts";
+import { heartbeat } from "./scenarios/heartbeat.ts";
+import { offlinePull } from "./scenarios/offline-pull.ts";
+
+const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
+  heartbeat,
+  fanout,
+  "offline-pull": offlinePull,
+  connections,
+  cluster,
+  durable,
+};
+
+const HELP = `usage: bun run bench [scenario...] [options]
+scenarios: ${Object.keys(SCENARIOS).join(", ")} (default: all)
+options:
+  --smoke           tiny N and a second per window: checks that each scenario completes and reports
+  --n N             connections (heartbeat, connections) or room members (fan-out, cluster) or senders (durable)
+  --seconds S       length of each measured window (default 10; smoke 1)
+  --warmup S        warm-up before each window (default 2; smoke 0.5)
+  --rate R          open-loop rate (heartbeat: pings/s; fan-out: messages/s; offline-pull: pulls/s)
+  --window W        closed-loop messages in flight per sender (fan-out, durable)
+  --store M         offline-pull: messages in the store (default 1,000,000)
+  --peers a,b       peers to run beside ours: bun-raw,node-ws,socketio (default all; "none" for none)
+  --out DIR         where results go (default bench/results)`;
+
+function parse(argv: string[]): { scenarios: string[]; opts: Options; out: string } {
+  const scenarios: string[] = [];
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "-h" || a === "--help") {
+      console.log(HELP);
+      process.exit(0);
+    }
+    if (a === "--smoke") flags.smoke = "1";
+    else if (a.startsWith("--")) {
+      const [k, v] = a.includes("=") ? a.slice(2).split("=", 2) : [a.slice(2), argv[++i]];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      flags[k!] = v;
+    } else if (a in SCENARIOS) scenarios.push(a);
+    else throw new Error(`unknown scenario ${a}\n${HELP}`);
+  }
+  const smoke = flags.smoke === "1";
+  const num = (k: string) => (flags[k] !== undefined ? Number(flags[k]!.replace(/_/g, "")) : undefined);
+  const peers = (flags.peers ?? "bun-raw,node-ws,socketio").split(",").filter((p) => p && p !== "none") as ServerKind[];
+  for (const p of peers) if (!["bun-raw", "node-ws", "socketio"].includes(p)) throw new Error(`unknown peer ${p}`);
+  return {
+    scenarios: scenarios.length ? scenarios : Object.keys(SCENARIOS),
+    opts: {
+      smoke,
+      n: num("n"),
+      seconds: num("seconds") ?? (smoke ? 1 : 10),
+      warmup: num("warmup") ?? (smoke ? 0.5 : 2),
+      peers,
+      store: num("store"),
+      rate: num("rate"),
+      window: num("window"),
+    },
+    out: flags.out ?? join(import.meta.dir, "results"),
+  };
+}
+
+const { scenarios, opts, out } = parse(process.argv.slice(2));
+const run: Run = {
+  startedAt: new Date().toISOString(),
+  command: `bun run bench ${process.argv.slice(2).join(" ")}`.trim(),
+  machine: machine(),
+  machineAfter: { load: [0, 0, 0] },
+  options: { ...opts },
+  results: [],
+  failures: [],
+};
+const ctx = new Ctx(opts);
+let stopping = false;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, async () => {
+    if (stopping) return;
+    stopping = true;
+    ctx.say(`${sig}: stopping`);
+    await ctx.close();
+    process.exit(130);
+  });
+}
+ctx.say(`bench: ${scenarios.join(", ")} on ${run.machine.nproc} × ${run.machine.cpu}, load ${run.machine.load.join(" ")}`);
+try {
+  for (const s of scenarios) {
+    try {
+      run.results.push(await SCENARIOS[s]!(ctx));
+    } catch (e) {
+      ctx.say(`${s} failed: ${(e as Error).stack ?? e}`);
+      run.failures.push({ scenario: s, error: (e as Error).message ?? String(e) });
+    }
+  }
+} finally {
+  await ctx.close();
+}
+run.machineAfter.load = machine().load;
+mkdirSync(out, { recursive: true });
+const stamp = run.startedAt.replace(/[:.]/g, "-");
+const json = join(out, `${stamp}.json`);
+const chart = join(out, `${stamp}.svg`);
+writeFileSync(json, JSON.stringify(run, null, 2));
+writeFileSync(chart, svg(run));
+copyFileSync(json, join(out, "latest.json"));
+copyFileSync(chart, join(out, "latest.svg"));
+console.log(table(run));
+console.log(`\nresults: ${json}\nchart:   ${chart}`);
+process.exit(run.failures.length ? 1 : 0);

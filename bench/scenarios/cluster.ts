@@ -1,0 +1,63 @@
+// cluster fan-out: the fan-out room (danmaku, closed and open loop as in fanout.ts) with its members
+// and senders spread over 2 nodes that share it through Redis, against the same room on 1 node; the
+// same for Socket.IO with @socket.io/redis-adapter. What matters is the work per delivery: 2 nodes should
+// deliver at least 0.8× of 1 node's rate for the same total server CPU (deliveries per CPU second).
+import { fmt, ratiosOf, target, type Ctx, type Result, type Row } from "../lib/harness.ts";
+import type { LoadGen } from "../lib/loadgen.ts";
+import { userIds } from "../lib/seed.ts";
+import type { Server } from "../lib/servers.ts";
+import { fanLoops, fanParams, fanRow, openRoom } from "./fanout.ts";
+
+export async function cluster(ctx: Ctx): Promise<Result> {
+  const t0 = performance.now();
+  const p = fanParams(ctx, 1000);
+  const users = userIds("cl", p.members);
+  const rows: Row[] = [];
+  const kinds = (["ours", ...ctx.opts.peers.filter((k) => k === "socketio")] as const).flatMap((k) => [1, 2].map((nodes) => [k, nodes] as const));
+  for (const [kind, nodes] of kinds) {
+    const label = `${kind === "ours" ? "ours" : "Socket.IO"} ${nodes} node${nodes > 1 ? "s" : ""}`;
+    ctx.say(`cluster fan-out · ${label} · room of ${p.members}, ${p.senders} senders`);
+    const redis = nodes > 1 ? await ctx.redis() : undefined;
+    let servers: Server[] = [];
+    let lg: LoadGen | undefined;
+    try {
+      if (kind === "ours") servers = (await ctx.ours({ name: `cluster${nodes}`, users, nodes, redis: nodes > 1 })).nodes;
+      else for (let i = 0; i < nodes; i++) servers.push(await ctx.peer("socketio", { redis: nodes > 1, name: `socketio-n${i + 1}` }));
+      lg = await openRoom(ctx, kind, servers, users);
+      const r = await fanLoops(ctx, lg, servers, p, "droppable", "danmaku", { redisPid: redis?.pid });
+      const row = fanRow(label, p.members, r.closed, r.open, `${nodes}`);
+      row.extra!["deliveries per server CPU s"] = Math.round(r.closed.report.counters.count / r.closed.cpu);
+      row.extra!["server CPU s"] = Number(r.closed.cpu.toFixed(2));
+      if (redis?.pid) row.extra!["redis CPU s"] = Number(r.closed.redis.toFixed(2));
+      rows.push(row);
+    } finally {
+      await lg?.close();
+      for (const s of servers) await s.stop();
+    }
+  }
+  const perCpu = (label: string) => {
+    const r = rows.find((x) => x.server === label);
+    return r ? (r.extra!["deliveries per server CPU s"] as number) : NaN;
+  };
+  const rate = (label: string) => rows.find((x) => x.server === label)?.value ?? NaN;
+  const eff = perCpu("ours 2 nodes") / perCpu("ours 1 node");
+  const targets = [target("ours 2 nodes vs 1 node, deliveries per server CPU second", "≥ 0.8×", eff, eff >= 0.8)];
+  const notes = [
+    `ours 2 nodes / 1 node, deliveries/s: ${(rate("ours 2 nodes") / rate("ours 1 node")).toFixed(2)}×; per server CPU second: ${eff.toFixed(2)}×`,
+    "danmaku (droppable) traffic; 1 node runs the in-process bus, 2 nodes the Redis bus; Redis CPU is shown apart",
+  ];
+  if (rows.some((r) => r.server.startsWith("Socket.IO"))) {
+    const sio = perCpu("Socket.IO 2 nodes") / perCpu("Socket.IO 1 node");
+    notes.push(`Socket.IO 2 nodes / 1 node, per server CPU second: ${sio.toFixed(2)}×; deliveries/s ${fmt(rate("Socket.IO 2 nodes"))} vs ${fmt(rate("Socket.IO 1 node"))}`);
+  }
+  return {
+    scenario: "cluster",
+    title: "Cluster fan-out: one room over 2 nodes through Redis",
+    params: { members: p.members, senders: p.senders, window: p.window, openLoopMsgsPerSec: p.rate, seconds: ctx.opts.seconds },
+    rows,
+    ratios: ratiosOf(rows),
+    targets,
+    notes,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}

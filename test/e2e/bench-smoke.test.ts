@@ -1,0 +1,46 @@
+// The bench's smoke: every scenario runs for about a second with tiny N against the suite's Postgres and
+// Redis, and must complete and report. Never its speed: the figures are only checked to be figures.
+import { expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable"];
+
+test(
+  "bun run bench --smoke: every scenario completes and reports",
+  async () => {
+    const out = mkdtempSync(join(tmpdir(), "bench-smoke-"));
+    try {
+      const proc = Bun.spawn([process.execPath, "bench/run.ts", "--smoke", "--seconds", "0.6", "--warmup", "0.3", "--out", out], {
+        cwd: join(import.meta.dir, "../.."),
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      if (code !== 0) console.error(stderr.slice(-4000));
+      expect(code).toBe(0);
+      const run = JSON.parse(readFileSync(join(out, "latest.json"), "utf8"));
+      expect(run.failures).toEqual([]);
+      expect(run.machine.nproc).toBeGreaterThan(0);
+      expect(run.results.map((r: { scenario: string }) => r.scenario)).toEqual(SCENARIOS);
+      for (const r of run.results) {
+        expect(r.rows.length).toBeGreaterThan(0);
+        for (const row of r.rows) {
+          expect(Number.isFinite(row.value)).toBe(true);
+          expect(row.value).toBeGreaterThan(0);
+        }
+        expect(stdout).toContain(`## ${r.scenario} — `);
+      }
+      // Ours and every peer took part where the scenario has peers.
+      const servers = (s: string) => run.results.find((r: { scenario: string }) => r.scenario === s).rows.map((x: { server: string }) => x.server);
+      expect(servers("heartbeat")).toEqual(["ours", "Bun.serve raw", "Node ws", "Socket.IO"]);
+      expect(servers("fanout")).toEqual(["ours must-deliver", "ours danmaku", "Bun.serve raw", "Node ws", "Socket.IO"]);
+      expect(servers("cluster")).toEqual(["ours 1 node", "ours 2 nodes", "Socket.IO 1 node", "Socket.IO 2 nodes"]);
+      expect(readFileSync(join(out, "latest.svg"), "utf8")).toStartWith("<svg");
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  },
+  240_000,
+);
