@@ -8,6 +8,7 @@ import { svg, table, type Run } from "./lib/report.ts";
 import type { ServerKind } from "./lib/servers.ts";
 import { cluster } from "./scenarios/cluster.ts";
 import { connections } from "./scenarios/connections.ts";
+import { direct } from "./scenarios/direct.ts";
 import { durable } from "./scenarios/durable.ts";
 import { fanout } from "./scenarios/fanout.ts";
 import { heartbeat } from "./scenarios/heartbeat.ts";
@@ -20,17 +21,18 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   connections,
   cluster,
   durable,
+  direct,
 };
 
 const HELP = `usage: bun run bench [scenario...] [options]
 scenarios: ${Object.keys(SCENARIOS).join(", ")} (default: all)
 options:
   --smoke           tiny N and a second per window: checks that each scenario completes and reports
-  --n N             connections (heartbeat, connections) or room members (fan-out, cluster) or senders (durable)
+  --n N             connections (heartbeat, connections) or room members (fan-out, cluster) or senders (durable, direct)
   --seconds S       length of each measured window (default 10; smoke 1)
   --warmup S        warm-up before each window (default 2; smoke 0.5)
   --rate R          open-loop rate (heartbeat: pings/s; fan-out: messages/s; offline-pull: pulls/s)
-  --window W        closed-loop messages in flight per sender (fan-out, durable)
+  --window W        closed-loop messages in flight per sender (fan-out, durable, direct)
   --store M         offline-pull: messages in the store (default 1,000,000)
   --peers a,b       peers to run beside ours: bun-raw,node-ws,socketio (default all; "none" for none)
   --out DIR         where results go (default bench/results)`;

@@ -19,10 +19,27 @@ import { SlowConsumers } from "./slow.ts";
 /** Longest a login waits for its user channel subscription (Redis away: serve locally meanwhile). */
 const BIND_WAIT_MS = 2000;
 
-interface Envelope {
-  /** origin node: a node ignores its own envelopes, it delivered locally already */
-  o: string;
-  e: CoreEvent;
+/**
+ * A bus envelope: one byte of length and the origin node's id, then the msgpack-encoded event. A node
+ * ignores its own envelopes (it delivered locally already) by comparing that header, without decoding.
+ */
+function envelope(origin: Uint8Array, ev: CoreEvent): Uint8Array {
+  const body = pack(ev);
+  const out = new Uint8Array(origin.length + body.length);
+  out.set(origin);
+  out.set(body, origin.length);
+  return out;
+}
+
+function originHeader(nodeId: string): Uint8Array {
+  const id = new TextEncoder().encode(nodeId);
+  return Uint8Array.of(id.length, ...id);
+}
+
+function fromSelf(payload: Uint8Array, origin: Uint8Array): boolean {
+  if (payload.length < origin.length) return false;
+  for (let i = 0; i < origin.length; i++) if (payload[i] !== origin[i]) return false;
+  return true;
 }
 
 const mOut = metric("chat_frames_out_total", "Frames written to sockets");
@@ -48,6 +65,8 @@ export class Hub {
   /** users whose channel subscription is on its way */
   private readonly binding = new Map<string, Promise<void>>();
   private readonly userPrefix: string;
+  /** this node's envelope header */
+  private readonly origin: Uint8Array;
   private readonly topicPrefix: string;
 
   constructor(
@@ -59,6 +78,7 @@ export class Hub {
     private readonly keys: Keys = new Keys(),
   ) {
     this.userPrefix = keys.userChannel("");
+    this.origin = originHeader(nodeId);
     this.topicPrefix = keys.topicChannel("");
     bus.onMessage((ch, payload) => this.fromBus(ch, payload));
     this.slow = new SlowConsumers(opts.backpressureBytes ?? 1 << 20, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
@@ -179,7 +199,7 @@ export class Hub {
     const cache = new Map<string, Frame | Frame[] | undefined>();
     for (const u of ev.to) this.deliverLocal(u, ev, skip, cache);
     if (!this.bus.hasPeers) return;
-    const bytes = pack({ o: this.nodeId, e: ev } satisfies Envelope);
+    const bytes = envelope(this.origin, ev);
     for (const u of ev.to) {
       this.bus.publish(this.keys.userChannel(u), bytes);
       mBusOut.value++;
@@ -193,7 +213,7 @@ export class Hub {
   publish(topic: string, ev: CoreEvent, except?: Session): void {
     this.publishLocal(topic, ev, except);
     if (!this.bus.hasPeers) return;
-    this.bus.publish(this.keys.topicChannel(topic), pack({ o: this.nodeId, e: ev } satisfies Envelope));
+    this.bus.publish(this.keys.topicChannel(topic), envelope(this.origin, ev));
     mBusOut.value++;
   }
 
@@ -279,16 +299,16 @@ export class Hub {
   }
 
   private fromBus(channel: string, payload: Uint8Array): void {
-    let env: Envelope;
+    if (fromSelf(payload, this.origin)) return;
+    let ev: CoreEvent;
     try {
-      env = unpack(payload) as Envelope;
+      ev = unpack(payload.subarray(1 + payload[0]!)) as CoreEvent;
     } catch {
       return;
     }
-    if (env.o === this.nodeId) return;
     mBusIn.value++;
-    if (channel.startsWith(this.userPrefix)) this.deliverLocal(channel.slice(this.userPrefix.length), env.e, undefined, new Map());
-    else if (channel.startsWith(this.topicPrefix)) this.publishLocal(channel.slice(this.topicPrefix.length), env.e);
+    if (channel.startsWith(this.userPrefix)) this.deliverLocal(channel.slice(this.userPrefix.length), ev, undefined, new Map());
+    else if (channel.startsWith(this.topicPrefix)) this.publishLocal(channel.slice(this.topicPrefix.length), ev);
   }
 }
 
