@@ -22,6 +22,11 @@ export interface Dialect {
   upgrade?(req: Request, url: URL): Promise<Response | Partial<Pick<Session, "userId" | "role" | "codec" | "state">>>;
   open(s: Session): void | Promise<void>;
   message(s: Session, data: string | Buffer): void | Promise<void>;
+  /**
+   * Optional fast path, run synchronously before `message`: answers a trivial frame (a heartbeat) at once
+   * and returns true, or returns false to let `message` handle it.
+   */
+  quick?(s: Session, data: string | Buffer): boolean;
   close(s: Session, code: number, reason: string): void | Promise<void>;
 }
 

@@ -111,6 +111,7 @@ export function listen(
       message(ws, data) {
         const s = ws.data;
         dialectCounter(s.dialect.name).frames.value++;
+        if (s.dialect.quick?.(s, data)) return;
         run(app, s, () => s.dialect.message(s, data));
       },
       drain(ws) {

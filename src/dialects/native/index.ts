@@ -148,6 +148,24 @@ export function nativeDialect(app: App): Dialect {
       }
     },
 
+    // Heartbeats are most of the frames: a JSON ping of the documented shape is answered right here,
+    // without the schema check and the async path (anything else falls through to message()).
+    quick(s, data) {
+      if (typeof data !== "string" || data.length > 96 || !data.startsWith('{"t":"ping"')) return false;
+      let f: { t?: unknown; id?: unknown };
+      try {
+        f = JSON.parse(data);
+      } catch {
+        return false;
+      }
+      const id = f.id;
+      let n = 0;
+      for (const _ in f) n++;
+      if (n > 2 || (n === 2 && !((typeof id === "string" && id.length <= 64) || Number.isInteger(id)))) return false;
+      hub.send(s, id === undefined ? `{"t":"pong","ts":${Date.now()}}` : `{"t":"pong","id":${JSON.stringify(id)},"ts":${Date.now()}}`);
+      return true;
+    },
+
     async message(s, data) {
       let f: unknown;
       try {
