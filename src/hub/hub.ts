@@ -13,7 +13,7 @@ import { forgetRoomDrops } from "../core/live.ts";
 import { metric } from "../core/metrics.ts";
 import type { CoreEvent } from "../core/types.ts";
 import type { Presence } from "../presence/presence.ts";
-import type { Dialect, Frame, Session } from "./session.ts";
+import { NO_TOPICS, type Dialect, type Frame, type Session } from "./session.ts";
 import { SlowConsumers } from "./slow.ts";
 
 /** Longest a login waits for its user channel subscription (Redis away: serve locally meanwhile). */
@@ -106,7 +106,7 @@ export class Hub {
     if (!set) {
       this.byUser.set(userId, (set = new Set()));
       const p = Promise.all([
-        this.bus.subscribe(this.keys.userChannel(userId)).catch((e) => this.log(`bus subscribe ${userId}: ${e}`)),
+        this.bus.hasPeers && this.bus.subscribe(this.keys.userChannel(userId)).catch((e) => this.log(`bus subscribe ${userId}: ${e}`)),
         this.presence.userUp(userId, role),
       ]).then(() => {});
       this.binding.set(userId, p);
@@ -127,7 +127,7 @@ export class Hub {
     if (!set?.delete(s)) return;
     if (set.size === 0) {
       this.byUser.delete(s.userId);
-      this.bus.unsubscribe(this.keys.userChannel(s.userId));
+      if (this.bus.hasPeers) this.bus.unsubscribe(this.keys.userChannel(s.userId));
       void this.presence.userDown(s.userId, s.role ?? "user");
     }
   }
@@ -147,12 +147,13 @@ export class Hub {
   /** Subscribes a session to a topic; the first local subscriber subscribes the node to the topic's channel. */
   join(s: Session, topic: string): void {
     if (s.topics.has(topic) || s.closed) return;
+    if (s.topics === NO_TOPICS) s.topics = new Set();
     s.topics.add(topic);
     s.ws.subscribe(`${topic}|${s.codec}`);
     let codecs = this.topics.get(topic);
     if (!codecs) {
       this.topics.set(topic, (codecs = new Map()));
-      this.bus.subscribe(this.keys.topicChannel(topic)).catch((e) => this.log(`bus subscribe topic ${topic}: ${e}`));
+      if (this.bus.hasPeers) this.bus.subscribe(this.keys.topicChannel(topic)).catch((e) => this.log(`bus subscribe topic ${topic}: ${e}`));
     }
     const c = codecs.get(s.codec);
     if (c) c.n++;
@@ -182,7 +183,7 @@ export class Hub {
     if (s.userId) this.watcher?.left(s.userId, topic);
     if (codecs.size === 0) {
       this.topics.delete(topic);
-      this.bus.unsubscribe(this.keys.topicChannel(topic));
+      if (this.bus.hasPeers) this.bus.unsubscribe(this.keys.topicChannel(topic));
     }
   }
 

@@ -40,10 +40,8 @@ export interface Session {
   /** The user's role (users.role), set with userId. */
   role?: string;
   ws: ServerWebSocket<Session>;
-  readonly ip: string;
-  readonly openedAt: number;
   closed: boolean;
-  /** Topics (rooms, groups) this connection is subscribed to through the hub. */
+  /** Topics (rooms, groups) this connection is subscribed to through the hub (NO_TOPICS until its first). */
   topics: Set<string>;
   /** Room topics this connection was taken out of for backpressure, until it drains (hub/slow.ts). */
   lag?: Map<string, Lag>;
@@ -51,3 +49,6 @@ export interface Session {
   /** Owned by the dialect. */
   state: Record<string, unknown>;
 }
+
+/** The shared empty topic set of every connection that has joined no topic yet; never added to (Hub.join replaces it). */
+export const NO_TOPICS: ReadonlySet<string> = new Set<string>();

@@ -5,7 +5,7 @@ import type { Server, ServerWebSocket } from "bun";
 import type { App } from "../app.ts";
 import { CloseCodes } from "../core/errors.ts";
 import { metric, onCollect } from "../core/metrics.ts";
-import type { Dialect, Session } from "../hub/session.ts";
+import { NO_TOPICS, type Dialect, type Session } from "../hub/session.ts";
 
 interface Handler {
   fetch(req: Request): Response | Promise<Response>;
@@ -86,10 +86,8 @@ export function listen(
         userId: pre.userId,
         role: pre.role,
         ws: undefined as unknown as ServerWebSocket<Session>,
-        ip: server.requestIP(req)?.address ?? "",
-        openedAt: Date.now(),
         closed: false,
-        topics: new Set(),
+        topics: NO_TOPICS as Set<string>,
         state: pre.state ?? {},
       };
       if (server.upgrade(req, { data: session })) return undefined as unknown as Response;

@@ -7,6 +7,7 @@ import { groupIdOf } from "../../core/groups.ts";
 import { roomIdOf } from "../../core/live.ts";
 import { directConvId, directPeer } from "../../core/ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
+import { Deadlines } from "../../hub/expiry.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { check, type FrameOf } from "./frames.ts";
 import { groupFrame } from "./groups.ts";
@@ -15,10 +16,10 @@ import { socialFrames } from "./social.ts";
 
 interface NativeState {
   binary: boolean;
-  bucket: TokenBucket;
+  /** send rate limit, made on the first send (most connections of a live room never send) */
+  bucket?: TokenBucket;
   /** expiry (seconds) of the token the handshake carried */
   exp?: number;
-  expTimer?: ReturnType<typeof setTimeout>;
 }
 
 const MSGPACK = "native/mp";
@@ -26,6 +27,8 @@ const st = (s: Session) => s.state as unknown as NativeState;
 
 export function nativeDialect(app: App): Dialect {
   const { chat, tokens, hub, cfg, groups, recalls, live } = app;
+  const expiries = new Deadlines((s) => s.ws.close(CloseCodes.authFailed, "token expired"));
+  const bucketOf = (s: Session) => (st(s).bucket ??= new TokenBucket(cfg.sendRate, cfg.sendBurst));
 
   const encode = (s: Session, obj: unknown): Frame => (st(s).binary ? pack(obj) : JSON.stringify(obj));
   const reply = (s: Session, obj: Record<string, unknown>) => hub.send(s, encode(s, obj));
@@ -36,12 +39,8 @@ export function nativeDialect(app: App): Dialect {
   async function bind(s: Session, userId: string, role: string, exp?: number): Promise<void> {
     if (s.userId && s.userId !== userId) throw new CoreError("forbidden", "token is for another user");
     if (!s.userId) await hub.bindUser(s, userId, role);
-    const state = st(s);
-    if (state.expTimer) clearTimeout(state.expTimer);
-    if (exp) {
-      const ms = exp * 1000 - Date.now();
-      state.expTimer = setTimeout(() => s.ws.close(CloseCodes.authFailed, "token expired"), Math.min(ms, 2 ** 31 - 1));
-    }
+    if (exp) expiries.set(s, exp * 1000);
+    else expiries.clear(s);
   }
 
   async function handle(s: Session, type: string, f: any): Promise<void> {
@@ -60,7 +59,7 @@ export function nativeDialect(app: App): Dialect {
     if (!me) return void error(s, f.id, "unauthorized", "send an auth frame first");
     switch (type) {
       case "send": {
-        const wait = st(s).bucket.take();
+        const wait = bucketOf(s).take();
         if (wait) return void error(s, f.id, "rate_limited", `too many messages, retry in ${wait} ms`, { retryAfterMs: wait });
         const m = f as FrameOf<"send">;
         if (!m.to === !m.conv) return void error(s, f.id, "bad_request", "give exactly one of `to` (a user) or `conv`");
@@ -112,7 +111,7 @@ export function nativeDialect(app: App): Dialect {
       case "join_room":
       case "leave_room":
       case "room_send":
-        return void reply(s, { t: type, id: f.id, ...(await roomFrame(app, s, st(s).bucket, type, f)) });
+        return void reply(s, { t: type, id: f.id, ...(await roomFrame(app, s, bucketOf(s), type, f)) });
       default:
         if (type.startsWith("group_")) return void reply(s, { t: type, id: f.id, ...(await groupFrame(groups, me, type, f)) });
         if (type in socialFrames) return void reply(s, { t: type, id: f.id, ...(await socialFrames[type]!(app.social, me, f)) });
@@ -124,7 +123,7 @@ export function nativeDialect(app: App): Dialect {
 
     async upgrade(req, url) {
       const binary = url.searchParams.get("format") === "msgpack";
-      const state: NativeState = { binary, bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) };
+      const state: NativeState = { binary };
       const token = url.searchParams.get("token") ?? req.headers.get("authorization")?.replace(/^Bearer /i, "");
       if (!token) return { codec: binary ? MSGPACK : "native/json", state: state as never };
       const who = await tokens.verify(token);
@@ -189,8 +188,7 @@ export function nativeDialect(app: App): Dialect {
     },
 
     close(s) {
-      const t = st(s).expTimer;
-      if (t) clearTimeout(t);
+      expiries.clear(s);
     },
 
     encode(ev: CoreEvent, codec: string): Frame | undefined {
