@@ -124,9 +124,10 @@ export class Chat {
 
   /** Pull and mark delivered: the page returned is confirmed in the same call. */
   async pull(userId: string, opts: { conv?: string; limit?: number }, skip?: string) {
-    const page = await this.pending(userId, opts);
-    await this.confirmAll(userId, page.msgs, "delivered", skip);
-    return page;
+    const limit = clampLimit(opts.limit, 100);
+    const { msgs, moved } = await this.d.store.pull(userId, { conv: opts.conv, limit });
+    for (const [conv, v] of moved) this.advanced(userId, conv, "delivered", v, skip);
+    return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
   }
 
   /**

@@ -1,6 +1,6 @@
 // Repositories over drizzle's PgDatabase: the same code runs on postgres.js and PGlite.
 import { and, asc, desc, eq, gt, gte, inArray, lt, lte, sql, type SQL } from "drizzle-orm";
-import { rowsOf, type Db } from "./db.ts";
+import { prepared, rowsOf, type Db } from "./db.ts";
 import { blocks, conversations, members, messages, users } from "./schema.ts";
 import type { Message } from "../core/types.ts";
 
@@ -63,6 +63,30 @@ interface RawMessage {
   client_msg_id: string | null;
   created_at: string | Date;
   recalled_at: string | Date | null;
+}
+
+/**
+ * The reconnect hot path, in raw SQL: the query builder's join building and row mapping cost more CPU than
+ * the query (bench: offline-pull). Per conversation with news, a range scan of (conv_id, seq) above the
+ * user's delivered cursor, at most `limit` rows each, so a long conversation costs only what is returned.
+ */
+function pendingPage(userId: string, opts: { conv?: string; limit: number; after?: { conv: string; seq: number } }, numbered = false): SQL {
+  return sql`
+    select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
+           ${numbered ? sql`, row_number() over (order by m.conv_id, m.seq) as rn` : sql``}
+      from members mb
+      join conversations c on c.id = mb.conv_id and c.last_seq > mb.delivered_seq
+      cross join lateral (
+        select * from messages m
+         where m.conv_id = mb.conv_id and m.seq > mb.delivered_seq and m.sender_id <> ${userId}
+           ${opts.after ? sql`and (m.conv_id, m.seq) > (${opts.after.conv}::text, ${opts.after.seq}::bigint)` : sql``}
+         order by m.seq
+         limit ${opts.limit}) m
+     where mb.user_id = ${userId}
+       ${opts.conv ? sql`and mb.conv_id = ${opts.conv}` : sql``}
+       ${opts.after ? sql`and mb.conv_id >= ${opts.after.conv}` : sql``}
+     order by m.conv_id, m.seq
+     limit ${opts.limit}`;
 }
 
 function fromRaw(r: RawMessage): Message {
@@ -327,21 +351,30 @@ export class Store {
     userId: string,
     opts: { conv?: string; limit: number; after?: { conv: string; seq: number } },
   ): Promise<Message[]> {
-    // Raw SQL rather than the query builder: this is the reconnect hot path, and building the join
-    // and mapping 100 rows through drizzle cost more CPU than the query itself (bench: offline-pull).
-    const rows = rowsOf<RawMessage>(
-      await this.db.execute(sql`
-        select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
-          from members mb
-          join conversations c on c.id = mb.conv_id and c.last_seq > mb.delivered_seq
-          join messages m on m.conv_id = mb.conv_id and m.seq > mb.delivered_seq
-         where mb.user_id = ${userId} and m.sender_id <> ${userId}
-           ${opts.conv ? sql`and mb.conv_id = ${opts.conv}` : sql``}
-           ${opts.after ? sql`and (m.conv_id, m.seq) > (${opts.after.conv}::text, ${opts.after.seq}::bigint)` : sql``}
-         order by m.conv_id, m.seq
-         limit ${opts.limit}`),
+    return (await prepared<RawMessage>(this.db, pendingPage(userId, opts))).map(fromRaw);
+  }
+
+  /**
+   * Pull and mark delivered in one statement: the page of `pending` (up to `limit` + 1 rows: the extra one,
+   * not marked, tells whether more wait) and, in the same statement, every conversation's delivered cursor moved to
+   * the highest seq of the first `limit` rows. Returns the page and the cursors' new values.
+   */
+  async pull(userId: string, opts: { conv?: string; limit: number }): Promise<{ msgs: Message[]; moved: Map<string, number> }> {
+    const rows = await prepared<RawMessage & { rn: number | string; moved: [string, number | string][] | string | null }>(
+      this.db,
+      sql`
+        with page as (${pendingPage(userId, { conv: opts.conv, limit: opts.limit + 1 }, true)}),
+        top as (select conv_id, max(seq) as s from page where rn <= ${opts.limit} group by conv_id),
+        moved as (
+          update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
+            from top where mb.conv_id = top.conv_id and mb.user_id = ${userId}
+          returning mb.conv_id, mb.delivered_seq)
+        select page.*, case when page.rn = 1 then (select json_agg(json_build_array(conv_id, delivered_seq)) from moved) end as moved
+          from page order by page.rn`,
     );
-    return rows.map(fromRaw);
+    const first = rows[0]?.moved;
+    const pairs = (typeof first === "string" ? JSON.parse(first) : first ?? []) as [string, number | string][];
+    return { msgs: rows.map(fromRaw), moved: new Map(pairs.map(([c, v]) => [c, Number(v)])) };
   }
 
   async history(convId: string, q: HistoryQuery): Promise<Message[]> {

@@ -96,6 +96,21 @@ for (const [name, open] of drivers) {
       expect((await store.pending("ben", { limit: 10 })).length).toBe(3);
     });
 
+    test("pull returns a page and moves the cursors past exactly that page, in one statement", async () => {
+      // ben has 6, 7, 8 pending in `conv`; pull two: the third stays pending and says `more`.
+      const first = await store.pull("ben", { limit: 2 });
+      expect(first.msgs.map((m) => m.seq)).toEqual([6, 7, 8]); // limit + 1: the last one is not marked
+      expect([...first.moved]).toEqual([[conv, 7]]);
+      expect((await store.pending("ben", { limit: 10 })).map((m) => m.seq)).toEqual([8]);
+      const last = await store.pull("ben", { limit: 2 });
+      expect(last.msgs.map((m) => m.seq)).toEqual([8]);
+      expect([...last.moved]).toEqual([[conv, 8]]);
+      const none = await store.pull("ben", { limit: 2 });
+      expect(none).toEqual({ msgs: [], moved: new Map() });
+      // The sender's own messages are never pending for it.
+      expect((await store.pull("ann", { limit: 100 })).msgs.every((m) => m.from !== "ann")).toBe(true);
+    });
+
     test("history pages by seq in both directions and by time", async () => {
       const newest = await store.history(conv, { limit: 3, desc: true });
       expect(newest.map((m) => m.seq)).toEqual([8, 7, 6]);
