@@ -2,16 +2,11 @@
 // own, which the test stops and starts again. Nodes are killed with SIGKILL and SIGTERM like in production.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
-import { freePort, RedisProc, startNode, until, userToken, type NodeProc } from "../helpers/procs.ts";
-import { freshPgUrl } from "../helpers/services.ts";
+import { freePort, TestCluster, until, userToken, type NodeProc } from "../helpers/procs.ts";
 
-let redis: RedisProc;
-let dbUrl: string;
-const nodes: NodeProc[] = [];
-const clients: Client[] = [];
+const cluster = new TestCluster({ SEND_RATE: "10000", SEND_BURST: "10000" });
+const { nodes, clients, redis } = cluster;
 const tokens = new Map<string, string>();
-
-const env = () => ({ DATABASE_URL: dbUrl, REDIS_URL: redis.url, PRESENCE_TTL_SEC: "1", DRAIN_TIMEOUT_SEC: "2", SEND_RATE: "10000", SEND_BURST: "10000" });
 
 async function on(node: NodeProc, user: string): Promise<Client> {
   const c = await Client.native(node.wsUrl, tokens.get(user)!, user);
@@ -53,20 +48,12 @@ async function stored(c: Client, conv: string): Promise<any[]> {
 }
 
 beforeAll(async () => {
-  redis = new RedisProc();
-  await redis.start();
-  dbUrl = await freshPgUrl();
-  for (let i = 0; i < 3; i++) nodes.push(await startNode({ ...env(), NODE_ID: `n${i}` }));
+  await cluster.start(3, "n");
   await users("user", "alice", "bob", "carol", "dave", ...Array.from({ length: 9 }, (_, i) => `v${i}`));
   await users("host", "h0", "h1", "h2", "h3", "h4", "h5");
 }, 60_000);
 
-afterAll(async () => {
-  for (const c of clients) if (!c.isClosed) c.ws.close();
-  for (const n of nodes) n.proc.kill("SIGKILL");
-  await Promise.all(nodes.map((n) => n.proc.exited));
-  await redis?.kill();
-});
+afterAll(() => cluster.stop());
 
 describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
   test("a 1:1 message crosses nodes; presence is cluster-wide", async () => {
@@ -158,8 +145,7 @@ describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
   }, 60_000);
 
   test("kill -9 mid-stream: every acknowledged message is recovered through sync, nothing twice; the node's presence expires", async () => {
-    const victim = await startNode({ ...env(), NODE_ID: "victim" });
-    nodes.push(victim);
+    const victim = await cluster.node({ NODE_ID: "victim" });
     const bob = await on(nodes[0]!, "bob");
     const dave = await on(victim, "dave");
     await dave.ok({ t: "join_room", room: "stage" });
@@ -220,8 +206,7 @@ describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
 describe("WORKERS=2: one command, two nodes sharing the port", () => {
   test("both workers serve the port as cluster nodes; a dead worker is started again; SIGTERM stops them all", async () => {
     const port = freePort();
-    const sup = await startNode({ ...env(), WORKERS: "2", PORT: String(port), NODE_ID: "w" });
-    nodes.push(sup);
+    const sup = await cluster.node({ WORKERS: "2", PORT: String(port), NODE_ID: "w" });
     expect(sup.port).toBe(port);
     const Redis = (await import("ioredis")).default;
     const r = new Redis(redis.url);

@@ -3,29 +3,13 @@
 // SIGKILL and its agents and guests stop counting once its presence lease has run out (PRESENCE_TTL_SEC=1).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
-import { RedisProc, startNode, until, userToken, type NodeProc } from "../helpers/procs.ts";
-import { freshPgUrl } from "../helpers/services.ts";
+import { TestCluster, until, userToken, type NodeProc } from "../helpers/procs.ts";
 
-let redis: RedisProc;
-let dbUrl: string;
-const nodes: NodeProc[] = [];
-const clients: Client[] = [];
+const cluster = new TestCluster({ SEND_RATE: "1000", SEND_BURST: "1000" });
+const { nodes, clients, redis } = cluster;
 
-const env = () => ({ DATABASE_URL: dbUrl, REDIS_URL: redis.url, PRESENCE_TTL_SEC: "1", DRAIN_TIMEOUT_SEC: "2", SEND_RATE: "1000", SEND_BURST: "1000" });
-
-beforeAll(async () => {
-  redis = new RedisProc();
-  await redis.start();
-  dbUrl = await freshPgUrl();
-  for (let i = 0; i < 3; i++) nodes.push(await startNode({ ...env(), NODE_ID: `d${i}` }));
-}, 60_000);
-
-afterAll(async () => {
-  for (const c of clients) if (!c.isClosed) c.ws.close();
-  for (const n of nodes) n.proc.kill("SIGKILL");
-  await Promise.all(nodes.map((n) => n.proc.exited));
-  await redis?.kill();
-});
+beforeAll(() => cluster.start(3, "d"), 60_000);
+afterAll(() => cluster.stop());
 
 async function group(id: string) {
   expect((await nodes[0]!.api(`/api/desk/groups/${id}`, { name: id }, "PUT")).status).toBe(200);
@@ -257,8 +241,7 @@ describe("desk routing across nodes (3 processes, real Postgres and Redis)", () 
   }, 30_000);
 
   test("kill -9: the dead node's agent stops counting once its lease runs out, and its guests free their agents' places", async () => {
-    const victim = await startNode({ ...env(), NODE_ID: "dvictim" });
-    nodes.push(victim);
+    const victim = await cluster.node({ NODE_ID: "dvictim" });
     await group("x-kill");
     const [tk, tv] = await agents("x-kill", 1, "xa-k0", "xa-kv");
     // xa-kv is on the victim and serves a guest on node 1.
@@ -296,8 +279,7 @@ describe("desk routing across nodes (3 processes, real Postgres and Redis)", () 
 describe("a node started again with the id of a dead one (as WORKERS restarts a worker)", () => {
   test("its predecessor's guests no longer hold places, before its lease could run out", async () => {
     // A lease of 60 s: nobody else would sweep this node within the test; the new process must.
-    const first = await startNode({ ...env(), NODE_ID: "dsame", PRESENCE_TTL_SEC: "60" });
-    nodes.push(first);
+    const first = await cluster.node({ NODE_ID: "dsame", PRESENCE_TTL_SEC: "60" });
     await group("x-same");
     const [t] = await agents("x-same", 1, "xa-same");
     const a = await agentOn(nodes[0]!, t!);
@@ -307,7 +289,7 @@ describe("a node started again with the id of a dead one (as WORKERS restarts a 
     expect(login.data).toMatchObject({ aix: null, queue_position: 1 });
     first.proc.kill("SIGKILL");
     await first.proc.exited;
-    nodes.push(await startNode({ ...env(), NODE_ID: "dsame", PRESENCE_TTL_SEC: "60" }));
+    await cluster.node({ NODE_ID: "dsame", PRESENCE_TTL_SEC: "60" });
     expect(await a.next(push(32401, "xg-same2"))).toMatchObject({ data: { guest_info: { id: "xg-same2" } } });
     expect(await w.next(push(31100))).toMatchObject({ data: { aix: "xa-same" } });
     expect(await onlineList(a)).toEqual([["xa-same", 0, 1]]);

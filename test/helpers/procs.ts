@@ -3,6 +3,7 @@
 // again on the same port.
 import type { Subprocess } from "bun";
 import { API_KEY } from "./server.ts";
+import { freshPgUrl } from "./services.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -158,5 +159,42 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
     await Bun.sleep(25);
+  }
+}
+
+/**
+ * A cluster for one test file: nodes sharing a fresh Postgres database and a Redis of the file's own (which a
+ * test may kill and start again), presence leases of 1 s. `clients` are closed, and nodes killed, by stop().
+ */
+export class TestCluster {
+  readonly redis = new RedisProc();
+  dbUrl = "";
+  readonly nodes: NodeProc[] = [];
+  readonly clients: { ws: WebSocket; isClosed: boolean }[] = [];
+
+  constructor(private readonly extra: Record<string, string> = {}) {}
+
+  env(): Record<string, string> {
+    return { DATABASE_URL: this.dbUrl, REDIS_URL: this.redis.url, PRESENCE_TTL_SEC: "1", DRAIN_TIMEOUT_SEC: "2", ...this.extra };
+  }
+
+  async start(n: number, prefix: string): Promise<void> {
+    await this.redis.start();
+    this.dbUrl = await freshPgUrl();
+    for (let i = 0; i < n; i++) await this.node({ NODE_ID: `${prefix}${i}` });
+  }
+
+  /** One more node (its process is killed by stop() too). */
+  async node(env: Record<string, string>): Promise<NodeProc> {
+    const n = await startNode({ ...this.env(), ...env });
+    this.nodes.push(n);
+    return n;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.clients) if (!c.isClosed) c.ws.close();
+    for (const n of this.nodes) n.proc.kill("SIGKILL");
+    await Promise.all(this.nodes.map((n) => n.proc.exited));
+    await this.redis.kill().catch(() => {});
   }
 }
