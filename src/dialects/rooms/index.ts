@@ -83,7 +83,10 @@ export function roomsDialect(app: App): Dialect {
     const state = st(s);
     if ((state.seen.get(conv) ?? 0) >= seq) return;
     state.seen.set(conv, seq);
-    state.markTimer ??= setTimeout(() => {
+    state.markTimer ??= setTimeout(function mark() {
+      // Marked only once the socket has handed everything to the kernel: frames still queued in the
+      // server would be lost if the connection is closed for being too slow.
+      if (!s.closed && s.ws.getBufferedAmount() > 0) return void (state.markTimer = setTimeout(mark, MARK_MS));
       state.markTimer = undefined;
       void flushMarks(s);
     }, MARK_MS);
@@ -353,7 +356,16 @@ export function roomsDialect(app: App): Dialect {
           if (!isRoomsConv(conv)) return undefined;
           // Sent to a user's connections (containers) or to a topic's (rooms): what they were sent is marked.
           const to = userId !== undefined ? hub.sessionsOf(userId) : inConv.get(conv);
-          for (const x of to ?? []) if (x.dialect === dialect && !x.closed) seen(x, conv, seq);
+          for (const x of to ?? []) {
+            if (x.dialect !== dialect || x.closed) continue;
+            // A socket past BACKPRESSURE_BYTES is skipped by the send or publish that follows: it is not
+            // marked, and is told to reconnect (4100), which gives it what it missed on entering again.
+            if (x.ws.getBufferedAmount() >= cfg.backpressureBytes) {
+              x.ws.close(CloseCodes.resync, "too far behind: reconnect to catch up");
+              continue;
+            }
+            seen(x, conv, seq);
+          }
           return frameOf(ev.msg);
         }
         case "roomNotice": {
