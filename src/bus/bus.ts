@@ -9,6 +9,8 @@ export interface Bus {
   readonly hasPeers: boolean;
   state(): BusState;
   publish(channel: string, payload: Uint8Array): void;
+  /** The same payload to several channels (one command on Redis, however many recipients an event has). */
+  publishMany(channels: string[], payload: Uint8Array): void;
   /** Counts one more local interest; the first one subscribes. Rejects (and rolls back) on failure. */
   subscribe(channel: string): Promise<void>;
   /** Counts one interest less; the last one unsubscribes. */

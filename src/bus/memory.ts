@@ -23,6 +23,10 @@ export class MemoryBus implements Bus {
     return "ok";
   }
 
+  publishMany(channels: string[], payload: Uint8Array): void {
+    for (const ch of channels) this.publish(ch, payload);
+  }
+
   publish(channel: string, payload: Uint8Array): void {
     const subs = this.broker.subscribers.get(channel);
     if (!subs) return;

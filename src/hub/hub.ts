@@ -200,11 +200,11 @@ export class Hub {
     const cache = new Map<string, Frame | Frame[] | undefined>();
     for (const u of ev.to) this.deliverLocal(u, ev, skip, cache);
     if (!this.bus.hasPeers) return;
-    const bytes = envelope(this.origin, ev);
-    for (const u of ev.to) {
-      this.bus.publish(this.keys.userChannel(u), bytes);
-      mBusOut.value++;
-    }
+    this.bus.publishMany(
+      ev.to.map((u) => this.keys.userChannel(u)),
+      envelope(this.origin, ev),
+    );
+    mBusOut.value += ev.to.length;
   }
 
   /**

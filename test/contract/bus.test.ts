@@ -71,5 +71,16 @@ for (const [name, make] of impls) {
       await inA.until(1);
       expect(inA.raw[0]).toEqual([0, 255, 1, 128, 10]);
     });
+
+    test("publishMany sends one payload to each channel, bytes unchanged", async () => {
+      const inB = inbox(b);
+      const [x, y] = [`test:${name}:many:x`, `test:${name}:many:y`];
+      await b.subscribe(x);
+      await b.subscribe(y);
+      a.publishMany([x, `test:${name}:many:nobody`, y], new Uint8Array([7, 0, 255]));
+      await inB.until(2);
+      expect(inB.got.map(([ch]) => ch).sort()).toEqual([x, y]);
+      expect(inB.raw).toEqual([[7, 0, 255], [7, 0, 255]]);
+    });
   });
 }
