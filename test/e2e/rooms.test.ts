@@ -530,7 +530,7 @@ describe("a stalled rooms client", () => {
 describe("idle timeout", () => {
   let srv: TestServer;
   beforeAll(async () => {
-    srv = await startTestServer({ store: "pglite", env: { ROOMS_IDLE_MS: "1000" } });
+    srv = await startTestServer({ store: "pglite", env: { ROOMS_IDLE_MS: "2000" } });
   }, 30_000);
   afterAll(() => srv.stop());
 
@@ -541,7 +541,7 @@ describe("idle timeout", () => {
     const c = await Client.connect(`${srv.wsUrl}/rooms?${q}`);
     await c.next(isNotice("in", "quiet", 1));
     // Heartbeats for longer than the idle timeout: the connection stays.
-    const until = Date.now() + 1500;
+    const until = Date.now() + 3000;
     while (Date.now() < until) {
       c.send(HEARTBEAT);
       await Bun.sleep(100);
@@ -551,7 +551,7 @@ describe("idle timeout", () => {
     expect(await c.next(isMsg("alive"))).toMatchObject({ createUser: "idler" });
     // Then silence.
     expect(await c.closed).toEqual({ code: 4002, reason: "idle" });
-  });
+  }, 15_000);
 });
 
 describe("across two nodes", () => {
