@@ -15,6 +15,24 @@ const mDropped = metric("chat_bus_dropped_total", "Envelopes dropped while Redis
 const mQueued = metric("chat_bus_queued", "Envelopes waiting for Redis to come back", "gauge");
 const mUp = metric("chat_bus_up", "1 while both Redis connections are ready", "gauge");
 
+/**
+ * An ioredis connection as every Redis user of a node opens it (bus, presence, desk state): connected by
+ * the caller (lazyConnect), reconnecting with a short backoff, commands waiting through an outage unless
+ * `offlineQueue` is false, auto-pipelined, named `chat-<name>` in CLIENT LIST.
+ */
+export function redisClient(url: string, name: string, log: Logger, offlineQueue = true): Redis {
+  const r = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: null,
+    retryStrategy: (n: number) => Math.min(50 * n, 1000),
+    enableAutoPipelining: true,
+    enableOfflineQueue: offlineQueue,
+    connectionName: `chat-${name}`,
+  });
+  r.on("error", (e) => log.debug(`redis ${name}: ${e.message}`));
+  return r;
+}
+
 export class RedisBus implements Bus {
   readonly kind = "redis" as const;
   readonly hasPeers = true;
@@ -40,18 +58,11 @@ export class RedisBus implements Bus {
   }
 
   static async connect(url: string, log: Logger, queueMax = 100_000): Promise<RedisBus> {
-    const opts = {
-      lazyConnect: true,
-      maxRetriesPerRequest: null,
-      retryStrategy: (n: number) => Math.min(50 * n, 1000),
-      enableAutoPipelining: true,
-    };
-    const pub = new Redis(url, { ...opts, connectionName: "chat-pub" });
+    const pub = redisClient(url, "pub", log);
     // ARGV: payload, then the channels
     pub.defineCommand("publishAll", { lua: "for i = 2, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[1]) end return #ARGV - 1" });
-    const sub = new Redis(url, { ...opts, connectionName: "chat-sub" });
+    const sub = redisClient(url, "sub", log);
     for (const [name, c] of [["pub", pub], ["sub", sub]] as const) {
-      c.on("error", (e) => log.debug(`redis ${name}: ${e.message}`));
       c.on("reconnecting", () => log.warn(`redis ${name}: reconnecting`));
       c.on("ready", () => log.info(`redis ${name}: ready`));
     }

@@ -14,9 +14,10 @@
 // it was swept after a stall) writes its sessions again and queues its guests again.
 //
 // The scripts build keys from prefixes (like the presence sweep), so they need one Redis, not a Redis Cluster.
-import Redis from "ioredis";
+import type Redis from "ioredis";
 import type { Logger } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
+import { redisClient } from "../bus/redis.ts";
 import type { AgentLive, Assignment, DeskState, GuestLive, Routed } from "../core/desk-state.ts";
 import { metric } from "../core/metrics.ts";
 
@@ -312,15 +313,8 @@ export class RedisDeskState implements DeskState {
    * nobody else would), and starts looking for dead nodes every `ttlSec / 3`.
    */
   static async connect(url: string, keys: Keys, node: string, ttlSec: number, log: Logger): Promise<RedisDeskState> {
-    const r = new Redis(url, {
-      lazyConnect: true,
-      maxRetriesPerRequest: null,
-      retryStrategy: (n: number) => Math.min(50 * n, 1000),
-      enableAutoPipelining: true,
-      connectionName: "chat-desk",
-    });
+    const r = redisClient(url, "desk", log);
     for (const [name, body] of Object.entries(scripts)) r.defineCommand(`desk_${name}`, { numberOfKeys: 0, lua: HEAD + body });
-    r.on("error", (e) => log.debug(`redis desk: ${e.message}`));
     await r.connect();
     const s = new RedisDeskState(r, keys, node, log);
     // Its guests' places are given out once the desk listens (onFreed).

@@ -8,9 +8,10 @@
 // then deletes its entries (under a short lock). Redis's own clock (TIME) is used for leases, so nodes'
 // clocks need not agree. After a Redis restart (presence lost) or any reconnect each node writes its state
 // again. While Redis is away, reads answer from this node's own users and rooms.
-import Redis from "ioredis";
+import type Redis from "ioredis";
 import type { Logger } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
+import { redisClient } from "../bus/redis.ts";
 import { metric } from "../core/metrics.ts";
 import type { Presence } from "./presence.ts";
 
@@ -113,18 +114,10 @@ export class RedisPresence implements Presence {
    * and starts the lease. `preferredSlot` is tried first, then the following ones.
    */
   static async connect(url: string, keys: Keys, node: string, ttlSec: number, preferredSlot: number, log: Logger): Promise<RedisPresence> {
-    const r = new Redis(url, {
-      lazyConnect: true,
-      maxRetriesPerRequest: null,
-      retryStrategy: (n: number) => Math.min(50 * n, 1000),
-      enableAutoPipelining: true,
-      // While Redis is away, reads fail at once and are answered from this node's own knowledge (below)
-      // instead of waiting: local traffic must not stall on presence. Writes are redone on reconnect.
-      enableOfflineQueue: false,
-      connectionName: "chat-presence",
-    }) as Scripted;
+    // While Redis is away, reads fail at once and are answered from this node's own knowledge (below)
+    // instead of waiting: local traffic must not stall on presence. Writes are redone on reconnect.
+    const r = redisClient(url, "presence", log, false) as Scripted;
     for (const [name, s] of Object.entries(scripts)) r.defineCommand(name, s);
-    r.on("error", (e) => log.debug(`redis presence: ${e.message}`));
     await r.connect();
     const ttlMs = ttlSec * 1000;
     let slot = -1;

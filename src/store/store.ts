@@ -181,25 +181,15 @@ export class Store {
   }
 
   /** Moves a cursor forward only (a late or repeated confirmation never moves it back). Returns the new value. */
+  /** Moves one cursor forward (never back, never past the conversation's last seq); undefined for a non-member. */
   async advanceCursor(userId: string, convId: string, field: "delivered" | "read", seq: number): Promise<number | undefined> {
-    const col = field === "delivered" ? members.deliveredSeq : members.readSeq;
-    const key = field === "delivered" ? "deliveredSeq" : "readSeq";
-    // Never past the conversation's last committed seq; reading also implies delivery.
-    const capped = sql`least(${seq}, (select ${conversations.lastSeq} from ${conversations} where ${conversations.id} = ${convId}))`;
-    const set: Record<string, SQL> = { [key]: sql`greatest(${col}, ${capped})` };
-    if (field === "read") set.deliveredSeq = sql`greatest(${members.deliveredSeq}, ${capped})`;
-    const rows = await this.db
-      .update(members)
-      .set(set)
-      .where(and(eq(members.convId, convId), eq(members.userId, userId)))
-      .returning({ v: col });
-    return rows[0]?.v;
+    return (await this.advanceCursors(userId, field, [{ conv: convId, seq }])).get(convId);
   }
 
   /**
-   * advanceCursor for several conversations of one user in one statement (a pull confirms every
-   * conversation of its page at once: one round trip instead of one per conversation). Returns the new
-   * value per conversation the user is a member of.
+   * Cursors of several conversations of one user in one statement (a page of messages confirms every
+   * conversation it holds at once): each moves forward only, never past its conversation's last seq, and
+   * reading implies delivery. Returns the new value per conversation the user is a member of.
    */
   async advanceCursors(userId: string, field: "delivered" | "read", to: { conv: string; seq: number }[]): Promise<Map<string, number>> {
     if (to.length === 0) return new Map();
@@ -209,12 +199,13 @@ export class Store {
       field === "delivered"
         ? sql`delivered_seq = greatest(m.delivered_seq, ${capped})`
         : sql`read_seq = greatest(m.read_seq, ${capped}), delivered_seq = greatest(m.delivered_seq, ${capped})`;
-    const rows = rowsOf<{ conv_id: string; v: string | number }>(
-      await this.db.execute(sql`
+    const rows = await prepared<{ conv_id: string; v: string | number }>(
+      this.db,
+      sql`
         update members as m set ${set}
           from jsonb_to_recordset(${v}::jsonb) as v(c text, s bigint), conversations as c
          where m.conv_id = v.c and m.user_id = ${userId} and c.id = v.c
-        returning m.conv_id, ${sql.raw(field === "delivered" ? "m.delivered_seq" : "m.read_seq")} as v`),
+        returning m.conv_id, ${sql.raw(field === "delivered" ? "m.delivered_seq" : "m.read_seq")} as v`,
     );
     return new Map(rows.map((r) => [r.conv_id, Number(r.v)]));
   }
