@@ -47,7 +47,7 @@ export class Keys {
   sweepLock(nodeId: string): string {
     return `${this.prefix}p:sweep:${nodeId}`;
   }
-  // ---- desk routing (core/desk-redis.ts); liveness comes from the presence leases in nodes() ----
+  // ---- desk routing (presence/desk-redis.ts); liveness comes from the presence leases in nodes() ----
   /** HASH of an online agent: group, cap (capacity), susp ("1" suspended). */
   deskAgent(agentId: string): string {
     return `${this.prefix}d:a:${agentId}`;

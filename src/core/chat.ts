@@ -137,7 +137,12 @@ export class Chat {
   async confirmAll(userId: string, msgs: Message[], field: "delivered" | "read"): Promise<void> {
     const top = new Map<string, number>();
     for (const m of msgs) top.set(m.conv, Math.max(top.get(m.conv) ?? 0, m.seq));
-    const moved = await this.d.store.advanceCursors(userId, field, [...top].map(([conv, seq]) => ({ conv, seq })));
+    await this.advanceMany(userId, field, top);
+  }
+
+  /** Moves several cursors of one user in one statement (conversation → seq); those it is no member of are skipped. */
+  async advanceMany(userId: string, field: "delivered" | "read", to: ReadonlyMap<string, number>): Promise<void> {
+    const moved = await this.d.store.advanceCursors(userId, field, [...to].map(([conv, seq]) => ({ conv, seq })));
     for (const [conv, v] of moved) this.advanced(userId, conv, field, v);
   }
 

@@ -196,7 +196,7 @@ export class Hub {
 
   /** Routes a user event to its recipients, here and on other nodes. `skip` is a local session not to send to (the sender's own connection, which got an ack instead; session ids are unique per node only). */
   dispatch(ev: CoreEvent, skip?: string): void {
-    if (!("to" in ev)) return; // topic events (rooms) have no user recipients: see publish()
+    if (!("to" in ev) || ev.to.length === 0) return; // topic events (rooms) have no user recipients: see publish()
     const cache = new Map<string, Frame | Frame[] | undefined>();
     for (const u of ev.to) this.deliverLocal(u, ev, skip, cache);
     if (!this.bus.hasPeers) return;

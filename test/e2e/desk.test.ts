@@ -112,12 +112,22 @@ for (const { store, bus } of setups) describe(`on ${store}, routing state ${bus 
       expect(await ask(c, { api_key: 32300, msg: "hi" })).toMatchObject({ code: -32301 });
       expect(await ask(c, { api_key: 32300, gid: "x" })).toMatchObject({ code: -32302 });
       expect(await ask(c, { api_key: 32300, gid: "x", msg: "hi", file_type: 9 })).toMatchObject({ code: -32303 });
+      expect(await ask(c, { api_key: 32300, gid: "x", msg: "hi", file_type: 1.5 })).toMatchObject({ code: -32303 });
       expect(await ask(c, { api_key: 32300, gid: "x", msg: "hi" })).toMatchObject({ code: -32304 });
       expect(await ask(c, { api_key: 32400, aix: "y" })).toMatchObject({ code: -32403 });
       expect(await ask(c, { api_key: 32400, gid: "x" })).toMatchObject({ code: -32404 });
       expect(await ask(c, { api_key: 32500, status: 7 })).toMatchObject({ code: -32501 });
       await srv.api("/api/desk/agents/a-bad", { method: "PUT", body: { disabled: true } });
       expect(await ask(c, { api_key: 32000 })).toMatchObject({ code: -9999 });
+    });
+
+    test("an agent login on a guest's connection is refused (-31005) and the connection stays a guest", async () => {
+      await group("g-mix");
+      const token = await agent("a-mix", "g-mix");
+      const { c } = await guestLogin("a-mix", "g-mix");
+      expect(await ask(c, { api_key: 31000, call_type: 3, token })).toMatchObject({ code: -31005, message: "this connection is logged in as a guest" });
+      c.send(JSON.stringify({ call_type: 0 }));
+      expect(await c.next((f) => f.message === "pong")).toMatchObject({ code: 200 });
     });
   });
 

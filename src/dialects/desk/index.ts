@@ -64,7 +64,7 @@ const st = (s: Session) => s.state as unknown as DeskState;
 
 type Fields = Record<string, unknown>;
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : typeof v === "number" ? String(v) : undefined);
-const int = (v: unknown) => (typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : undefined);
+const int = (v: unknown) => (typeof v === "number" && Number.isSafeInteger(v) ? v : typeof v === "string" && /^-?\d{1,15}$/.test(v) ? Number(v) : undefined);
 
 export function messageInfo(m: Message) {
   const body = m.body as { msg?: unknown } | null;
@@ -136,6 +136,7 @@ export function deskDialect(app: App): Dialect {
     if (s.userId && s.userId !== who.userId) return reply(s, apiKey, Codes.otherUser, {}, "this connection is logged in as another user");
     const state = st(s);
     if (callType === 3) {
+      if (state.as === "guest") return reply(s, apiKey, Codes.otherUser, {}, "this connection is logged in as a guest");
       if (!user) return reply(s, apiKey, Codes.agentDisabled, {}, "admin disabled or missing");
       const a = await desk.agentRecord(user.id);
       if (a === "no_agent") return reply(s, apiKey, Codes.noAgent, {}, "admin_id does not exist");

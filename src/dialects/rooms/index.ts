@@ -5,7 +5,7 @@
 // or containers it is in, the name and icon it shows, its idle timer.
 import type { App } from "../../app.ts";
 import { MESSAGE_TYPES, ROOMS_KEY_RE, type Speaker } from "../../core/containers.ts";
-import { CloseCodes, CoreError, type ErrorName } from "../../core/errors.ts";
+import { CloseCodes, CoreError, fail, type ErrorName } from "../../core/errors.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
@@ -43,9 +43,7 @@ interface RoomsState {
 
 const st = (s: Session) => s.state as unknown as RoomsState;
 const isRoomsConv = (conv: string) => conv.startsWith("g:rooms:") || conv.startsWith("c:rooms:");
-const bad = (message: string): never => {
-  throw new CoreError("bad_request", message);
-};
+const bad = (message: string): never => fail("bad_request", message);
 /** The messageType an event frame carries along (text when it names none of the five). */
 const typeOf = (f: Fields) => {
   const t = str(f.messageType);
@@ -59,7 +57,7 @@ export function roomsDialect(app: App): Dialect {
   const inConv = new Map<string, Set<Session>>();
   const frames = new WeakMap<Message, string>();
 
-  const error = (s: Session, name: ErrorName, message: string, f?: Fields) => hub.send(s, errorFrame(name, message, f));
+  const error = (s: Session, name: ErrorName, message: string, f?: Fields, retryAfterMs?: number) => hub.send(s, errorFrame(name, message, f, retryAfterMs));
 
   function join(s: Session, conv: string, label: string): boolean {
     if (s.closed) return false;
@@ -97,16 +95,12 @@ export function roomsDialect(app: App): Dialect {
     const state = st(s);
     const me = s.userId;
     if (!me) return;
-    for (const [conv, seq] of [...state.seen]) {
-      if (only !== undefined && conv !== only) continue;
-      state.seen.delete(conv);
-      try {
-        await chat.advance(me, conv, "delivered", seq);
-      } catch (e) {
-        // not_member: an agent taken out of a closed container, or a room left meanwhile
-        if (!(e instanceof CoreError)) log.warn(`rooms delivered ${me} ${conv}: ${e}`);
-      }
-    }
+    const marks = new Map<string, number>();
+    for (const [conv, seq] of state.seen) if (only === undefined || conv === only) marks.set(conv, seq);
+    for (const conv of marks.keys()) state.seen.delete(conv);
+    // One statement for all of them; a conversation it is no longer in (an agent taken out of a closed
+    // container, a room left meanwhile) is skipped.
+    if (marks.size) await chat.advanceMany(me, "delivered", marks).catch((e) => log.warn(`rooms delivered ${me}: ${e}`));
   }
 
   /** The connection enters a room or container: subscribed, everyone there told, then what it missed. */
@@ -153,7 +147,7 @@ export function roomsDialect(app: App): Dialect {
       if (wait) throw new CoreError("rate_limited", `too many frames, retry in ${wait} ms`, wait);
       await event(s, str(fields.eventType) ?? "ordinary", fields);
     } catch (e) {
-      if (e instanceof CoreError) return void error(s, e.name, e.message, fields);
+      if (e instanceof CoreError) return void error(s, e.name, e.message, fields, e.retryAfterMs);
       log.error(`rooms frame from ${s.userId}: ${(e as Error).stack ?? e}`);
       error(s, "internal", "internal error, retry later", fields);
     }

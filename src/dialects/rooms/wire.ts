@@ -1,7 +1,7 @@
 // Rooms protocol wire format (seed 004, docs/rooms.md): the heartbeat text, the sent frame checked into a
 // message body, and the frames a client receives (messages, in/out notices, errors).
 import { MESSAGE_TYPES, type RoomsBody, type Speaker } from "../../core/containers.ts";
-import { CoreError, ErrorCodes, type ErrorName } from "../../core/errors.ts";
+import { ErrorCodes, fail, type ErrorName } from "../../core/errors.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import { containerOfConv, roomOfConv } from "../../store/containers.ts";
 
@@ -25,9 +25,7 @@ export function str(v: unknown): string | undefined {
   return undefined;
 }
 
-const bad = (message: string): never => {
-  throw new CoreError("bad_request", message);
-};
+const bad = (message: string): never => fail("bad_request", message);
 
 /** `accessoryContent` as an object, also from JSON text. */
 function accessory(v: unknown, type: string): Record<string, unknown> {
@@ -63,7 +61,7 @@ function text(a: Record<string, unknown>, key: string, type: string, required: b
 export function messageBody(f: Fields, who: Speaker): RoomsBody {
   const type = str(f.messageType);
   if (!type) bad(`messageType is required: one of ${MESSAGE_TYPES.join(", ")}`);
-  if (!(MESSAGE_TYPES as readonly string[]).includes(type!)) throw new CoreError("unknown_type", `unknown messageType "${type}": one of ${MESSAGE_TYPES.join(", ")}`);
+  if (!(MESSAGE_TYPES as readonly string[]).includes(type!)) fail("unknown_type", `unknown messageType "${type}": one of ${MESSAGE_TYPES.join(", ")}`);
   const raw = f.messageContent;
   const content = raw === undefined || raw === null ? "" : typeof raw === "string" ? raw : typeof raw === "number" ? String(raw) : bad("messageContent must be a string");
   if (content.length > MAX_CONTENT) bad(`messageContent is at most ${MAX_CONTENT} characters`);
@@ -174,8 +172,9 @@ export function noticeFrame(ev: Extract<CoreEvent, { type: "roomNotice" }>): str
 }
 
 /** An error answer: the connection stays open (a refused login is closed after it). */
-export function errorFrame(name: ErrorName, message: string, f?: Fields): string {
+export function errorFrame(name: ErrorName, message: string, f?: Fields, retryAfterMs?: number): string {
   const o: Record<string, unknown> = { messageType: "error", code: ErrorCodes[name], error: name, messageContent: message };
+  if (retryAfterMs) o.retryAfterMs = retryAfterMs;
   const ev = f && str(f.eventType);
   if (ev) o.eventType = ev;
   return JSON.stringify(o);
