@@ -88,10 +88,7 @@ export class Containers {
     const key = createHash("sha256").update(`${a.clientType}\0${a.account}\0${digest}\0${a.passwordHash}`).digest("base64");
     const now = Date.now();
     if ((this.verified.get(key) ?? 0) <= now) {
-      const who = `${a.clientType}\0${a.account}`;
-      if (this.failures.blocked(who)) return undefined;
-      if (!(await Bun.password.verify(digest, a.passwordHash))) return void this.failures.failed(who);
-      this.failures.succeeded(who);
+      if (!(await this.failures.verify(`${a.clientType}\0${a.account}`, digest, a.passwordHash))) return undefined;
       if (this.verified.size >= LOGIN_CACHE_MAX) for (const [k, until] of this.verified) if (until <= now || this.verified.size >= LOGIN_CACHE_MAX) this.verified.delete(k);
       this.verified.set(key, now + LOGIN_CACHE_MS);
     }

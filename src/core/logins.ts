@@ -40,9 +40,7 @@ export class Logins {
     if (typeof userId !== "string" || !USER_ID_RE.test(userId) || typeof password !== "string" || !password) return undefined;
     if (this.failures.blocked(userId)) return undefined;
     const hash = await this.d.passwordHash(userId);
-    if (!hash) return undefined;
-    if (!(await Bun.password.verify(password, hash))) return void this.failures.failed(userId);
-    this.failures.succeeded(userId);
+    if (!hash || !(await this.failures.verify(userId, password, hash))) return undefined;
     return this.d.chat.activeUser(userId);
   }
 

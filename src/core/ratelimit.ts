@@ -57,4 +57,13 @@ export class FailedLogins {
   succeeded(key: string): void {
     this.failures.delete(key);
   }
+
+  /** A password check of account `key` under this limit: false when blocked or wrong. */
+  async verify(key: string, password: string, hash: string): Promise<boolean> {
+    if (this.blocked(key)) return false;
+    const ok = await Bun.password.verify(password, hash);
+    if (ok) this.succeeded(key);
+    else this.failed(key);
+    return ok;
+  }
 }
