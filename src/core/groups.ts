@@ -114,11 +114,13 @@ export class Groups {
     const conv = groupConvId(checkId(groupId));
     let c = await this.store.getConversation(conv);
     if (!c && createAs) {
-      await this.store.createConversation({ id: conv, kind: "group", subtype: createAs, name: groupId, ownerId: userId }, {});
+      // Only the join that actually created the group owns it; one that lost the race joins like anyone.
+      const made = await this.store.createConversation(
+        { id: conv, kind: "group", subtype: createAs, name: groupId, ownerId: userId },
+        { [userId]: "owner" },
+      );
+      if (made) return this.notify(conv, userId, "join", userId);
       c = await this.store.getConversation(conv);
-      if (c?.ownerId === userId && (await addMembers(this.store.db, conv, { [userId]: "owner" })).length) {
-        return this.notify(conv, userId, "join", userId);
-      }
     }
     if (!c || c.kind !== "group") fail("not_found", `no group ${groupId}`);
     if (c!.closed) fail("forbidden", `group ${groupId} is dissolved`);

@@ -158,12 +158,17 @@ export class Store {
     return row;
   }
 
+  /**
+   * Creates a conversation with its first members, in one transaction. False, with nobody added, when the
+   * id is taken: creating a conversation that exists must never make its caller a member (or owner) of it.
+   */
   async createConversation(c: typeof conversations.$inferInsert, memberRoles: Record<string, string>): Promise<boolean> {
     return this.db.transaction(async (tx) => {
       const made = await tx.insert(conversations).values(c).onConflictDoNothing().returning({ id: conversations.id });
+      if (!made.length) return false;
       const rows = Object.entries(memberRoles).map(([userId, role]) => ({ convId: c.id, userId, role }));
       if (rows.length) await tx.insert(members).values(rows).onConflictDoNothing();
-      return made.length > 0;
+      return true;
     });
   }
 
