@@ -4,6 +4,7 @@ import { inboxOf, type InboxQuery, type InboxRow } from "../store/inbox.ts";
 import { readersOf, receiptCounts } from "../store/receipts.ts";
 import type { Store } from "../store/store.ts";
 import { fail } from "./errors.ts";
+import { storableJson, storableText } from "./storable.ts";
 import { directConvId, directPeer, IdGen, USER_ID_RE } from "./ids.ts";
 import { metric } from "./metrics.ts";
 import { Receipts, RECEIPT_WINDOW } from "./receipts.ts";
@@ -90,6 +91,9 @@ export class Chat {
     if (input.cmid !== undefined && (typeof input.cmid !== "string" || input.cmid.length === 0 || input.cmid.length > 64)) {
       fail("bad_request", "`cmid` must be a string of 1-64 characters");
     }
+    // Every send of every protocol passes here: what Postgres cannot store is refused before the writer.
+    storableText(input.cmid, "`cmid`");
+    storableJson(input.body, "`body`");
     const now = Date.now();
     const r = await this.d.writer.append({
       id: this.d.ids.next(now),

@@ -2,6 +2,7 @@
 import { and, asc, desc, eq, gt, gte, inArray, lt, lte, sql, type SQL } from "drizzle-orm";
 import { prepared, rowsOf, type Db } from "./db.ts";
 import { blocks, conversations, members, messages, users } from "./schema.ts";
+import { storableJson, storableText } from "../core/storable.ts";
 import type { Message } from "../core/types.ts";
 
 export type UserRow = typeof users.$inferSelect;
@@ -129,6 +130,9 @@ export class Store {
   // ---- users ----
 
   async upsertUser(u: UserInput): Promise<UserRow> {
+    // Every profile write of every entry point passes here: what Postgres cannot store is a bad request.
+    for (const k of ["id", "nick", "avatar", "role"] as const) storableText(u[k], `\`${k}\``);
+    storableJson(u.attributes, "`attributes`");
     const set: Partial<typeof users.$inferInsert> = { updatedAt: new Date() };
     for (const k of ["nick", "avatar", "role", "sex", "vip", "attributes", "passwordHash", "disabled"] as const) {
       if (u[k] !== undefined) (set as Record<string, unknown>)[k] = u[k];
