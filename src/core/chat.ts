@@ -14,7 +14,7 @@ import type { GroupWriter } from "./writer.ts";
 export interface SendInput {
   kind?: string;
   body: unknown;
-  /** The client's own message id: a retry with the same id returns the first ack. */
+  /** The client's own message id: a retry (same sender, same conversation, same id) returns the first ack. */
   cmid?: string;
 }
 
@@ -108,7 +108,8 @@ export class Chat {
     });
     if (r.refused) {
       mBlocked.value++;
-      return fail("blocked", `${recipient} does not accept your messages`);
+      // 1:1: the recipient blocked the sender; a container (desk): the agent serving it did.
+      return fail("blocked", recipient ? `${recipient} does not accept your messages` : "the agent serving this conversation does not accept your messages");
     }
     const { msg, dup } = r;
     if (dup) mDup.value++;

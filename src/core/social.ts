@@ -1,6 +1,7 @@
 // Friends, blacklist and follows. A friend request is answered by its recipient only; friendships are
-// mutual. The blacklist is enforced where messages are written (store.appendBatch, `recipient`), so every
-// 1:1 send path of every protocol obeys it and no cache can let a blocked sender through. A blocked user
+// mutual. The blacklist is enforced where messages are written (store.appendBatch: `recipient` of a 1:1
+// message, the owner of a container conversation — a desk guest's serving agent), so every send path of every
+// protocol obeys it and no cache can let a blocked sender through. A blocked user
 // cannot send friend requests either. Follows are one-way (a viewer follows a host).
 import * as db from "../store/social.ts";
 import type { Store } from "../store/store.ts";
