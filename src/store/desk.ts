@@ -29,6 +29,7 @@ export class DeskStore {
   }
 
   async group(id: string): Promise<DeskGroupRow | undefined> {
+    storableText(id, "`group`");
     const [row] = await this.db.select().from(deskGroups).where(eq(deskGroups.id, id));
     return row;
   }
@@ -38,6 +39,8 @@ export class DeskStore {
   }
 
   async putAgent(a: { userId: string; groupId?: string; capacity?: number; disabled?: boolean }): Promise<DeskAgentRow | undefined> {
+    storableText(a.userId, "`user`");
+    storableText(a.groupId, "`group`");
     const set: Partial<DeskAgentRow> = {};
     if (a.groupId !== undefined) set.groupId = a.groupId;
     if (a.capacity !== undefined) set.capacity = a.capacity;

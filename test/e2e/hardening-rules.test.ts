@@ -121,6 +121,19 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
       expect(await ann!.request({ t: "group_create", kind: "user", attributes: { a: "\udfff" } })).toMatchObject({ t: "error", code: 4002 });
     });
 
+    test("server API: a profile, a desk group or agent with such text is a 400 bad_request, not a 500", async () => {
+      for (const [path, method, body] of [
+        ["/api/users", "POST", { id: "nul-user", nick: "a\u0000" }],
+        ["/api/users", "POST", { id: "nul-user", attributes: { ["k\ud800"]: 1 } }],
+        ["/api/desk/groups/nul%00group", "PUT", { name: "x" }],
+        ["/api/desk/groups/nul-group", "PUT", { name: "\udc00" }],
+        ["/api/desk/agents/ann", "PUT", { group: "g\u0000" }],
+      ] as const) {
+        const r = await srv.api(path, { method, body });
+        expect([path, r.status, r.body?.error]).toEqual([path, 400, "bad_request"]);
+      }
+    });
+
     test("msgpack: an int64 body beyond 2^53 is a bad request, not a failed batch", async () => {
       const m = await connect("ann", true);
       expect(await m.request({ t: "send", to: "ben", body: { n: 2n ** 60n } })).toMatchObject({ t: "error", code: 4002 });
