@@ -4,6 +4,7 @@ import { inboxOf, type InboxQuery, type InboxRow } from "../store/inbox.ts";
 import { readersOf, receiptCounts } from "../store/receipts.ts";
 import type { Store } from "../store/store.ts";
 import { fail } from "./errors.ts";
+import { storableJson, storableText } from "./storable.ts";
 import { directConvId, directPeer, IdGen, USER_ID_RE } from "./ids.ts";
 import { metric } from "./metrics.ts";
 import { Receipts, RECEIPT_WINDOW } from "./receipts.ts";
@@ -13,7 +14,7 @@ import type { GroupWriter } from "./writer.ts";
 export interface SendInput {
   kind?: string;
   body: unknown;
-  /** The client's own message id: a retry with the same id returns the first ack. */
+  /** The client's own message id: a retry (same sender, same conversation, same id) returns the first ack. */
   cmid?: string;
 }
 
@@ -90,6 +91,9 @@ export class Chat {
     if (input.cmid !== undefined && (typeof input.cmid !== "string" || input.cmid.length === 0 || input.cmid.length > 64)) {
       fail("bad_request", "`cmid` must be a string of 1-64 characters");
     }
+    // Every send of every protocol passes here: what Postgres cannot store is refused before the writer.
+    storableText(input.cmid, "`cmid`");
+    storableJson(input.body, "`body`");
     const now = Date.now();
     const r = await this.d.writer.append({
       id: this.d.ids.next(now),
@@ -104,7 +108,8 @@ export class Chat {
     });
     if (r.refused) {
       mBlocked.value++;
-      return fail("blocked", `${recipient} does not accept your messages`);
+      // 1:1: the recipient blocked the sender; a container (desk): the agent serving it did.
+      return fail("blocked", recipient ? `${recipient} does not accept your messages` : "the agent serving this conversation does not accept your messages");
     }
     const { msg, dup } = r;
     if (dup) mDup.value++;

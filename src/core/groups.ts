@@ -21,6 +21,7 @@ import {
 import type { ConversationRow, Store } from "../store/store.ts";
 import type { Chat, SendInput } from "./chat.ts";
 import { fail } from "./errors.ts";
+import { storableJson, storableText } from "./storable.ts";
 import type { IdGen } from "./ids.ts";
 import type { Ack, CoreEvent, MemberChange } from "./types.ts";
 
@@ -71,6 +72,7 @@ export class Groups {
     if (!GROUP_KINDS.includes(g.kind as GroupKind)) fail("bad_request", `\`kind\` must be one of ${GROUP_KINDS.join(", ")}`);
     const id = g.id === undefined ? this.ids.next().toString() : checkId(g.id);
     const attributes = g.attributes ?? {};
+    checkStorable(g);
     if (g.kind === "neighbourhood" && (typeof attributes.area !== "string" || !attributes.area)) {
       fail("bad_request", "a neighbourhood group needs `attributes.area`");
     }
@@ -102,6 +104,7 @@ export class Groups {
   /** Open groups of a kind, e.g. the neighbourhood groups of an area. */
   async discover(kind: string, area: string | undefined, limit = 100): Promise<GroupInfo[]> {
     if (!OPEN.has(kind)) fail("bad_request", "only interest, neighbourhood and service groups are listed");
+    storableText(area, "`area`");
     const rows = await findConversations(this.store.db, { kind: "group", subtype: kind, attr: area ? ["area", area] : undefined, limit });
     return Promise.all(rows.map(async (c) => infoOf(c, await memberCount(this.store.db, c.id))));
   }
@@ -114,11 +117,13 @@ export class Groups {
     const conv = groupConvId(checkId(groupId));
     let c = await this.store.getConversation(conv);
     if (!c && createAs) {
-      await this.store.createConversation({ id: conv, kind: "group", subtype: createAs, name: groupId, ownerId: userId }, {});
+      // Only the join that actually created the group owns it; one that lost the race joins like anyone.
+      const made = await this.store.createConversation(
+        { id: conv, kind: "group", subtype: createAs, name: groupId, ownerId: userId },
+        { [userId]: "owner" },
+      );
+      if (made) return this.notify(conv, userId, "join", userId);
       c = await this.store.getConversation(conv);
-      if (c?.ownerId === userId && (await addMembers(this.store.db, conv, { [userId]: "owner" })).length) {
-        return this.notify(conv, userId, "join", userId);
-      }
     }
     if (!c || c.kind !== "group") fail("not_found", `no group ${groupId}`);
     if (c!.closed) fail("forbidden", `group ${groupId} is dissolved`);
@@ -192,6 +197,7 @@ export class Groups {
   async update(actor: Actor, groupId: string, set: { name?: string; avatar?: string; attributes?: Record<string, unknown> }) {
     const c = await this.group(groupId);
     await this.need(actor, c, "admin");
+    checkStorable(set);
     await updateConversation(this.store.db, c.id, set);
     return this.info(null, groupId);
   }
@@ -257,6 +263,13 @@ export class Groups {
     if (!m) fail("not_member", `not a member of group ${groupIdOf(c.id)}`);
     if ((RANK[m!.role] ?? 0) < RANK[min]!) fail("forbidden", `only the ${min === "owner" ? "owner" : "owner or an admin"} may do this`);
   }
+}
+
+/** A group's client-given text must be storable (core/storable.ts). */
+function checkStorable(g: { name?: string; avatar?: string; attributes?: Record<string, unknown> }): void {
+  storableText(g.name, "`name`");
+  storableText(g.avatar, "`avatar`");
+  storableJson(g.attributes, "`attributes`");
 }
 
 function checkId(groupId: string): string {

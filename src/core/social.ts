@@ -1,11 +1,13 @@
 // Friends, blacklist and follows. A friend request is answered by its recipient only; friendships are
-// mutual. The blacklist is enforced where messages are written (store.appendBatch, `recipient`), so every
-// 1:1 send path of every protocol obeys it and no cache can let a blocked sender through. A blocked user
+// mutual. The blacklist is enforced where messages are written (store.appendBatch: `recipient` of a 1:1
+// message, the owner of a container conversation — a desk guest's serving agent), so every send path of every
+// protocol obeys it and no cache can let a blocked sender through. A blocked user
 // cannot send friend requests either. Follows are one-way (a viewer follows a host).
 import * as db from "../store/social.ts";
 import type { Store } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
 import { fail } from "./errors.ts";
+import { storableText } from "./storable.ts";
 import { USER_ID_RE } from "./ids.ts";
 import type { CoreEvent, FriendChange } from "./types.ts";
 
@@ -22,6 +24,7 @@ export class Social {
   async request(me: string, to: string, note = ""): Promise<"friends" | "accepted" | "pending"> {
     await this.other(me, to);
     if (typeof note !== "string" || note.length > 200) fail("bad_request", "`note` is at most 200 characters");
+    storableText(note, "`note`");
     if (await db.isBlocked(this.store.db, to, me)) fail("blocked", `${to} does not accept your requests`);
     const r = await db.requestFriend(this.store.db, me, to, note);
     if (r === "pending") await this.tell("request", me, [to], note);
@@ -55,6 +58,7 @@ export class Social {
 
   async remark(me: string, friend: string, remark: string): Promise<void> {
     if (typeof remark !== "string" || remark.length > 100) fail("bad_request", "`remark` is at most 100 characters");
+    storableText(remark, "`remark`");
     if (!(await db.setRemark(this.store.db, me, friend, remark))) fail("not_found", `${friend} is not your friend`);
   }
 

@@ -72,7 +72,7 @@ export function socialHttp(app: App) {
         await social.block(params.id, params.other);
         return { blocked: true };
       },
-      { response: { 200: t.Object({ blocked: t.Boolean() }), ...Errors }, detail: { summary: "Block a user: its 1:1 messages and friend requests are refused", tags } },
+      { response: { 200: t.Object({ blocked: t.Boolean() }), ...Errors }, detail: { summary: "Block a user: its 1:1 messages, its messages in a desk or container conversation this user serves, and its friend requests are refused", tags } },
     )
     .delete("/blocks/:other", async ({ params }) => ({ unblocked: await social.unblock(params.id, params.other) }), {
       response: { 200: t.Object({ unblocked: t.Boolean() }), ...Errors },

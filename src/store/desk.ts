@@ -1,6 +1,7 @@
 // Customer-service desk records (agent groups, agents) and the one transaction that hands a guest's
 // conversation from one agent to another (or to its first agent).
 import { and, asc, eq, sql } from "drizzle-orm";
+import { storableText } from "../core/storable.ts";
 import type { Db } from "./db.ts";
 import { conversations, deskAgents, deskGroups, members } from "./schema.ts";
 
@@ -14,6 +15,8 @@ export class DeskStore {
   constructor(readonly db: Db) {}
 
   async putGroup(g: { id: string; name?: string; disabled?: boolean }): Promise<DeskGroupRow> {
+    storableText(g.id, "`id`");
+    storableText(g.name, "`name`");
     const set: Partial<DeskGroupRow> = {};
     if (g.name !== undefined) set.name = g.name;
     if (g.disabled !== undefined) set.disabled = g.disabled;
@@ -26,6 +29,7 @@ export class DeskStore {
   }
 
   async group(id: string): Promise<DeskGroupRow | undefined> {
+    storableText(id, "`group`");
     const [row] = await this.db.select().from(deskGroups).where(eq(deskGroups.id, id));
     return row;
   }
@@ -35,6 +39,8 @@ export class DeskStore {
   }
 
   async putAgent(a: { userId: string; groupId?: string; capacity?: number; disabled?: boolean }): Promise<DeskAgentRow | undefined> {
+    storableText(a.userId, "`user`");
+    storableText(a.groupId, "`group`");
     const set: Partial<DeskAgentRow> = {};
     if (a.groupId !== undefined) set.groupId = a.groupId;
     if (a.capacity !== undefined) set.capacity = a.capacity;

@@ -1,14 +1,17 @@
 // Finding a user's own message and marking it recalled (its body is hidden from then on, see toMessage).
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import type { Db } from "./db.ts";
 import { messages } from "./schema.ts";
 import { toMessage } from "./store.ts";
 import type { Message } from "../core/types.ts";
 
-/** The message `sender` wrote with this client id, or with this server id. */
+/**
+ * The message `sender` wrote with this server id, or with this client id (client ids are unique per
+ * conversation: the newest message with it, the only one a recall window can still hold in practice).
+ */
 export async function ownMessage(db: Db, sender: string, ref: { cmid?: string; id?: bigint }): Promise<Message | undefined> {
   const by = ref.id !== undefined ? eq(messages.id, ref.id) : eq(messages.clientMsgId, ref.cmid ?? "");
-  const [row] = await db.select().from(messages).where(and(eq(messages.senderId, sender), by));
+  const [row] = await db.select().from(messages).where(and(eq(messages.senderId, sender), by)).orderBy(desc(messages.id)).limit(1);
   return row && toMessage(row);
 }
 

@@ -88,7 +88,9 @@ export const messages = pgTable(
   },
   (t) => [
     uniqueIndex("messages_conv_seq_uq").on(t.convId, t.seq),
-    uniqueIndex("messages_sender_cmid_uq").on(t.senderId, t.clientMsgId).where(sql`client_msg_id is not null`),
+    // A client id names a retry within one conversation: the same id in another conversation is another
+    // message. Sender and client id lead, so a recall by client id (store/recall.ts) uses this index too.
+    uniqueIndex("messages_sender_cmid_conv_uq").on(t.senderId, t.clientMsgId, t.convId).where(sql`client_msg_id is not null`),
     index("messages_conv_time_idx").on(t.convId, t.createdAt),
   ],
 );

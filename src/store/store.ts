@@ -2,6 +2,7 @@
 import { and, asc, desc, eq, gt, gte, inArray, lt, lte, sql, type SQL } from "drizzle-orm";
 import { prepared, rowsOf, type Db } from "./db.ts";
 import { blocks, conversations, members, messages, users } from "./schema.ts";
+import { storableJson, storableText } from "../core/storable.ts";
 import type { Message } from "../core/types.ts";
 
 export type UserRow = typeof users.$inferSelect;
@@ -129,6 +130,9 @@ export class Store {
   // ---- users ----
 
   async upsertUser(u: UserInput): Promise<UserRow> {
+    // Every profile write of every entry point passes here: what Postgres cannot store is a bad request.
+    for (const k of ["id", "nick", "avatar", "role"] as const) storableText(u[k], `\`${k}\``);
+    storableJson(u.attributes, "`attributes`");
     const set: Partial<typeof users.$inferInsert> = { updatedAt: new Date() };
     for (const k of ["nick", "avatar", "role", "sex", "vip", "attributes", "passwordHash", "disabled"] as const) {
       if (u[k] !== undefined) (set as Record<string, unknown>)[k] = u[k];
@@ -158,12 +162,17 @@ export class Store {
     return row;
   }
 
+  /**
+   * Creates a conversation with its first members, in one transaction. False, with nobody added, when the
+   * id is taken: creating a conversation that exists must never make its caller a member (or owner) of it.
+   */
   async createConversation(c: typeof conversations.$inferInsert, memberRoles: Record<string, string>): Promise<boolean> {
     return this.db.transaction(async (tx) => {
       const made = await tx.insert(conversations).values(c).onConflictDoNothing().returning({ id: conversations.id });
+      if (!made.length) return false;
       const rows = Object.entries(memberRoles).map(([userId, role]) => ({ convId: c.id, userId, role }));
       if (rows.length) await tx.insert(members).values(rows).onConflictDoNothing();
-      return made.length > 0;
+      return true;
     });
   }
 
@@ -217,26 +226,34 @@ export class Store {
    * conversation's seq range is reserved under its row lock (taken in id order, so concurrent
    * batches from other nodes cannot deadlock), then one multi-row INSERT. Nothing is visible
    * before the commit, and a failed batch consumes no seq.
+   *
+   * Blacklist: a 1:1 message (`recipient`) is refused when the recipient blocked the sender; a message in
+   * a container conversation (desk guests, rooms containers) when the conversation's owner — the agent
+   * serving it — blocked the sender. Both are read in the writing transaction, the owner under the row
+   * lock, so neither a block nor a transfer committed before the message can be bypassed.
    */
   async appendBatch(items: AppendItem[]): Promise<AppendResult[]> {
     return this.db.transaction(async (tx) => {
       const results: (AppendResult | undefined)[] = new Array(items.length);
+      // A retry is the same client id from the same sender in the same conversation: the id is the
+      // client's, and clients make them per conversation, so a reuse elsewhere is a new message.
+      const keyOf = (it: AppendItem) => `${it.conv}\u0000${it.sender}\u0000${it.cmid}`;
 
-      // 1. Idempotency: earlier messages with the same (sender, client msg id), and repeats inside the batch.
+      // 1. Idempotency: earlier messages with the same (conversation, sender, client msg id), and repeats inside the batch.
       const withCmid = items.filter((i) => i.cmid);
       const firstByKey = new Map<string, number>();
       if (withCmid.length) {
-        const keys = JSON.stringify(withCmid.map((i) => ({ s: i.sender, c: i.cmid })));
+        const keys = JSON.stringify(withCmid.map((i) => ({ s: i.sender, c: i.cmid, v: i.conv })));
         const found = rowsOf<RawMessage>(
           await tx.execute(sql`
             select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
-              from jsonb_to_recordset(${keys}::jsonb) as k(s text, c text)
-              join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.client_msg_id is not null`),
+              from jsonb_to_recordset(${keys}::jsonb) as k(s text, c text, v text)
+              join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.conv_id = k.v`),
         );
-        const byKey = new Map(found.map((r) => [`${r.sender_id}\u0000${r.client_msg_id}`, fromRaw(r)]));
+        const byKey = new Map(found.map((r) => [`${r.conv_id}\u0000${r.sender_id}\u0000${r.client_msg_id}`, fromRaw(r)]));
         items.forEach((it, i) => {
           if (!it.cmid) return;
-          const key = `${it.sender}\u0000${it.cmid}`;
+          const key = keyOf(it);
           const prior = byKey.get(key);
           if (prior) results[i] = { msg: prior, dup: true };
           else if (firstByKey.has(key)) results[i] = { msg: undefined as unknown as Message, dup: true };
@@ -244,8 +261,8 @@ export class Store {
         });
       }
 
-      // 2. Blacklist: a recipient who blocked the sender refuses the message (checked in the writing
-      // transaction, so a block committed before it can never let a message through).
+      // 2. Blacklist of 1:1 messages: a recipient who blocked the sender refuses the message (checked in the
+      // writing transaction, so a block committed before it can never let a message through).
       const checked = items.map((it, i) => ({ it, i })).filter(({ it, i }) => !results[i] && it.recipient);
       if (checked.length) {
         const pairs = JSON.stringify(checked.map(({ it }) => ({ u: it.recipient, b: it.sender })));
@@ -258,25 +275,23 @@ export class Store {
         for (const { it, i } of checked) if (blocked.has(`${it.recipient}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
       }
 
-      const fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
+      let fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
+      /** each touched conversation's last seq, read under its row lock */
+      const next = new Map<string, number>();
       if (fresh.length) {
-        // 3. Lock the touched conversation rows in id order and read their last seq. Direct chats are
-        // created by their first message: missing ones are inserted (with members), then locked too.
-        const counts = new Map<string, number>();
-        const lastAt = new Map<string, Date>();
-        for (const { it } of fresh) {
-          counts.set(it.conv, (counts.get(it.conv) ?? 0) + 1);
-          lastAt.set(it.conv, it.at);
-        }
-        const convIds = [...counts.keys()].sort();
+        // 3. Lock the touched conversation rows in id order and read their last seq (and, for containers,
+        // their owner). Direct chats are created by their first message: missing ones are inserted (with
+        // members), then locked too.
+        const convIds = [...new Set(fresh.map(({ it }) => it.conv))].sort();
         const lock = async (ids: string[]) =>
-          rowsOf<{ id: string; last_seq: string | number }>(
+          rowsOf<{ id: string; last_seq: string | number; owner: string | null }>(
             await tx.execute(sql`
-              select c.id, c.last_seq from conversations c
+              select c.id, c.last_seq, case when c.kind = 'container' then c.owner_id end as owner from conversations c
                where c.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))
                order by c.id for update`),
           );
-        const next = new Map((await lock(convIds)).map((r) => [r.id, Number(r.last_seq)]));
+        const locked = await lock(convIds);
+        for (const r of locked) next.set(r.id, Number(r.last_seq));
         const creates = new Map<string, { kind: string; members: string[] }>();
         for (const { it } of fresh) if (!next.has(it.conv) && it.create && !creates.has(it.conv)) creates.set(it.conv, it.create);
         if (creates.size) {
@@ -293,6 +308,32 @@ export class Store {
           for (const r of await lock(made.map(([id]) => id))) next.set(r.id, Number(r.last_seq));
         }
         for (const id of convIds) if (!next.has(id)) throw new Error(`conversation ${id} does not exist`);
+
+        // 3b. Blacklist of container conversations: the owner (the serving agent) who blocked the sender
+        // refuses its messages. The owner was read under the row lock: a transfer cannot slip in between.
+        const owners = new Map(locked.filter((r) => r.owner !== null).map((r) => [r.id, r.owner!]));
+        const toOwner = fresh.filter(({ it }) => owners.has(it.conv) && owners.get(it.conv) !== it.sender);
+        if (toOwner.length) {
+          const pairs = JSON.stringify(toOwner.map(({ it }) => ({ u: owners.get(it.conv), b: it.sender })));
+          const found = rowsOf<{ user_id: string; blocked_id: string }>(
+            await tx.execute(sql`
+              select b.user_id, b.blocked_id from jsonb_to_recordset(${pairs}::jsonb) as k(u text, b text)
+                join blocks b on b.user_id = k.u and b.blocked_id = k.b`),
+          );
+          const blocked = new Set(found.map((b) => `${b.user_id}\u0000${b.blocked_id}`));
+          for (const { it, i } of toOwner) if (blocked.has(`${owners.get(it.conv)}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
+          fresh = fresh.filter(({ i }) => !results[i]);
+        }
+      }
+
+      if (fresh.length) {
+        const counts = new Map<string, number>();
+        const lastAt = new Map<string, Date>();
+        for (const { it } of fresh) {
+          counts.set(it.conv, (counts.get(it.conv) ?? 0) + 1);
+          lastAt.set(it.conv, it.at);
+        }
+        const convIds = [...counts.keys()].sort();
 
         // 4. Reserve the seq ranges.
         const ranges = JSON.stringify(convIds.map((id) => ({ id, s: next.get(id)! + counts.get(id)!, t: lastAt.get(id)!.toISOString() })));
@@ -328,7 +369,7 @@ export class Store {
       items.forEach((it, i) => {
         const r = results[i]!;
         if (r.dup && !r.msg) {
-          const first = results[firstByKey.get(`${it.sender}\u0000${it.cmid}`)!]!;
+          const first = results[firstByKey.get(keyOf(it))!]!;
           results[i] = first.refused ? first : { msg: first.msg, dup: true };
         }
       });

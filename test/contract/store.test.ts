@@ -138,6 +138,39 @@ for (const [name, open] of drivers) {
       expect((await store.history(toCat, { limit: 10 })).map((m) => m.body)).toEqual(["yes"]);
     });
 
+    test("a client id names a retry only within its conversation (and sender)", async () => {
+      const elsewhere = directConvId("ann", "eve");
+      const [a, b] = await store.appendBatch([item("ann", "x", "m1", elsewhere), item("ann", "x", "m1", elsewhere)]);
+      expect(a).toMatchObject({ dup: false, msg: { conv: elsewhere, seq: 1 } });
+      expect(b).toMatchObject({ dup: true, msg: { id: a!.msg!.id } });
+      const [c] = await store.appendBatch([item("ann", "x", "m1", elsewhere)]);
+      expect(c).toMatchObject({ dup: true, msg: { id: a!.msg!.id, conv: elsewhere } });
+      // "m1" of ann in `conv` (an earlier test) is still its own message
+      expect((await store.history(conv, { limit: 100 })).filter((m) => m.cmid === "m1").map((m) => m.from)).toEqual(["ann", "ben"]);
+    });
+
+    test("in a container, the owner (the serving agent) who blocked the sender refuses its messages", async () => {
+      await store.db.insert(blocks).values({ userId: "eve", blockedId: "fox" });
+      expect(await store.createConversation({ id: "c:t:fox", kind: "container", ownerId: "eve" }, { fox: "member", eve: "agent" })).toBe(true);
+      expect(await store.createConversation({ id: "c:t:fox2", kind: "container", ownerId: "gus" }, { fox: "member", gus: "agent" })).toBe(true);
+      // a group whose owner blocked the sender is not a container: the rule does not apply
+      expect(await store.createConversation({ id: "g:t-fox", kind: "group", ownerId: "eve" }, { fox: "member", eve: "owner" })).toBe(true);
+      const at = (sender: string, to: string, cmid?: string) => ({ ...item(sender, "hi", cmid, to), create: undefined });
+      const res = await store.appendBatch([at("fox", "c:t:fox", "f1"), at("eve", "c:t:fox"), at("fox", "c:t:fox2", "f1"), at("fox", "g:t-fox"), at("fox", "c:t:fox", "f1")]);
+      expect(res[0]).toEqual({ refused: "blocked" });
+      expect(res[4]).toEqual({ refused: "blocked" });
+      expect(res[1]!.msg).toMatchObject({ conv: "c:t:fox", from: "eve", seq: 1 });
+      expect(res[2]).toMatchObject({ dup: false, msg: { conv: "c:t:fox2", seq: 1 } });
+      expect(res[3]!.msg).toMatchObject({ conv: "g:t-fox", seq: 1 });
+      expect((await store.getConversation("c:t:fox"))?.lastSeq).toBe(1);
+    });
+
+    test("creating a conversation that exists adds nobody", async () => {
+      expect(await store.createConversation({ id: "g:t-fox", kind: "group", ownerId: "zed" }, { zed: "owner" })).toBe(false);
+      expect(await store.getMember("g:t-fox", "zed")).toBeUndefined();
+      expect((await store.getConversation("g:t-fox"))?.ownerId).toBe("eve");
+    });
+
     test("a batch that fails consumes no seq", async () => {
       const bad = { ...item("ann", "x"), conv: "g:missing", create: undefined };
       await expect(store.appendBatch([item("ann", "ok"), bad])).rejects.toThrow();

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import type { App } from "../../app.ts";
 import { FILE_TYPES, type Desk } from "../../core/desk.ts";
-import { CoreError } from "../../core/errors.ts";
+import { CoreError, type ErrorName } from "../../core/errors.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
@@ -39,6 +39,7 @@ export const Codes = {
   transferAix: -32404,
   transferUnavailable: -32405,
   transferNotYours: -32406,
+  sendBlocked: -32305,
   suspendStatus: -32501,
   badFrame: -10001,
   unknownApi: -10002,
@@ -46,6 +47,44 @@ export const Codes = {
   rateLimited: -10004,
   failed: -10005,
 } as const;
+
+/**
+ * The code a core error answers a request with: the request's own code where the protocol has one (an
+ * ownership refusal of 32400 is -32406 whichever check caught it), else the envelope's general codes. Every
+ * core error is listed, so a new one is a decision, not a fall-through (test/unit/error-mapping.test.ts).
+ */
+const GENERAL: Record<ErrorName, number> = {
+  bad_frame: Codes.badFrame,
+  unknown_type: Codes.unknownApi,
+  bad_request: Codes.failed,
+  unauthorized: Codes.relogin,
+  forbidden: Codes.failed,
+  blocked: Codes.failed,
+  muted: Codes.failed,
+  not_member: Codes.failed,
+  not_found: Codes.failed,
+  conflict: Codes.failed,
+  recall_expired: Codes.failed,
+  rate_limited: Codes.rateLimited,
+  slow_mode: Codes.rateLimited,
+  unavailable: Codes.failed,
+  internal: Codes.failed,
+};
+const BY_REQUEST: Record<number, Partial<Record<ErrorName, number>>> = {
+  32100: { forbidden: Codes.notYourGroup, not_member: Codes.notYourGroup, not_found: Codes.notYourGroup },
+  32200: { forbidden: Codes.readNotYours, not_member: Codes.readNotYours, not_found: Codes.readNotYours },
+  32300: { forbidden: Codes.sendNotYours, not_member: Codes.sendNotYours, not_found: Codes.sendNotYours, blocked: Codes.sendBlocked },
+  32400: {
+    forbidden: Codes.transferNotYours,
+    not_member: Codes.transferNotYours,
+    not_found: Codes.transferNotYours,
+    unavailable: Codes.transferUnavailable,
+    conflict: Codes.transferUnavailable,
+  },
+};
+export function deskErrorCode(apiKey: number | undefined, name: ErrorName): number {
+  return (apiKey !== undefined ? BY_REQUEST[apiKey]?.[name] : undefined) ?? GENERAL[name];
+}
 
 /** Pushes: a message for you, an assigned/transferred guest, your transfer done, your agent. */
 export const Push = { message: 32399, assigned: 32401, handedOver: 32402, agent: 31100 } as const;
@@ -203,8 +242,7 @@ export function deskDialect(app: App): Dialect {
         const fileType = int(f.file_type ?? 0);
         if (fileType === undefined || fileType < 0 || fileType >= FILE_TYPES.length) return reply(s, apiKey, Codes.sendFileType, {}, "file_type must be 0-6");
         if (st(s).bucket.take()) return reply(s, apiKey, Codes.rateLimited, {}, "too many messages");
-        const conv = await store.getConversation(deskConvId(gid));
-        if (!conv || conv.ownerId !== me) return reply(s, apiKey, Codes.sendNotYours, {}, "not your guest");
+        // Whose guest it is, is the core's check (its `forbidden` answers -32304).
         const ack = await desk.agentSend(me, gid, f.msg, fileType, s.id);
         return reply(s, apiKey, Codes.ok, { gid, message_info: { id: ack.id, seq: ack.seq, gid, from: me, msg: f.msg, file_type: fileType, time: ack.ts } });
       }
@@ -212,17 +250,10 @@ export function deskDialect(app: App): Dialect {
         const aix = str(f.aix);
         if (!gid) return reply(s, apiKey, Codes.transferGid, {}, "gid not null");
         if (!aix) return reply(s, apiKey, Codes.transferAix, {}, "aix not null");
-        const conv = await store.getConversation(deskConvId(gid));
-        if (!conv || conv.ownerId !== me) return reply(s, apiKey, Codes.transferNotYours, {}, "not your guest");
-        try {
-          const t = await desk.transfer(me, gid, aix);
-          return reply(s, apiKey, Codes.ok, { gid, data: { from: me, to: aix }, guest_info: t.guest, recs: t.recs.map(messageInfo) });
-        } catch (e) {
-          if (e instanceof CoreError && (e.name === "unavailable" || e.name === "conflict")) {
-            return reply(s, apiKey, Codes.transferUnavailable, {}, e.message);
-          }
-          throw e;
-        }
+        // Checked once, in the core, at the moment of the transfer: a concurrent transfer that moved the
+        // guest first makes this one `forbidden` (-32406) or `conflict` (-32405), never a generic failure.
+        const t = await desk.transfer(me, gid, aix);
+        return reply(s, apiKey, Codes.ok, { gid, data: { from: me, to: aix }, guest_info: t.guest, recs: t.recs.map(messageInfo) });
       }
       case 32500: {
         const status = int(f.status);
@@ -303,7 +334,8 @@ export function deskDialect(app: App): Dialect {
         return await guestRequest(s, s.userId, apiKey, fields);
       } catch (e) {
         if (!(e instanceof CoreError)) log.error(`desk ${apiKey} from ${s.userId}: ${(e as Error).stack ?? e}`);
-        reply(s, fields.api_key, Codes.failed, {}, e instanceof CoreError ? e.message : "internal error, retry later");
+        if (e instanceof CoreError) reply(s, fields.api_key, deskErrorCode(apiKey, e.name), {}, e.message);
+        else reply(s, fields.api_key, deskErrorCode(apiKey, "internal"), {}, "internal error, retry later");
       }
     },
 

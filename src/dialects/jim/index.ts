@@ -21,7 +21,7 @@ interface JimState {
 
 const st = (s: Session) => s.state as unknown as JimState;
 /** A command's failure answer (code, command) when the core refuses it. */
-const FAILURE: Record<number, [number, number]> = {
+export const FAILURE: Record<number, [number, number]> = {
   [Cmd.chat]: [10002, Cmd.chatResp],
   [Cmd.authReq]: [10010, Cmd.authResp],
   [Cmd.joinGroupReq]: [10012, Cmd.joinGroupResp],

@@ -2,6 +2,7 @@
 // error naming the first bad field.
 import { Type as T, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import { ErrorCodes, type ErrorName } from "../../core/errors.ts";
 
 const Id = T.Optional(T.Union([T.String({ maxLength: 64 }), T.Integer()]));
 const Conv = T.String({ minLength: 1, maxLength: 200 });
@@ -125,16 +126,28 @@ export const Frames = {
 export type FrameType = keyof typeof Frames;
 export type FrameOf<K extends FrameType> = Static<(typeof Frames)[K]>;
 
-const checks = Object.fromEntries(
-  Object.entries(Frames).map(([k, s]) => [k, TypeCompiler.Compile(s as TSchema)]),
-) as Record<FrameType, TypeCheck<TSchema>>;
+// A Map: `t` comes from the client, so `constructor`, `toString` or `__proto__` must not find anything.
+const checks = new Map<string, TypeCheck<TSchema>>(Object.entries(Frames).map(([k, s]) => [k, TypeCompiler.Compile(s as TSchema)]));
+
+/** How `t` is shown in an error: any decoded value (a msgpack BigInt, a Map, a cycle-free object) without throwing. */
+function show(t: unknown): string {
+  if (typeof t === "string") return JSON.stringify(t.length > 64 ? `${t.slice(0, 64)}…` : t);
+  if (typeof t === "bigint") return `${t}n`;
+  if (t === undefined || t === null || typeof t === "number" || typeof t === "boolean") return String(t);
+  return `of type ${typeof t}`;
+}
 
 /** Validates a decoded frame: the typed frame, or an error message naming the first bad field. */
 export function check(frame: Record<string, unknown>): { type: FrameType; frame: any } | { error: string; unknown?: true } {
   const t = frame.t;
-  if (typeof t !== "string" || !(t in checks)) return { error: `unknown frame type ${JSON.stringify(t)}`, unknown: true };
-  const c = checks[t as FrameType];
+  const c = typeof t === "string" ? checks.get(t) : undefined;
+  if (!c) return { error: `unknown frame type ${show(t)}`, unknown: true };
   if (c.Check(frame)) return { type: t as FrameType, frame };
   const e = c.Errors(frame).First();
   return { error: `${e?.path || "frame"}: ${e?.message ?? "invalid"}` };
+}
+
+/** An error reply: the core's code as is, its name in `error` (docs/protocol.md "Errors"). */
+export function errorFrame(id: unknown, name: ErrorName, message: string, extra?: object): Record<string, unknown> {
+  return { t: "error", ...(id !== undefined ? { id } : {}), code: ErrorCodes[name], error: name, message, ...extra };
 }

@@ -9,7 +9,7 @@ import { directConvId, directPeer } from "../../core/ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import { Deadlines } from "../../hub/expiry.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import { check, type FrameOf } from "./frames.ts";
+import { check, errorFrame, type FrameOf } from "./frames.ts";
 import { groupFrame } from "./groups.ts";
 import { roomEvent, roomFrame } from "./rooms.ts";
 import { socialFrames } from "./social.ts";
@@ -33,7 +33,7 @@ export function nativeDialect(app: App): Dialect {
   const encode = (s: Session, obj: unknown): Frame => (st(s).binary ? pack(obj) : JSON.stringify(obj));
   const reply = (s: Session, obj: Record<string, unknown>) => hub.send(s, encode(s, obj));
   const error = (s: Session, id: unknown, name: keyof typeof ErrorCodes, message: string, extra?: object) =>
-    reply(s, { t: "error", ...(id !== undefined ? { id } : {}), code: ErrorCodes[name], error: name, message, ...extra });
+    reply(s, errorFrame(id, name, message, extra));
 
   /** Authenticates the connection; a token for another user than the one bound is refused. */
   async function bind(s: Session, userId: string, role: string, exp?: number): Promise<void> {
@@ -114,7 +114,8 @@ export function nativeDialect(app: App): Dialect {
         return void reply(s, { t: type, id: f.id, ...(await roomFrame(app, s, bucketOf(s), type, f)) });
       default:
         if (type.startsWith("group_")) return void reply(s, { t: type, id: f.id, ...(await groupFrame(groups, me, type, f)) });
-        if (type in socialFrames) return void reply(s, { t: type, id: f.id, ...(await socialFrames[type]!(app.social, me, f)) });
+        if (Object.hasOwn(socialFrames, type)) return void reply(s, { t: type, id: f.id, ...(await socialFrames[type]!(app.social, me, f)) });
+        return void error(s, f.id, "unknown_type", `unknown frame type ${JSON.stringify(type)}`);
     }
   }
 

@@ -1,0 +1,2 @@
+DROP INDEX "messages_sender_cmid_uq";--> statement-breakpoint
+CREATE UNIQUE INDEX "messages_sender_cmid_conv_uq" ON "messages" USING btree ("sender_id","client_msg_id","conv_id") WHERE client_msg_id is not null;
