@@ -15,6 +15,8 @@ import { Social } from "./core/social.ts";
 import { Recalls } from "./core/recall.ts";
 import { IdGen, slotOf } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
+import { LoginThrottle, MemoryAttempts } from "./core/ratelimit.ts";
+import { RedisLoginAttempts } from "./presence/login-redis.ts";
 import { GroupWriter } from "./core/writer.ts";
 import { deskDialect } from "./dialects/desk/index.ts";
 import { jimDialect } from "./dialects/jim/index.ts";
@@ -70,7 +72,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     hub,
     writer,
     chat: undefined as unknown as Chat,
-    tokens: new TokenService(cfg.tokenSecret),
+    tokens: new TokenService(cfg.tokenSecret, cfg.tokenMaxTtlSec),
     logins: undefined as unknown as Logins,
     contacts: undefined as unknown as Contacts,
     groups: undefined as unknown as Groups,
@@ -92,7 +94,20 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     receiptDebounceMs: cfg.receiptDebounceMs,
     log: (m) => log.error(m),
   });
+  // Password-login attempts: counted in Redis across the cluster, in memory alone.
+  const attempts = cfg.redisUrl ? await RedisLoginAttempts.connect(cfg.redisUrl, keys, log) : undefined;
+  const throttle = new LoginThrottle(
+    attempts ?? new MemoryAttempts(),
+    {
+      windowMs: cfg.loginWindowSec * 1000,
+      perAccountAddress: cfg.loginMaxPerAccountAddress,
+      perAccount: cfg.loginMaxPerAccount,
+      perAddress: cfg.loginMaxPerAddress,
+    },
+    (m) => log.warn(m),
+  );
   app.logins = new Logins({
+    throttle,
     chat: app.chat,
     tokens: app.tokens,
     appTokens: new AppTokenStore(db.db),
@@ -119,6 +134,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const deskState = cfg.redisUrl ? await RedisDeskState.connect(cfg.redisUrl, keys, cfg.nodeId, cfg.presenceTtlSec, log) : new MemoryDeskState();
   app.desk = new Desk(store, new DeskStore(db.db), app.chat, (ev) => hub.dispatch(ev), (m) => log.warn(m), deskState);
   app.containers = new Containers({
+    throttle,
     store,
     records: new ContainerStore(db.db),
     chat: app.chat,
@@ -169,6 +185,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       for (const l of listeners) l.server.stop(true);
       await app.desk.close().catch((e) => log.warn(`desk close: ${e}`));
       await presence.close();
+      await attempts?.close();
       await bus.close();
       await db.close();
     },
