@@ -17,6 +17,7 @@ import { IdGen, slotOf } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
 import { LoginThrottle, MemoryAttempts } from "./core/ratelimit.ts";
 import { RedisLoginAttempts } from "./presence/login-redis.ts";
+import { UserChanges } from "./cluster/user-changes.ts";
 import { GroupWriter } from "./core/writer.ts";
 import { deskDialect } from "./dialects/desk/index.ts";
 import { jimDialect } from "./dialects/jim/index.ts";
@@ -86,7 +87,11 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     draining: false,
   };
   const ids = new IdGen(cfg.nodeId, presence instanceof RedisPresence ? presence.slot : undefined);
+  // A user changed on any node (disabled, role): every node drops its cached copy and ends a disabled user's connections.
+  const userChanges = new UserChanges(bus, keys, () => app.chat, hub, (m) => log.warn(m));
+  await userChanges.start();
   app.chat = new Chat({
+    userChanged: (id) => userChanges.changed(id),
     store,
     writer,
     ids,

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { SignJWT } from "jose";
 import { Client } from "../helpers/client.ts";
+import { TestCluster, userToken, type NodeProc } from "../helpers/procs.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -197,5 +198,65 @@ describe("password-login attempt limits", () => {
       const login = (base: string, password: string) => roomsLogin(base, "crpw", password);
       await burst([a, b], a, b, login, md5("pw-crpw"), md5("wrong"), 4010, "in");
     });
+  });
+});
+
+describe("a user disabled on one node, across a cluster (2 processes over Redis)", () => {
+  const cluster = new TestCluster();
+  beforeAll(() => cluster.start(2, "uc"), 60_000);
+  afterAll(() => cluster.stop());
+
+  /** `p`, or a failure once `ms` have passed. */
+  const within = <T>(p: Promise<T>, ms: number, what: string) =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
+
+  test("its connections on the other node end at once, and every protocol there refuses its logins and sends to it", async () => {
+    const [a, b] = cluster.nodes as [NodeProc, NodeProc];
+    const tok = await userToken(a, "gone");
+    const bobTok = await userToken(a, "bob");
+    expect((await a.api("/api/desk/groups/g1", { name: "g1" }, "PUT")).status).toBe(200);
+    const roomsUrl = `${b.wsUrl}/rooms?${new URLSearchParams({ name: "G", userId: "gone", roomName: "lobby", token: tok })}`;
+    const deskLogin = async (c: Client) => {
+      c.send({ api_key: 31000, call_type: 1, token: tok, group_id: "g1" });
+      return c.next((f) => f.api_key === 31000);
+    };
+
+    // logged in on node B with every protocol (node B now holds the user as active)
+    const native = await Client.native(b.wsUrl, tok, "gone");
+    const jim = await Client.connect(`${b.wsUrl}/jim?token=${tok}`);
+    expect((await jim.next()).code).toBe(10007);
+    const rooms = await Client.connect(roomsUrl);
+    expect(await rooms.next()).toMatchObject({ messageType: "notice", action: "in" });
+    const desk = await Client.connect(`${b.wsUrl}/desk`);
+    expect(await deskLogin(desk)).toMatchObject({ code: 200 });
+    const bob = await Client.native(b.wsUrl, bobTok, "bob");
+    cluster.clients.push(native, jim, rooms, desk, bob);
+    expect(await bob.request({ t: "send", to: "gone", body: "hi" })).toMatchObject({ t: "ack" });
+
+    expect((await a.api("/api/users", { id: "gone", disabled: true })).status).toBe(200);
+    for (const c of [native, jim, rooms, desk]) expect((await within(c.closed, 1000, "close")).code).toBe(4001);
+
+    await expect(Client.native(b.wsUrl, tok, "gone")).rejects.toThrow();
+    expect(await jimLogin(b.wsUrl, { token: tok })).toBe(10008);
+    const r = await Client.connect(roomsUrl);
+    expect(await r.next()).toMatchObject({ messageType: "error", code: 4010 });
+    const d = await Client.connect(`${b.wsUrl}/desk`);
+    cluster.clients.push(d);
+    expect((await deskLogin(d)).code).toBeLessThan(0);
+    expect(await bob.request({ t: "send", to: "gone", body: "still there?" })).toMatchObject({ t: "error", error: "not_found" });
+  });
+
+  test("a node that had the user cached refuses its next login at once (no connection open there)", async () => {
+    const [a, b] = cluster.nodes as [NodeProc, NodeProc];
+    const tok = await userToken(a, "gone2");
+    (await Client.native(b.wsUrl, tok, "gone2")).ws.close();
+    expect(await jimLogin(b.wsUrl, { token: tok })).toBe(10007);
+    expect((await a.api("/api/users", { id: "gone2", disabled: true })).status).toBe(200);
+    // The invalidation travels over Redis; a login attempt is a real request each time, for at most a second.
+    const deadline = Date.now() + 1000;
+    let code = await jimLogin(b.wsUrl, { token: tok });
+    while (code !== 10008 && Date.now() < deadline) code = await jimLogin(b.wsUrl, { token: tok });
+    expect(code).toBe(10008);
+    await expect(Client.native(b.wsUrl, tok, "gone2")).rejects.toThrow();
   });
 });
