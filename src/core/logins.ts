@@ -33,12 +33,14 @@ export class Logins {
 
   /**
    * What a token proves by itself: its user and until when (epoch ms): a JWT of TOKEN_SECRET until its `exp`,
-   * a registered token until its registration ends. Undefined for anything expired or unknown.
+   * a registered token until its registration ends. Undefined for anything expired or unknown; a JWT of ours
+   * that is expired (or without `exp`, or too long-lived) proves nothing, even if it was registered as a token.
    */
   async proof(token: unknown): Promise<{ id: string; until: number } | undefined> {
     if (typeof token !== "string" || !token || token.length > MAX_TOKEN_CHARS) return undefined;
     const jwt = await this.d.tokens.verify(token);
     if (jwt) return { id: jwt.userId, until: jwt.exp * 1000 };
+    if (await this.d.tokens.signedHere(token)) return undefined;
     const reg = await this.d.appTokens.userOf(tokenHash(token));
     return reg && { id: reg.userId, until: reg.expiresAt.getTime() };
   }
@@ -63,10 +65,14 @@ export class Logins {
   /**
    * Makes `token` log `userId` in until `until` (epoch ms), at most APP_TOKEN_TTL_SEC from now. A registration
    * proved by a token ends when that token does (pass its proof's `until`); only the server API key registers
-   * for the full APP_TOKEN_TTL_SEC. False when another user holds that token, or when it would already be over.
+   * for the full APP_TOKEN_TTL_SEC, and a JWT of ours never past its own `exp` (an expired one not at all). False
+   * when another user holds that token, or when it would already be over.
    */
   async register(userId: string, token: string, until = Infinity): Promise<boolean> {
-    const end = Math.min(Date.now() + APP_TOKEN_TTL_SEC * 1000, until);
+    let end = Math.min(Date.now() + APP_TOKEN_TTL_SEC * 1000, until);
+    const jwt = await this.d.tokens.verify(token);
+    if (jwt) end = Math.min(end, jwt.exp * 1000);
+    else if (await this.d.tokens.signedHere(token)) return false;
     if (end <= Date.now()) return false;
     return this.d.appTokens.put(tokenHash(token), userId, new Date(end));
   }

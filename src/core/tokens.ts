@@ -1,6 +1,6 @@
 // Client tokens are JWTs (HS256) so that an app backend holding TOKEN_SECRET can mint them itself.
 // Every token expires: one without `exp`, or living longer than the configured maximum, is refused.
-import { jwtVerify, SignJWT } from "jose";
+import { compactVerify, jwtVerify, SignJWT } from "jose";
 import { fail } from "./errors.ts";
 
 /** Longest token accepted anywhere (a JWT is a few hundred bytes). */
@@ -28,6 +28,20 @@ export class TokenService {
       .setExpirationTime(now + ttlSec)
       .sign(this.key);
     return { token, expiresAt: (now + ttlSec) * 1000 };
+  }
+
+  /**
+   * Whether `token` carries a valid HS256 signature of this server's secret, whatever its claims (an expired JWT
+   * of ours is still ours: it must not log in any other way, e.g. as a registered opaque token).
+   */
+  async signedHere(token: string): Promise<boolean> {
+    if (token.length > MAX_TOKEN_CHARS || token.split(".").length !== 3) return false;
+    try {
+      await compactVerify(token, this.key, { algorithms: ["HS256"] });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**

@@ -109,7 +109,8 @@ export function jimHttp(app: App) {
             "Server API key (`Authorization: apikey <key>`): any user and role; `token` logs in for 7 days. Without it, `token` must " +
             "already prove `senderId` (a live JWT of TOKEN_SECRET or a live token registered before); then only type 0 (visitor) or the " +
             "user's current role is accepted, an existing user's role is kept, and the registration ends when the proving token does " +
-            "(the JWT's `exp`, the earlier registration's end): an expired token registers and renews nothing.",
+            "(the JWT's `exp`, the earlier registration's end): an expired token registers and renews nothing. A JWT of this server " +
+            "never logs in past its own `exp`, however it was registered.",
           tags: ["jim"],
         },
       },

@@ -108,9 +108,9 @@ describe("tokens registered through J-IM initUser", () => {
     expect(info.status).toBe(401);
     const rooms = await Client.connect(`${srv.wsUrl}/rooms?${new URLSearchParams({ name: "s", userId: "shorty", roomName: "r", token })}`);
     expect(await rooms.next()).toMatchObject({ messageType: "error", code: 4010 });
-    // the server key still registers any token for 7 days
-    expect((await init()).status).toBe(200);
-    expect(await jimLogin(srv.wsUrl, { token })).toBe(10007);
+    // an expired JWT of ours is nothing, even to the server key (which registers opaque tokens for 7 days)
+    expect((await init()).status).toBe(401);
+    expect(await jimLogin(srv.wsUrl, { token })).toBe(10008);
   });
 
   test("a registered token proving itself keeps its end: a client never extends its own registration", async () => {
@@ -125,6 +125,24 @@ describe("tokens registered through J-IM initUser", () => {
     expect((await srv.api("/im/vanke/initUser", { body, key: null })).status).toBe(200);
     expect(await end()).toBe(before);
     await sql.end();
+  });
+});
+
+describe("a JWT registered for 7 days before these rules", () => {
+  test("does not log in past its own exp", async () => {
+    const srv = await startTestServer();
+    try {
+      await srv.user("legacy");
+      const token = await jwt("legacy", { iat: now() - 120, exp: now() - 60 });
+      const sql = (await import("postgres")).default(srv.app.cfg.databaseUrl!, { max: 1 });
+      const hash = createHash("sha256").update(token).digest("hex");
+      await sql`insert into app_tokens (hash, user_id, expires_at) values (${hash}, 'legacy', now() + interval '7 days')`;
+      await sql.end();
+      expect(await jimLogin(srv.wsUrl, { token })).toBe(10008);
+      expect((await srv.api("/im/vanke/chatInfo", { body: { to: "legacy", from: "x", token }, key: null })).status).toBe(401);
+    } finally {
+      await srv.stop();
+    }
   });
 });
 
