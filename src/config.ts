@@ -7,6 +7,21 @@ export interface Config {
   redisUrl?: string;
   dataDir: string;
   tokenSecret: string;
+  /** Longest lifetime of a client token (JWT `exp` - `iat`, and `exp` - now); a token without `exp` is refused. */
+  tokenMaxTtlSec: number;
+  /** When set, GET /metrics needs `Authorization: Bearer <key>`; absent = /metrics is open (bind it privately). */
+  metricsKey?: string;
+  /**
+   * Password logins (J-IM `username`/`password`, rooms accounts): attempts counted before the password is checked,
+   * per window, cluster-wide over Redis. A success takes its own attempt back and clears its (account, address).
+   */
+  loginWindowSec: number;
+  /** attempts of one account from one address per window (the tight lock) */
+  loginMaxPerAccountAddress: number;
+  /** attempts of one account from all addresses per window */
+  loginMaxPerAccount: number;
+  /** attempts from one address on all accounts per window */
+  loginMaxPerAddress: number;
   /** Server API key for app backends (`Authorization: apikey <key>`); absent = the server API is closed. */
   apiKey?: string;
   /** Largest accepted WebSocket frame in bytes; a bigger one closes the connection with 1009. */
@@ -84,9 +99,36 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
 
 const DEV_SECRET = "dev-secret-change-me-dev-secret-change-me";
 
+/** 127.0.0.0/8, ::1 and `localhost`: addresses no other machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * The token secret. Without TOKEN_SECRET (or with the public development one) the server runs only as a
+ * development server: embedded store, in-process bus, listening on loopback (HOST defaults to 127.0.0.1
+ * then). Anything else (DATABASE_URL, REDIS_URL, a HOST other machines can reach) needs a real secret.
+ */
+function secretAndHost(env: Env): { tokenSecret: string; host: string } {
+  const given = env.TOKEN_SECRET && env.TOKEN_SECRET !== DEV_SECRET ? env.TOKEN_SECRET : undefined;
+  if (given) {
+    if (given.length < 32) throw new ConfigError("TOKEN_SECRET must be at least 32 characters");
+    return { tokenSecret: given, host: env.HOST || "0.0.0.0" };
+  }
+  const host = env.HOST || "127.0.0.1";
+  const why = env.DATABASE_URL ? "DATABASE_URL is set" : env.REDIS_URL ? "REDIS_URL is set" : !isLoopback(host) ? `HOST=${host} is reachable from other machines` : undefined;
+  if (why) {
+    throw new ConfigError(
+      `TOKEN_SECRET is required (${why}): set it to a random string of at least 32 characters (e.g. \`openssl rand -hex 32\`). ` +
+        "Only a development server (no DATABASE_URL, no REDIS_URL, HOST on loopback) runs without one, on a public development secret.",
+    );
+  }
+  return { tokenSecret: DEV_SECRET, host };
+}
+
 export function loadConfig(env: Env = process.env): Config {
-  const tokenSecret = env.TOKEN_SECRET || DEV_SECRET;
-  if (tokenSecret.length < 32) throw new ConfigError("TOKEN_SECRET must be at least 32 characters");
+  const { tokenSecret, host } = secretAndHost(env);
   const logLevel = (env.LOG_LEVEL || "info") as Config["logLevel"];
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`);
@@ -95,11 +137,17 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^[\w-]{1,32}$/.test(nodeId)) throw new ConfigError(`NODE_ID must match [A-Za-z0-9_-]{1,32}, got "${nodeId}"`);
   const cfg: Config = {
     port: int(env, "PORT", 8080, 0, 65535),
-    host: env.HOST || "0.0.0.0",
+    host,
     databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
     redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
     dataDir: env.DATA_DIR || "./data",
     tokenSecret,
+    tokenMaxTtlSec: int(env, "TOKEN_MAX_TTL_SEC", 30 * 86400, 60, 365 * 86400),
+    metricsKey: env.METRICS_KEY || undefined,
+    loginWindowSec: int(env, "LOGIN_WINDOW_SEC", 900, 1, 86400),
+    loginMaxPerAccountAddress: int(env, "LOGIN_MAX_PER_ACCOUNT_ADDRESS", 5, 1, 1_000_000),
+    loginMaxPerAccount: int(env, "LOGIN_MAX_PER_ACCOUNT", 50, 1, 1_000_000),
+    loginMaxPerAddress: int(env, "LOGIN_MAX_PER_ADDRESS", 100, 1, 1_000_000),
     apiKey: env.API_KEY || undefined,
     maxFrameBytes: int(env, "MAX_FRAME_BYTES", 64 * 1024, 256, 16 * 1024 * 1024),
     idleTimeoutSec: int(env, "IDLE_TIMEOUT_SEC", 60, 5, 960),

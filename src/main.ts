@@ -20,7 +20,9 @@ if (cfg.workers > 1) await superviseWorkers(cfg, (m) => console.error(`${new Dat
 
 const running = await startServer(cfg, { reusePort: cfg.workers > 1 || process.env.REUSE_PORT === "1" });
 const { log } = running.app;
-if (usesDevSecret(cfg)) log.warn("TOKEN_SECRET is not set: using the development secret (never do this in production)");
+if (usesDevSecret(cfg)) {
+  log.warn(`TOKEN_SECRET is not set: development server on the public development secret, listening on ${cfg.host} only (set TOKEN_SECRET to serve other machines)`);
+}
 if (!cfg.apiKey) log.warn("API_KEY is not set: the server API (/api) refuses every request");
 log.info(
   `listening on :${running.port} (pid ${process.pid}, store: ${running.app.storeDriver}${cfg.databaseUrl ? "" : ` in ${cfg.dataDir}`}, bus: ${running.app.bus.kind})`,

@@ -15,6 +15,9 @@ import { Social } from "./core/social.ts";
 import { Recalls } from "./core/recall.ts";
 import { IdGen, slotOf } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
+import { LoginThrottle, MemoryAttempts } from "./core/ratelimit.ts";
+import { RedisLoginAttempts } from "./presence/login-redis.ts";
+import { UserChanges } from "./cluster/user-changes.ts";
 import { GroupWriter } from "./core/writer.ts";
 import { deskDialect } from "./dialects/desk/index.ts";
 import { jimDialect } from "./dialects/jim/index.ts";
@@ -70,7 +73,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     hub,
     writer,
     chat: undefined as unknown as Chat,
-    tokens: new TokenService(cfg.tokenSecret),
+    tokens: new TokenService(cfg.tokenSecret, cfg.tokenMaxTtlSec),
     logins: undefined as unknown as Logins,
     contacts: undefined as unknown as Contacts,
     groups: undefined as unknown as Groups,
@@ -84,7 +87,11 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     draining: false,
   };
   const ids = new IdGen(cfg.nodeId, presence instanceof RedisPresence ? presence.slot : undefined);
+  // A user changed on any node (disabled, role): every node drops its cached copy and ends a disabled user's connections.
+  const userChanges = new UserChanges(bus, keys, () => app.chat, hub, (m) => log.warn(m));
+  await userChanges.start();
   app.chat = new Chat({
+    userChanged: (id) => userChanges.changed(id),
     store,
     writer,
     ids,
@@ -92,7 +99,20 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     receiptDebounceMs: cfg.receiptDebounceMs,
     log: (m) => log.error(m),
   });
+  // Password-login attempts: counted in Redis across the cluster, in memory alone.
+  const attempts = cfg.redisUrl ? await RedisLoginAttempts.connect(cfg.redisUrl, keys, log) : undefined;
+  const throttle = new LoginThrottle(
+    attempts ?? new MemoryAttempts(),
+    {
+      windowMs: cfg.loginWindowSec * 1000,
+      perAccountAddress: cfg.loginMaxPerAccountAddress,
+      perAccount: cfg.loginMaxPerAccount,
+      perAddress: cfg.loginMaxPerAddress,
+    },
+    (m) => log.warn(m),
+  );
   app.logins = new Logins({
+    throttle,
     chat: app.chat,
     tokens: app.tokens,
     appTokens: new AppTokenStore(db.db),
@@ -119,6 +139,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const deskState = cfg.redisUrl ? await RedisDeskState.connect(cfg.redisUrl, keys, cfg.nodeId, cfg.presenceTtlSec, log) : new MemoryDeskState();
   app.desk = new Desk(store, new DeskStore(db.db), app.chat, (ev) => hub.dispatch(ev), (m) => log.warn(m), deskState);
   app.containers = new Containers({
+    throttle,
     store,
     records: new ContainerStore(db.db),
     chat: app.chat,
@@ -169,6 +190,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       for (const l of listeners) l.server.stop(true);
       await app.desk.close().catch((e) => log.warn(`desk close: ${e}`));
       await presence.close();
+      await attempts?.close();
       await bus.close();
       await db.close();
     },

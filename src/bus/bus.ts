@@ -17,6 +17,7 @@ export interface Bus {
   unsubscribe(channel: string): void;
   /** Live subscriptions (channels with a positive count). */
   subscriptions(): number;
+  /** Adds a listener of every envelope received on a subscribed channel (the hub; user changes). */
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void;
   /** Runs `fn` each time the bus is back after an outage (messages published meanwhile were missed). */
   onRecover?(fn: () => void): void;

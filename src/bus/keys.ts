@@ -47,6 +47,15 @@ export class Keys {
   sweepLock(nodeId: string): string {
     return `${this.prefix}p:sweep:${nodeId}`;
   }
+  // ---- password-login attempt limits (presence/login-redis.ts) ----
+  /** STRING counter of one login-attempt key (core/ratelimit.ts LoginThrottle), expiring with its window. */
+  loginAttempts(key: string): string {
+    return `${this.prefix}l:${key}`;
+  }
+  /** Pub/sub channel every node subscribes to: a user was changed (disabled, role), drop what is cached of it. */
+  usersChannel(): string {
+    return `${this.prefix}x:users`;
+  }
   // ---- desk routing (presence/desk-redis.ts); liveness comes from the presence leases in nodes() ----
   /** HASH of an online agent: group, cap (capacity), susp ("1" suspended). */
   deskAgent(agentId: string): string {

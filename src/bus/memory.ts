@@ -9,7 +9,7 @@ export class MemoryBroker {
 export class MemoryBus implements Bus {
   readonly kind = "memory" as const;
   private readonly counts = new Map<string, number>();
-  private handler: (channel: string, payload: Uint8Array) => void = () => {};
+  private readonly handlers: ((channel: string, payload: Uint8Array) => void)[] = [];
 
   readonly hasPeers: boolean;
   private readonly broker: MemoryBroker;
@@ -31,7 +31,7 @@ export class MemoryBus implements Bus {
     const subs = this.broker.subscribers.get(channel);
     if (!subs) return;
     // Asynchronous like a network bus, so callers never depend on re-entrant delivery.
-    for (const bus of subs) queueMicrotask(() => bus.handler(channel, payload));
+    for (const bus of subs) queueMicrotask(() => bus.handlers.forEach((h) => h(channel, payload)));
   }
 
   async subscribe(channel: string): Promise<void> {
@@ -59,7 +59,7 @@ export class MemoryBus implements Bus {
   }
 
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void {
-    this.handler = handler;
+    this.handlers.push(handler);
   }
 
   async close(): Promise<void> {

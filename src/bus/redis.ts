@@ -37,7 +37,7 @@ export class RedisBus implements Bus {
   readonly kind = "redis" as const;
   readonly hasPeers = true;
   private readonly counts = new Map<string, number>();
-  private handler: (channel: string, payload: Uint8Array) => void = () => {};
+  private readonly handlers: ((channel: string, payload: Uint8Array) => void)[] = [];
   private readonly recovered: (() => void)[] = [];
   private queued = 0;
 
@@ -46,7 +46,10 @@ export class RedisBus implements Bus {
     private readonly sub: Redis,
     private readonly queueMax: number,
   ) {
-    sub.on("messageBuffer", (ch: Buffer, payload: Buffer) => this.handler(ch.toString(), payload));
+    sub.on("messageBuffer", (ch: Buffer, payload: Buffer) => {
+      const channel = ch.toString();
+      for (const h of this.handlers) h(channel, payload);
+    });
     onCollect(() => void this.state());
     let lost = false;
     sub.on("close", () => (lost = true));
@@ -128,7 +131,7 @@ export class RedisBus implements Bus {
   }
 
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void {
-    this.handler = handler;
+    this.handlers.push(handler);
   }
 
   async close(): Promise<void> {

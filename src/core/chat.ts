@@ -27,7 +27,16 @@ export interface ChatDeps {
   /** How long group receipts are gathered before they are pushed. */
   receiptDebounceMs?: number;
   log?: (msg: string) => void;
+  /**
+   * Told when a user's record changed here (role, disabled, deleted), so every node drops what it cached of the
+   * user (and ends a disabled user's connections); the composition root carries it across the cluster.
+   */
+  userChanged?(id: string): void;
 }
+
+/** How long a node trusts a cached active user without reading it again (when a cluster-wide change is missed). */
+export const KNOWN_USER_TTL_MS = 30_000;
+const KNOWN_USERS_MAX = 100_000;
 
 export const MAX_PAGE = 500;
 export const CONV_KINDS = ["direct", "group", "room", "container"];
@@ -38,8 +47,11 @@ const mBlocked = metric("chat_messages_blocked_total", "Sends refused by the rec
 const mDup = metric("chat_messages_duplicate_total", "Retried sends answered with their first ack");
 
 export class Chat {
-  /** Active users seen recently (id → role), so a send does not look its recipient up every time. Bounded. */
-  private readonly knownUsers = new Map<string, string>();
+  /**
+   * Active users seen recently (id → role, until when trusted), so a send does not look its recipient up every
+   * time. Bounded; an entry lives KNOWN_USER_TTL_MS, and a change anywhere in the cluster drops it (forgetUser).
+   */
+  private readonly knownUsers = new Map<string, { role: string; until: number }>();
   readonly receipts: Receipts;
 
   constructor(private readonly d: ChatDeps) {
@@ -48,12 +60,16 @@ export class Chat {
 
   /** The role of an active (existing, not disabled) user, or undefined. */
   async activeUser(id: string): Promise<{ id: string; role: string } | undefined> {
+    const now = Date.now();
     const known = this.knownUsers.get(id);
-    if (known) return { id, role: known };
+    if (known && known.until > now) return { id, role: known.role };
     const u = await this.d.store.getUser(id);
-    if (!u || u.disabled) return undefined;
-    if (this.knownUsers.size > 100_000) this.knownUsers.clear();
-    this.knownUsers.set(id, u.role);
+    if (!u || u.disabled) {
+      this.knownUsers.delete(id);
+      return undefined;
+    }
+    if (this.knownUsers.size >= KNOWN_USERS_MAX) this.knownUsers.clear();
+    this.knownUsers.set(id, { role: u.role, until: now + KNOWN_USER_TTL_MS });
     return { id, role: u.role };
   }
 
@@ -61,7 +77,14 @@ export class Chat {
     return (await this.activeUser(id)) !== undefined;
   }
 
+  /** A user's record was changed on this node: every node forgets what it cached of the user. */
   forgetUser(id: string): void {
+    this.knownUsers.delete(id);
+    this.d.userChanged?.(id);
+  }
+
+  /** Another node changed a user's record: drop this node's cached copy only. */
+  dropUser(id: string): void {
     this.knownUsers.delete(id);
   }
 

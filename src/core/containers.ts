@@ -15,7 +15,7 @@ import type { Store } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
 import { fail } from "./errors.ts";
 import { USER_ID_RE } from "./ids.ts";
-import { FailedLogins } from "./ratelimit.ts";
+import { LoginThrottle } from "./ratelimit.ts";
 import type { Who } from "./logins.ts";
 import type { Ack, CoreEvent, Message } from "./types.ts";
 
@@ -67,32 +67,42 @@ export interface ContainersDeps {
   /** Subscribers of a topic across the cluster (presence). */
   count(topic: string): Promise<number>;
   log(msg: string): void;
+  /** attempt limits of password logins (shared by the cluster) */
+  throttle?: LoginThrottle;
 }
 
 export class Containers {
   private readonly verified = new Map<string, number>();
-  private readonly failures = new FailedLogins();
+  private readonly throttle: LoginThrottle;
 
-  constructor(private readonly d: ContainersDeps) {}
+  constructor(private readonly d: ContainersDeps) {
+    this.throttle = d.throttle ?? new LoginThrottle();
+  }
 
   get records(): ContainerStore {
     return this.d.records;
   }
 
-  /** `account` + `password` (the MD5 hex digest of the password) of a client project's stored account. */
-  async login(clientType: string | undefined, account: string, password: string): Promise<Who | undefined> {
+  /**
+   * `account` + `password` (the MD5 hex digest of the password) of a client project's stored account, tried
+   * from `address`, under the login attempt limits (counted before anything is checked, even a cached match).
+   */
+  async login(clientType: string | undefined, account: string, password: string, address?: string): Promise<Who | undefined> {
     if (!/^[0-9a-f]{32}$/i.test(password) || account.length > 128) return undefined;
-    const a = await this.d.records.account(clientType || DEFAULT_CLIENT_TYPE, account);
-    if (!a) return undefined;
-    const digest = password.toLowerCase();
-    const key = createHash("sha256").update(`${a.clientType}\0${a.account}\0${digest}\0${a.passwordHash}`).digest("base64");
-    const now = Date.now();
-    if ((this.verified.get(key) ?? 0) <= now) {
-      if (!(await this.failures.verify(`${a.clientType}\0${a.account}`, digest, a.passwordHash))) return undefined;
-      if (this.verified.size >= LOGIN_CACHE_MAX) for (const [k, until] of this.verified) if (until <= now || this.verified.size >= LOGIN_CACHE_MAX) this.verified.delete(k);
-      this.verified.set(key, now + LOGIN_CACHE_MS);
-    }
-    return this.d.chat.activeUser(a.userId);
+    const type = clientType || DEFAULT_CLIENT_TYPE;
+    return this.throttle.attempt(`r:${type}\0${account}`, address, async () => {
+      const a = await this.d.records.account(type, account);
+      if (!a) return undefined;
+      const digest = password.toLowerCase();
+      const key = createHash("sha256").update(`${a.clientType}\0${a.account}\0${digest}\0${a.passwordHash}`).digest("base64");
+      const now = Date.now();
+      if ((this.verified.get(key) ?? 0) <= now) {
+        if (!(await Bun.password.verify(digest, a.passwordHash))) return undefined;
+        if (this.verified.size >= LOGIN_CACHE_MAX) for (const [k, until] of this.verified) if (until <= now || this.verified.size >= LOGIN_CACHE_MAX) this.verified.delete(k);
+        this.verified.set(key, now + LOGIN_CACHE_MS);
+      }
+      return this.d.chat.activeUser(a.userId);
+    });
   }
 
   // ---- rooms ----

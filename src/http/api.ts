@@ -195,9 +195,25 @@ export function httpApp(app: App) {
       },
       { detail: { summary: "Store and bus state", tags: ["ops"] } },
     )
-    .get("/metrics", () => new Response(renderMetrics(), { headers: { "content-type": "text/plain; version=0.0.4" } }), {
-      detail: { summary: "Prometheus metrics", tags: ["ops"] },
-    })
+    .get(
+      "/metrics",
+      ({ headers }) => {
+        // METRICS_KEY set: only a scraper presenting it (`Authorization: Bearer <key>`) reads the metrics.
+        const key = app.cfg.metricsKey;
+        const given = headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
+        if (key && !(given && timingSafeEqual(given, key))) {
+          return new Response("missing or wrong `Authorization: Bearer <METRICS_KEY>`\n", { status: 401, headers: { "www-authenticate": "Bearer" } });
+        }
+        return new Response(renderMetrics(), { headers: { "content-type": "text/plain; version=0.0.4" } });
+      },
+      {
+        detail: {
+          summary: "Prometheus metrics",
+          description: "Open unless METRICS_KEY is set; then `Authorization: Bearer <METRICS_KEY>` is required (401 otherwise).",
+          tags: ["ops"],
+        },
+      },
+    )
     .use(serverApi)
     .use(messagingHttp(app))
     .use(liveHttp(app))

@@ -44,14 +44,15 @@ const ok = (data: unknown = null) => ({ code: 200, msg: "success", data });
 const failed = (msg: string) => ({ code: 500, msg, data: null });
 
 export function jimHttp(app: App) {
-  const { store, logins, tokens, chat, presence, contacts } = app;
+  const { store, logins, chat, presence, contacts } = app;
   const keyOk = (h: Record<string, string | undefined>) => apiKeyOk(app, h.authorization);
   const terminalOf = (a: Record<string, unknown>) => (typeof a.terminal === "string" ? a.terminal : "ws");
 
   /**
-   * initUser's rule: the app backend (server API key) registers anyone with any role; a client may
-   * register itself when its `token` is already proof of `senderId` (a JWT of TOKEN_SECRET, or a token
-   * registered earlier), and may not change its role that way.
+   * initUser's rule: the app backend (server API key) registers anyone with any role, for 7 days; a client may
+   * register itself when its `token` is already proof of `senderId` (a live JWT of TOKEN_SECRET, or a token
+   * registered earlier), may not change its role that way, and its registration ends when that proof does
+   * (a JWT's `exp`, the earlier registration's end): it never outlives what proved it.
    */
   async function register(body: typeof RegisterBody.static, headers: Record<string, string | undefined>): Promise<string | undefined> {
     const type = Number(body.type ?? 0);
@@ -59,10 +60,11 @@ export function jimHttp(app: App) {
     if (!role) return LOGIN_FAILED;
     const existing = await store.getUser(body.senderId);
     const trusted = keyOk(headers);
+    let until: number | undefined;
     if (!trusted) {
-      const jwt = await tokens.verify(body.token);
-      const proven = jwt ? jwt.userId === body.senderId : (await logins.byToken(body.token))?.id === body.senderId;
-      if (!proven || (role !== "visitor" && role !== existing?.role)) return LOGIN_FAILED;
+      const proof = await logins.proof(body.token);
+      if (proof?.id !== body.senderId || (role !== "visitor" && role !== existing?.role)) return LOGIN_FAILED;
+      until = proof.until;
     }
     if (existing?.disabled) return LOGIN_FAILED;
     const attributes = body.terminal ? { ...(existing?.attributes ?? {}), terminal: body.terminal } : undefined;
@@ -70,7 +72,7 @@ export function jimHttp(app: App) {
     const newRole = trusted || !existing ? role : undefined;
     await store.upsertUser({ id: body.senderId, nick: body.nick, avatar: body.avatar, role: newRole, attributes });
     chat.forgetUser(body.senderId);
-    if (!(await logins.register(body.senderId, body.token))) return LOGIN_FAILED;
+    if (!(await logins.register(body.senderId, body.token, until))) return LOGIN_FAILED;
     return undefined;
   }
 
@@ -102,11 +104,13 @@ export function jimHttp(app: App) {
         body: RegisterBody,
         response: { 200: Reply, 401: Reply },
         detail: {
-          summary: "J-IM: register a user and the token it logs in with (7 days)",
+          summary: "J-IM: register a user and the token it logs in with (7 days with the API key)",
           description:
-            "Server API key (`Authorization: apikey <key>`): any user and role. Without it, `token` must already prove `senderId` " +
-            "(a JWT of TOKEN_SECRET or a token registered before); then only type 0 (visitor) or the user's current role is accepted " +
-            "and an existing user's role is kept.",
+            "Server API key (`Authorization: apikey <key>`): any user and role; `token` logs in for 7 days. Without it, `token` must " +
+            "already prove `senderId` (a live JWT of TOKEN_SECRET or a live token registered before); then only type 0 (visitor) or the " +
+            "user's current role is accepted, an existing user's role is kept, and the registration ends when the proving token does " +
+            "(the JWT's `exp`, the earlier registration's end): an expired token registers and renews nothing. A JWT of this server " +
+            "never logs in past its own `exp`, however it was registered.",
           tags: ["jim"],
         },
       },

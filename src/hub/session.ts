@@ -17,9 +17,10 @@ export interface Dialect {
   readonly encodesPerUser?: boolean;
   /**
    * Runs before the WebSocket upgrade: refuse with an HTTP response, or hand over what the handshake
-   * established (a user authenticated from the query string, the wire format, dialect state).
+   * established (a user authenticated from the query string, the wire format, dialect state). `peer` is the
+   * client's address (what password-login limits count by).
    */
-  upgrade?(req: Request, url: URL): Promise<Response | Partial<Pick<Session, "userId" | "role" | "codec" | "state">>>;
+  upgrade?(req: Request, url: URL, peer: string): Promise<Response | Partial<Pick<Session, "userId" | "role" | "codec" | "state">>>;
   open(s: Session): void | Promise<void>;
   message(s: Session, data: string | Buffer): void | Promise<void>;
   /**

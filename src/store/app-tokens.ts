@@ -23,12 +23,12 @@ export class AppTokenStore {
     return rows.length > 0;
   }
 
-  /** The user a live token hash belongs to. */
-  async userOf(hash: string): Promise<string | undefined> {
+  /** The user a live token hash belongs to, and when its registration ends. */
+  async userOf(hash: string): Promise<{ userId: string; expiresAt: Date } | undefined> {
     const [row] = await this.db
-      .select({ u: appTokens.userId })
+      .select({ userId: appTokens.userId, expiresAt: appTokens.expiresAt })
       .from(appTokens)
       .where(and(eq(appTokens.hash, hash), gt(appTokens.expiresAt, sql`now()`)));
-    return row?.u;
+    return row;
   }
 }

@@ -75,7 +75,7 @@ export function listen(
       const dialect = opts.anyPath ?? routes[url.pathname];
       if (!dialect || req.headers.get("upgrade")?.toLowerCase() !== "websocket") return http.fetch(req);
       if (app.draining) return new Response("shutting down", { status: 503 });
-      const pre = dialect.upgrade ? await dialect.upgrade(req, url) : {};
+      const pre = dialect.upgrade ? await dialect.upgrade(req, url, server.requestIP(req)?.address ?? "") : {};
       if (pre instanceof Response) return pre;
       // The request (its headers, its URL) is not kept: a dialect reads what it needs in upgrade().
       // Holding them cost about 1.5 KB per idle connection (bench: connections).

@@ -164,7 +164,7 @@ export function deskDialect(app: App): Dialect {
 
   async function refresh(userId: string, exp?: number) {
     if (!exp || exp * 1000 - Date.now() > REFRESH_BEFORE_SEC * 1000) return { is_refresh: 0, refresh_token: "" };
-    return { is_refresh: 1, refresh_token: (await tokens.issue(userId, REFRESH_TTL_SEC)).token };
+    return { is_refresh: 1, refresh_token: (await tokens.issue(userId, Math.min(REFRESH_TTL_SEC, tokens.maxTtlSec))).token };
   }
 
   async function login(s: Session, apiKey: unknown, f: Fields) {

@@ -41,12 +41,12 @@ export function jimDialect(app: App): Dialect {
   const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));
 
   /** URL credentials, names matched leniently like frame fields. */
-  async function login(url: URL) {
+  async function login(url: URL, peer: string) {
     const q = fields(Object.fromEntries(url.searchParams));
     const token = str(q.get("token"));
     if (token) return logins.byToken(token);
     const name = str(q.get("username"));
-    return name ? logins.byPassword(name, q.get("password")) : undefined;
+    return name ? logins.byPassword(name, q.get("password"), peer) : undefined;
   }
 
   const terminal = (attrs: Record<string, unknown> | undefined) => (typeof attrs?.terminal === "string" ? attrs.terminal : "ws");
@@ -281,9 +281,9 @@ export function jimDialect(app: App): Dialect {
     name: "jim",
     encodesPerUser: true,
 
-    async upgrade(_req, url) {
+    async upgrade(_req, url, peer) {
       const state: JimState = { bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) };
-      const who = await login(url);
+      const who = await login(url, peer);
       if (!who) state.refused = true;
       return { userId: who?.id, role: who?.role, state: state as never };
     },

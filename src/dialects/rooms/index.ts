@@ -238,7 +238,7 @@ export function roomsDialect(app: App): Dialect {
     name: "rooms",
     encodesPerUser: true,
 
-    async upgrade(_req, url) {
+    async upgrade(_req, url, peer) {
       const q = url.searchParams;
       const get = (k: string) => q.get(k) || undefined;
       const state: RoomsState = {
@@ -268,7 +268,7 @@ export function roomsDialect(app: App): Dialect {
       const token = get("token");
       const account = get("account");
       const password = get("password");
-      const who = token ? await logins.byToken(token) : account && password ? await core.login(get("clientType"), account, password) : undefined;
+      const who = token ? await logins.byToken(token) : account && password ? await core.login(get("clientType"), account, password, peer) : undefined;
       if (!who) {
         const why = token ? "invalid or expired token" : account && password ? "wrong account or password" : "log in with account and password (or token)";
         return refuse("unauthorized", `登录失败 login failed: ${why}`, CloseCodes.authFailed);
