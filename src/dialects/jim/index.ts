@@ -35,8 +35,6 @@ const MAX_OFFLINE_PAGES = 20;
 
 export function jimDialect(app: App): Dialect {
   const { chat, hub, logins, contacts, groups, recalls, presence, store, cfg, log } = app;
-  /** Delivered-cursor moves still running, per user: a pull waits for them so it never repeats a push. */
-  const marking = new Map<string, Promise<void>>();
   const encoded = new WeakMap<Message, string>();
   const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));
 
@@ -263,23 +261,10 @@ export function jimDialect(app: App): Dialect {
     }
   }
 
-  /** A push to a live J-IM connection counts as delivered: the protocol has no client acknowledgement. */
-  function delivered(userId: string, m: Message) {
-    if (m.from === userId) return;
-    const prev = marking.get(userId) ?? Promise.resolve();
-    const next = prev
-      .then(() => chat.advance(userId, m.conv, "delivered", m.seq))
-      .then(
-        () => {},
-        (e) => log.warn(`jim delivered ${userId} ${m.conv}: ${e}`),
-      );
-    marking.set(userId, next);
-    next.finally(() => marking.get(userId) === next && marking.delete(userId));
-  }
-
   return {
     name: "jim",
-    encodesPerUser: true,
+    // A push to a live J-IM connection counts as delivered once written out: the protocol has no client acknowledgement.
+    marksOnPush: true,
 
     async upgrade(_req, url) {
       const state: JimState = { bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) };
@@ -295,8 +280,8 @@ export function jimDialect(app: App): Dialect {
       }
       const userId = s.userId;
       s.userId = undefined;
-      await hub.bindUser(s, userId, s.role ?? "user");
-      send(s, 10007, Cmd.loginResp);
+      // The login answer goes out before any push (the hub holds them until it is sent).
+      await hub.bindUser(s, userId, s.role ?? "user", () => send(s, 10007, Cmd.loginResp));
     },
 
     async message(s, data) {
@@ -310,7 +295,8 @@ export function jimDialect(app: App): Dialect {
       if (!s.userId) return void send(s, 10008, Cmd.loginResp);
       const cmd = int(f.get("cmd"));
       try {
-        if (cmd === Cmd.getMessageReq || cmd === Cmd.getUserReq) await marking.get(s.userId);
+        // A pull never repeats a push this user's connections already wrote out: their marks are stored first.
+        if (cmd === Cmd.getMessageReq) await hub.flushMarks(s.userId);
         await handle(s, s.userId, cmd, f);
       } catch (e) {
         if (!(e instanceof CoreError)) log.error(`jim cmd ${cmd} from ${s.userId}: ${(e as Error).stack ?? e}`);
@@ -321,11 +307,9 @@ export function jimDialect(app: App): Dialect {
 
     close() {},
 
-    encode(ev: CoreEvent, _codec: string, userId?: string): Frame | undefined {
+    encode(ev: CoreEvent): Frame | undefined {
       switch (ev.type) {
         case "message": {
-          if (userId) delivered(userId, ev.msg);
-          // Encoded per recipient only for the delivered mark: the bytes are the same for all of them.
           let frame = encoded.get(ev.msg);
           if (!frame) encoded.set(ev.msg, (frame = resp(undefined, Cmd.chat, chatBody(ev.msg))));
           return frame;
