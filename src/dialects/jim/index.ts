@@ -11,7 +11,7 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { convsOf } from "../../store/inbox.ts";
-import { chatBody, Cmd, recallBody, fields, groupOf, int, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
+import { chatBody, Cmd, recallBody, fields, groupOf, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
   bucket: TokenBucket;
@@ -40,7 +40,7 @@ export function jimDialect(app: App): Dialect {
 
   /** URL credentials, names matched leniently like frame fields. */
   async function login(url: URL) {
-    const q = fields(Object.fromEntries(url.searchParams));
+    const q = fields(url.searchParams);
     const token = str(q.get("token"));
     if (token) return logins.byToken(token);
     const name = str(q.get("username"));
@@ -97,17 +97,22 @@ export function jimDialect(app: App): Dialect {
     return out;
   }
 
-  /** `{friends: {peer: [...]}, groups: {groupId: [...]}, userid}`; `peer` is the sender unless given. */
+  /**
+   * `{friends: {peer: [...]}, groups: {groupId: [...]}, userid}`; `peer` is the sender unless given. Keyed by
+   * user and group ids (any name, `__proto__` and `constructor` too): gathered in Maps.
+   */
   function messageData(me: string, msgs: Message[], peer?: string) {
-    const friends: Record<string, unknown[]> = {};
-    const groups: Record<string, unknown[]> = {};
+    const friends = new Map<string, unknown[]>();
+    const groups = new Map<string, unknown[]>();
     for (const m of msgs) {
       if (m.recalled) continue;
       const g = groupOf(m.conv);
-      const list = g !== undefined ? (groups[g] ??= []) : (friends[peer ?? m.from] ??= []);
+      const [by, key] = g !== undefined ? [groups, g] : [friends, peer ?? m.from];
+      let list = by.get(key);
+      if (!list) by.set(key, (list = []));
       list.push(chatBody(m));
     }
-    return { friends, groups, userid: me };
+    return { friends: jsonObject(friends), groups: jsonObject(groups), userid: me };
   }
 
   async function getMessages(s: Session, me: string, f: Fields) {

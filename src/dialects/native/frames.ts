@@ -132,7 +132,7 @@ const checks = Object.fromEntries(
 /** Validates a decoded frame: the typed frame, or an error message naming the first bad field. */
 export function check(frame: Record<string, unknown>): { type: FrameType; frame: any } | { error: string; unknown?: true } {
   const t = frame.t;
-  if (typeof t !== "string" || !(t in checks)) return { error: `unknown frame type ${JSON.stringify(t)}`, unknown: true };
+  if (typeof t !== "string" || !Object.hasOwn(checks, t)) return { error: `unknown frame type ${JSON.stringify(t)}`, unknown: true };
   const c = checks[t as FrameType];
   if (c.Check(frame)) return { type: t as FrameType, frame };
   const e = c.Errors(frame).First();

@@ -114,7 +114,7 @@ export function nativeDialect(app: App): Dialect {
         return void reply(s, { t: type, id: f.id, ...(await roomFrame(app, s, bucketOf(s), type, f)) });
       default:
         if (type.startsWith("group_")) return void reply(s, { t: type, id: f.id, ...(await groupFrame(groups, me, type, f)) });
-        if (type in socialFrames) return void reply(s, { t: type, id: f.id, ...(await socialFrames[type]!(app.social, me, f)) });
+        if (Object.hasOwn(socialFrames, type)) return void reply(s, { t: type, id: f.id, ...(await socialFrames[type]!(app.social, me, f)) });
     }
   }
 
