@@ -106,7 +106,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     appTokens: new AppTokenStore(db.db),
     passwordHash: async (id) => (await store.getUser(id))?.passwordHash,
   });
-  app.contacts = new Contacts(store, app.chat);
+  app.contacts = new Contacts(store, app.chat, (ids) => presence.onlineOf(ids));
   app.social = new Social(store, app.chat, (ev) => hub.dispatch(ev));
   app.groups = new Groups(store, app.chat, ids, (ev, skip) => hub.dispatch(ev, skip));
   // A room's viewers are not stored members: a recall there goes out on the room's tick.

@@ -143,3 +143,72 @@ describe("the login answer", () => {
     await Promise.all([late.close(), talker.close()]);
   });
 });
+
+describe("user info (cmd 17) of a user in many groups", () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer({ env: { SEND_RATE: "100000", SEND_BURST: "100000" } });
+  }, 30_000);
+  afterAll(() => srv.stop());
+
+  test("type 0 lists 150 groups with their online members, and type 2 the contacts' last messages, in a few statements", async () => {
+    const G = 150;
+    const tok = new Map<string, string>();
+    for (const u of ["big-me", "big-even", "big-third", "big-off"]) tok.set(u, await register(srv, u));
+    const me = await connect(srv, tok.get("big-me")!);
+    const even = await connect(srv, tok.get("big-even")!);
+    const third = await connect(srv, tok.get("big-third")!);
+    const off = await connect(srv, tok.get("big-off")!);
+    const join = async (c: Client, g: string) => expect(await ask(c, { cmd: 7, groupId: g }, 8)).toMatchObject({ code: 10011 });
+    for (let i = 0; i < G; i++) {
+      const g = `big-${String(i).padStart(3, "0")}`;
+      await join(me, g);
+      if (i % 2 === 0) await join(even, g);
+      if (i % 3 === 0) await join(third, g);
+      if (i % 5 === 0) await join(off, g);
+    }
+    // Contacts with 12 messages each (the answer holds the last 10), one of them recalled.
+    for (const [c, name] of [[even, "big-even"], [off, "big-off"]] as const) {
+      for (let i = 0; i < 12; i++) await ask(c, { cmd: 11, chatType: 2, to: "big-me", content: `${name} ${i}`, id: `${name}.${i}.`.padEnd(32, "0") }, 12);
+    }
+    expect(await ask(off, { cmd: 15, id: "big-off.11.".padEnd(32, "0") }, 16)).toMatchObject({ code: 10000 });
+    await off.close();
+
+    // Count the per-group and per-contact lookups the answers make.
+    const store = srv.app.store;
+    const calls = { getUsers: 0, getConversation: 0, memberIds: 0, history: 0 };
+    for (const k of ["getUsers", "getConversation", "memberIds", "history"] as const) {
+      const orig = (store[k] as (...a: unknown[]) => unknown).bind(store);
+      (store as any)[k] = (...a: unknown[]) => {
+        calls[k]++;
+        return orig(...a);
+      };
+    }
+    const t0 = performance.now();
+    const r = await ask(me, { cmd: 17, type: 0, userId: "big-me" }, 18);
+    const ms0 = performance.now() - t0;
+    expect(r.code).toBe(10005);
+    expect(r.data.groups).toHaveLength(G);
+    for (let i = 0; i < G; i++) {
+      const g = r.data.groups[i];
+      expect(g.group_id).toBe(`big-${String(i).padStart(3, "0")}`);
+      const want = ["big-me", ...(i % 2 === 0 ? ["big-even"] : []), ...(i % 3 === 0 ? ["big-third"] : [])].sort();
+      expect(g.users.map((u: any) => u.id).sort()).toEqual(want);
+      expect(g.online).toBe(want.length);
+      expect(g.users.find((u: any) => u.id === "big-me")).toEqual({ avatar: "", id: "big-me", nick: "N-big-me", terminal: "pc" });
+    }
+    expect(r.data.friends).toEqual([{ avatar: "", group_id: "friends", name: "friends", online: 1, users: [{ avatar: "", id: "big-even", nick: "N-big-even", terminal: "pc" }] }]);
+
+    const t2 = performance.now();
+    const info = await ask(me, { cmd: 17, type: 2, userId: "big-me", extras: { pullType: 1 } }, 18);
+    const ms2 = performance.now() - t2;
+    const byId = new Map<string, any>(info.data.friends.map((f: any) => [f.userId, f]));
+    expect(byId.get("big-even").historyMessage.map((m: any) => m.content)).toEqual([11, 10, 9, 8, 7, 6, 5, 4, 3, 2].map((i) => `big-even ${i}`));
+    // the recalled one is left out of the last ten
+    expect(byId.get("big-off").historyMessage.map((m: any) => m.content)).toEqual([10, 9, 8, 7, 6, 5, 4, 3, 2].map((i) => `big-off ${i}`));
+    console.log(`cmd 17 for ${G} groups: type 0 ${ms0.toFixed(1)} ms, type 2 ${ms2.toFixed(1)} ms; lookups ${JSON.stringify(calls)}`);
+    // One user lookup for all groups (and the user itself), no per-group or per-contact statements.
+    expect(calls).toEqual({ getUsers: 1, getConversation: 0, memberIds: 0, history: 0 });
+    await Promise.all([me.close(), even.close(), third.close()]);
+  }, 120_000);
+});

@@ -10,7 +10,7 @@ import { groupConvId } from "../../core/groups.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import { convsOf } from "../../store/inbox.ts";
+import type { UserRow } from "../../store/store.ts";
 import { chatBody, Cmd, recallBody, fields, groupOf, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
@@ -163,12 +163,13 @@ export function jimDialect(app: App): Dialect {
         (r) =>
           (pullType !== 2 || r.awaiting) && (pullType !== 3 || isRecent(r, now)) && (!key || r.nick.toLowerCase().includes(key)),
       );
+      // The last 10 messages of every picked contact in one query.
+      const last = await contacts.lastMessages(picked, 10);
       const friends = [];
       for (const r of picked) {
-        const h = await chat.history(me, r.conv, { limit: 10, desc: true });
         friends.push({
           avatar: r.avatar,
-          historyMessage: h.msgs.filter((m) => !m.recalled).map(chatBody),
+          historyMessage: (last.get(r.conv) ?? []).filter((m) => !m.recalled).map(chatBody),
           lastMessageTime: r.lastMsgAt,
           nickname: r.nick,
           unReadNum: r.unread,
@@ -188,17 +189,14 @@ export function jimDialect(app: App): Dialect {
       });
     }
     if (type === 0) {
-      // Upstream J-IM: the user with its groups, each holding only the members online now.
-      const group = async (id: string, name: string, memberIds: string[]) => {
-        const online = await presence.onlineOf(memberIds);
-        const users = (await store.getUsers([...online])).map((u) => ({ avatar: u.avatar, id: u.id, nick: u.nick, terminal: terminal(u.attributes) }));
+      // Upstream J-IM: the user with its groups, each holding only the members online now (all groups at once).
+      const view = await contacts.onlineByConversation(me, "group", rows.map((r) => r.peer));
+      const group = (id: string, name: string, online: UserRow[]) => {
+        const users = online.map((u) => ({ avatar: u.avatar, id: u.id, nick: u.nick, terminal: terminal(u.attributes) }));
         return { avatar: "", group_id: id, name, online: users.length, users };
       };
-      const groups = [];
-      for (const conv of await convsOf(store.db, me, "group")) {
-        groups.push(await group(groupOf(conv)!, (await store.getConversation(conv))?.name ?? "", await store.memberIds(conv)));
-      }
-      const friends = [await group("friends", "friends", rows.map((r) => r.peer))];
+      const groups = view.convs.map((c) => group(groupOf(c.conv)!, c.name, c.online));
+      const friends = [group("friends", "friends", view.peers)];
       return void send(s, 10005, Cmd.getUserResp, {
         avatar: meRow.avatar,
         friends,
