@@ -146,7 +146,14 @@ export class Hub {
     const bound = pending
       ? Promise.race([pending, new Promise<void>((r) => (timer = setTimeout(r, BIND_WAIT_MS)))]).finally(() => clearTimeout(timer))
       : Promise.resolve();
-    return welcome ? bound.then(() => this.welcomed(s, welcome)) : bound;
+    if (!welcome) return bound;
+    return bound.then(
+      () => this.welcomed(s, welcome),
+      (e) => {
+        this.welcoming.delete(s);
+        throw e;
+      },
+    );
   }
 
   private welcomed(s: Session, welcome: () => void): void {
