@@ -108,14 +108,6 @@ export async function inboxOf(db: Db, userId: string, q: InboxQuery): Promise<In
   });
 }
 
-/** Ids of the conversations of one kind the user belongs to. */
-export async function convsOf(db: Db, userId: string, kind: string): Promise<string[]> {
-  const res = await db.execute(sql`
-    select m.conv_id from members m join conversations c on c.id = m.conv_id and c.kind = ${kind}
-     where m.user_id = ${userId} order by m.conv_id`);
-  return rowsOf<{ conv_id: string }>(res).map((r) => r.conv_id);
-}
-
 /**
  * The last `n` messages of each of the conversations, newest first (recalled ones included, flagged), in one
  * statement: one index range scan of (conv_id, seq) per conversation through a lateral join.
