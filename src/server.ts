@@ -62,7 +62,15 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const presence: Presence = cfg.redisUrl
     ? await RedisPresence.connect(cfg.redisUrl, keys, cfg.nodeId, cfg.presenceTtlSec, slotOf(cfg.nodeId), log)
     : new MemoryPresence();
-  const hub = new Hub(bus, presence, cfg.nodeId, log.warn, { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs }, keys);
+  const hub = new Hub(
+    bus,
+    presence,
+    cfg.nodeId,
+    log.warn,
+    // Pushes of protocols without acknowledgements are marked delivered once written out (core/delivery.ts).
+    { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs, markDelivered: (user, to) => app.chat.advanceMany(user, "delivered", to) },
+    keys,
+  );
   const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs);
   const app: App = {
     cfg,
@@ -118,7 +126,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     appTokens: new AppTokenStore(db.db),
     passwordHash: async (id) => (await store.getUser(id))?.passwordHash,
   });
-  app.contacts = new Contacts(store, app.chat);
+  app.contacts = new Contacts(store, app.chat, (ids) => presence.onlineOf(ids));
   app.social = new Social(store, app.chat, (ev) => hub.dispatch(ev));
   app.groups = new Groups(store, app.chat, ids, (ev, skip) => hub.dispatch(ev, skip));
   // A room's viewers are not stored members: a recall there goes out on the room's tick.
@@ -185,6 +193,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       const deadline = Date.now() + cfg.drainTimeoutSec * 1000;
       while (app.hub.all.size > 0 && Date.now() < deadline) await Bun.sleep(20);
       await writer.flush();
+      await hub.marks?.stop();
       app.chat.receipts.stop();
       app.live.stop();
       for (const l of listeners) l.server.stop(true);

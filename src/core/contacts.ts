@@ -1,9 +1,11 @@
 // The 1:1 chat list of a user ("contacts"): direct conversations holding messages, with unread counts,
 // "awaiting my reply" and recency — the inbox (store/inbox.ts) narrowed to direct conversations.
-import { inboxOf } from "../store/inbox.ts";
-import type { Store } from "../store/store.ts";
+import { inboxOf, lastMessagesOf } from "../store/inbox.ts";
+import { conversationsWithMembers } from "../store/memberships.ts";
+import type { Store, UserRow } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
 import { directConvId } from "./ids.ts";
+import type { Message } from "./types.ts";
 
 export interface ContactRow {
   conv: string;
@@ -28,11 +30,48 @@ export interface ContactSummary {
   awaiting: number;
 }
 
+/** A conversation of the user with its members online now. */
+export interface OnlineGroup {
+  conv: string;
+  name: string;
+  /** its members online now (the user included), by id */
+  online: UserRow[];
+}
+
+/** Users looked up at most this many ids per statement. */
+const USERS_PER_QUERY = 10_000;
+
 export class Contacts {
   constructor(
     private readonly store: Store,
     private readonly chat: Chat,
+    /** Which of these users are online now (presence, cluster-wide). */
+    private readonly onlineOf: (userIds: string[]) => Promise<Set<string>>,
   ) {}
+
+  /**
+   * The user's conversations of `kind` (groups) with their names and their members online now, and which of
+   * `peers` are online now, in order: one query for the conversations and their members, one presence call,
+   * one user lookup, however many groups the user is in.
+   */
+  async onlineByConversation(userId: string, kind: string, peers: string[]): Promise<{ convs: OnlineGroup[]; peers: UserRow[] }> {
+    const convs = await conversationsWithMembers(this.store.db, userId, kind);
+    const everyone = new Set(peers);
+    for (const c of convs) for (const u of c.members) everyone.add(u);
+    const online = everyone.size ? await this.onlineOf([...everyone]) : new Set<string>();
+    const ids = [...online];
+    const users = new Map<string, UserRow>();
+    for (let i = 0; i < ids.length; i += USERS_PER_QUERY) {
+      for (const u of await this.store.getUsers(ids.slice(i, i + USERS_PER_QUERY))) users.set(u.id, u);
+    }
+    const pick = (list: string[]) => list.flatMap((id) => (online.has(id) && users.has(id) ? [users.get(id)!] : []));
+    return { convs: convs.map((c) => ({ conv: c.conv, name: c.name, online: pick(c.members) })), peers: pick(peers) };
+  }
+
+  /** The last `n` messages of each contact's conversation, newest first (recalled ones flagged), in one query. */
+  lastMessages(rows: ContactRow[], n: number): Promise<Map<string, Message[]>> {
+    return lastMessagesOf(this.store.db, rows.map((r) => r.conv), n);
+  }
 
   async list(userId: string): Promise<ContactRow[]> {
     const rows = await inboxOf(this.store.db, userId, { kind: "direct", limit: 10_000 });

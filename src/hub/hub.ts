@@ -4,20 +4,25 @@
 //  - topic events (rooms, groups joined as topics): one encode per codec and one Bun publish per server
 //    (Bun topic `<topic>|<codec>`), plus one envelope on the topic's channel. Before a room tick goes out,
 //    subscribers under backpressure are taken out of the Bun topic (slow.ts), so the publish stays one call.
+//  - a frame carrying a message that a socket of a `marksOnPush` protocol accepted is reported to the
+//    delivered marks (core/delivery.ts), which store it once that socket wrote it out.
 import type { Server } from "bun";
 import { pack, unpack } from "msgpackr";
 import type { Bus } from "../bus/bus.ts";
 import { Keys } from "../bus/keys.ts";
+import { DeliveryMarks } from "../core/delivery.ts";
 import { CloseCodes } from "../core/errors.ts";
 import { forgetRoomDrops } from "../core/live.ts";
 import { metric } from "../core/metrics.ts";
-import type { CoreEvent } from "../core/types.ts";
+import type { CoreEvent, Message } from "../core/types.ts";
 import type { Presence } from "../presence/presence.ts";
 import { NO_TOPICS, type Dialect, type Frame, type Session } from "./session.ts";
 import { SlowConsumers } from "./slow.ts";
 
 /** Longest a login waits for its user channel subscription (Redis away: serve locally meanwhile). */
 const BIND_WAIT_MS = 2000;
+/** Pushes held for a connection whose login answer is not out yet; past this it is closed with 4100 once answered. */
+const WELCOME_QUEUE_MAX = 256;
 
 /**
  * A bus envelope: one byte of length and the origin node's id, then the msgpack-encoded event. A node
@@ -68,20 +73,40 @@ export class Hub {
   /** this node's envelope header */
   private readonly origin: Uint8Array;
   private readonly topicPrefix: string;
+  private readonly limitBytes: number;
+  /** Delivered marks of pushes to `marksOnPush` protocols (none without a store to write them to). */
+  readonly marks?: DeliveryMarks<Session>;
+  /** Connections bound to their user whose login answer is not sent yet: their pushes wait here, in order. */
+  private readonly welcoming = new Map<Session, { frames: [Frame | Frame[], Message | undefined][]; overflow: boolean }>();
+  private readonly topicListeners: ((topic: string, ev: CoreEvent) => void)[] = [];
 
   constructor(
     private readonly bus: Bus,
     readonly presence: Presence,
     readonly nodeId: string,
     private readonly log: (msg: string) => void = console.error,
-    opts: { backpressureBytes?: number; resyncMs?: number } = {},
+    opts: {
+      backpressureBytes?: number;
+      resyncMs?: number;
+      /** Stores delivered marks of one user in one statement (Chat.advanceMany). */
+      markDelivered?: (userId: string, to: ReadonlyMap<string, number>) => Promise<void>;
+    } = {},
     private readonly keys: Keys = new Keys(),
   ) {
     this.userPrefix = keys.userChannel("");
     this.origin = originHeader(nodeId);
     this.topicPrefix = keys.topicChannel("");
     bus.onMessage((ch, payload) => this.fromBus(ch, payload));
-    this.slow = new SlowConsumers(opts.backpressureBytes ?? 1 << 20, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
+    this.limitBytes = opts.backpressureBytes ?? 1 << 20;
+    this.slow = new SlowConsumers(this.limitBytes, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
+    if (opts.markDelivered) {
+      this.marks = new DeliveryMarks<Session>({
+        advance: opts.markDelivered,
+        // Everything the socket accepted left the server: a frame still queued is lost if the socket closes.
+        writtenOut: (s) => !s.closed && s.ws.getBufferedAmount() === 0,
+        log,
+      });
+    }
   }
 
   addServer(server: Server<Session>): void {
@@ -98,10 +123,13 @@ export class Hub {
    * user can be reached from other nodes (the subscription is active), so a dialect that waits for it
    * before its welcome, and the client that syncs after the welcome, miss nothing sent in between. With
    * the bus away it resolves after BIND_WAIT_MS anyway: local traffic must not wait for Redis.
+   * With `welcome` (the protocol's login answer) the connection's pushes are held until then: `welcome` runs
+   * first, then what arrived meanwhile is sent, so no push comes before the login answer.
    */
-  bindUser(s: Session, userId: string, role = "user"): Promise<void> {
+  bindUser(s: Session, userId: string, role = "user", welcome?: () => void): Promise<void> {
     s.userId = userId;
     s.role = role;
+    if (welcome) this.welcoming.set(s, { frames: [], overflow: false });
     let set = this.byUser.get(userId);
     if (!set) {
       this.byUser.set(userId, (set = new Set()));
@@ -114,13 +142,33 @@ export class Hub {
     }
     set.add(s);
     const pending = this.binding.get(userId);
-    if (!pending) return Promise.resolve();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    return Promise.race([pending, new Promise<void>((r) => (timer = setTimeout(r, BIND_WAIT_MS)))]).finally(() => clearTimeout(timer));
+    const bound = pending
+      ? Promise.race([pending, new Promise<void>((r) => (timer = setTimeout(r, BIND_WAIT_MS)))]).finally(() => clearTimeout(timer))
+      : Promise.resolve();
+    if (!welcome) return bound;
+    return bound.then(
+      () => this.welcomed(s, welcome),
+      (e) => {
+        this.welcoming.delete(s);
+        throw e;
+      },
+    );
+  }
+
+  private welcomed(s: Session, welcome: () => void): void {
+    const held = this.welcoming.get(s);
+    this.welcoming.delete(s);
+    if (s.closed) return;
+    welcome();
+    if (held?.overflow) return void s.ws.close(CloseCodes.resync, "too many pushes during login: reconnect and sync");
+    for (const [frame, msg] of held?.frames ?? []) this.send(s, frame, msg);
   }
 
   remove(s: Session): void {
     this.all.delete(s);
+    this.welcoming.delete(s);
+    this.marks?.closed(s);
     for (const t of [...s.topics]) this.leave(s, t);
     if (!s.userId) return;
     const set = this.byUser.get(s.userId);
@@ -235,6 +283,16 @@ export class Hub {
     }
   }
 
+  /** Stores the delivered marks of the pushes the user's connections wrote out so far (before a pull). */
+  flushMarks(userId: string): Promise<void> {
+    return this.marks?.flush(userId) ?? Promise.resolve();
+  }
+
+  /** `fn` runs after each topic event is published to this node's subscribers (a protocol's bookkeeping). */
+  onTopicEvent(fn: (topic: string, ev: CoreEvent) => void): void {
+    this.topicListeners.push(fn);
+  }
+
   /** Bun's drain handler: a socket wrote out some of its queue. */
   drained(s: Session): void {
     this.slow.drained(s);
@@ -252,6 +310,8 @@ export class Hub {
       const set = this.members.get(topic);
       if (set) this.slow.screen(topic, ev, set, new Map(out.map(([codec, frames]) => [codec, leadBytes(frames)])));
     }
+    const msg = ev.type === "message" ? ev.msg : undefined;
+    const takers = msg ? this.screenMessage(topic, msg, out, except) : undefined;
     for (const [codec, frames] of out) {
       const key = `${topic}|${codec}`;
       mFanout.value += frames.length * (codecs.get(codec)?.n ?? 0);
@@ -264,29 +324,62 @@ export class Hub {
         }
       }
     }
+    for (const s of takers ?? []) this.marks?.accepted(s, s.userId!, msg!.conv, msg!.seq);
+    for (const fn of this.topicListeners) fn(topic, ev);
+  }
+
+  /**
+   * Before a message goes out on a topic: Bun's publish skips a socket over its backpressure limit without
+   * a word, so such a subscriber is closed with 4100 (it reconnects and gets what it missed) instead. Returns
+   * the subscribers that take it and mark what they are pushed.
+   */
+  private screenMessage(topic: string, msg: Message, out: [codec: string, frames: Frame[]][], except?: Session): Session[] {
+    const takers: Session[] = [];
+    const set = this.members.get(topic);
+    if (!set) return takers;
+    const codecs = new Set(out.map(([codec]) => codec));
+    for (const s of set) {
+      if (s.closed || s === except || !codecs.has(s.codec)) continue;
+      if (s.ws.getBufferedAmount() >= this.limitBytes) {
+        mDropped.value++;
+        s.ws.close(CloseCodes.resync, "too far behind: reconnect to catch up");
+        continue;
+      }
+      if (s.dialect.marksOnPush && s.userId && s.userId !== msg.from) takers.push(s);
+    }
+    return takers;
   }
 
   private deliverLocal(userId: string, ev: CoreEvent, skip: string | undefined, cache: Map<string, Frame | Frame[] | undefined>) {
     const set = this.byUser.get(userId);
     if (!set) return;
+    const msg = ev.type === "message" ? ev.msg : undefined;
     for (const s of set) {
       if (s.id === skip || s.closed) continue;
-      const perUser = s.dialect.encodesPerUser;
-      const key = perUser ? `${s.codec}\u0000${userId}` : s.codec;
       let frame: Frame | Frame[] | undefined;
-      if (cache.has(key)) frame = cache.get(key);
-      else cache.set(key, (frame = s.dialect.encode(ev, s.codec, perUser ? userId : undefined)));
-      if (frame !== undefined) this.send(s, frame);
+      if (cache.has(s.codec)) frame = cache.get(s.codec);
+      else cache.set(s.codec, (frame = s.dialect.encode(ev, s.codec)));
+      if (frame === undefined) continue;
+      const held = this.welcoming.get(s);
+      if (!held) this.send(s, frame, msg);
+      else if (held.frames.length < WELCOME_QUEUE_MAX) held.frames.push([frame, msg]);
+      else held.overflow = true;
     }
   }
 
   /**
-   * Writes one frame; returns false when the socket dropped it. Bun drops a frame when the socket has
-   * more than BACKPRESSURE_BYTES queued; nothing is dropped silently, so that connection is closed with
-   * 4100 (reconnect, then sync).
+   * Writes a frame (or several, in order); returns false when the socket dropped one. Bun drops a frame when
+   * the socket has more than BACKPRESSURE_BYTES queued; nothing is dropped silently, so that connection is
+   * closed with 4100 (reconnect, then sync). `msg`: the message the frame carries, marked delivered once the
+   * socket wrote it out when the protocol marks on push (a push from the user itself is not marked).
    */
-  send(s: Session, frame: Frame | Frame[]): boolean {
-    if (Array.isArray(frame)) return frame.every((f) => this.send(s, f));
+  send(s: Session, frame: Frame | Frame[], msg?: Message): boolean {
+    const ok = Array.isArray(frame) ? frame.every((f) => this.write(s, f)) : this.write(s, frame);
+    if (ok && msg && s.dialect.marksOnPush && s.userId && s.userId !== msg.from) this.marks?.accepted(s, s.userId, msg.conv, msg.seq);
+    return ok;
+  }
+
+  private write(s: Session, frame: Frame): boolean {
     if (s.closed) return false;
     const r = s.ws.send(frame);
     mOut.value++;

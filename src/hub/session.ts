@@ -9,12 +9,16 @@ export interface Dialect {
   readonly name: string;
   /**
    * Encodes an event for one wire format (`codec`, see Session.codec), or undefined when the event is not
-   * for this protocol. The hub calls it once per codec per event (per user too when `encodesPerUser`;
-   * then `userId` is the recipient) and shares the bytes among all recipients. A protocol with no frame
-   * that carries several events returns one frame per event of a room tick: they are sent in order.
+   * for this protocol. Pure: no side effects (the hub calls it once per codec per event and shares the bytes
+   * among all recipients). A protocol with no frame that carries several events returns one frame per event
+   * of a room tick: they are sent in order.
    */
-  encode(ev: CoreEvent, codec: string, userId?: string): Frame | Frame[] | undefined;
-  readonly encodesPerUser?: boolean;
+  encode(ev: CoreEvent, codec: string): Frame | Frame[] | undefined;
+  /**
+   * A message pushed to a connection of this protocol counts as delivered once the socket took the frame and
+   * wrote it out (core/delivery.ts): set by protocols without client acknowledgements (J-IM, rooms).
+   */
+  readonly marksOnPush?: boolean;
   /**
    * Runs before the WebSocket upgrade: refuse with an HTTP response, or hand over what the handshake
    * established (a user authenticated from the query string, the wire format, dialect state). `peer` is the

@@ -3,6 +3,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Message } from "../core/types.ts";
 import { rowsOf, type Db } from "./db.ts";
+import { toMessage } from "./store.ts";
 
 export interface InboxRow {
   conv: string;
@@ -107,10 +108,35 @@ export async function inboxOf(db: Db, userId: string, q: InboxQuery): Promise<In
   });
 }
 
-/** Ids of the conversations of one kind the user belongs to. */
-export async function convsOf(db: Db, userId: string, kind: string): Promise<string[]> {
+/**
+ * The last `n` messages of each of the conversations, newest first (recalled ones included, flagged), in one
+ * statement: one index range scan of (conv_id, seq) per conversation through a lateral join.
+ */
+export async function lastMessagesOf(db: Db, convs: string[], n: number): Promise<Map<string, Message[]>> {
+  const out = new Map<string, Message[]>();
+  if (!convs.length) return out;
   const res = await db.execute(sql`
-    select m.conv_id from members m join conversations c on c.id = m.conv_id and c.kind = ${kind}
-     where m.user_id = ${userId} order by m.conv_id`);
-  return rowsOf<{ conv_id: string }>(res).map((r) => r.conv_id);
+    select x.id::text as id, x.conv_id, x.seq, x.sender_id, x.kind, x.body::text as body, x.client_msg_id, x.created_at, x.recalled_at
+      from jsonb_array_elements_text(${JSON.stringify(convs)}::jsonb) as c(id)
+     cross join lateral (
+       select m.* from messages m where m.conv_id = c.id order by m.seq desc limit ${n}
+     ) x
+     order by x.conv_id, x.seq desc`);
+  for (const r of rowsOf<Record<string, unknown>>(res)) {
+    const m = toMessage({
+      id: BigInt(r.id as string),
+      convId: r.conv_id as string,
+      seq: Number(r.seq),
+      senderId: r.sender_id as string,
+      kind: r.kind as string,
+      body: JSON.parse(r.body as string),
+      clientMsgId: (r.client_msg_id as string | null) ?? null,
+      createdAt: new Date(r.created_at as string),
+      recalledAt: r.recalled_at ? new Date(r.recalled_at as string) : null,
+    });
+    let list = out.get(m.conv);
+    if (!list) out.set(m.conv, (list = []));
+    list.push(m);
+  }
+  return out;
 }

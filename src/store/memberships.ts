@@ -124,3 +124,20 @@ export async function findConversations(
     .orderBy(asc(conversations.id))
     .limit(q.limit);
 }
+
+/** The user's conversations of one kind with their names and member ids, in one statement, by id. */
+export async function conversationsWithMembers(db: Db, userId: string, kind: string): Promise<{ conv: string; name: string; members: string[] }[]> {
+  const res = await db.execute(sql`
+    select c.id, c.name, json_agg(o.user_id order by o.user_id)::text as members
+      from members m
+      join conversations c on c.id = m.conv_id and c.kind = ${kind}
+      join members o on o.conv_id = m.conv_id
+     where m.user_id = ${userId}
+     group by c.id, c.name
+     order by c.id`);
+  return rowsOf<{ id: string; name: string | null; members: string }>(res).map((r) => ({
+    conv: r.id,
+    name: r.name ?? "",
+    members: JSON.parse(r.members) as string[],
+  }));
+}

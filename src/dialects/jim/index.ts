@@ -10,8 +10,8 @@ import { groupConvId } from "../../core/groups.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import { convsOf } from "../../store/inbox.ts";
-import { chatBody, Cmd, recallBody, fields, groupOf, int, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
+import type { UserRow } from "../../store/store.ts";
+import { chatBody, Cmd, recallBody, fields, groupOf, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
   bucket: TokenBucket;
@@ -35,14 +35,12 @@ const MAX_OFFLINE_PAGES = 20;
 
 export function jimDialect(app: App): Dialect {
   const { chat, hub, logins, contacts, groups, recalls, presence, store, cfg, log } = app;
-  /** Delivered-cursor moves still running, per user: a pull waits for them so it never repeats a push. */
-  const marking = new Map<string, Promise<void>>();
   const encoded = new WeakMap<Message, string>();
   const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));
 
   /** URL credentials, names matched leniently like frame fields. */
   async function login(url: URL, peer: string) {
-    const q = fields(Object.fromEntries(url.searchParams));
+    const q = fields(url.searchParams);
     const token = str(q.get("token"));
     if (token) return logins.byToken(token);
     const name = str(q.get("username"));
@@ -99,17 +97,22 @@ export function jimDialect(app: App): Dialect {
     return out;
   }
 
-  /** `{friends: {peer: [...]}, groups: {groupId: [...]}, userid}`; `peer` is the sender unless given. */
+  /**
+   * `{friends: {peer: [...]}, groups: {groupId: [...]}, userid}`; `peer` is the sender unless given. Keyed by
+   * user and group ids (any name, `__proto__` and `constructor` too): gathered in Maps.
+   */
   function messageData(me: string, msgs: Message[], peer?: string) {
-    const friends: Record<string, unknown[]> = {};
-    const groups: Record<string, unknown[]> = {};
+    const friends = new Map<string, unknown[]>();
+    const groups = new Map<string, unknown[]>();
     for (const m of msgs) {
       if (m.recalled) continue;
       const g = groupOf(m.conv);
-      const list = g !== undefined ? (groups[g] ??= []) : (friends[peer ?? m.from] ??= []);
+      const [by, key] = g !== undefined ? [groups, g] : [friends, peer ?? m.from];
+      let list = by.get(key);
+      if (!list) by.set(key, (list = []));
       list.push(chatBody(m));
     }
-    return { friends, groups, userid: me };
+    return { friends: jsonObject(friends), groups: jsonObject(groups), userid: me };
   }
 
   async function getMessages(s: Session, me: string, f: Fields) {
@@ -160,12 +163,13 @@ export function jimDialect(app: App): Dialect {
         (r) =>
           (pullType !== 2 || r.awaiting) && (pullType !== 3 || isRecent(r, now)) && (!key || r.nick.toLowerCase().includes(key)),
       );
+      // The last 10 messages of every picked contact in one query.
+      const last = await contacts.lastMessages(picked, 10);
       const friends = [];
       for (const r of picked) {
-        const h = await chat.history(me, r.conv, { limit: 10, desc: true });
         friends.push({
           avatar: r.avatar,
-          historyMessage: h.msgs.filter((m) => !m.recalled).map(chatBody),
+          historyMessage: (last.get(r.conv) ?? []).filter((m) => !m.recalled).map(chatBody),
           lastMessageTime: r.lastMsgAt,
           nickname: r.nick,
           unReadNum: r.unread,
@@ -185,17 +189,14 @@ export function jimDialect(app: App): Dialect {
       });
     }
     if (type === 0) {
-      // Upstream J-IM: the user with its groups, each holding only the members online now.
-      const group = async (id: string, name: string, memberIds: string[]) => {
-        const online = await presence.onlineOf(memberIds);
-        const users = (await store.getUsers([...online])).map((u) => ({ avatar: u.avatar, id: u.id, nick: u.nick, terminal: terminal(u.attributes) }));
+      // Upstream J-IM: the user with its groups, each holding only the members online now (all groups at once).
+      const view = await contacts.onlineByConversation(me, "group", rows.map((r) => r.peer));
+      const group = (id: string, name: string, online: UserRow[]) => {
+        const users = online.map((u) => ({ avatar: u.avatar, id: u.id, nick: u.nick, terminal: terminal(u.attributes) }));
         return { avatar: "", group_id: id, name, online: users.length, users };
       };
-      const groups = [];
-      for (const conv of await convsOf(store.db, me, "group")) {
-        groups.push(await group(groupOf(conv)!, (await store.getConversation(conv))?.name ?? "", await store.memberIds(conv)));
-      }
-      const friends = [await group("friends", "friends", rows.map((r) => r.peer))];
+      const groups = view.convs.map((c) => group(groupOf(c.conv)!, c.name, c.online));
+      const friends = [group("friends", "friends", view.peers)];
       return void send(s, 10005, Cmd.getUserResp, {
         avatar: meRow.avatar,
         friends,
@@ -263,23 +264,10 @@ export function jimDialect(app: App): Dialect {
     }
   }
 
-  /** A push to a live J-IM connection counts as delivered: the protocol has no client acknowledgement. */
-  function delivered(userId: string, m: Message) {
-    if (m.from === userId) return;
-    const prev = marking.get(userId) ?? Promise.resolve();
-    const next = prev
-      .then(() => chat.advance(userId, m.conv, "delivered", m.seq))
-      .then(
-        () => {},
-        (e) => log.warn(`jim delivered ${userId} ${m.conv}: ${e}`),
-      );
-    marking.set(userId, next);
-    next.finally(() => marking.get(userId) === next && marking.delete(userId));
-  }
-
   return {
     name: "jim",
-    encodesPerUser: true,
+    // A push to a live J-IM connection counts as delivered once written out: the protocol has no client acknowledgement.
+    marksOnPush: true,
 
     async upgrade(_req, url, peer) {
       const state: JimState = { bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) };
@@ -295,8 +283,8 @@ export function jimDialect(app: App): Dialect {
       }
       const userId = s.userId;
       s.userId = undefined;
-      await hub.bindUser(s, userId, s.role ?? "user");
-      send(s, 10007, Cmd.loginResp);
+      // The login answer goes out before any push (the hub holds them until it is sent).
+      await hub.bindUser(s, userId, s.role ?? "user", () => send(s, 10007, Cmd.loginResp));
     },
 
     async message(s, data) {
@@ -310,7 +298,8 @@ export function jimDialect(app: App): Dialect {
       if (!s.userId) return void send(s, 10008, Cmd.loginResp);
       const cmd = int(f.get("cmd"));
       try {
-        if (cmd === Cmd.getMessageReq || cmd === Cmd.getUserReq) await marking.get(s.userId);
+        // A pull never repeats a push this user's connections already wrote out: their marks are stored first.
+        if (cmd === Cmd.getMessageReq) await hub.flushMarks(s.userId);
         await handle(s, s.userId, cmd, f);
       } catch (e) {
         if (!(e instanceof CoreError)) log.error(`jim cmd ${cmd} from ${s.userId}: ${(e as Error).stack ?? e}`);
@@ -321,11 +310,9 @@ export function jimDialect(app: App): Dialect {
 
     close() {},
 
-    encode(ev: CoreEvent, _codec: string, userId?: string): Frame | undefined {
+    encode(ev: CoreEvent): Frame | undefined {
       switch (ev.type) {
         case "message": {
-          if (userId) delivered(userId, ev.msg);
-          // Encoded per recipient only for the delivered mark: the bytes are the same for all of them.
           let frame = encoded.get(ev.msg);
           if (!frame) encoded.set(ev.msg, (frame = resp(undefined, Cmd.chat, chatBody(ev.msg))));
           return frame;

@@ -63,15 +63,21 @@ export function resp(code: number | undefined, command: number, data?: unknown):
   return JSON.stringify(o);
 }
 
-/** A frame's fields by lower-case name without `_` (`userId` = `userid` = `user_id`). */
+/** A frame's fields (or a query string's) by lower-case name without `_` (`userId` = `userid` = `user_id`). */
 export type Fields = Map<string, unknown>;
 
 export function fields(v: unknown): Fields {
   const m: Fields = new Map();
-  if (v && typeof v === "object" && !Array.isArray(v)) {
-    for (const [k, x] of Object.entries(v)) m.set(k.toLowerCase().replace(/_/g, ""), x);
-  }
+  const entries = v instanceof URLSearchParams ? v.entries() : v && typeof v === "object" && !Array.isArray(v) ? Object.entries(v) : [];
+  for (const [k, x] of entries) m.set(k.toLowerCase().replace(/_/g, ""), x);
   return m;
+}
+
+/** A JSON object from a Map keyed by ids: null-prototype, so an id like `__proto__` is a key like any other. */
+export function jsonObject<V>(m: ReadonlyMap<string, V>): Record<string, V> {
+  const o = Object.create(null) as Record<string, V>;
+  for (const [k, v] of m) o[k] = v;
+  return o;
 }
 
 /** An integer, also from a numeric string ("11"). */

@@ -14,8 +14,6 @@ import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, message
 
 /** Frames of one connection waiting their turn; past this a frame is refused (4290) instead of queued. */
 const MAX_QUEUED = 64;
-/** Delivered cursors of what a connection was sent are written at most this often (and when it leaves). */
-const MARK_MS = 1000;
 
 interface RoomsState {
   /** the handshake was refused: the error is sent and the connection closed once open */
@@ -36,9 +34,6 @@ interface RoomsState {
   queued: number;
   /** conversations (room or containers) whose topic this connection is in → the roomName its notices show */
   convs: Map<string, string>;
-  /** conversation → highest seq sent to this connection and not yet marked delivered */
-  seen: Map<string, number>;
-  markTimer?: ReturnType<typeof setTimeout>;
 }
 
 const st = (s: Session) => s.state as unknown as RoomsState;
@@ -77,41 +72,13 @@ export function roomsDialect(app: App): Dialect {
     if (set?.size === 0) inConv.delete(conv);
   }
 
-  function seen(s: Session, conv: string, seq: number): void {
-    const state = st(s);
-    if ((state.seen.get(conv) ?? 0) >= seq) return;
-    state.seen.set(conv, seq);
-    state.markTimer ??= setTimeout(function mark() {
-      // Marked only once the socket has handed everything to the kernel: frames still queued in the
-      // server would be lost if the connection is closed for being too slow.
-      if (!s.closed && s.ws.getBufferedAmount() > 0) return void (state.markTimer = setTimeout(mark, MARK_MS));
-      state.markTimer = undefined;
-      void flushMarks(s);
-    }, MARK_MS);
-  }
-
-  /** What was sent to the connection counts as delivered: the protocol has no acknowledgement. */
-  async function flushMarks(s: Session, only?: string): Promise<void> {
-    const state = st(s);
-    const me = s.userId;
-    if (!me) return;
-    const marks = new Map<string, number>();
-    for (const [conv, seq] of state.seen) if (only === undefined || conv === only) marks.set(conv, seq);
-    for (const conv of marks.keys()) state.seen.delete(conv);
-    // One statement for all of them; a conversation it is no longer in (an agent taken out of a closed
-    // container, a room left meanwhile) is skipped.
-    if (marks.size) await chat.advanceMany(me, "delivered", marks).catch((e) => log.warn(`rooms delivered ${me}: ${e}`));
-  }
-
   /** The connection enters a room or container: subscribed, everyone there told, then what it missed. */
   async function into(s: Session, conv: string, label: string): Promise<void> {
     const state = st(s);
     if (state.convs.has(conv) || !join(s, conv, label)) return;
     await core.notice(conv, label, "in", state.me);
     const missed = await core.unseen(s.userId!, conv);
-    for (const m of missed) hub.send(s, frameOf(m));
-    const last = missed.at(-1);
-    if (last) seen(s, conv, last.seq);
+    for (const m of missed) hub.send(s, frameOf(m), m);
   }
 
   /** After the handshake: NtoN enters its room; 1toN enters the containers the user is in. */
@@ -176,7 +143,8 @@ export function roomsDialect(app: App): Dialect {
         forget(s, oldConv);
         state.room = room;
         await into(s, conv, room);
-        await flushMarks(s, oldConv);
+        // What it was pushed in the old room is stored before it stops being a member there.
+        await hub.flushMarks(me.id);
         const stillThere = [...(hub.sessionsOf(me.id) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(oldConv));
         if (!stillThere) await core.leaveRoom(me.id, old);
         return core.notice(oldConv, old, "out", me);
@@ -234,9 +202,21 @@ export function roomsDialect(app: App): Dialect {
     return next;
   }
 
+  // A container closed (its outAll notice is out): this node's connections in it leave its topic.
+  hub.onTopicEvent((topic, ev) => {
+    if (ev.type !== "roomNotice" || ev.action !== "outAll") return;
+    const set = inConv.get(topic);
+    if (!set) return;
+    for (const x of [...set]) {
+      hub.leave(x, topic);
+      forget(x, topic);
+    }
+  });
+
   const dialect: Dialect = {
     name: "rooms",
-    encodesPerUser: true,
+    // What a connection was sent counts as delivered once written out: the protocol has no acknowledgement.
+    marksOnPush: true,
 
     async upgrade(_req, url, peer) {
       const q = url.searchParams;
@@ -249,7 +229,6 @@ export function roomsDialect(app: App): Dialect {
         chain: Promise.resolve(),
         queued: 0,
         convs: new Map(),
-        seen: new Map(),
       };
       const refuse = (name: ErrorName, message: string, close: number) => ({ state: { ...state, refused: { name, message, close } } as never });
       const senderType = get("senderType");
@@ -325,11 +304,9 @@ export function roomsDialect(app: App): Dialect {
       void queue(s, () => handle(s, raw));
     },
 
-    async close(s, code) {
+    async close(s) {
       const state = st(s);
       clearTimeout(state.idle);
-      clearTimeout(state.markTimer);
-      state.markTimer = undefined;
       // A draining node skips the goodbyes: its clients reconnect elsewhere and catch up from their cursors.
       if (state.refused || app.draining) return;
       // After the frames still running: the hub took the connection out of its topics already, so the
@@ -337,47 +314,18 @@ export function roomsDialect(app: App): Dialect {
       await queue(s, async () => {
         const convs = [...state.convs];
         for (const [conv] of convs) forget(s, conv);
-        // A connection closed for a frame it could not take (4100) may have missed what it was sent.
-        if (code !== CloseCodes.resync) await flushMarks(s);
+        // What it wrote out is marked delivered before the others hear that it left.
+        if (s.userId) await hub.flushMarks(s.userId);
         for (const [conv, label] of convs) await core.notice(conv, label, "out", state.me);
       });
     },
 
-    encode(ev: CoreEvent, _codec: string, userId?: string): Frame | undefined {
+    encode(ev: CoreEvent): Frame | undefined {
       switch (ev.type) {
-        case "message": {
-          const { conv, seq } = ev.msg;
-          if (!isRoomsConv(conv)) return undefined;
-          // Sent to a user's connections (containers) or to a topic's (rooms): what they were sent is marked.
-          const to = userId !== undefined ? hub.sessionsOf(userId) : inConv.get(conv);
-          for (const x of to ?? []) {
-            if (x.dialect !== dialect || x.closed) continue;
-            // A socket past BACKPRESSURE_BYTES is skipped by the send or publish that follows: it is not
-            // marked, and is told to reconnect (4100), which gives it what it missed on entering again.
-            if (x.ws.getBufferedAmount() >= cfg.backpressureBytes) {
-              x.ws.close(CloseCodes.resync, "too far behind: reconnect to catch up");
-              continue;
-            }
-            seen(x, conv, seq);
-          }
-          return frameOf(ev.msg);
-        }
-        case "roomNotice": {
-          if (ev.action === "outAll") {
-            // The container closed: its connections here leave its topic once this notice is out.
-            const set = inConv.get(ev.conv);
-            if (set) {
-              queueMicrotask(() => {
-                for (const x of [...set]) {
-                  hub.leave(x, ev.conv);
-                  forget(x, ev.conv);
-                  void flushMarks(x, ev.conv);
-                }
-              });
-            }
-          }
+        case "message":
+          return isRoomsConv(ev.msg.conv) ? frameOf(ev.msg) : undefined;
+        case "roomNotice":
           return noticeFrame(ev);
-        }
         default:
           return undefined;
       }

@@ -1,0 +1,181 @@
+// Delivered marks of pushes in the protocols without client acknowledgements (J-IM, rooms; core/delivery.ts):
+// a push counts as delivered only once its socket took it and wrote it out, and the marks reach the store in
+// at most one statement per user per flush.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { MARK_FLUSH_MS } from "../../src/core/delivery.ts";
+import { Client } from "../helpers/client.ts";
+import { RawWs } from "../helpers/raw-ws.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+const md5 = (s: string) => createHash("md5").update(s).digest("hex");
+const FILLER = "x".repeat(9000);
+
+async function jimUser(srv: TestServer, id: string): Promise<string> {
+  const token = `${id}-${crypto.randomUUID().replace(/-/g, "")}`;
+  const r = await srv.api("/im/vanke/initUser", { body: { senderId: id, receiverId: "", nick: id, avatar: "", terminal: "pc", token, type: 0 } });
+  expect(r.status).toBe(200);
+  return token;
+}
+
+async function jim(srv: TestServer, token: string): Promise<Client> {
+  const c = await Client.connect(`${srv.wsUrl}/jim?token=${token}`);
+  expect((await c.next()).code).toBe(10007);
+  return c;
+}
+
+async function roomsUser(srv: TestServer, id: string) {
+  expect((await srv.api("/api/users", { body: { id, nick: id } })).status).toBe(200);
+  expect((await srv.api(`/api/rooms-protocol/accounts/default/${id}`, { method: "PUT", body: { user: id, passwordMd5: md5(id) } })).status).toBe(200);
+}
+const roomsQuery = (u: string, room: string) =>
+  new URLSearchParams({ name: u, senderType: "GROUP", userId: u, roomName: room, icon: "", account: u, password: md5(u) });
+const isNotice = (action: string, user?: string) => (f: any) => f.messageType === "notice" && f.action === action && (user === undefined || f.userId === user);
+
+/** Every frame a paused raw client got before its connection ended (after resume()). */
+async function drain(c: RawWs): Promise<any[]> {
+  c.resume();
+  const got: any[] = [];
+  try {
+    for (;;) got.push(await c.next());
+  } catch {}
+  return got;
+}
+
+describe("a client that stops reading", () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer({ env: { BACKPRESSURE_BYTES: "65536", SEND_RATE: "100000", SEND_BURST: "100000" } });
+  }, 30_000);
+  afterAll(() => srv.stop());
+
+  test("J-IM: every acknowledged message is received by the stalled socket or offered by the next pull", async () => {
+    const [sndTok, stlTok] = [await jimUser(srv, "j-snd"), await jimUser(srv, "j-stl")];
+    const snd = await jim(srv, sndTok);
+    const stl = await RawWs.connect(`${srv.wsUrl}/jim?token=${stlTok}`);
+    expect((await stl.next()).code).toBe(10007);
+    stl.pause();
+    // Messages until the server gives up on the stalled socket (the recipient is offline: 10001).
+    const acked: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const content = `d${i} ${FILLER}`;
+      snd.send(JSON.stringify({ cmd: 11, to: "j-stl", chatType: 2, msgType: 0, content }));
+      const ack = await snd.next((f) => f.command === 12);
+      expect([10000, 10001]).toContain(ack.code);
+      acked.push(content);
+      if (ack.code === 10001) break;
+    }
+    expect(acked.length).toBeLessThan(2000);
+    const received = (await drain(stl)).filter((f) => f.command === 11).map((f) => f.data.content as string);
+    expect((await stl.closed).code).toBe(4100);
+    expect(received.length).toBeLessThan(acked.length);
+
+    const again = await jim(srv, stlTok);
+    again.send(JSON.stringify({ cmd: 19, type: 0, userId: "j-stl" }));
+    const pulled = ((await again.next((f) => f.command === 20)).data.friends["j-snd"] ?? []).map((m: any) => m.content as string);
+    const got = new Set([...received, ...pulled]);
+    const lost = acked.filter((c) => !got.has(c));
+    expect(lost.map((c) => c.split(" ")[0])).toEqual([]);
+    // The pull starts right after the last message the stalled socket wrote out (repeats are allowed, gaps not).
+    expect(pulled.length).toBeGreaterThan(0);
+    expect(acked.indexOf(pulled[0]!)).toBeLessThanOrEqual(received.length);
+    snd.ws.close();
+    again.ws.close();
+  }, 60_000);
+
+  test("rooms: every message committed to the room is received by the stalled socket or offered by the next pull", async () => {
+    for (const u of ["r-fast", "r-slow"]) await roomsUser(srv, u);
+    const fast = await Client.connect(`${srv.wsUrl}/rooms?${roomsQuery("r-fast", "stall")}`);
+    await fast.next(isNotice("in", "r-fast"));
+    const slow = await RawWs.connect(`${srv.wsUrl}/rooms?${roomsQuery("r-slow", "stall")}`);
+    await slow.next(isNotice("in", "r-slow"));
+    await fast.next(isNotice("in", "r-slow"));
+    slow.pause();
+    const sent: string[] = [];
+    const gone = () => fast.pending().some(isNotice("out", "r-slow"));
+    while (!gone() && sent.length < 2000) {
+      const text = `r${sent.length} ${FILLER}`;
+      fast.send({ messageType: "text", messageContent: text });
+      await fast.next((f) => f.messageContent === text);
+      sent.push(text);
+    }
+    expect(gone()).toBe(true);
+    const received = (await drain(slow)).filter((f) => f.messageType === "text").map((f) => f.messageContent as string);
+    expect((await slow.closed).code).toBe(4100);
+    expect(received.length).toBeLessThan(sent.length);
+
+    // The offline pull (native sync, a peek page after page) holds everything the stalled socket did not get.
+    const token = (await srv.api("/api/users/r-slow/token", { body: {} })).body.token;
+    const n = await Client.native(srv.wsUrl, token, "r-slow");
+    const pulled: string[] = [];
+    let after: { conv: string; seq: number } | undefined;
+    for (;;) {
+      const page = await n.ok({ t: "sync", conv: "g:rooms:stall", limit: 500, ...(after ? { after } : {}) });
+      pulled.push(...page.msgs.map((m: any) => m.body.messageContent as string));
+      if (!page.more) break;
+      after = { conv: page.msgs.at(-1).conv, seq: page.msgs.at(-1).seq };
+    }
+    const got = new Set([...received, ...pulled]);
+    expect(sent.filter((t) => !got.has(t)).map((t) => t.split(" ")[0])).toEqual([]);
+    expect(sent.indexOf(pulled[0]!)).toBeLessThanOrEqual(received.length);
+    fast.ws.close();
+    n.ws.close();
+  }, 60_000);
+});
+
+describe("delivered marks of many pushes", () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer({ env: { SEND_RATE: "100000", SEND_BURST: "100000" } });
+  }, 30_000);
+  afterAll(() => srv.stop());
+
+  test("are written at most once per user per flush, J-IM and rooms alike, and a pull repeats none of them", async () => {
+    const store = srv.app.store;
+    const calls = new Map<string, number>();
+    const orig = store.advanceCursors.bind(store);
+    store.advanceCursors = (userId, field, to) => {
+      if (field === "delivered") calls.set(userId, (calls.get(userId) ?? 0) + 1);
+      return orig(userId, field, to);
+    };
+    const N = 300;
+    const [aTok, bTok] = [await jimUser(srv, "m-a"), await jimUser(srv, "m-b")];
+    for (const u of ["m-ra", "m-rb"]) await roomsUser(srv, u);
+    const a = await jim(srv, aTok);
+    const b = await jim(srv, bTok);
+    const ra = await Client.connect(`${srv.wsUrl}/rooms?${roomsQuery("m-ra", "many")}`);
+    await ra.next(isNotice("in", "m-ra"));
+    const rb = await Client.connect(`${srv.wsUrl}/rooms?${roomsQuery("m-rb", "many")}`);
+    await rb.next(isNotice("in", "m-rb"));
+    calls.clear();
+    const t0 = performance.now();
+    // In bursts of 50 (a connection has only so many frames in flight).
+    for (let i = 0; i < N; i += 50) {
+      for (let j = i; j < i + 50; j++) {
+        a.send(JSON.stringify({ cmd: 11, to: "m-b", chatType: 2, msgType: 0, content: `p${j}` }));
+        ra.send({ messageType: "text", messageContent: `q${j}` });
+      }
+      for (let j = i; j < i + 50; j++) expect((await a.next((f) => f.command === 12)).code).toBe(10000);
+      await ra.next((f) => f.messageContent === `q${i + 49}`);
+    }
+    for (let i = 0; i < N; i++) expect((await b.next((f) => f.command === 11)).data.content).toBe(`p${i}`);
+    for (let i = 0; i < N; i++) expect((await rb.next((f) => f.messageType === "text")).messageContent).toBe(`q${i}`);
+    // A pull right after: every push above was written out, so none comes again.
+    b.send(JSON.stringify({ cmd: 19, type: 0, userId: "m-b" }));
+    expect((await b.next((f) => f.command === 20)).data).toEqual({ friends: {}, groups: {}, userid: "m-b" });
+    await rb.close();
+    const elapsed = performance.now() - t0;
+    // At most one statement per flush interval, plus the pull's and the close's own flushes (before the fix: one per push).
+    const bound = Math.ceil(elapsed / MARK_FLUSH_MS) + 2;
+    console.log(`delivered-mark statements for ${N} pushes in ${Math.round(elapsed)} ms: J-IM ${calls.get("m-b")}, rooms ${calls.get("m-rb")} (bound ${bound})`);
+    expect(calls.get("m-b") ?? 0).toBeGreaterThan(0);
+    expect(calls.get("m-b")!).toBeLessThanOrEqual(bound);
+    expect(calls.get("m-rb") ?? 0).toBeGreaterThan(0);
+    expect(calls.get("m-rb")!).toBeLessThanOrEqual(bound);
+    // The marks moved the cursors: nothing offline for either of them.
+    const token = (await srv.api("/api/users/m-rb/token", { body: {} })).body.token;
+    const n = await Client.native(srv.wsUrl, token, "m-rb");
+    expect((await n.ok({ t: "sync" })).msgs).toEqual([]);
+    for (const c of [a, b, ra, n]) c.ws.close();
+  }, 60_000);
+});
