@@ -68,7 +68,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     cfg.nodeId,
     log.warn,
     // Pushes of protocols without acknowledgements are marked delivered once written out (core/delivery.ts).
-    { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs, markDelivered: (user, to) => app.chat.advanceMany(user, "delivered", to) },
+    { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs, markDelivered: (user, pushed) => app.chat.markPushed(user, pushed) },
     keys,
   );
   const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs);

@@ -175,6 +175,16 @@ export class Chat {
   }
 
   /**
+   * Delivered marks of pushes (conversation → the seqs pushed to, and written out by, the user's
+   * connections), in one statement: each cursor moves over pushed messages only and stops before the first
+   * message of another sender that was not pushed (sent while the user was away, not pulled yet).
+   */
+  async markPushed(userId: string, pushed: ReadonlyMap<string, readonly number[]>): Promise<void> {
+    const moved = await this.d.store.advancePushed(userId, [...pushed].map(([conv, seqs]) => ({ conv, seqs })));
+    for (const [conv, v] of moved) this.advanced(userId, conv, "delivered", v);
+  }
+
+  /**
    * Confirms delivery (or reading) up to `seq`. Receipts: in a direct conversation the peer is told at once;
    * in groups and containers the senders get counts, debounced (receipts.ts). The user's other devices are
    * always told, so their unread counts follow.

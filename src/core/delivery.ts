@@ -10,8 +10,11 @@
 //    marks still held leaves them unmarked (`closed`): those messages are offered again by the next pull,
 //    and the client drops repeats by message id;
 //  - marks that are written out are gathered per user and written every MARK_FLUSH_MS, one statement per
-//    user per flush (Chat.advanceMany), and before a pull of that user (`flush`), so a pull never repeats a
-//    push it could have known about.
+//    user per flush (Chat.markPushed), and before a pull of that user (`flush`), so a pull never repeats a
+//    push it could have known about;
+//  - a mark carries every seq pushed, not only the highest: the cursor moves over pushed messages only, so
+//    an older message the connection never got (sent while the user was offline, not pulled yet) stops it
+//    (store: advancePushed).
 // Protocols with explicit confirmations (native `delivered` / `sync` with `mark`; the desk's read marks) do
 // not mark on push.
 import { metric } from "./metrics.ts";
@@ -23,8 +26,8 @@ const mStatements = metric("chat_delivered_marks_statements_total", "Statements 
 const mUnmarked = metric("chat_delivered_marks_unwritten_total", "Connections closed with pushes not yet written out: left unmarked, offered again by the next pull");
 
 export interface DeliveryDeps<K> {
-  /** Moves one user's delivered cursors in one statement (conversation → seq). */
-  advance(userId: string, to: ReadonlyMap<string, number>): Promise<void>;
+  /** Moves one user's delivered cursors over the pushed seqs, in one statement (conversation → seqs). */
+  advance(userId: string, pushed: ReadonlyMap<string, readonly number[]>): Promise<void>;
   /** Whether connection `key` is open and has written out everything it accepted (nothing queued in the server). */
   writtenOut(key: K): boolean;
   intervalMs?: number;
@@ -33,12 +36,14 @@ export interface DeliveryDeps<K> {
 
 interface Held {
   userId: string;
-  /** conversation → highest seq accepted */
-  marks: Map<string, number>;
+  /** conversation → seqs accepted */
+  marks: Map<string, number[]>;
 }
 
-const raise = (m: Map<string, number>, conv: string, seq: number) => {
-  if ((m.get(conv) ?? 0) < seq) m.set(conv, seq);
+const add = (m: Map<string, number[]>, conv: string, seqs: number | number[]) => {
+  const list = m.get(conv);
+  if (list) list.push(...(typeof seqs === "number" ? [seqs] : seqs));
+  else m.set(conv, typeof seqs === "number" ? [seqs] : [...seqs]);
 };
 
 export class DeliveryMarks<K> {
@@ -46,7 +51,7 @@ export class DeliveryMarks<K> {
   private readonly held = new Map<K, Held>();
   private readonly heldByUser = new Map<string, Set<K>>();
   /** user → marks written out, to store */
-  private readonly ready = new Map<string, Map<string, number>>();
+  private readonly ready = new Map<string, Map<string, number[]>>();
   /** user → its statement in flight (a user's statements run one after another) */
   private readonly writing = new Map<string, Promise<void>>();
   private timer?: ReturnType<typeof setTimeout>;
@@ -65,7 +70,7 @@ export class DeliveryMarks<K> {
       if (!set) this.heldByUser.set(userId, (set = new Set()));
       set.add(key);
     }
-    raise(h.marks, conv, seq);
+    add(h.marks, conv, seq);
     if (this.fresh.size === 0) setImmediate(() => this.checkFresh());
     this.fresh.add(key);
     this.arm();
@@ -126,7 +131,7 @@ export class DeliveryMarks<K> {
     this.unhold(key, h);
     let r = this.ready.get(h.userId);
     if (!r) this.ready.set(h.userId, (r = new Map()));
-    for (const [conv, seq] of h.marks) raise(r, conv, seq);
+    for (const [conv, seqs] of h.marks) add(r, conv, seqs);
   }
 
   private unhold(key: K, h: Held): void {

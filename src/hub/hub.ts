@@ -88,8 +88,8 @@ export class Hub {
     opts: {
       backpressureBytes?: number;
       resyncMs?: number;
-      /** Stores delivered marks of one user in one statement (Chat.advanceMany). */
-      markDelivered?: (userId: string, to: ReadonlyMap<string, number>) => Promise<void>;
+      /** Stores delivered marks of one user in one statement (Chat.markPushed). */
+      markDelivered?: (userId: string, pushed: ReadonlyMap<string, readonly number[]>) => Promise<void>;
     } = {},
     private readonly keys: Keys = new Keys(),
   ) {

@@ -219,6 +219,28 @@ export class Store {
     return new Map(rows.map((r) => [r.conv_id, Number(r.v)]));
   }
 
+  /**
+   * Delivered cursors moved over pushed messages, one statement for several conversations of one user: a
+   * cursor moves to the highest pushed seq, but never past a message of another sender above it that was
+   * not pushed (the first such one stops it: an index range scan from the cursor). Returns the new value per
+   * conversation whose cursor moved.
+   */
+  async advancePushed(userId: string, pushed: { conv: string; seqs: readonly number[] }[]): Promise<Map<string, number>> {
+    if (pushed.length === 0) return new Map();
+    const v = JSON.stringify(pushed.map((p) => ({ c: p.conv, s: p.seqs.reduce((a, b) => (a > b ? a : b), 0), a: p.seqs })));
+    const rows = await prepared<{ conv_id: string; v: string | number }>(
+      this.db,
+      sql`
+        update members as m set delivered_seq = greatest(m.delivered_seq, least(v.s, c.last_seq, coalesce((
+            select min(x.seq) - 1 from messages x
+             where x.conv_id = v.c and x.seq > m.delivered_seq and x.seq <= v.s and x.sender_id <> m.user_id and x.seq <> all(v.a)), v.s)))
+          from jsonb_to_recordset(${v}::jsonb) as v(c text, s bigint, a bigint[]), conversations as c
+         where m.conv_id = v.c and m.user_id = ${userId} and c.id = v.c
+        returning m.conv_id, m.delivered_seq as v`,
+    );
+    return new Map(rows.map((r) => [r.conv_id, Number(r.v)]));
+  }
+
   // ---- messages ----
 
   /**

@@ -133,10 +133,10 @@ describe("delivered marks of many pushes", () => {
   test("are written at most once per user per flush, J-IM and rooms alike, and a pull repeats none of them", async () => {
     const store = srv.app.store;
     const calls = new Map<string, number>();
-    const orig = store.advanceCursors.bind(store);
-    store.advanceCursors = (userId, field, to) => {
-      if (field === "delivered") calls.set(userId, (calls.get(userId) ?? 0) + 1);
-      return orig(userId, field, to);
+    const orig = store.advancePushed.bind(store);
+    store.advancePushed = (userId, pushed) => {
+      calls.set(userId, (calls.get(userId) ?? 0) + 1);
+      return orig(userId, pushed);
     };
     const N = 300;
     const [aTok, bTok] = [await jimUser(srv, "m-a"), await jimUser(srv, "m-b")];
@@ -178,4 +178,29 @@ describe("delivered marks of many pushes", () => {
     expect((await n.ok({ t: "sync" })).msgs).toEqual([]);
     for (const c of [a, b, ra, n]) c.ws.close();
   }, 60_000);
+});
+
+for (const store of ["pg", "pglite"] as const) describe(`a push does not mark older messages the connection never got (${store})`, () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer({ store });
+  }, 30_000);
+  afterAll(() => srv.stop());
+
+  test("J-IM: a message sent while the user was offline is still offered after a later push was marked", async () => {
+    const [aTok, bTok] = [await jimUser(srv, "o-a"), await jimUser(srv, "o-b")];
+    const a = await jim(srv, aTok);
+    a.send(JSON.stringify({ cmd: 11, to: "o-b", chatType: 2, msgType: 0, content: "while away" }));
+    expect((await a.next((f) => f.command === 12)).code).toBe(10001);
+    const b = await jim(srv, bTok);
+    a.send(JSON.stringify({ cmd: 11, to: "o-b", chatType: 2, msgType: 0, content: "while here" }));
+    expect((await a.next((f) => f.command === 12)).code).toBe(10000);
+    expect((await b.next((f) => f.command === 11)).data.content).toBe("while here");
+    // The pull flushes the push's mark first: the cursor stops before the message never pushed.
+    b.send(JSON.stringify({ cmd: 19, type: 0, userId: "o-b" }));
+    const pulled = ((await b.next((f) => f.command === 20)).data.friends["o-a"] ?? []).map((m: any) => m.content);
+    expect(pulled[0]).toBe("while away");
+    a.ws.close();
+    b.ws.close();
+  }, 30_000);
 });
