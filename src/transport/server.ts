@@ -18,6 +18,7 @@ export interface Listener {
 }
 
 let nextId = 0;
+const mBusy = metric("chat_frames_busy_total", "Frames refused for arriving past MAX_FRAMES_IN_FLIGHT of their connection");
 const mConnections = metric("chat_connections", "Open WebSocket connections", "gauge");
 const perDialect = new Map<string, { conns: { value: number }; frames: { value: number } }>();
 
@@ -36,16 +37,26 @@ function dialectCounter(name: string) {
 }
 
 /**
+ * A connection past MAX_FRAMES_IN_FLIGHT whose frames keep coming: after this many times the cap in a row
+ * refused (each answered with the protocol's busy error), it is closed with CloseCodes.flood.
+ */
+const FLOOD_FACTOR = 16;
+
+/**
  * Frames of a connection that is not yet authenticated run one after another (an auth frame and the
  * frames right behind it must not race, nor those behind a connection's open); after that they run as they come, so pipelined sends share
- * group commits instead of waiting for each other.
+ * group commits instead of waiting for each other. A frame (`counted`) is in flight from here until its
+ * handler is done, whether it runs or waits its turn: `listen` caps them per connection.
  */
-function run(app: App, s: Session, fn: () => unknown, serial = false): void {
+function run(app: App, s: Session, fn: () => unknown, serial = false, counted = false): void {
+  if (counted) s.inflight++;
   const go = async () => {
     try {
       await fn();
     } catch (e) {
       app.log.error(`${s.dialect.name} session ${s.id}: ${(e as Error).stack ?? e}`);
+    } finally {
+      if (counted) s.inflight--;
     }
   };
   const chain = s.state.__chain as Promise<void> | undefined;
@@ -88,6 +99,8 @@ export function listen(
         ws: undefined as unknown as ServerWebSocket<Session>,
         closed: false,
         topics: NO_TOPICS as Set<string>,
+        inflight: 0,
+        refusedInRow: 0,
         state: pre.state ?? {},
       };
       if (server.upgrade(req, { data: session })) return undefined as unknown as Response;
@@ -110,7 +123,19 @@ export function listen(
         const s = ws.data;
         dialectCounter(s.dialect.name).frames.value++;
         if (s.dialect.quick?.(s, data)) return;
-        run(app, s, () => s.dialect.message(s, data));
+        // Every protocol alike: at most MAX_FRAMES_IN_FLIGHT frames of one connection are handled at once
+        // (reads and writes queue for the store, so a pipelining client would otherwise delay everyone).
+        // A frame past it is answered with the protocol's busy error; one that keeps flooding is closed.
+        if (s.inflight >= cfg.maxFramesInFlight) {
+          if (++s.refusedInRow > cfg.maxFramesInFlight * FLOOD_FACTOR) {
+            if (!s.closed) ws.close(CloseCodes.flood, "too many frames in flight");
+            return;
+          }
+          mBusy.value++;
+          return s.dialect.busy(s, data);
+        }
+        s.refusedInRow = 0;
+        run(app, s, () => s.dialect.message(s, data), false, true);
       },
       drain(ws) {
         hub.drained(ws.data);

@@ -47,6 +47,9 @@ export const Codes = {
   failed: -10005,
 } as const;
 
+/** Requests that only read. */
+const DESK_READS = new Set([32000, 32100, 33000]);
+
 /** Pushes: a message for you, an assigned/transferred guest, your transfer done, your agent. */
 export const Push = { message: 32399, assigned: 32401, handedOver: 32402, agent: 31100 } as const;
 
@@ -276,6 +279,15 @@ export function deskDialect(app: App): Dialect {
 
     open() {},
 
+    busy(s, data) {
+      let apiKey: unknown = null;
+      try {
+        const f = JSON.parse(typeof data === "string" ? data : data.toString("utf8"));
+        if (f && typeof f === "object") apiKey = f.api_key ?? null;
+      } catch {}
+      reply(s, apiKey, Codes.rateLimited, {}, `too many requests in flight (at most ${cfg.maxFramesInFlight}): wait for answers`);
+    },
+
     async message(s, data) {
       let f: unknown;
       try {
@@ -293,6 +305,8 @@ export function deskDialect(app: App): Dialect {
         const state = st(s);
         if (!s.userId || !state.as) return reply(s, apiKey, Codes.relogin, {}, "log in first");
         if (state.exp && state.exp * 1000 <= Date.now()) return reply(s, apiKey, Codes.relogin, {}, "login expired");
+        // Reads (lists, a page of messages, online agents) take READ_COST from the connection's bucket.
+        if (cfg.readCost && DESK_READS.has(apiKey) && state.bucket.take(undefined, cfg.readCost)) return reply(s, apiKey, Codes.rateLimited, {}, "too many requests");
         if (state.as === "agent") {
           // A record disabled since the login ends the session.
           const a = await desk.agentRecord(s.userId);

@@ -299,6 +299,16 @@ export function jimDialect(app: App): Dialect {
       send(s, 10007, Cmd.loginResp);
     },
 
+    busy(s, data) {
+      // J-IM has no busy code: the command's failure answer (chat: 10002, as for the send rate).
+      let cmd: number | undefined;
+      try {
+        cmd = int(fields(JSON.parse(typeof data === "string" ? data : data.toString("utf8"))).get("cmd"));
+      } catch {}
+      const [code, command] = FAILURE[cmd ?? 0] ?? [10017, Cmd.unknown];
+      send(s, code, command);
+    },
+
     async message(s, data) {
       let obj: unknown;
       try {
@@ -310,7 +320,14 @@ export function jimDialect(app: App): Dialect {
       if (!s.userId) return void send(s, 10008, Cmd.loginResp);
       const cmd = int(f.get("cmd"));
       try {
-        if (cmd === Cmd.getMessageReq || cmd === Cmd.getUserReq) await marking.get(s.userId);
+        if (cmd === Cmd.getMessageReq || cmd === Cmd.getUserReq) {
+          // Reads take READ_COST from the connection's rate bucket; over it, the command's failure answer.
+          if (cfg.readCost && st(s).bucket.take(undefined, cfg.readCost)) {
+            const [code, command] = FAILURE[cmd]!;
+            return void send(s, code, command);
+          }
+          await marking.get(s.userId);
+        }
         await handle(s, s.userId, cmd, f);
       } catch (e) {
         if (!(e instanceof CoreError)) log.error(`jim cmd ${cmd} from ${s.userId}: ${(e as Error).stack ?? e}`);

@@ -23,6 +23,8 @@ interface NativeState {
 }
 
 const MSGPACK = "native/mp";
+/** Frames that only read: each takes READ_COST tokens from the connection's bucket. */
+const READS = new Set(["sync", "history", "convs", "receipts", "readers"]);
 const st = (s: Session) => s.state as unknown as NativeState;
 
 export function nativeDialect(app: App): Dialect {
@@ -57,6 +59,10 @@ export function nativeDialect(app: App): Dialect {
     }
     const me = s.userId;
     if (!me) return void error(s, f.id, "unauthorized", "send an auth frame first");
+    if (cfg.readCost && READS.has(type)) {
+      const wait = bucketOf(s).take(undefined, cfg.readCost);
+      if (wait) return void error(s, f.id, "rate_limited", `too many requests, retry in ${wait} ms`, { retryAfterMs: wait });
+    }
     switch (type) {
       case "send": {
         const wait = bucketOf(s).take();
@@ -163,6 +169,14 @@ export function nativeDialect(app: App): Dialect {
       if (n > 2 || (n === 2 && !((typeof id === "string" && id.length <= 64) || Number.isInteger(id)))) return false;
       hub.send(s, id === undefined ? `{"t":"pong","ts":${Date.now()}}` : `{"t":"pong","id":${JSON.stringify(id)},"ts":${Date.now()}}`);
       return true;
+    },
+
+    busy(s, data) {
+      let id: unknown;
+      try {
+        id = (typeof data === "string" ? JSON.parse(data) : unpack(data))?.id;
+      } catch {}
+      error(s, typeof id === "string" || typeof id === "number" ? id : undefined, "rate_limited", `too many frames in flight (at most ${cfg.maxFramesInFlight}): wait for replies`);
     },
 
     async message(s, data) {

@@ -12,8 +12,6 @@ import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { roomsConvId } from "../../store/containers.ts";
 import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
 
-/** Frames of one connection waiting their turn; past this a frame is refused (4290) instead of queued. */
-const MAX_QUEUED = 64;
 /** Delivered cursors of what a connection was sent are written at most this often (and when it leaves). */
 const MARK_MS = 1000;
 
@@ -33,7 +31,6 @@ interface RoomsState {
   idle?: ReturnType<typeof setTimeout>;
   /** frames run one after another: a move or a container change is in place before the next frame */
   chain: Promise<void>;
-  queued: number;
   /** conversations (room or containers) whose topic this connection is in → the roomName its notices show */
   convs: Map<string, string>;
   /** conversation → highest seq sent to this connection and not yet marked delivered */
@@ -225,11 +222,7 @@ export function roomsDialect(app: App): Dialect {
   /** Frames run in order, one at a time; `fn` never throws. */
   function queue(s: Session, fn: () => Promise<void>): Promise<void> {
     const state = st(s);
-    state.queued++;
-    const next = state.chain
-      .then(fn)
-      .catch((e) => log.error(`rooms session ${s.id}: ${(e as Error).stack ?? e}`))
-      .finally(() => state.queued--);
+    const next = state.chain.then(fn).catch((e) => log.error(`rooms session ${s.id}: ${(e as Error).stack ?? e}`));
     state.chain = next;
     return next;
   }
@@ -247,7 +240,6 @@ export function roomsDialect(app: App): Dialect {
         roomName: "",
         bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst),
         chain: Promise.resolve(),
-        queued: 0,
         convs: new Map(),
         seen: new Map(),
       };
@@ -315,14 +307,28 @@ export function roomsDialect(app: App): Dialect {
       });
     },
 
+    // The transport counts a frame in flight until this promise ends: the frames waiting in the chain count.
     message(s, data) {
       const state = st(s);
       if (state.refused || s.closed) return;
       state.idle?.refresh();
       const raw = typeof data === "string" ? data : data.toString("utf8");
       if (raw.trim() === HEARTBEAT) return;
-      if (state.queued >= MAX_QUEUED) return void error(s, "rate_limited", "too many frames waiting: slow down");
-      void queue(s, () => handle(s, raw));
+      return queue(s, () => handle(s, raw));
+    },
+
+    busy(s, data) {
+      const state = st(s);
+      if (state.refused || s.closed) return;
+      state.idle?.refresh();
+      const raw = typeof data === "string" ? data : data.toString("utf8");
+      if (raw.trim() === HEARTBEAT) return;
+      let f: Fields | undefined;
+      try {
+        const o = JSON.parse(raw);
+        if (o && typeof o === "object" && !Array.isArray(o)) f = o;
+      } catch {}
+      error(s, "rate_limited", `too many frames waiting (at most ${cfg.maxFramesInFlight}): slow down`, f);
     },
 
     async close(s, code) {
