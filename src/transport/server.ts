@@ -3,7 +3,7 @@
 // path with a bare Bun.serve echo server (bench/README.md).
 import type { Server, ServerWebSocket } from "bun";
 import type { App } from "../app.ts";
-import { CloseCodes } from "../core/errors.ts";
+import { CloseCodes, ErrorCodes } from "../core/errors.ts";
 import { metric, onCollect } from "../core/metrics.ts";
 import { NO_TOPICS, type Dialect, type Session } from "../hub/session.ts";
 
@@ -68,6 +68,44 @@ function run(app: App, s: Session, fn: () => unknown, serial = false, counted = 
   });
 }
 
+/**
+ * The largest body a route takes. No route takes uploads, so it is MAX_BODY_BYTES for all; a route that
+ * takes uploads gets its own limit here (and Bun's maxRequestBodySize becomes the largest of them).
+ */
+function bodyLimit(_path: string, max: number): number {
+  return max;
+}
+
+const tooLarge = (max: number) =>
+  Response.json({ code: ErrorCodes.bad_request, error: "bad_request", message: `the body is over ${max} bytes` }, { status: 413, headers: { connection: "close" } });
+
+/**
+ * Refuses a body over `max` bytes with 413 before it is read: a Content-Length over it at once, a chunked
+ * body as soon as its bytes pass it (what came so far is dropped). A body under the limit is passed on
+ * (a chunked one, read here, as a buffer).
+ */
+async function limitBody(req: Request, max: number): Promise<Request | Response> {
+  if (!req.body) return req;
+  const length = req.headers.get("content-length");
+  if (length !== null) return Number(length) > max ? tooLarge(max) : req;
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      void reader.cancel().catch(() => {});
+      return tooLarge(max);
+    }
+    chunks.push(value);
+  }
+  const headers = new Headers(req.headers);
+  headers.delete("transfer-encoding");
+  return new Request(req.url, { method: req.method, headers, body: Buffer.concat(chunks) });
+}
+
 export function listen(
   app: App,
   http: Handler,
@@ -81,10 +119,15 @@ export function listen(
     port: opts.port,
     hostname: opts.hostname,
     reusePort: opts.reusePort,
+    // Bun's own cap, for every route: the largest per-route limit (bodyLimit).
+    maxRequestBodySize: cfg.maxBodyBytes,
     async fetch(req, server) {
       const url = new URL(req.url);
       const dialect = opts.anyPath ?? routes[url.pathname];
-      if (!dialect || req.headers.get("upgrade")?.toLowerCase() !== "websocket") return http.fetch(req);
+      if (!dialect || req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        const limited = await limitBody(req, bodyLimit(url.pathname, cfg.maxBodyBytes));
+        return limited instanceof Response ? limited : http.fetch(limited);
+      }
       if (app.draining) return new Response("shutting down", { status: 503 });
       const pre = dialect.upgrade ? await dialect.upgrade(req, url) : {};
       if (pre instanceof Response) return pre;
