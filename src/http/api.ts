@@ -104,6 +104,28 @@ function timingSafeEqual(a: string, b: string): boolean {
 export function httpApp(app: App) {
   const { store, tokens, chat } = app;
 
+  /**
+   * Why the store is down, or undefined when it answers: one `select 1` at a time (concurrent health checks
+   * share it), given up after HEALTH_TIMEOUT_MS, so a store that hangs is reported instead of hanging the check.
+   */
+  let probe: Promise<string | undefined> | undefined;
+  function storeHealth(): Promise<string | undefined> {
+    if (probe) return probe;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${app.cfg.healthTimeoutMs} ms${app.writer.storeError ? `; writes failing: ${app.writer.storeError}` : ""}`), app.cfg.healthTimeoutMs);
+    });
+    const ping = store.ping().then(
+      () => undefined,
+      (e) => storeDown(e) ?? driverError(e).message,
+    );
+    probe = Promise.race([ping, timeout]).finally(() => {
+      clearTimeout(timer);
+      probe = undefined;
+    });
+    return probe;
+  }
+
   const serverApi = new Elysia({ prefix: "/api" })
     .use(serverAuth(app))
     .post(
@@ -207,25 +229,29 @@ export function httpApp(app: App) {
     .get(
       "/healthz",
       async ({ set }) => {
-        let storeOk = true;
-        try {
-          await store.ping();
-        } catch {
-          storeOk = false;
-        }
+        const reason = await storeHealth();
+        const storeOk = reason === undefined;
         const bus = app.bus.state();
         const ok = storeOk && bus === "ok" && !app.draining;
         if (!storeOk || app.draining) set.status = 503;
         return {
           status: ok ? "ok" : storeOk && !app.draining ? "degraded" : "down",
           node: app.cfg.nodeId,
-          store: { driver: app.storeDriver, ok: storeOk },
+          store: { driver: app.storeDriver, ok: storeOk, ...(reason ? { reason } : {}) },
           bus: { kind: app.bus.kind, state: bus },
           connections: app.hub.all.size,
           uptimeSec: Math.round((Date.now() - app.startedAt) / 1000),
         };
       },
-      { detail: { summary: "Store and bus state", tags: ["ops"] } },
+      {
+        detail: {
+          summary: "Store and bus state",
+          description:
+            "503 when the store is down (with `store.reason`) or the node is draining; answered within HEALTH_TIMEOUT_MS: " +
+            "the store is probed with `select 1` (one probe shared by concurrent checks) and counts as down when it does not answer in time.",
+          tags: ["ops"],
+        },
+      },
     )
     .get("/metrics", () => new Response(renderMetrics(), { headers: { "content-type": "text/plain; version=0.0.4" } }), {
       detail: { summary: "Prometheus metrics", tags: ["ops"] },

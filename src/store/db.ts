@@ -4,6 +4,7 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { SQL } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { CoreError } from "../core/errors.ts";
 import * as schema from "./schema.ts";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -118,4 +119,27 @@ export function storeDown(e: unknown): string | undefined {
   const { code, message } = driverError(e);
   if (code && (DOWN_CODES.has(code) || code.startsWith("08"))) return `${code}: ${message}`;
   return undefined;
+}
+
+/** What a client is told of a failure: a store that cannot be reached is `unavailable` (retryable); anything else as is. */
+export function storeFailure(e: unknown): unknown {
+  return !(e instanceof CoreError) && storeDown(e) ? new CoreError("unavailable", "the store is unavailable, retry later", 1000) : e;
+}
+
+/**
+ * postgres.js (3.4.9) can throw from a `setImmediate` after a connection closed: a small write scheduled
+ * for a socket it has just dropped (porsager/postgres#1066, #1154, #1208). Uncaught, that ends the process
+ * whenever Postgres restarts or drops connections. For a process entry: that one error is logged and
+ * dropped (the query it belonged to was already rejected with CONNECTION_CLOSED and its caller told);
+ * any other uncaught exception still ends the process.
+ */
+export function guardDriverCrash(warn: (msg: string) => void): void {
+  process.on("uncaughtException", (e) => {
+    if (e instanceof TypeError && /socket\.write|reading 'write'/.test(e.message) && /postgres[/\\]src[/\\]connection\.js/.test(e.stack ?? "")) {
+      warn(`postgres.js wrote to a closed connection (ignored): ${e.message}`);
+      return;
+    }
+    console.error(e);
+    process.exit(1);
+  });
 }

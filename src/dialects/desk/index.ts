@@ -10,6 +10,7 @@ import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
 import { deskConvId, guestOf, type DeskAgentRow } from "../../store/desk.ts";
 import { inboxOf } from "../../store/inbox.ts";
+import { storeFailure } from "../../store/db.ts";
 
 /** A login token with less than this left is answered with a fresh one (`is_refresh: 1`). */
 export const REFRESH_BEFORE_SEC = 86400;
@@ -315,7 +316,8 @@ export function deskDialect(app: App): Dialect {
           return await agentRequest(s, s.userId, apiKey, fields);
         }
         return await guestRequest(s, s.userId, apiKey, fields);
-      } catch (e) {
+      } catch (err) {
+        const e = storeFailure(err);
         if (!(e instanceof CoreError)) log.error(`desk ${apiKey} from ${s.userId}: ${(e as Error).stack ?? e}`);
         reply(s, fields.api_key, Codes.failed, {}, e instanceof CoreError ? e.message : "internal error, retry later");
       }

@@ -11,6 +11,7 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { convsOf } from "../../store/inbox.ts";
+import { storeFailure } from "../../store/db.ts";
 import { chatBody, Cmd, recallBody, fields, groupOf, int, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
@@ -329,7 +330,9 @@ export function jimDialect(app: App): Dialect {
           await marking.get(s.userId);
         }
         await handle(s, s.userId, cmd, f);
-      } catch (e) {
+      } catch (err) {
+        // J-IM has no retryable code: a store that cannot be reached gets the command's failure code too.
+        const e = storeFailure(err);
         if (!(e instanceof CoreError)) log.error(`jim cmd ${cmd} from ${s.userId}: ${(e as Error).stack ?? e}`);
         const [code, command] = FAILURE[cmd ?? 0] ?? [10017, Cmd.unknown];
         send(s, code, command);

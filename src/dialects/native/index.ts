@@ -8,6 +8,7 @@ import { roomIdOf } from "../../core/live.ts";
 import { directConvId, directPeer } from "../../core/ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import { Deadlines } from "../../hub/expiry.ts";
+import { storeFailure } from "../../store/db.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { check, type FrameOf } from "./frames.ts";
 import { groupFrame } from "./groups.ts";
@@ -192,7 +193,8 @@ export function nativeDialect(app: App): Dialect {
       if ("error" in c) return void error(s, typeof id === "string" || typeof id === "number" ? id : undefined, c.unknown ? "unknown_type" : "bad_request", c.error);
       try {
         await handle(s, c.type, c.frame);
-      } catch (e) {
+      } catch (err) {
+        const e = storeFailure(err);
         if (e instanceof CoreError) error(s, id, e.name, e.message, e.retryAfterMs ? { retryAfterMs: e.retryAfterMs } : undefined);
         else {
           app.log.error(`native ${c.type} from ${s.userId}: ${(e as Error).stack ?? e}`);

@@ -10,6 +10,7 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { roomsConvId } from "../../store/containers.ts";
+import { storeFailure } from "../../store/db.ts";
 import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
 
 /** Delivered cursors of what a connection was sent are written at most this often (and when it leaves). */
@@ -143,7 +144,8 @@ export function roomsDialect(app: App): Dialect {
       const wait = st(s).bucket.take();
       if (wait) throw new CoreError("rate_limited", `too many frames, retry in ${wait} ms`, wait);
       await event(s, str(fields.eventType) ?? "ordinary", fields);
-    } catch (e) {
+    } catch (err) {
+      const e = storeFailure(err);
       if (e instanceof CoreError) return void error(s, e.name, e.message, fields, e.retryAfterMs);
       log.error(`rooms frame from ${s.userId}: ${(e as Error).stack ?? e}`);
       error(s, "internal", "internal error, retry later", fields);
