@@ -35,7 +35,14 @@ class PgProc {
   stop(): Promise<void> {
     return this.run(`${PGBIN}/pg_ctl`, "-D", `${this.dir}/data`, "-m", "immediate", "stop");
   }
+  /** The postmaster and its backends: SIGSTOP makes Postgres hang (connections open, no answers), SIGCONT resumes it. */
+  async signal(sig: "SIGSTOP" | "SIGCONT"): Promise<void> {
+    const pid = Number((await Bun.file(`${this.dir}/data/postmaster.pid`).text()).split("\n")[0]);
+    const kids = (await new Response(Bun.spawn(["pgrep", "-P", String(pid)]).stdout).text()).split("\n").filter(Boolean).map(Number);
+    for (const p of sig === "SIGSTOP" ? [pid, ...kids] : [...kids, pid]) process.kill(p, sig);
+  }
   async remove(): Promise<void> {
+    await this.signal("SIGCONT").catch(() => {});
     await this.stop().catch(() => {});
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -126,5 +133,36 @@ test("sends fail fast with 5030 while Postgres is down, /healthz says 503, and s
   for (const cmid of acked) expect(stored.get(cmid)).toBe(1);
   expect([...stored.values()].every((k) => k === 1)).toBe(true);
   expect(refused.length).toBeGreaterThan(0);
+  c.close();
+}, 30_000);
+
+test("a Postgres that hangs: sends are refused after SEND_COMMIT_TIMEOUT_MS, /healthz says 503 within its timeout, retries get the first ack", async () => {
+  const token = await userToken(node, "cat");
+  await userToken(node, "dan");
+  const c = await Client.native(node.wsUrl, token, "cat");
+  const ask = (cmid: string) => {
+    c.send({ t: "send", id: cmid, to: "dan", body: { cmid }, cmid });
+    return c.next((f) => f.id === cmid, COMMIT_TIMEOUT_MS + 4000);
+  };
+  expect((await ask("h0")).t).toBe("ack");
+
+  await pg.signal("SIGSTOP");
+  try {
+    // Connections stay open and nothing answers: without the bound these would wait for ever.
+    const replies = await Promise.all(["h1", "h2", "h3"].map(ask));
+    for (const r of replies) expect(r).toMatchObject({ t: "error", code: 5030, error: "unavailable" });
+    const h = await fetch(`${node.url}/healthz`, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS + 2000) });
+    expect(h.status).toBe(503);
+    expect(((await h.json()) as any).store.reason).toContain(`no answer within ${HEALTH_TIMEOUT_MS} ms`);
+  } finally {
+    await pg.signal("SIGCONT");
+  }
+
+  // Back: each retry is acked once, whether or not its first attempt committed meanwhile.
+  for (const cmid of ["h1", "h2", "h3"]) expect((await until(`${cmid} acked`, async () => ((await ask(cmid)).t === "ack" ? true : undefined), 15_000))).toBe(true);
+  const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
+  const rows = await sql`select client_msg_id as cmid, count(*)::int as n from messages where sender_id = 'cat' group by 1 order by 1`;
+  await sql.end();
+  expect(rows.map((r) => [r.cmid, r.n])).toEqual([["h0", 1], ["h1", 1], ["h2", 1], ["h3", 1]]);
   c.close();
 }, 30_000);
