@@ -77,14 +77,16 @@ describe("GroupWriter bounds", () => {
   });
 
   test("past the queue limit a send is refused at once", async () => {
-    const writer = new GroupWriter(hang, 1, 0, { queueMax: 2, commitTimeoutMs: 60_000 });
-    const waiting = [writer.append(item(1)), writer.append(item(2))]; // the first is being written, the second waits
+    const writer = new GroupWriter(hang, 1, 0, { queueMax: 2, commitTimeoutMs: 300 });
+    const first = writer.append(item(1)).catch((e) => e); // taken by the batch being written (which never ends)
     await Bun.sleep(0);
-    writer.append(item(3)).catch(() => {}); // queued: the queue is at its limit now
+    const queued = [writer.append(item(2)).catch((e) => e), writer.append(item(3)).catch((e) => e)]; // the queue is at its limit now
     const err = await writer.append(item(4)).catch((e) => e);
     expect(err).toBeInstanceOf(CoreError);
     expect(err.name).toBe("unavailable");
-    void waiting;
+    expect(err.message).toContain("not keeping up");
+    // The others are refused once their commit timeout has passed: nothing is left waiting.
+    for (const e of await Promise.all([first, ...queued])) expect(e.message).toContain("not committed within 300 ms");
   });
 
   test("a store that cannot be reached fails the whole batch at once, without retrying row by row", async () => {
