@@ -44,6 +44,20 @@ export interface Config {
   /** Group-commit writer: flush at this many rows, or after this many milliseconds. */
   writerBatchRows: number;
   writerBatchMs: number;
+  /** Sends waiting for the writer; past it a send is refused at once with `unavailable`. */
+  writerQueueMax: number;
+  /** Longest a send waits for its commit before it is refused with `unavailable` (it may still commit: a retry with its cmid gets the dup ack). */
+  sendCommitTimeoutMs: number;
+  /** postgres.js connect timeout: how long a query waits for a connection to a Postgres that does not answer. */
+  dbConnectTimeoutSec: number;
+  /** /healthz waits at most this long for the store's answer before it reports it down. */
+  healthTimeoutMs: number;
+  /** Frames of one connection being handled at once; a frame past it is answered with the protocol's busy error. */
+  maxFramesInFlight: number;
+  /** Tokens a read frame (sync, history, conversation list…) takes from the connection's SEND_RATE bucket (0: reads are free). */
+  readCost: number;
+  /** Largest HTTP request body in bytes (413 past it, before it is read). */
+  maxBodyBytes: number;
   nodeId: string;
   /** Processes started by `npm start`, sharing PORT (reusePort), each a node over Redis. */
   workers: number;
@@ -160,6 +174,13 @@ export function loadConfig(env: Env = process.env): Config {
     roomResyncMs: int(env, "ROOM_RESYNC_MS", 10_000, 10, 600_000),
     writerBatchRows: int(env, "WRITER_BATCH_ROWS", 500, 1, 10_000),
     writerBatchMs: int(env, "WRITER_BATCH_MS", 1, 0, 1000),
+    writerQueueMax: int(env, "WRITER_QUEUE_MAX", 20_000, 1, 10_000_000),
+    sendCommitTimeoutMs: int(env, "SEND_COMMIT_TIMEOUT_MS", 5000, 10, 600_000),
+    dbConnectTimeoutSec: int(env, "DB_CONNECT_TIMEOUT_SEC", 5, 1, 600),
+    healthTimeoutMs: int(env, "HEALTH_TIMEOUT_MS", 1000, 10, 60_000),
+    maxFramesInFlight: int(env, "MAX_FRAMES_IN_FLIGHT", 64, 1, 100_000),
+    readCost: int(env, "READ_COST", 1, 0, 1_000_000),
+    maxBodyBytes: int(env, "MAX_BODY_BYTES", 64 * 1024, 1024, 1 << 30),
     nodeId,
     workers: int(env, "WORKERS", 1, 1, 256),
     redisPrefix: prefix(env),

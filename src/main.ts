@@ -4,6 +4,7 @@
 import { ConfigError, loadConfig, usesDevSecret } from "./config.ts";
 import { superviseWorkers } from "./cluster/workers.ts";
 import { startServer } from "./server.ts";
+import { guardDriverCrash } from "./store/db.ts";
 
 let cfg;
 try {
@@ -18,6 +19,7 @@ try {
 
 if (cfg.workers > 1) await superviseWorkers(cfg, (m) => console.error(`${new Date().toISOString()} info [supervisor] ${m}`));
 
+guardDriverCrash((m) => console.error(`${new Date().toISOString()} warn ${m}`));
 const running = await startServer(cfg, { reusePort: cfg.workers > 1 || process.env.REUSE_PORT === "1" });
 const { log } = running.app;
 if (usesDevSecret(cfg)) {

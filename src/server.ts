@@ -55,7 +55,7 @@ export interface Running {
 
 export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boolean; reusePort?: boolean } = {}): Promise<Running> {
   const log = makeLogger(cfg.logLevel, cfg.nodeId);
-  const db = await openDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, memory: opts.memoryDb });
+  const db = await openDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, memory: opts.memoryDb, connectTimeoutSec: cfg.dbConnectTimeoutSec });
   const store = new Store(db.db);
   const keys = new Keys(cfg.redisPrefix);
   const bus: Bus = opts.bus ?? (cfg.redisUrl ? await RedisBus.connect(cfg.redisUrl, log, cfg.busQueueMax) : new MemoryBus());
@@ -71,7 +71,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs, markDelivered: (user, pushed) => app.chat.markPushed(user, pushed) },
     keys,
   );
-  const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs);
+  const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs, {
+    queueMax: cfg.writerQueueMax,
+    commitTimeoutMs: cfg.sendCommitTimeoutMs,
+  });
   const app: App = {
     cfg,
     store,

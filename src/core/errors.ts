@@ -47,6 +47,8 @@ export const CloseCodes = {
   idle: 4002,
   /** The client could not keep up with must-deliver traffic: reconnect and resync. */
   resync: 4100,
+  /** Frames kept coming far past MAX_FRAMES_IN_FLIGHT (policy violation): reconnect with backoff, wait for replies. */
+  flood: 1008,
   /** This node is going away: reconnect (another node will take the client). */
   shutdown: 4200,
 } as const;

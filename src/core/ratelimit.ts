@@ -12,15 +12,19 @@ export class TokenBucket {
     this.last = now;
   }
 
-  /** Takes one token; returns 0 when allowed, else the milliseconds until one is available. */
-  take(now = performance.now()): number {
+  /**
+   * Takes `cost` tokens (a send takes 1; a read takes READ_COST); returns 0 when allowed, else the
+   * milliseconds until they are available. A cost of 0 is always allowed; one above the burst costs the burst.
+   */
+  take(now = performance.now(), cost = 1): number {
+    const c = Math.min(cost, this.burst);
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
     this.last = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+    if (this.tokens >= c) {
+      this.tokens -= c;
       return 0;
     }
-    return Math.ceil(((1 - this.tokens) * 1000) / this.rate);
+    return Math.ceil(((c - this.tokens) * 1000) / this.rate);
   }
 }
 

@@ -1,18 +1,37 @@
 // Group-commit writer: sends queue up for at most `batchMs` (or until `batchRows` are waiting) and are
 // committed together in one transaction, so the per-commit cost (fsync, round trips) is shared by the
 // batch. Every promise resolves only after its batch committed: an ack always follows a commit.
+//
+// Bounded: at most `queueMax` sends wait (past it a send is refused at once with `unavailable`), and a send
+// waits at most `commitTimeoutMs` for its commit (then it is refused with `unavailable`). A send refused
+// while its transaction was already in flight may still commit: the client's retry with the same client id
+// gets the first message back as a duplicate ack, never a second message. Nothing is acknowledged before
+// its commit.
 import type { AppendItem, AppendResult } from "../store/store.ts";
+import { driverError, storeDown } from "../store/db.ts";
+import { CoreError } from "./errors.ts";
 import { histogram, metric } from "./metrics.ts";
 
 interface Pending {
   item: AppendItem;
+  /** performance.now() past which the sender is answered `unavailable` */
+  deadline: number;
+  done: boolean;
   resolve(r: AppendResult): void;
   reject(e: unknown): void;
+}
+
+export interface WriterOptions {
+  /** Sends waiting for a batch (not counting the one being written); past it a send is refused. */
+  queueMax?: number;
+  /** Longest a send waits for its commit before it is answered `unavailable`. */
+  commitTimeoutMs?: number;
 }
 
 const mBatches = metric("chat_writer_batches_total", "Group-commit batches written");
 const mRows = metric("chat_writer_rows_total", "Messages written through the group-commit writer");
 const mFailed = metric("chat_writer_failed_batches_total", "Batches whose transaction failed");
+const mRefused = metric("chat_writer_refused_total", "Sends refused as unavailable: queue full, commit timed out or store down");
 const mSeconds = metric("chat_writer_batch_seconds_total", "Time spent committing batches");
 const hRows = histogram("chat_writer_batch_rows", "Messages per committed batch", [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]);
 const hSeconds = histogram("chat_writer_batch_latency_seconds", "Time to commit one batch", [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
@@ -20,26 +39,44 @@ const mQueue = metric("chat_writer_queue", "Messages waiting for the next batch"
 
 export class GroupWriter {
   private queue: Pending[] = [];
+  /** the batch being written */
+  private inflight: Pending[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private sweeper: ReturnType<typeof setTimeout> | undefined;
   private running: Promise<void> | undefined;
+  private readonly queueMax: number;
+  private readonly commitTimeoutMs: number;
+  /** Why the last write failed for the store being unreachable; cleared by the next commit. */
+  storeError: string | undefined;
+  /** Transactions attempted (batches, and the halves of failed batches). */
+  writes = 0;
 
   constructor(
     private readonly write: (items: AppendItem[]) => Promise<AppendResult[]>,
     private readonly batchRows: number,
     private readonly batchMs: number,
-  ) {}
+    opts: WriterOptions = {},
+  ) {
+    this.queueMax = opts.queueMax ?? 100_000;
+    this.commitTimeoutMs = opts.commitTimeoutMs ?? 10_000;
+  }
 
   append(item: AppendItem): Promise<AppendResult> {
+    if (this.queue.length >= this.queueMax) {
+      mRefused.value++;
+      return Promise.reject(new CoreError("unavailable", "the message store is not keeping up: retry later with the same cmid", 1000));
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, deadline: performance.now() + this.commitTimeoutMs, done: false, resolve, reject });
       mQueue.value = this.queue.length;
+      this.sweeper ??= setTimeout(() => this.sweep(), this.commitTimeoutMs);
       if (this.running) return; // the running batch drains the queue when it ends
       if (this.queue.length >= this.batchRows) this.kick();
       else this.timer ??= setTimeout(() => this.kick(), this.batchMs);
     });
   }
 
-  /** Resolves once everything queued so far is committed (used at shutdown). */
+  /** Resolves once everything queued so far is committed or refused (used at shutdown). */
   async flush(): Promise<void> {
     while (this.queue.length || this.running) {
       if (!this.running) this.kick();
@@ -57,32 +94,81 @@ export class GroupWriter {
     });
   }
 
+  /**
+   * Answers `unavailable` to every send past its deadline: those still queued are dropped (never written),
+   * those in the batch being written are answered now (the batch may still commit; see the file comment).
+   */
+  private sweep(): void {
+    this.sweeper = undefined;
+    const now = performance.now();
+    const late = () => new CoreError("unavailable", `not committed within ${this.commitTimeoutMs} ms: retry with the same cmid`, 1000);
+    for (const p of this.inflight) if (!p.done && p.deadline <= now) this.settle(p, undefined, late());
+    let n = 0;
+    while (n < this.queue.length && this.queue[n]!.deadline <= now) this.settle(this.queue[n++]!, undefined, late());
+    if (n) this.queue.splice(0, n);
+    mQueue.value = this.queue.length;
+    const next = [this.queue[0], ...this.inflight.filter((p) => !p.done)].reduce((d, p) => (p ? Math.min(d, p.deadline) : d), Infinity);
+    if (next !== Infinity) this.sweeper = setTimeout(() => this.sweep(), Math.max(1, next - now));
+  }
+
+  private settle(p: Pending, r: AppendResult | undefined, err?: unknown): void {
+    if (p.done) return;
+    p.done = true;
+    if (err !== undefined) {
+      if (err instanceof CoreError && err.name === "unavailable") mRefused.value++;
+      p.reject(err);
+    } else p.resolve(r!);
+  }
+
   private async drain(): Promise<void> {
     const batch = this.queue.splice(0, this.batchRows);
     mQueue.value = this.queue.length;
+    this.inflight = batch;
     const t0 = performance.now();
-    try {
-      const results = await this.write(batch.map((p) => p.item));
-      batch.forEach((p, i) => p.resolve(results[i]!));
-      mRows.value += batch.length;
-    } catch (err) {
-      mFailed.value++;
-      // One bad row (or a unique race with another node) must not fail its neighbours: retry one by one.
-      if (batch.length === 1) batch[0]!.reject(err);
-      else
-        for (const p of batch) {
-          try {
-            const [r] = await this.write([p.item]);
-            p.resolve(r!);
-          } catch (e) {
-            p.reject(e);
-          }
-        }
-    }
+    await this.commit(batch);
+    this.inflight = [];
     const sec = (performance.now() - t0) / 1000;
     mBatches.value++;
     mSeconds.value += sec;
     hRows.observe(batch.length);
     hSeconds.observe(sec);
   }
+
+  /**
+   * Writes `rows` in one transaction. When it fails for one of its rows (bad data, a unique race with
+   * another node), the halves are retried, so a batch with one bad row costs about 2·log2(n) transactions
+   * instead of n, and only the bad row is refused. When the store itself is unreachable, all are refused
+   * at once with `unavailable` (bisecting would only multiply the failing round trips).
+   */
+  private async commit(rows: Pending[]): Promise<void> {
+    rows = rows.filter((p) => !p.done);
+    if (!rows.length) return;
+    this.writes++;
+    try {
+      const results = await this.write(rows.map((p) => p.item));
+      this.storeError = undefined;
+      rows.forEach((p, i) => this.settle(p, results[i]!));
+      mRows.value += rows.length;
+    } catch (err) {
+      mFailed.value++;
+      const down = storeDown(err);
+      if (down) {
+        this.storeError = down;
+        const e = new CoreError("unavailable", "the message store is unavailable: retry later with the same cmid", 1000);
+        for (const p of rows) this.settle(p, undefined, e);
+        return;
+      }
+      if (rows.length === 1) return this.settle(rows[0]!, undefined, rowError(err));
+      const half = Math.ceil(rows.length / 2);
+      await this.commit(rows.slice(0, half));
+      await this.commit(rows.slice(half));
+    }
+  }
+}
+
+/** A row the store refused for its data (SQLSTATE class 22, e.g. a NUL character in a JSON body) is a bad request. */
+function rowError(err: unknown): unknown {
+  const { code, message } = driverError(err);
+  if (code?.startsWith("22")) return new CoreError("bad_request", `the message cannot be stored: ${message}`);
+  return err;
 }

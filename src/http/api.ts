@@ -4,9 +4,11 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { CoreError, ErrorCodes } from "../core/errors.ts";
+import { driverError, storeDown } from "../store/db.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
 import { presenceHttp } from "./presence.ts";
+import { ErrorBody, UserId } from "./schemas.ts";
 import { messagingHttp } from "./groups.ts";
 import { deskHttp } from "./desk.ts";
 import { jimHttp } from "./jim.ts";
@@ -14,7 +16,6 @@ import { liveHttp } from "./live.ts";
 import { roomsHttp } from "./rooms.ts";
 import { socialHttp } from "./social.ts";
 
-const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
 
 const UserFields = {
   nick: t.Optional(t.String({ maxLength: 128 })),
@@ -86,6 +87,14 @@ export function serverAuth(app: App) {
   });
 }
 
+/** The path of a request URL, without parsing the whole URL. */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const q = url.indexOf("?", start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}
+
 function timingSafeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -94,6 +103,28 @@ function timingSafeEqual(a: string, b: string): boolean {
 
 export function httpApp(app: App) {
   const { store, tokens, chat } = app;
+
+  /**
+   * Why the store is down, or undefined when it answers: one `select 1` at a time (concurrent health checks
+   * share it), given up after HEALTH_TIMEOUT_MS, so a store that hangs is reported instead of hanging the check.
+   */
+  let probe: Promise<string | undefined> | undefined;
+  function storeHealth(): Promise<string | undefined> {
+    if (probe) return probe;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${app.cfg.healthTimeoutMs} ms${app.writer.storeError ? `; writes failing: ${app.writer.storeError}` : ""}`), app.cfg.healthTimeoutMs);
+    });
+    const ping = store.ping().then(
+      () => undefined,
+      (e) => storeDown(e) ?? driverError(e).message,
+    );
+    probe = Promise.race([ping, timeout]).finally(() => {
+      clearTimeout(timer);
+      probe = undefined;
+    });
+    return probe;
+  }
 
   const serverApi = new Elysia({ prefix: "/api" })
     .use(serverAuth(app))
@@ -121,7 +152,7 @@ export function httpApp(app: App) {
         }
         return userOut(u);
       },
-      { response: { 200: UserOut, 401: ErrorBody, 404: ErrorBody }, detail: { summary: "Read a user", tags: ["users"] } },
+      { params: t.Object({ id: UserId() }), response: { 200: UserOut, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody }, detail: { summary: "Read a user", tags: ["users"] } },
     )
     .post(
       "/users/:id/token",
@@ -134,6 +165,7 @@ export function httpApp(app: App) {
         return tokens.issue(u.id, body?.ttlSec ?? 86400);
       },
       {
+        params: t.Object({ id: UserId() }),
         body: t.Optional(t.Object({ ttlSec: t.Optional(t.Integer({ minimum: 1, maximum: 365 * 86400 })) })),
         response: { 200: t.Object({ token: t.String(), expiresAt: t.Number() }), 401: ErrorBody, 404: ErrorBody },
         detail: { summary: "Issue a client token (JWT, HS256) for a user", tags: ["users"] },
@@ -150,6 +182,15 @@ export function httpApp(app: App) {
         },
       }),
     )
+    // Authentication first: a request for the server API without its key is answered 401 before its
+    // body is parsed or anything validated (the body limit is checked before this, in the transport).
+    .onRequest(({ request, set }) => {
+      const path = pathOf(request.url);
+      if ((path === "/api" || path.startsWith("/api/")) && !apiKeyOk(app, request.headers.get("authorization") ?? undefined)) {
+        set.status = 401;
+        return errorBody("unauthorized", app.cfg.apiKey ? "missing or wrong `Authorization: apikey <key>`" : "the server API is disabled: set API_KEY");
+      }
+    })
     .onError(({ error, code, set }) => {
       if (error instanceof CoreError) {
         set.status = httpStatus[error.name] ?? 400;
@@ -168,6 +209,19 @@ export function httpApp(app: App) {
         set.status = 400;
         return errorBody("bad_request", "the body is not valid JSON");
       }
+      // The store refused a value (SQLSTATE class 22: out of range, bad encoding, a NUL character): the
+      // schemas should have caught it, and it is the client's input either way.
+      const db = driverError(error);
+      if (db.code?.startsWith("22")) {
+        set.status = 400;
+        return errorBody("bad_request", `invalid value: ${db.message}`);
+      }
+      const down = storeDown(error);
+      if (down) {
+        set.status = 503;
+        set.headers["retry-after"] = "1";
+        return errorBody("unavailable", "the store is unavailable, retry later");
+      }
       app.log.error(`http: ${(error as Error).stack ?? error}`);
       set.status = 500;
       return errorBody("internal", "internal error");
@@ -175,25 +229,29 @@ export function httpApp(app: App) {
     .get(
       "/healthz",
       async ({ set }) => {
-        let storeOk = true;
-        try {
-          await store.ping();
-        } catch {
-          storeOk = false;
-        }
+        const reason = await storeHealth();
+        const storeOk = reason === undefined;
         const bus = app.bus.state();
         const ok = storeOk && bus === "ok" && !app.draining;
         if (!storeOk || app.draining) set.status = 503;
         return {
           status: ok ? "ok" : storeOk && !app.draining ? "degraded" : "down",
           node: app.cfg.nodeId,
-          store: { driver: app.storeDriver, ok: storeOk },
+          store: { driver: app.storeDriver, ok: storeOk, ...(reason ? { reason } : {}) },
           bus: { kind: app.bus.kind, state: bus },
           connections: app.hub.all.size,
           uptimeSec: Math.round((Date.now() - app.startedAt) / 1000),
         };
       },
-      { detail: { summary: "Store and bus state", tags: ["ops"] } },
+      {
+        detail: {
+          summary: "Store and bus state",
+          description:
+            "503 when the store is down (with `store.reason`) or the node is draining; answered within HEALTH_TIMEOUT_MS: " +
+            "the store is probed with `select 1` (one probe shared by concurrent checks) and counts as down when it does not answer in time.",
+          tags: ["ops"],
+        },
+      },
     )
     .get(
       "/metrics",

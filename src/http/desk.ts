@@ -7,7 +7,9 @@ import { USER_ID_RE } from "../core/ids.ts";
 import type { DeskAgentRow, DeskGroupRow } from "../store/desk.ts";
 import { serverAuth } from "./api.ts";
 
-const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
+import { ErrorBody, GroupId } from "./schemas.ts";
+
+const GroupParams = t.Object({ id: GroupId("agent group id: 1-128 characters of [A-Za-z0-9_.@-]") });
 const GroupOut = t.Object({ id: t.String(), name: t.String(), disabled: t.Boolean() });
 const AgentOut = t.Object({ user: t.String(), group: t.String(), capacity: t.Integer(), disabled: t.Boolean() });
 const Status = t.Object({
@@ -30,7 +32,7 @@ export function deskHttp(app: App) {
   return new Elysia({ prefix: "/api/desk" })
     .use(serverAuth(app))
     .put("/groups/:id", async ({ params, body }) => groupOut(await desk.records.putGroup({ id: params.id, ...body })), {
-      params: t.Object({ id: t.String({ pattern: "^[\\w.@-]{1,128}$" }) }),
+      params: GroupParams,
       body: t.Object({ name: t.Optional(t.String({ maxLength: 200 })), disabled: t.Optional(t.Boolean({ description: "a disabled group's agents cannot log in (-31004) and it takes no guests" })) }),
       response: { 200: GroupOut, ...Errors },
       detail: { summary: "Create or update an agent group", tags },
@@ -46,6 +48,7 @@ export function deskHttp(app: App) {
         return { agents: await desk.agentList(params.id), queue: await desk.queued(params.id) };
       },
       {
+        params: GroupParams,
         response: { 200: t.Object({ agents: t.Array(Status), queue: t.Array(t.String({ description: "waiting guests, first first" })) }), ...Errors },
         detail: { summary: "A group's agents (online, suspended, load) and its queue of waiting guests, over the whole cluster", tags },
       },
@@ -62,7 +65,7 @@ export function deskHttp(app: App) {
       {
         params: t.Object({ user: t.String({ pattern: USER_ID_RE.source }) }),
         body: t.Object({
-          group: t.Optional(t.String({ description: "the agent group (required for a new agent)" })),
+          group: t.Optional(GroupId("the agent group (required for a new agent)")),
           capacity: t.Optional(t.Integer({ minimum: 1, maximum: 1000, description: "most online guests served at once (10)" })),
           disabled: t.Optional(t.Boolean({ description: "a disabled agent cannot log in (-31003)" })),
         }),
@@ -71,7 +74,7 @@ export function deskHttp(app: App) {
       },
     )
     .get("/agents", async ({ query }) => (await desk.records.agents(query.group)).map(agentOut), {
-      query: t.Object({ group: t.Optional(t.String()) }),
+      query: t.Object({ group: t.Optional(GroupId()) }),
       response: { 200: t.Array(AgentOut), ...Errors },
       detail: { summary: "Agents, of one group or all", tags },
     });

@@ -4,11 +4,14 @@
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { fail } from "../core/errors.ts";
-import { directPeer, USER_ID_RE } from "../core/ids.ts";
+import { directPeer } from "../core/ids.ts";
 import { serverAuth } from "./api.ts";
+import { ConvId, ErrorBody, GroupId, Int, Text, TimeMs, UserId as UserIdOf } from "./schemas.ts";
 
-export const ErrorBody = t.Object({ code: t.Integer(), error: t.String(), message: t.String() });
-const UserId = t.String({ pattern: USER_ID_RE.source });
+export { ErrorBody };
+const UserId = UserIdOf();
+const GroupParams = t.Object({ id: GroupId() });
+const MemberParams = t.Object({ id: GroupId(), user: UserIdOf() });
 const GroupKind = t.Union([t.Literal("user"), t.Literal("interest"), t.Literal("neighbourhood"), t.Literal("service")]);
 const Attrs = t.Record(t.String(), t.Unknown());
 
@@ -61,7 +64,6 @@ const InboxOut = t.Object(
   },
   { additionalProperties: true },
 );
-const Int = (d: string) => t.Optional(t.Numeric({ description: d }));
 const tags = ["messaging"];
 
 export function messagingHttp(app: App) {
@@ -81,9 +83,9 @@ export function messagingHttp(app: App) {
       },
       {
         body: t.Object({
-          from: t.String({ description: "the sender (an existing user, e.g. a system account)" }),
-          to: t.Optional(t.String({ description: "a user: a 1:1 message from `from`" })),
-          conv: t.Optional(t.String({ description: "a conversation: `g:<group>` (mutes and roles do not apply), or `d:<a>:<b>`" })),
+          from: UserIdOf("the sender (an existing user, e.g. a system account)"),
+          to: t.Optional(UserIdOf("a user: a 1:1 message from `from`")),
+          conv: t.Optional(ConvId("a conversation: `g:<group>` (mutes and roles do not apply), or `d:<a>:<b>`")),
           kind: t.Optional(t.String({ maxLength: 32 })),
           body: t.Unknown(),
           cmid: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "idempotency key: a retry returns the first ack" })),
@@ -97,13 +99,14 @@ export function messagingHttp(app: App) {
       ({ params, query: q }) =>
         chat.inbox(params.id, { kind: q.kind, since: q.since, before: q.before, awaiting: q.awaiting, empty: q.empty, limit: q.limit }),
       {
+        params: t.Object({ id: UserId }),
         query: t.Object({
-          kind: t.Optional(t.String({ description: "direct | group | room | container" })),
-          since: Int("only conversations with a message at or after this time (ms)"),
-          before: Int("only conversations whose last message is older (ms): the next page"),
+          kind: t.Optional(t.String({ maxLength: 32, description: "direct | group | room | container" })),
+          since: TimeMs("only conversations with a message at or after this time (ms)"),
+          before: TimeMs("only conversations whose last message is older (ms): the next page"),
           awaiting: t.Optional(t.BooleanString({ description: "only those awaiting the user's reply" })),
           empty: t.Optional(t.BooleanString({ description: "include conversations without messages" })),
-          limit: Int("page size, 1-500 (100)"),
+          limit: Int("page size, 1-500 (100)", 1, 500),
         }),
         response: { 200: t.Array(InboxOut), 400: ErrorBody, 401: ErrorBody },
         detail: { summary: "A user's conversation list: last message, unread count, awaiting reply, last contact", tags },
@@ -113,13 +116,14 @@ export function messagingHttp(app: App) {
       "/conversations/:conv/messages",
       ({ params, query: q }) => chat.history(q.user, params.conv, { before: q.before, after: q.after, from: q.from, to: q.to, limit: q.limit, desc: q.desc }),
       {
+        params: t.Object({ conv: ConvId() }),
         query: t.Object({
-          user: t.String({ description: "read as this member" }),
+          user: UserIdOf("read as this member"),
           before: Int("seq: messages below it"),
           after: Int("seq: messages above it (oldest first)"),
-          from: Int("time range start (ms)"),
-          to: Int("time range end (ms)"),
-          limit: Int("page size, 1-500 (50)"),
+          from: TimeMs("time range start (ms)"),
+          to: TimeMs("time range end (ms)"),
+          limit: Int("page size, 1-500 (50)", 1, 500),
           desc: t.Optional(t.BooleanString()),
         }),
         response: { 200: t.Object({ msgs: t.Array(Msg), more: t.Boolean() }), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody },
@@ -144,11 +148,12 @@ export function messagingHttp(app: App) {
       },
     )
     .get("/groups", ({ query: q }) => groups.discover(q.kind, q.area, q.limit ?? 100), {
-      query: t.Object({ kind: GroupKind, area: t.Optional(t.String()), limit: t.Optional(t.Numeric({ minimum: 1, maximum: 500 })) }),
+      query: t.Object({ kind: GroupKind, area: t.Optional(Text(200)), limit: Int("page size, 1-500 (100)", 1, 500) }),
       response: { 200: t.Array(GroupOut), 400: ErrorBody, 401: ErrorBody },
       detail: { summary: "Discover open groups of a kind (neighbourhood groups by area)", tags },
     })
     .get("/groups/:id", ({ params }) => groups.info(null, params.id), {
+      params: GroupParams,
       response: { 200: GroupOut, 401: ErrorBody, 404: ErrorBody },
       detail: { summary: "Read a group", tags },
     })
@@ -156,8 +161,12 @@ export function messagingHttp(app: App) {
       "/groups/:id",
       ({ params, body }) => groups.update(null, params.id, body),
       {
-        body: t.Object({ name: t.Optional(t.String({ maxLength: 200 })), avatar: t.Optional(t.String({ maxLength: 2000 })), attributes: t.Optional(Attrs) }),
-        response: { 200: GroupOut, 401: ErrorBody, 404: ErrorBody },
+        params: GroupParams,
+        body: t.Object(
+          { name: t.Optional(t.String({ maxLength: 200 })), avatar: t.Optional(t.String({ maxLength: 2000 })), attributes: t.Optional(Attrs) },
+          { minProperties: 1, description: "at least one of name, avatar, attributes" },
+        ),
+        response: { 200: GroupOut, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
         detail: { summary: "Rename a group, change its avatar or attributes", tags },
       },
     )
@@ -167,9 +176,10 @@ export function messagingHttp(app: App) {
         await groups.dissolve(null, params.id);
         return { ok: true };
       },
-      { response: { 200: t.Object({ ok: t.Boolean() }), 401: ErrorBody, 404: ErrorBody }, detail: { summary: "Dissolve a group (members are told)", tags } },
+      { params: GroupParams, response: { 200: t.Object({ ok: t.Boolean() }), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody }, detail: { summary: "Dissolve a group (members are told)", tags } },
     )
     .get("/groups/:id/members", ({ params }) => groups.members(null, params.id), {
+      params: GroupParams,
       response: { 200: t.Array(MemberOut), 401: ErrorBody, 404: ErrorBody },
       detail: { summary: "Members of a group with roles and mutes", tags },
     })
@@ -177,6 +187,7 @@ export function messagingHttp(app: App) {
       "/groups/:id/members",
       async ({ params, body }) => ({ added: await groups.add(null, params.id, body.users) }),
       {
+        params: GroupParams,
         body: t.Object({ users: t.Array(UserId, { minItems: 1, maxItems: 1000 }) }),
         response: { 200: t.Object({ added: t.Array(t.String()) }), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
         detail: { summary: "Add members (existing users; those already in are skipped)", tags },
@@ -186,7 +197,8 @@ export function messagingHttp(app: App) {
       "/groups/:id/members/:user",
       async ({ params }) => ({ removed: await groups.remove(null, params.id, params.user) }),
       {
-        response: { 200: t.Object({ removed: t.Boolean() }), 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
+        params: MemberParams,
+        response: { 200: t.Object({ removed: t.Boolean() }), 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
         detail: { summary: "Remove a member", tags },
       },
     )
@@ -198,6 +210,7 @@ export function messagingHttp(app: App) {
         return { user: params.user, ...(body.role ? { role: body.role } : {}), ...(mutedUntil !== undefined ? { mutedUntil } : {}) };
       },
       {
+        params: MemberParams,
         body: t.Object({
           role: t.Optional(t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member")], { description: "`owner` hands ownership over" })),
           muteSec: t.Optional(t.Integer({ minimum: 0, maximum: 366 * 86400, description: "mute for this long; 0 lifts the mute" })),

@@ -11,7 +11,8 @@ const BUSY = "当前客服繁忙，建议您电话咨询!";
 const ROLES = ["visitor", "agent", "advisor"] as const;
 
 const Int = t.Union([t.Integer(), t.String({ pattern: "^-?\\d+$" })]);
-const OptId = t.Optional(t.Union([t.String({ maxLength: 128 }), t.Null()]));
+/** A user id, or empty / null for none. */
+const OptId = t.Optional(t.Union([t.String({ pattern: "^[\\w.@-]{0,128}$" }), t.Null()]));
 
 const RegisterBody = t.Object(
   {

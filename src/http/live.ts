@@ -7,6 +7,7 @@ import { ROOM_ID_RE } from "../core/live.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { serverAuth } from "./api.ts";
 import { ErrorBody, Msg } from "./groups.ts";
+import { Int } from "./schemas.ts";
 
 const RoomParams = t.Object({ id: t.String({ pattern: ROOM_ID_RE.source, description: "room id (the conversation is `r:<id>`)" }) });
 const MuteParams = t.Object({ id: t.String({ pattern: ROOM_ID_RE.source }), user: t.String({ pattern: USER_ID_RE.source }) });
@@ -72,9 +73,9 @@ export function liveHttp(app: App) {
     .get("/:id/messages", ({ params, query: q }) => live.history(params.id, { after: q.after, before: q.before, limit: q.limit }), {
       params: RoomParams,
       query: t.Object({
-        after: t.Optional(t.Numeric({ description: "seq: messages above it, oldest first (a resync)" })),
-        before: t.Optional(t.Numeric({ description: "seq: messages below it, newest first" })),
-        limit: t.Optional(t.Numeric({ description: "page size, 1-500 (50)" })),
+        after: Int("seq: messages above it, oldest first (a resync)"),
+        before: Int("seq: messages below it, newest first"),
+        limit: Int("page size, 1-500 (50)", 1, 500),
       }),
       response: { 200: t.Object({ msgs: t.Array(Msg), more: t.Boolean() }), 400: ErrorBody, 401: ErrorBody },
       detail: { summary: "A room's stored (must-deliver) messages by seq", tags },

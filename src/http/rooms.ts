@@ -10,10 +10,11 @@ import { listMembers, memberCount } from "../store/memberships.ts";
 import { roomsConvId, type AutoReplyRow, type ContainerRow } from "../store/containers.ts";
 import { serverAuth } from "./api.ts";
 import { ErrorBody } from "./groups.ts";
+import { Text } from "./schemas.ts";
 
 const Errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
 const tags = ["rooms protocol"];
-const Key = (description: string) => t.String({ minLength: 1, maxLength: 128, description });
+const Key = (description: string) => Text(128, description);
 
 const AccountOut = t.Object({ clientType: t.String(), account: t.String(), user: t.String() });
 const ReplyOut = t.Object({ code: t.String(), content: t.String(), name: t.String(), icon: t.String() });

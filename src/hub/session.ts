@@ -32,6 +32,12 @@ export interface Dialect {
    * and returns true, or returns false to let `message` handle it.
    */
   quick?(s: Session, data: string | Buffer): boolean;
+  /**
+   * Answers a frame that arrived while MAX_FRAMES_IN_FLIGHT frames of its connection were still being
+   * handled, with the protocol's own "too busy, retry" error (native 4290): the frame is not handled.
+   * Runs synchronously; it should only read what the answer needs (the frame's id).
+   */
+  busy(s: Session, data: string | Buffer): void;
   close(s: Session, code: number, reason: string): void | Promise<void>;
 }
 
@@ -51,6 +57,10 @@ export interface Session {
   /** Room topics this connection was taken out of for backpressure, until it drains (hub/slow.ts). */
   lag?: Map<string, Lag>;
   lagTimer?: ReturnType<typeof setTimeout>;
+  /** Frames received and not yet handled to the end (transport/server.ts caps them at MAX_FRAMES_IN_FLIGHT). */
+  inflight: number;
+  /** Frames refused in a row for being past that cap; a connection that keeps flooding is closed. */
+  refusedInRow: number;
   /** Owned by the dialect. */
   state: Record<string, unknown>;
 }

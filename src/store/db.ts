@@ -4,6 +4,7 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { SQL } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { CoreError } from "../core/errors.ts";
 import * as schema from "./schema.ts";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -18,13 +19,21 @@ export interface OpenDb {
 const MIGRATION_LOCK = 0x63686174;
 const migrationsFolder = fileURLToPath(new URL("../../drizzle", import.meta.url));
 
-export async function openDb(opts: { databaseUrl?: string; dataDir?: string; memory?: boolean }): Promise<OpenDb> {
+export async function openDb(opts: { databaseUrl?: string; dataDir?: string; memory?: boolean; connectTimeoutSec?: number }): Promise<OpenDb> {
   if (opts.databaseUrl) {
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
     const { migrate } = await import("drizzle-orm/postgres-js/migrator");
     // onnotice: migrations' "already exists, skipping" notices are not worth a log line each.
-    const client = postgres(opts.databaseUrl, { max: 10, onnotice: () => {} });
+    // During an outage a query fails instead of waiting: a connection attempt gives up after
+    // connect_timeout, and reconnects back off at most 1 s (postgres.js's default grows to 20 s), so the
+    // store is used again within about a second of coming back.
+    const client = postgres(opts.databaseUrl, {
+      max: 10,
+      onnotice: () => {},
+      connect_timeout: opts.connectTimeoutSec ?? 5,
+      backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1),
+    });
     const db = drizzle(client, { schema });
     // Nodes starting together (WORKERS=N, a rolling deploy) migrate one at a time.
     const lock = await client.reserve();
@@ -69,4 +78,68 @@ export async function prepared<T>(db: Db, query: SQL): Promise<T[]> {
   if (typeof client.unsafe !== "function") return rowsOf<T>(await db.execute(query));
   const q = (db as unknown as { dialect: { sqlToQuery(q: SQL): { sql: string; params: unknown[] } } }).dialect.sqlToQuery(query);
   return (await client.unsafe(q.sql, q.params, { prepare: true })) as T[];
+}
+
+/** The driver's error behind a query error (drizzle wraps it as `cause`): its SQLSTATE or connection code and message. */
+export function driverError(e: unknown): { code?: string; message: string } {
+  let cur = e;
+  for (let i = 0; i < 5 && cur && typeof cur === "object"; i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === "string") return { code, message: (cur as Error).message };
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return { message: e instanceof Error ? e.message : String(e) };
+}
+
+/** Connection failures of postgres.js and the socket layer, and SQLSTATEs of a server that is going or gone. */
+const DOWN_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now (starting up, recovering)
+  "53300", // too_many_connections
+]);
+
+/**
+ * Why the store cannot be reached, when `e` says so (a connection error, a server shutting down, SQLSTATE
+ * class 08); undefined for an error of the statement itself (bad data, a constraint).
+ */
+export function storeDown(e: unknown): string | undefined {
+  const { code, message } = driverError(e);
+  if (code && (DOWN_CODES.has(code) || code.startsWith("08"))) return `${code}: ${message}`;
+  return undefined;
+}
+
+/** What a client is told of a failure: a store that cannot be reached is `unavailable` (retryable); anything else as is. */
+export function storeFailure(e: unknown): unknown {
+  return !(e instanceof CoreError) && storeDown(e) ? new CoreError("unavailable", "the store is unavailable, retry later", 1000) : e;
+}
+
+/**
+ * postgres.js (3.4.9) can throw from a `setImmediate` after a connection closed: a small write scheduled
+ * for a socket it has just dropped (porsager/postgres#1066, #1154, #1208). Uncaught, that ends the process
+ * whenever Postgres restarts or drops connections. For a process entry: that one error is logged and
+ * dropped (the query it belonged to was already rejected with CONNECTION_CLOSED and its caller told);
+ * any other uncaught exception still ends the process.
+ */
+export function guardDriverCrash(warn: (msg: string) => void): void {
+  process.on("uncaughtException", (e) => {
+    if (e instanceof TypeError && /socket\.write|reading 'write'/.test(e.message) && /postgres[/\\]src[/\\]connection\.js/.test(e.stack ?? "")) {
+      warn(`postgres.js wrote to a closed connection (ignored): ${e.message}`);
+      return;
+    }
+    console.error(e);
+    process.exit(1);
+  });
 }

@@ -3,7 +3,7 @@
 // path with a bare Bun.serve echo server (bench/README.md).
 import type { Server, ServerWebSocket } from "bun";
 import type { App } from "../app.ts";
-import { CloseCodes } from "../core/errors.ts";
+import { CloseCodes, ErrorCodes } from "../core/errors.ts";
 import { metric, onCollect } from "../core/metrics.ts";
 import { NO_TOPICS, type Dialect, type Session } from "../hub/session.ts";
 
@@ -18,6 +18,7 @@ export interface Listener {
 }
 
 let nextId = 0;
+const mBusy = metric("chat_frames_busy_total", "Frames refused for arriving past MAX_FRAMES_IN_FLIGHT of their connection");
 const mConnections = metric("chat_connections", "Open WebSocket connections", "gauge");
 const perDialect = new Map<string, { conns: { value: number }; frames: { value: number } }>();
 
@@ -36,16 +37,26 @@ function dialectCounter(name: string) {
 }
 
 /**
+ * A connection past MAX_FRAMES_IN_FLIGHT whose frames keep coming: after this many times the cap in a row
+ * refused (each answered with the protocol's busy error), it is closed with CloseCodes.flood.
+ */
+const FLOOD_FACTOR = 16;
+
+/**
  * Frames of a connection that is not yet authenticated run one after another (an auth frame and the
  * frames right behind it must not race, nor those behind a connection's open); after that they run as they come, so pipelined sends share
- * group commits instead of waiting for each other.
+ * group commits instead of waiting for each other. A frame (`counted`) is in flight from here until its
+ * handler is done, whether it runs or waits its turn: `listen` caps them per connection.
  */
-function run(app: App, s: Session, fn: () => unknown, serial = false): void {
+function run(app: App, s: Session, fn: () => unknown, serial = false, counted = false): void {
+  if (counted) s.inflight++;
   const go = async () => {
     try {
       await fn();
     } catch (e) {
       app.log.error(`${s.dialect.name} session ${s.id}: ${(e as Error).stack ?? e}`);
+    } finally {
+      if (counted) s.inflight--;
     }
   };
   const chain = s.state.__chain as Promise<void> | undefined;
@@ -55,6 +66,44 @@ function run(app: App, s: Session, fn: () => unknown, serial = false): void {
   next.finally(() => {
     if (s.state.__chain === next) s.state.__chain = undefined;
   });
+}
+
+/**
+ * The largest body a route takes. No route takes uploads, so it is MAX_BODY_BYTES for all; a route that
+ * takes uploads gets its own limit here (and Bun's maxRequestBodySize becomes the largest of them).
+ */
+function bodyLimit(_path: string, max: number): number {
+  return max;
+}
+
+const tooLarge = (max: number) =>
+  Response.json({ code: ErrorCodes.bad_request, error: "bad_request", message: `the body is over ${max} bytes` }, { status: 413, headers: { connection: "close" } });
+
+/**
+ * Refuses a body over `max` bytes with 413 before it is read: a Content-Length over it at once, a chunked
+ * body as soon as its bytes pass it (what came so far is dropped). A body under the limit is passed on
+ * (a chunked one, read here, as a buffer).
+ */
+async function limitBody(req: Request, max: number): Promise<Request | Response> {
+  if (!req.body) return req;
+  const length = req.headers.get("content-length");
+  if (length !== null) return Number(length) > max ? tooLarge(max) : req;
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      void reader.cancel().catch(() => {});
+      return tooLarge(max);
+    }
+    chunks.push(value);
+  }
+  const headers = new Headers(req.headers);
+  headers.delete("transfer-encoding");
+  return new Request(req.url, { method: req.method, headers, body: Buffer.concat(chunks) });
 }
 
 export function listen(
@@ -70,10 +119,15 @@ export function listen(
     port: opts.port,
     hostname: opts.hostname,
     reusePort: opts.reusePort,
+    // Bun's own cap, for every route: the largest per-route limit (bodyLimit).
+    maxRequestBodySize: cfg.maxBodyBytes,
     async fetch(req, server) {
       const url = new URL(req.url);
       const dialect = opts.anyPath ?? routes[url.pathname];
-      if (!dialect || req.headers.get("upgrade")?.toLowerCase() !== "websocket") return http.fetch(req);
+      if (!dialect || req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        const limited = await limitBody(req, bodyLimit(url.pathname, cfg.maxBodyBytes));
+        return limited instanceof Response ? limited : http.fetch(limited);
+      }
       if (app.draining) return new Response("shutting down", { status: 503 });
       const pre = dialect.upgrade ? await dialect.upgrade(req, url, server.requestIP(req)?.address ?? "") : {};
       if (pre instanceof Response) return pre;
@@ -88,6 +142,8 @@ export function listen(
         ws: undefined as unknown as ServerWebSocket<Session>,
         closed: false,
         topics: NO_TOPICS as Set<string>,
+        inflight: 0,
+        refusedInRow: 0,
         state: pre.state ?? {},
       };
       if (server.upgrade(req, { data: session })) return undefined as unknown as Response;
@@ -110,7 +166,19 @@ export function listen(
         const s = ws.data;
         dialectCounter(s.dialect.name).frames.value++;
         if (s.dialect.quick?.(s, data)) return;
-        run(app, s, () => s.dialect.message(s, data));
+        // Every protocol alike: at most MAX_FRAMES_IN_FLIGHT frames of one connection are handled at once
+        // (reads and writes queue for the store, so a pipelining client would otherwise delay everyone).
+        // A frame past it is answered with the protocol's busy error; one that keeps flooding is closed.
+        if (s.inflight >= cfg.maxFramesInFlight) {
+          if (++s.refusedInRow > cfg.maxFramesInFlight * FLOOD_FACTOR) {
+            if (!s.closed) ws.close(CloseCodes.flood, "too many frames in flight");
+            return;
+          }
+          mBusy.value++;
+          return s.dialect.busy(s, data);
+        }
+        s.refusedInRow = 0;
+        run(app, s, () => s.dialect.message(s, data), false, true);
       },
       drain(ws) {
         hub.drained(ws.data);

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
 import { freePort, TestCluster, until, userToken, type NodeProc } from "../helpers/procs.ts";
 
-const cluster = new TestCluster({ SEND_RATE: "10000", SEND_BURST: "10000" });
+// The kill -9 test pipelines 300 sends on one connection: more than the default MAX_FRAMES_IN_FLIGHT (64).
+const cluster = new TestCluster({ SEND_RATE: "10000", SEND_BURST: "10000", MAX_FRAMES_IN_FLIGHT: "1000" });
 const { nodes, clients, redis } = cluster;
 const tokens = new Map<string, string>();
 

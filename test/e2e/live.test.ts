@@ -8,7 +8,8 @@ import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 // BACKPRESSURE_BYTES is large enough that one filler tick (1 MB) cannot push a consumer from under the
 // lag mark (half) past the hard limit: a stalled consumer then takes the resync path, not the 4100 one.
-const ENV = { ROOM_TICK_MS: "100", BACKPRESSURE_BYTES: String(4 << 20), SEND_RATE: "1", SEND_BURST: "10", ROOM_RESYNC_MS: "60000" };
+// The backpressure tests fill sockets with bodies of a few MB sent through the server API.
+const ENV = { ROOM_TICK_MS: "100", BACKPRESSURE_BYTES: String(4 << 20), SEND_RATE: "1", SEND_BURST: "10", ROOM_RESYNC_MS: "60000", MAX_BODY_BYTES: String(8 << 20) };
 const VIEWERS = 20;
 const CROWD = 300;
 

@@ -10,6 +10,7 @@ import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
 import { deskConvId, guestOf, type DeskAgentRow } from "../../store/desk.ts";
 import { inboxOf } from "../../store/inbox.ts";
+import { storeFailure } from "../../store/db.ts";
 
 /** A login token with less than this left is answered with a fresh one (`is_refresh: 1`). */
 export const REFRESH_BEFORE_SEC = 86400;
@@ -85,6 +86,8 @@ const BY_REQUEST: Record<number, Partial<Record<ErrorName, number>>> = {
 export function deskErrorCode(apiKey: number | undefined, name: ErrorName): number {
   return (apiKey !== undefined ? BY_REQUEST[apiKey]?.[name] : undefined) ?? GENERAL[name];
 }
+/** Requests that only read. */
+const DESK_READS = new Set([32000, 32100, 33000]);
 
 /** Pushes: a message for you, an assigned/transferred guest, your transfer done, your agent. */
 export const Push = { message: 32399, assigned: 32401, handedOver: 32402, agent: 31100 } as const;
@@ -307,6 +310,15 @@ export function deskDialect(app: App): Dialect {
 
     open() {},
 
+    busy(s, data) {
+      let apiKey: unknown = null;
+      try {
+        const f = JSON.parse(typeof data === "string" ? data : data.toString("utf8"));
+        if (f && typeof f === "object") apiKey = f.api_key ?? null;
+      } catch {}
+      reply(s, apiKey, Codes.rateLimited, {}, `too many requests in flight (at most ${cfg.maxFramesInFlight}): wait for answers`);
+    },
+
     async message(s, data) {
       let f: unknown;
       try {
@@ -324,6 +336,8 @@ export function deskDialect(app: App): Dialect {
         const state = st(s);
         if (!s.userId || !state.as) return reply(s, apiKey, Codes.relogin, {}, "log in first");
         if (state.exp && state.exp * 1000 <= Date.now()) return reply(s, apiKey, Codes.relogin, {}, "login expired");
+        // Reads (lists, a page of messages, online agents) take READ_COST from the connection's bucket.
+        if (cfg.readCost && DESK_READS.has(apiKey) && state.bucket.take(undefined, cfg.readCost)) return reply(s, apiKey, Codes.rateLimited, {}, "too many requests");
         if (state.as === "agent") {
           // A record disabled since the login ends the session.
           const a = await desk.agentRecord(s.userId);
@@ -332,7 +346,8 @@ export function deskDialect(app: App): Dialect {
           return await agentRequest(s, s.userId, apiKey, fields);
         }
         return await guestRequest(s, s.userId, apiKey, fields);
-      } catch (e) {
+      } catch (err) {
+        const e = storeFailure(err);
         if (!(e instanceof CoreError)) log.error(`desk ${apiKey} from ${s.userId}: ${(e as Error).stack ?? e}`);
         if (e instanceof CoreError) reply(s, fields.api_key, deskErrorCode(apiKey, e.name), {}, e.message);
         else reply(s, fields.api_key, deskErrorCode(apiKey, "internal"), {}, "internal error, retry later");

@@ -11,6 +11,7 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import type { UserRow } from "../../store/store.ts";
+import { storeFailure } from "../../store/db.ts";
 import { chatBody, Cmd, recallBody, fields, groupOf, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
@@ -287,6 +288,16 @@ export function jimDialect(app: App): Dialect {
       await hub.bindUser(s, userId, s.role ?? "user", () => send(s, 10007, Cmd.loginResp));
     },
 
+    busy(s, data) {
+      // J-IM has no busy code: the command's failure answer (chat: 10002, as for the send rate).
+      let cmd: number | undefined;
+      try {
+        cmd = int(fields(JSON.parse(typeof data === "string" ? data : data.toString("utf8"))).get("cmd"));
+      } catch {}
+      const [code, command] = FAILURE[cmd ?? 0] ?? [10017, Cmd.unknown];
+      send(s, code, command);
+    },
+
     async message(s, data) {
       let obj: unknown;
       try {
@@ -298,10 +309,19 @@ export function jimDialect(app: App): Dialect {
       if (!s.userId) return void send(s, 10008, Cmd.loginResp);
       const cmd = int(f.get("cmd"));
       try {
-        // A pull never repeats a push this user's connections already wrote out: their marks are stored first.
-        if (cmd === Cmd.getMessageReq) await hub.flushMarks(s.userId);
+        if (cmd === Cmd.getMessageReq || cmd === Cmd.getUserReq) {
+          // Reads take READ_COST from the connection's rate bucket; over it, the command's failure answer.
+          if (cfg.readCost && st(s).bucket.take(undefined, cfg.readCost)) {
+            const [code, command] = FAILURE[cmd]!;
+            return void send(s, code, command);
+          }
+          // A pull never repeats a push this user's connections already wrote out: their marks are stored first.
+          if (cmd === Cmd.getMessageReq) await hub.flushMarks(s.userId);
+        }
         await handle(s, s.userId, cmd, f);
-      } catch (e) {
+      } catch (err) {
+        // J-IM has no retryable code: a store that cannot be reached gets the command's failure code too.
+        const e = storeFailure(err);
         if (!(e instanceof CoreError)) log.error(`jim cmd ${cmd} from ${s.userId}: ${(e as Error).stack ?? e}`);
         const [code, command] = FAILURE[cmd ?? 0] ?? [10017, Cmd.unknown];
         send(s, code, command);

@@ -8,6 +8,7 @@ import { roomIdOf } from "../../core/live.ts";
 import { directConvId, directPeer } from "../../core/ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import { Deadlines } from "../../hub/expiry.ts";
+import { storeFailure } from "../../store/db.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { check, errorFrame, type FrameOf } from "./frames.ts";
 import { groupFrame } from "./groups.ts";
@@ -23,6 +24,8 @@ interface NativeState {
 }
 
 const MSGPACK = "native/mp";
+/** Frames that only read: each takes READ_COST tokens from the connection's bucket. */
+const READS = new Set(["sync", "history", "convs", "receipts", "readers"]);
 const st = (s: Session) => s.state as unknown as NativeState;
 
 export function nativeDialect(app: App): Dialect {
@@ -57,6 +60,10 @@ export function nativeDialect(app: App): Dialect {
     }
     const me = s.userId;
     if (!me) return void error(s, f.id, "unauthorized", "send an auth frame first");
+    if (cfg.readCost && READS.has(type)) {
+      const wait = bucketOf(s).take(undefined, cfg.readCost);
+      if (wait) return void error(s, f.id, "rate_limited", `too many requests, retry in ${wait} ms`, { retryAfterMs: wait });
+    }
     switch (type) {
       case "send": {
         const wait = bucketOf(s).take();
@@ -166,6 +173,14 @@ export function nativeDialect(app: App): Dialect {
       return true;
     },
 
+    busy(s, data) {
+      let id: unknown;
+      try {
+        id = (typeof data === "string" ? JSON.parse(data) : unpack(data))?.id;
+      } catch {}
+      error(s, typeof id === "string" || typeof id === "number" ? id : undefined, "rate_limited", `too many frames in flight (at most ${cfg.maxFramesInFlight}): wait for replies`);
+    },
+
     async message(s, data) {
       let f: unknown;
       try {
@@ -179,7 +194,8 @@ export function nativeDialect(app: App): Dialect {
       if ("error" in c) return void error(s, typeof id === "string" || typeof id === "number" ? id : undefined, c.unknown ? "unknown_type" : "bad_request", c.error);
       try {
         await handle(s, c.type, c.frame);
-      } catch (e) {
+      } catch (err) {
+        const e = storeFailure(err);
         if (e instanceof CoreError) error(s, id, e.name, e.message, e.retryAfterMs ? { retryAfterMs: e.retryAfterMs } : undefined);
         else {
           app.log.error(`native ${c.type} from ${s.userId}: ${(e as Error).stack ?? e}`);

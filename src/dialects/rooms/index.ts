@@ -10,10 +10,9 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { roomsConvId } from "../../store/containers.ts";
+import { storeFailure } from "../../store/db.ts";
 import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
 
-/** Frames of one connection waiting their turn; past this a frame is refused (4290) instead of queued. */
-const MAX_QUEUED = 64;
 
 interface RoomsState {
   /** the handshake was refused: the error is sent and the connection closed once open */
@@ -31,7 +30,6 @@ interface RoomsState {
   idle?: ReturnType<typeof setTimeout>;
   /** frames run one after another: a move or a container change is in place before the next frame */
   chain: Promise<void>;
-  queued: number;
   /** conversations (room or containers) whose topic this connection is in → the roomName its notices show */
   convs: Map<string, string>;
 }
@@ -113,7 +111,8 @@ export function roomsDialect(app: App): Dialect {
       const wait = st(s).bucket.take();
       if (wait) throw new CoreError("rate_limited", `too many frames, retry in ${wait} ms`, wait);
       await event(s, str(fields.eventType) ?? "ordinary", fields);
-    } catch (e) {
+    } catch (err) {
+      const e = storeFailure(err);
       if (e instanceof CoreError) return void error(s, e.name, e.message, fields, e.retryAfterMs);
       log.error(`rooms frame from ${s.userId}: ${(e as Error).stack ?? e}`);
       error(s, "internal", "internal error, retry later", fields);
@@ -193,11 +192,7 @@ export function roomsDialect(app: App): Dialect {
   /** Frames run in order, one at a time; `fn` never throws. */
   function queue(s: Session, fn: () => Promise<void>): Promise<void> {
     const state = st(s);
-    state.queued++;
-    const next = state.chain
-      .then(fn)
-      .catch((e) => log.error(`rooms session ${s.id}: ${(e as Error).stack ?? e}`))
-      .finally(() => state.queued--);
+    const next = state.chain.then(fn).catch((e) => log.error(`rooms session ${s.id}: ${(e as Error).stack ?? e}`));
     state.chain = next;
     return next;
   }
@@ -227,7 +222,6 @@ export function roomsDialect(app: App): Dialect {
         roomName: "",
         bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst),
         chain: Promise.resolve(),
-        queued: 0,
         convs: new Map(),
       };
       const refuse = (name: ErrorName, message: string, close: number) => ({ state: { ...state, refused: { name, message, close } } as never });
@@ -294,14 +288,28 @@ export function roomsDialect(app: App): Dialect {
       });
     },
 
+    // The transport counts a frame in flight until this promise ends: the frames waiting in the chain count.
     message(s, data) {
       const state = st(s);
       if (state.refused || s.closed) return;
       state.idle?.refresh();
       const raw = typeof data === "string" ? data : data.toString("utf8");
       if (raw.trim() === HEARTBEAT) return;
-      if (state.queued >= MAX_QUEUED) return void error(s, "rate_limited", "too many frames waiting: slow down");
-      void queue(s, () => handle(s, raw));
+      return queue(s, () => handle(s, raw));
+    },
+
+    busy(s, data) {
+      const state = st(s);
+      if (state.refused || s.closed) return;
+      state.idle?.refresh();
+      const raw = typeof data === "string" ? data : data.toString("utf8");
+      if (raw.trim() === HEARTBEAT) return;
+      let f: Fields | undefined;
+      try {
+        const o = JSON.parse(raw);
+        if (o && typeof o === "object" && !Array.isArray(o)) f = o;
+      } catch {}
+      error(s, "rate_limited", `too many frames waiting (at most ${cfg.maxFramesInFlight}): slow down`, f);
     },
 
     async close(s) {

@@ -1,0 +1,107 @@
+// The group-commit writer on a real store: a bad row costs its batch a few transactions, not one per row;
+// and the writer's bounds (queue size, time to commit) with a store that does not answer.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { CoreError } from "../../src/core/errors.ts";
+import { IdGen, directConvId } from "../../src/core/ids.ts";
+import { GroupWriter } from "../../src/core/writer.ts";
+import { openDb, type OpenDb } from "../../src/store/db.ts";
+import { Store, type AppendItem, type AppendResult } from "../../src/store/store.ts";
+import { freshPgUrl } from "../helpers/services.ts";
+
+const ids = new IdGen("writer");
+const conv = directConvId("ann", "ben");
+const item = (body: unknown, cmid?: string): AppendItem => ({
+  id: ids.next(),
+  conv,
+  sender: "ann",
+  kind: "text",
+  body,
+  cmid,
+  at: new Date(),
+  create: { kind: "direct", members: ["ann", "ben"] },
+});
+
+const drivers: [string, () => Promise<OpenDb>][] = [
+  ["postgres", async () => openDb({ databaseUrl: await freshPgUrl() })],
+  ["pglite", async () => openDb({ memory: true })],
+];
+
+for (const [name, open] of drivers) {
+  describe(`GroupWriter on ${name}`, () => {
+    let db: OpenDb;
+    let store: Store;
+    beforeAll(async () => {
+      db = await open();
+      store = new Store(db.db);
+      await store.upsertUser({ id: "ann" });
+      await store.upsertUser({ id: "ben" });
+    });
+    afterAll(() => db.close());
+
+    test("a 500-row batch with one bad row commits the 499 others in far fewer than 500 transactions", async () => {
+      let writes = 0;
+      const writer = new GroupWriter(
+        (items) => {
+          writes++;
+          return store.appendBatch(items);
+        },
+        500,
+        1000,
+      );
+      // A NUL character cannot be stored in a JSON body: the whole statement of its batch fails.
+      const rows = Array.from({ length: 500 }, (_, i) => item(i === 317 ? { text: "bad\u0000" } : { text: `m${i}` }, `c${i}`));
+      const settled = await Promise.allSettled(rows.map((r) => writer.append(r)));
+      const failed = settled.flatMap((s, i) => (s.status === "rejected" ? [[i, s.reason] as const] : []));
+      expect(failed.map(([i]) => i)).toEqual([317]);
+      expect(failed[0]![1]).toBeInstanceOf(CoreError);
+      expect((failed[0]![1] as CoreError).name).toBe("bad_request");
+      // one batch, then two halves per level down to the bad row: 1 + 2·ceil(log2 500) = 19 at most
+      expect(writes).toBeLessThanOrEqual(19);
+      const page = await store.history(conv, { limit: 500 });
+      expect(page.length).toBe(499);
+      expect(new Set(page.map((m) => m.cmid)).size).toBe(499);
+      expect(page.some((m) => m.cmid === "c317")).toBe(false);
+      expect((await store.getConversation(conv))?.lastSeq).toBe(499);
+    });
+  });
+}
+
+describe("GroupWriter bounds", () => {
+  const hang = () => new Promise<AppendResult[]>(() => {});
+
+  test("a send not committed within the commit timeout is refused as unavailable", async () => {
+    const writer = new GroupWriter(hang, 10, 0, { commitTimeoutMs: 50 });
+    const err = await writer.append(item(1)).catch((e) => e);
+    expect(err).toBeInstanceOf(CoreError);
+    expect(err.name).toBe("unavailable");
+  });
+
+  test("past the queue limit a send is refused at once", async () => {
+    const writer = new GroupWriter(hang, 1, 0, { queueMax: 2, commitTimeoutMs: 300 });
+    const first = writer.append(item(1)).catch((e) => e); // taken by the batch being written (which never ends)
+    await Bun.sleep(0);
+    const queued = [writer.append(item(2)).catch((e) => e), writer.append(item(3)).catch((e) => e)]; // the queue is at its limit now
+    const err = await writer.append(item(4)).catch((e) => e);
+    expect(err).toBeInstanceOf(CoreError);
+    expect(err.name).toBe("unavailable");
+    expect(err.message).toContain("not keeping up");
+    // The others are refused once their commit timeout has passed: nothing is left waiting.
+    for (const e of await Promise.all([first, ...queued])) expect(e.message).toContain("not committed within 300 ms");
+  });
+
+  test("a store that cannot be reached fails the whole batch at once, without retrying row by row", async () => {
+    let writes = 0;
+    const writer = new GroupWriter(
+      async () => {
+        writes++;
+        throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" });
+      },
+      100,
+      1000,
+    );
+    const settled = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => writer.append(item(i))));
+    expect(settled.every((s) => s.status === "rejected" && s.reason instanceof CoreError && s.reason.name === "unavailable")).toBe(true);
+    expect(writes).toBe(1);
+    expect(writer.storeError).toContain("ECONNREFUSED");
+  });
+});
