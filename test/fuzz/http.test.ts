@@ -131,7 +131,7 @@ describe(`HTTP fuzz (seed ${seed}, ${requests} requests)`, () => {
     const t0 = performance.now();
     let next = 0;
     async function worker() {
-      while (next < all.length && failures.length < 25 && node.proc.exitCode === null) {
+      while (next < all.length && failures.length < Number(process.env.FUZZ_MAX_FAILURES ?? 25) && node.proc.exitCode === null) {
         const k = next++;
         const q = all[k]!;
         try {

@@ -77,25 +77,32 @@ export async function fuzz(
 
   async function worker(i: number) {
     let c = await p.connect(i);
+    /** the last frame sent, and whether the connection may be closed now (by us, or as documented) */
+    let prev = -1;
+    let mayClose = false;
     for (let k = i; k < wires.length; k += o.workers) {
       if (crashed || res.failures.length >= MAX_FAILURES) return;
       if (p.prepare) wires[k] = p.prepare(wires[k]!, i);
       const w = wires[k]!;
       if (EXCLUDE?.test(show(w, 1e9))) continue;
       if (!c.open) {
+        if (!mayClose && prev >= 0) fail(prev, `connection closed with ${c.closeCode} after this frame (no close documented)`);
         c = await p.connect(i);
         res.reconnects++;
       }
       for (const f of c.frames) {
         const bad = p.fault(f);
-        if (bad) fail(Math.max(0, k - o.workers), `${bad} (a frame that came after this one): ${JSON.stringify(f).slice(0, 300)}`);
+        if (bad && prev >= 0) fail(prev, `${bad} (came after this frame's answer): ${JSON.stringify(f).slice(0, 300)}`);
       }
       c.frames = [];
+      prev = k;
+      mayClose = false;
       if (size(w) > o.maxFrameBytes) {
         c.send(w);
         res.sent++;
         const code = await c.closed(o.waitMs);
         if (code !== 1009) fail(k, `a frame over MAX_FRAME_BYTES: expected close 1009, got ${code}`);
+        mayClose = true;
         continue;
       }
       const pred = p.answer(w, c);
@@ -106,11 +113,13 @@ export async function fuzz(
       if ("timeout" in out) {
         fail(k, `no answer within ${o.waitMs} ms`);
         c.close();
+        mayClose = true;
         continue;
       }
       if ("closed" in out) {
         const ok = p.closeAfter?.(w, undefined);
         if (!ok?.includes(out.closed)) fail(k, `connection closed with ${out.closed} instead of an answer`);
+        mayClose = true;
         continue;
       }
       res.answered++;
@@ -121,10 +130,11 @@ export async function fuzz(
       if (closes) {
         const code = await c.closed(o.waitMs);
         if (!closes.includes(code as number)) fail(k, `expected close ${closes.join(" or ")} after ${JSON.stringify(out.frame).slice(0, 200)}, got ${code}`);
-      } else if (!c.open) {
-        fail(k, `connection closed with ${c.closeCode} after answering`);
+        mayClose = true;
       }
     }
+    // The last frame, if unanswered by design, must not have closed the connection either.
+    if (!c.open && !mayClose && prev >= 0) fail(prev, `connection closed with ${c.closeCode} after this frame (no close documented)`);
     c.close();
   }
 
@@ -140,6 +150,16 @@ export function report(name: string, seed: number, frames: number, r: FuzzResult
   if (!r.failures.length) return;
   console.error(`fuzz ${name} FAILED (replay: FUZZ_SEED=${seed} FUZZ_FRAMES=${frames} npm test -- test/fuzz/${name.split("/")[0]})`);
   for (const f of r.failures) console.error(`  #${f.index} ${f.problem}\n      frame: ${f.frame}`);
+  const kinds = new Map<string, number>();
+  for (const f of r.failures) {
+    const k = f.problem
+      .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z /, "")
+      .replace(/(session|from) \S+/g, "$1 …")
+      .replace(/"id":("[^"]*"|[^,}]*),?/g, "")
+      .slice(0, 110);
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  }
+  console.error(`  by kind:\n    ${[...kinds].map(([k, n]) => `${n} × ${k}`).join("\n    ")}`);
   const errs = serverLog.filter((l) => /error|Error/.test(l)).slice(-10);
   if (errs.length) console.error(`  server log:\n    ${errs.join("\n    ").slice(0, 4000)}`);
 }

@@ -41,6 +41,9 @@ export const NASTY_STRINGS = [
   ...PROTO_NAMES,
 ];
 
+/** Text that storage and encoders choke on: NUL, lone surrogates, prototype names, long and non-BMP text. */
+export const HOSTILE_TEXT = ["a\u0000b", "\u0000", "\ud800", "x\udfff", "\udc00\ud800", "__proto__", "constructor", "toString", "😀", "a".repeat(300), " ", "\u2028"];
+
 export const NASTY_NUMBERS = [0, -0, -1, 1, 2, 1.5, -1.5, 0.1, 1e300, -1e300, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 2 ** 63, 2 ** 64, Number.MAX_VALUE, Number.MIN_VALUE, 1e-300];
 
 export const BROKEN_JSON = ["{", "}", '{"t":}', "nul", '"str"', "[1,2", "{'t':'ping'}", '{"t":"ping",}', "{}", "[]", "0", "null", "true", "1e999", '{"a":1e999}', '{"t":"\\ud800"}', "\u0000", "{\u0000}", " ", '{"t":"ping"}garbage', "\ufeff{}"];
@@ -108,7 +111,14 @@ export function mutateObject(r: Rng, m: Mutator): unknown {
   for (let i = 0; i < n; i++) {
     const keys = Object.keys(f);
     const k = keys.length ? r.pick(keys) : "x";
-    switch (r.int(9)) {
+    switch (r.int(11)) {
+      case 9:
+      case 10: {
+        // One text field made hostile, the rest of the frame left valid: reaches the store and the encoders.
+        const texts = keys.filter((x) => typeof f[x] === "string");
+        if (texts.length) f[r.pick(texts)] = r.pick(HOSTILE_TEXT);
+        break;
+      }
       case 0:
         delete f[k];
         break;
