@@ -37,7 +37,10 @@ async function dropped(room: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-const gift = (room: string, n: number) => srv.api(`/api/rooms/${room}/messages`, { body: { from: "host", class: "must", kind: "gift", body: { n } } });
+/** The sender: a native client in the room, sending with `room_send` (must-deliver gifts, droppable danmaku). */
+let host: Client;
+const gift = async (room: string, n: number) => (await host.ok({ t: "room_send", room, class: "must", kind: "gift", body: { n }, cmid: `gift-${n}` })).msg.seq as number;
+const danmaku = (room: string, n: number) => host.ok({ t: "room_send", room, kind: "danmaku", body: { text: `d${n}` } });
 
 /** p50/p99 of arrival − commit time (ms) of must-deliver items in `frames` whose seq is in `seqs`, and the count. */
 function latency(crowd: Crowd, arrivals: Map<string, number>[], seqs: Set<number>): { n: number; p50: number; p99: number } {
@@ -71,6 +74,8 @@ describe(`a stalled consumer in a live room of ${MEMBERS}`, () => {
     expect(joins.every((j) => j.t === "join_room")).toBe(true);
     expect(Math.max(...joins.map((j) => j.online))).toBe(MEMBERS);
 
+    host = await Client.native(srv.wsUrl, tok.host!, "host");
+    await host.ok({ t: "join_room", room: "arena" });
     const sentinel = await Client.connect(`${srv.wsUrl}/ws?token=${tok.sentinel}`);
     await sentinel.next((f) => f.t === "welcome");
     await sentinel.ok({ t: "join_room", room: "side" });
@@ -84,7 +89,7 @@ describe(`a stalled consumer in a live room of ${MEMBERS}`, () => {
     // Baseline: gifts to everyone, the stalled-to-be consumer included.
     const before = new Set<number>();
     let t0 = performance.now();
-    for (let n = 0; n < 5; n++) before.add((await gift("arena", n)).body.seq);
+    for (let n = 0; n < 5; n++) before.add(await gift("arena", n));
     await crowd.all((f) => f.t === "room" && f.items.some((it: any) => isMust(it) && it.msg.seq === Math.max(...before)), 30_000);
     const baseMs = performance.now() - t0;
     await x.next((f) => f.t === "room" && f.items.some((it: any) => isMust(it) && it.msg.seq === Math.max(...before)));
@@ -101,12 +106,12 @@ describe(`a stalled consumer in a live room of ${MEMBERS}`, () => {
     }
     const arenaDropsBefore = await dropped("arena");
 
-    // The room goes on while x reads nothing: gifts, each awaited by its API call only (paced by commits).
+    // The room goes on while x reads nothing: gifts and danmaku, each awaited by its ack only (paced by commits).
     const during: number[] = [];
     t0 = performance.now();
     for (let n = 0; n < GIFTS; n++) {
-      during.push((await gift("arena", 100 + n)).body.seq);
-      await srv.api("/api/rooms/arena/messages", { body: { from: "host", kind: "danmaku", body: { text: `d${n}` } } });
+      during.push(await gift("arena", 100 + n));
+      await danmaku("arena", n);
     }
     const last = during.at(-1)!;
     await crowd.all((f) => f.t === "room" && f.items.some((it: any) => isMust(it) && it.msg.seq === last), 30_000);
@@ -127,7 +132,7 @@ describe(`a stalled consumer in a live room of ${MEMBERS}`, () => {
     const b = latency(crowd, arrivals, before);
     const d = latency(crowd, arrivals, new Set(during));
     console.log(
-      `room of ${MEMBERS + 1}, one stalled (after ${steps} × ${FILLER >> 10} KB): ` +
+      `room of ${MEMBERS + 2} (${MEMBERS} readers, the sender, one stalled after ${steps} × ${FILLER >> 10} KB): ` +
         `before: ${before.size} gifts to all in ${baseMs.toFixed(0)} ms, ${((b.n / baseMs) * 1000).toFixed(0)} deliveries/s, p50 ${b.p50} ms, p99 ${b.p99} ms; ` +
         `during: ${GIFTS} gifts + ${GIFTS} danmaku in ${stallMs.toFixed(0)} ms, ${((d.n / stallMs) * 1000).toFixed(0)} must deliveries/s, p50 ${d.p50} ms, p99 ${d.p99} ms; ` +
         `${dropsDuring} droppable items dropped for the stalled one`,
@@ -166,6 +171,7 @@ describe(`a stalled consumer in a live room of ${MEMBERS}`, () => {
 
     x.close();
     sentinel.close();
+    await host.close();
     crowd.close();
   }, 120_000);
 });
