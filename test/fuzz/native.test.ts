@@ -94,11 +94,13 @@ const sameId = (a: unknown, b: unknown) =>
   (typeof a === "string" && typeof b === "string" && (unpack(pack(a)) === b || unpack(pack(b)) === a)) ||
   (typeof a === "number" && typeof b === "number" && Number.isNaN(a) && Number.isNaN(b));
 
-function protocol(format: "json" | "msgpack"): Protocol {
+/** `anonymous`: connections without a token (what anyone may send before authenticating). */
+function protocol(format: "json" | "msgpack", anonymous = false): Protocol {
   const m = mutator();
   return {
-    name: `native/${format}`,
+    name: `native/${format}${anonymous ? "/anonymous" : ""}`,
     async connect(i) {
+      if (anonymous) return Conn.open(`${node.wsUrl}/ws${format === "msgpack" ? "?format=msgpack" : ""}`);
       const user = `fz${(format === "json" ? 0 : 4) + i}`;
       const c = await Conn.open(`${node.wsUrl}/ws?token=${tokens.get(user)}${format === "msgpack" ? "&format=msgpack" : ""}`);
       const w = await c.wait((f) => f.t === "welcome", 5000);
@@ -154,6 +156,15 @@ describe(`native protocol fuzz (seed ${seed}, ${frames} frames per format)`, () 
       await healthy();
     }, Math.max(60_000, frames * 40));
   }
+
+  test("unauthenticated connections: every mutated frame is answered (4010 until a good auth), no unexpected close", async () => {
+    const n = Math.ceil(frames / 3);
+    const r = await fuzz(protocol("json", true), { seed, frames: n, waitMs, workers: WORKERS, maxFrameBytes: MAX_FRAME_BYTES, proc: node.proc, log: node.log.all });
+    report("native/json/anonymous", seed, n, r);
+    expect(node.proc.exitCode).toBeNull();
+    expect(r.failures).toEqual([]);
+    await healthy();
+  }, Math.max(60_000, frames * 20));
 
   test("a frame over MAX_FRAME_BYTES closes with 1009; the server serves the next client", async () => {
     for (const data of ["x".repeat(MAX_FRAME_BYTES + 1), pack({ t: "send", to: "bob", body: "y".repeat(MAX_FRAME_BYTES) })]) {
