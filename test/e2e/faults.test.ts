@@ -10,8 +10,9 @@ import { TestCluster, userToken, type NodeProc } from "../helpers/procs.ts";
 const cluster = new TestCluster({ SEND_RATE: "10000", SEND_BURST: "10000" });
 const { nodes, clients } = cluster;
 const tokens = new Map<string, string>();
-/** Sends per test, one every PACE_MS; the kill lands after KILL_AFTER acks. */
+/** Sends per test, one every PACE_MS; the kill lands after KILL_AFTER acks (the sender's test never gets near N). */
 const N = 400;
+const SENDER_N = 2000;
 const PACE_MS = 2;
 const KILL_AFTER = 100;
 
@@ -77,8 +78,7 @@ describe("kill -9 with sends in flight", () => {
     const bob = await on(nodes[0]!, "bob");
     const alice = await on(victim, "alice");
     const acks = new Map<string, any>();
-    let killed = false;
-    const pacing = paced(alice, 0, N, () => false, send("a", "bob"));
+    const pacing = paced(alice, 0, SENDER_N, () => false, send("a", "bob"));
     // Acks as they come; the node is killed once KILL_AFTER are in, while the pacer keeps sending.
     while (acks.size < KILL_AFTER) acksOf([await alice.next((f) => f.t === "ack")], acks);
     // Frozen first (SIGSTOP), then killed: a batch whose COMMIT was on its way to Postgres completes there while
@@ -86,12 +86,10 @@ describe("kill -9 with sends in flight", () => {
     victim.proc.kill("SIGSTOP");
     await Bun.sleep(50); // lets Postgres finish a COMMIT already sent (not a synchronisation with the test)
     victim.proc.kill("SIGKILL");
-    killed = true;
     await alice.closed;
     const handed = await pacing;
     acksOf(alice.pending(), acks);
-    expect(killed).toBe(true);
-    expect(handed).toBeLessThan(N); // the kill landed mid-stream
+    expect(handed).toBeLessThan(SENDER_N); // the kill landed mid-stream
     console.log(`sender kill: ${handed} sends handed to the socket, ${acks.size} acknowledged before the kill`);
 
     // Acks lost on the way (the link died with the node): the client counts the last LOST acks it got as never
@@ -153,8 +151,7 @@ describe("kill -9 with sends in flight", () => {
         }
       }
     })();
-    let stop = false;
-    const pacing = paced(carol, 0, N, () => stop, send("c", "dave"));
+    const pacing = paced(carol, 0, N, () => false, send("c", "dave"));
     while (acks.size < KILL_AFTER) acksOf([await carol.next((f) => f.t === "ack")], acks);
     victim.proc.kill("SIGKILL");
     await dave.closed;
