@@ -24,7 +24,8 @@ export class RawWs {
     sock.on("error", () => {});
   }
 
-  static async connect(url: string): Promise<RawWs> {
+  /** `headers`: extra request headers of the handshake (e.g. `authorization`). */
+  static async connect(url: string, headers: Record<string, string> = {}): Promise<RawWs> {
     const u = new URL(url);
     const sock = net.connect(Number(u.port), u.hostname);
     await new Promise<void>((resolve, reject) => {
@@ -34,7 +35,11 @@ export class RawWs {
     const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
     sock.write(
       `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+        Object.entries(headers)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join("") +
+        "\r\n",
     );
     const ws = new RawWs(sock);
     await new Promise<void>((resolve, reject) => {
@@ -44,7 +49,10 @@ export class RawWs {
         const end = head.indexOf("\r\n\r\n");
         if (end < 0) return;
         sock.off("data", onData);
-        if (!/^HTTP\/1\.1 101/.test(head.subarray(0, end).toString())) return reject(new Error(head.subarray(0, end).toString()));
+        if (!/^HTTP\/1\.1 101/.test(head.subarray(0, end).toString())) {
+          sock.destroy();
+          return reject(new Error(head.subarray(0, end).toString()));
+        }
         sock.on("data", (chunk: Buffer) => ws.feed(chunk));
         ws.feed(head.subarray(end + 4));
         resolve();
