@@ -201,6 +201,13 @@ export function httpApp(app: App) {
         const first = (error as { all?: { path?: string; message?: string }[] }).all?.[0];
         return errorBody("bad_request", first ? `${first.path || "body"}: ${first.message}` : "invalid request");
       }
+      // Elysia builds a validation error's text with the refused value in a template string: a value that
+      // cannot become a string (an object whose own `toString` is not a function) throws a TypeError there
+      // instead. Still a value that failed its schema.
+      if (error instanceof TypeError && /elysia[/\\]dist[/\\]error\.m?js/.test(error.stack ?? "")) {
+        set.status = 400;
+        return errorBody("bad_request", "a value does not match the route's schema");
+      }
       if (code === "NOT_FOUND") {
         set.status = 404;
         return errorBody("not_found", "no such route");

@@ -121,9 +121,17 @@ export function storeDown(e: unknown): string | undefined {
   return undefined;
 }
 
-/** What a client is told of a failure: a store that cannot be reached is `unavailable` (retryable); anything else as is. */
+/**
+ * What a client is told of a failure: a store that cannot be reached is `unavailable` (retryable); a value
+ * the store refused (SQLSTATE class 22: a NUL character or bad encoding in a looked-up id, a number out of
+ * range) is the client's input, a `bad_request`; anything else as is.
+ */
 export function storeFailure(e: unknown): unknown {
-  return !(e instanceof CoreError) && storeDown(e) ? new CoreError("unavailable", "the store is unavailable, retry later", 1000) : e;
+  if (e instanceof CoreError) return e;
+  if (storeDown(e)) return new CoreError("unavailable", "the store is unavailable, retry later", 1000);
+  const { code, message } = driverError(e);
+  if (code?.startsWith("22")) return new CoreError("bad_request", `invalid value: ${message}`);
+  return e;
 }
 
 /**
