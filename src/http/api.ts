@@ -166,7 +166,7 @@ export function httpApp(app: App) {
       },
       {
         params: t.Object({ id: UserId() }),
-        body: t.Optional(t.Object({ ttlSec: t.Optional(t.Integer({ minimum: 1, maximum: 365 * 86400 })) })),
+        body: t.Optional(t.Object({ ttlSec: t.Optional(t.Integer({ minimum: 1, description: "seconds, default 86400; at most TOKEN_MAX_TTL_SEC (400 above it)" })) })),
         response: { 200: t.Object({ token: t.String(), expiresAt: t.Number() }), 401: ErrorBody, 404: ErrorBody },
         detail: { summary: "Issue a client token (JWT, HS256) for a user", tags: ["users"] },
       },

@@ -113,6 +113,9 @@ describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
     }
     // A host that goes offline is no longer sampled.
     await hosts[1]!.close();
+    // The client's close resolves before its node has handled it: wait for that node to report h1 offline
+    // (its presence write is visible cluster-wide once it resolves), then sample from another node.
+    await until("h1's node has handled its close", async () => !(await online(nodes[1]!, "h1")).includes("h1"));
     const after = (await nodes[2]!.api("/api/presence/roles/host/sample?n=10")).body.users as string[];
     expect([...after].sort()).toEqual(["h0", "h2", "h3", "h4", "h5"]);
     for (const h of hosts) if (!h.isClosed) await h.close();
