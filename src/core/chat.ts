@@ -236,8 +236,8 @@ export class Chat {
     const msgs = await this.d.store.history(conv, {
       beforeSeq: q.before,
       afterSeq: q.after,
-      from: q.from !== undefined ? new Date(q.from) : undefined,
-      to: q.to !== undefined ? new Date(q.to) : undefined,
+      from: timeArg(q.from, "from"),
+      to: timeArg(q.to, "to"),
       limit: limit + 1,
       desc,
     });
@@ -247,6 +247,8 @@ export class Chat {
   /** The user's conversation list, most recent first (store/inbox.ts). */
   inbox(userId: string, q: Omit<InboxQuery, "limit"> & { limit?: number }): Promise<InboxRow[]> {
     if (q.kind !== undefined && !CONV_KINDS.includes(q.kind)) fail("bad_request", `\`kind\` must be one of ${CONV_KINDS.join(", ")}`);
+    timeArg(q.since, "since");
+    timeArg(q.before, "before");
     return inboxOf(this.d.store.db, userId, { ...q, limit: clampLimit(q.limit, 100) });
   }
 
@@ -256,6 +258,14 @@ export class Chat {
     if (!m) fail("not_member", `not a member of ${conv}`);
     return m!;
   }
+}
+
+/** A time in epoch milliseconds from a client, as a Date; one no Date can hold (1e300) is a bad request. */
+function timeArg(v: number | undefined, name: string): Date | undefined {
+  if (v === undefined) return undefined;
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) fail("bad_request", `\`${name}\` must be a time in epoch milliseconds`);
+  return d;
 }
 
 function clampLimit(v: unknown, def: number): number {

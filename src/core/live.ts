@@ -15,6 +15,7 @@ import { activeMutes, ensureRoom, getRoom, setRoomMute, upsertRoom, type RoomRow
 import type { Store } from "../store/store.ts";
 import { KIND_RE, type Chat, type SendInput } from "./chat.ts";
 import { fail } from "./errors.ts";
+import { storableJson } from "./storable.ts";
 import type { IdGen } from "./ids.ts";
 import { forgetMetric, metric } from "./metrics.ts";
 import type { CoreEvent, Message, RoomClass, RoomItem, RoomMessage } from "./types.ts";
@@ -334,6 +335,8 @@ function checkId(roomId: string): string {
 function checkInput(input: RoomSendInput): void {
   if (input.class !== undefined && !ROOM_CLASSES.includes(input.class)) fail("bad_request", "`class` must be droppable or must");
   if (input.body === undefined) fail("bad_request", "`body` is required");
+  // Droppable messages are not stored, but they are encoded as JSON: the same values as a stored body.
+  storableJson(input.body, "`body`");
   if (input.kind !== undefined && !KIND_RE.test(input.kind)) fail("bad_request", "`kind` must be 1-32 characters of [A-Za-z0-9_.:-]");
 }
 

@@ -46,6 +46,8 @@ export class DeskStore {
     if (a.capacity !== undefined) set.capacity = a.capacity;
     if (a.disabled !== undefined) set.disabled = a.disabled;
     if (a.groupId === undefined) {
+      // Nothing to change (an empty PUT): the record as it is.
+      if (Object.keys(set).length === 0) return this.agent(a.userId);
       const [row] = await this.db.update(deskAgents).set(set).where(eq(deskAgents.userId, a.userId)).returning();
       return row;
     }

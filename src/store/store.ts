@@ -374,7 +374,7 @@ export class Store {
         );
         await tx.execute(sql`
           insert into messages (id, conv_id, seq, sender_id, kind, body, client_msg_id, created_at)
-          select i, c, q, s, k, b, m, t from jsonb_to_recordset(${payload}::jsonb)
+          select i, c, q, s, k, coalesce(b, 'null'::jsonb), m, t from jsonb_to_recordset(${payload}::jsonb)
             as x(i bigint, c text, q bigint, s text, k text, b jsonb, m text, t timestamptz)`);
         fresh.forEach(({ i }, k) => (results[i] = { msg: toMessage({ ...rows[k]!, recalledAt: null }), dup: false }));
 

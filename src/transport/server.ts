@@ -3,7 +3,8 @@
 // path with a bare Bun.serve echo server (bench/README.md).
 import type { Server, ServerWebSocket } from "bun";
 import type { App } from "../app.ts";
-import { CloseCodes, ErrorCodes } from "../core/errors.ts";
+import { CloseCodes, CoreError, ErrorCodes } from "../core/errors.ts";
+import { storeFailure } from "../store/db.ts";
 import { metric, onCollect } from "../core/metrics.ts";
 import { NO_TOPICS, type Dialect, type Session } from "../hub/session.ts";
 
@@ -106,6 +107,20 @@ async function limitBody(req: Request, max: number): Promise<Request | Response>
   return new Request(req.url, { method: req.method, headers, body: Buffer.concat(chunks) });
 }
 
+/**
+ * A handshake whose login could not be checked: a value the store refused (a NUL in an account name) is a
+ * 400, a store that cannot be reached a 503 (retryable), anything else a logged 500.
+ */
+function upgradeFailed(app: App, dialect: Dialect, err: unknown): Response {
+  const e = storeFailure(err);
+  if (e instanceof CoreError) {
+    const status = e.name === "unavailable" ? 503 : e.name === "unauthorized" ? 401 : e.name === "rate_limited" ? 429 : 400;
+    return Response.json({ code: e.code, error: e.name, message: e.message }, { status, headers: status === 503 ? { "retry-after": "1" } : {} });
+  }
+  app.log.error(`${dialect.name} handshake: ${(err as Error).stack ?? err}`);
+  return Response.json({ code: ErrorCodes.internal, error: "internal", message: "internal error, retry later" }, { status: 500 });
+}
+
 export function listen(
   app: App,
   http: Handler,
@@ -129,7 +144,12 @@ export function listen(
         return limited instanceof Response ? limited : http.fetch(limited);
       }
       if (app.draining) return new Response("shutting down", { status: 503 });
-      const pre = dialect.upgrade ? await dialect.upgrade(req, url, server.requestIP(req)?.address ?? "") : {};
+      let pre: Awaited<ReturnType<NonNullable<Dialect["upgrade"]>>>;
+      try {
+        pre = dialect.upgrade ? await dialect.upgrade(req, url, server.requestIP(req)?.address ?? "") : {};
+      } catch (err) {
+        return upgradeFailed(app, dialect, err);
+      }
       if (pre instanceof Response) return pre;
       // The request (its headers, its URL) is not kept: a dialect reads what it needs in upgrade().
       // Holding them cost about 1.5 KB per idle connection (bench: connections).
