@@ -59,6 +59,8 @@ export async function startServer(kind: ServerKind, opts: StartOpts = {}): Promi
       // limits would measure themselves, not the server.
       SEND_RATE: "1000000",
       SEND_BURST: "1000000",
+      // fan-out keeps 256 messages in flight per sender
+      MAX_FRAMES_IN_FLIGHT: "100000",
       IDLE_TIMEOUT_SEC: "120",
       NODE_ID: opts.name ?? `bench${port}`,
     });
