@@ -27,8 +27,8 @@ import { httpApp } from "./http/api.ts";
 import { Hub } from "./hub/hub.ts";
 import { MemoryPresence } from "./presence/memory.ts";
 import { RedisPresence } from "./presence/redis.ts";
-import { MemoryDeskState } from "./presence/desk-memory.ts";
-import { RedisDeskState } from "./presence/desk-redis.ts";
+import { MemoryDeskState } from "./desk/memory.ts";
+import { RedisDeskState } from "./desk/redis.ts";
 import { Keys } from "./bus/keys.ts";
 import type { Presence } from "./presence/presence.ts";
 import type { Dialect } from "./hub/session.ts";
@@ -146,8 +146,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     count: (conv) => presence.roomCount(conv),
     log: (m) => log.warn(m),
   });
-  // Desk routing state: on Redis with the presence leases in a cluster, in memory alone.
-  const deskState = cfg.redisUrl ? await RedisDeskState.connect(cfg.redisUrl, keys, cfg.nodeId, cfg.presenceTtlSec, log) : new MemoryDeskState();
+  // Desk routing state: on Redis, hooked into the presence leases, in a cluster; in memory alone.
+  const deskState = cfg.redisUrl && presence instanceof RedisPresence ? await RedisDeskState.connect(cfg.redisUrl, keys, presence, log) : new MemoryDeskState();
   app.desk = new Desk(store, new DeskStore(db.db), app.chat, (ev) => hub.dispatch(ev), (m) => log.warn(m), deskState);
   app.containers = new Containers({
     throttle,

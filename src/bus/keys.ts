@@ -56,7 +56,7 @@ export class Keys {
   usersChannel(): string {
     return `${this.prefix}x:users`;
   }
-  // ---- desk routing (presence/desk-redis.ts); liveness comes from the presence leases in nodes() ----
+  // ---- desk routing (desk/redis.ts); liveness comes from the presence leases in nodes() ----
   /** HASH of an online agent: group, cap (capacity), susp ("1" suspended). */
   deskAgent(agentId: string): string {
     return `${this.prefix}d:a:${agentId}`;
@@ -97,7 +97,7 @@ export class Keys {
   deskNodeGuests(nodeId: string): string {
     return `${this.prefix}d:ng:${nodeId}`;
   }
-  /** SET of the nodes holding desk entries (checked against their leases). */
+  /** SET of the nodes holding desk entries (a node missing from it has had its entries swept or lost). */
   deskNodes(): string {
     return `${this.prefix}d:nodes`;
   }

@@ -1,8 +1,8 @@
 // The desk's live routing state: which agents are online (with their suspended flag, capacity and the online
 // guests each serves), which guests are online, and each group's queue. core/desk.ts makes every decision
 // through one of these calls, and each call is atomic: two routing steps, on one node or on two, never see
-// each other half done. desk-memory.ts serves one node; desk-redis.ts a cluster (Lua scripts on Redis, node
-// liveness from the presence leases).
+// each other half done. src/desk/memory.ts serves one node; src/desk/redis.ts a cluster (Lua scripts on
+// Redis, node liveness and dead-node sweeps from the presence leases).
 //
 // A decision that gives a guest to an agent returns a version: strictly increasing over all decisions,
 // and on a clock that survives a restart of the state (microseconds of wall time, bumped past the last

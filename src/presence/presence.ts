@@ -18,3 +18,25 @@ export interface Presence {
   sampleRole(role: string, n: number): Promise<string[]>;
   close(): Promise<void>;
 }
+
+/**
+ * The node leases of a cluster (presence/redis.ts): the one place that decides a node is gone. Other state a
+ * node keeps in Redis (the desk's routing state) hangs off these leases instead of running a timer of its own.
+ */
+export interface NodeLeases {
+  /** This node's id. */
+  readonly node: string;
+  /**
+   * Calls `fn` when another node's lease has run out (killed, or stalled past PRESENCE_TTL_SEC), on the one
+   * node that claims its sweep, before that node's presence entries are removed. When `fn` throws the dead
+   * node is left for a later renewal (on any node) to sweep again, so `fn` must be idempotent, and should
+   * leave alone a node whose lease holds again by then. Returns a function that stops the calls.
+   */
+  onNodeGone(fn: (node: string) => Promise<void>): () => void;
+  /**
+   * Calls `fn` when a renewal found this node's own lease gone (Redis restarted empty, or this node was swept
+   * after a stall): what this node keeps in Redis may be gone and must be written again. A listener that
+   * throws is called again at the next renewal. Returns a function that stops the calls.
+   */
+  onLeaseLost(fn: () => Promise<void>): () => void;
+}

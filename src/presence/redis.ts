@@ -8,93 +8,28 @@
 // then deletes its entries (under a short lock). Redis's own clock (TIME) is used for leases, so nodes'
 // clocks need not agree. After a Redis restart (presence lost) or any reconnect each node writes its state
 // again. While Redis is away, reads answer from this node's own users and rooms.
-import type Redis from "ioredis";
+//
+// These leases are the cluster's only liveness mechanism (`NodeLeases`): other state a node keeps in Redis
+// (the desk's routing state, desk/redis.ts) is swept through `onNodeGone`, called by the node that claims a
+// dead node's sweep before the presence entries go, and written again through `onLeaseLost`, called when a
+// renewal finds this node's own lease gone (Redis restarted empty, or this node was swept after a stall).
 import type { Logger } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
 import { redisClient } from "../bus/redis.ts";
 import { metric } from "../core/metrics.ts";
-import type { Presence } from "./presence.ts";
-
-const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
-// KEYS[1] = nodes ZSET; true when node ARGV-given is alive
-const ALIVE = `local function alive(node) local e = redis.call('ZSCORE', KEYS[1], node) return e and tonumber(e) > now end`;
-
-const scripts = {
-  // KEYS: nodes, slot key | ARGV: node, ttl ms → dead nodes (first "!<holder>" when another node took our id slot)
-  heartbeat: {
-    numberOfKeys: 2,
-    lua: `${NOW}
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-local holder = redis.call('GET', KEYS[2])
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-if holder == false or holder == ARGV[1] then redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]) * 4)
-else table.insert(dead, 1, '!' .. holder) end
-return dead`,
-  },
-  // KEYS: nodes, user nodes set, node users hash, role set | ARGV: node, user, role
-  down: {
-    numberOfKeys: 4,
-    lua: `${NOW} ${ALIVE}
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[2])
-for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do if alive(n) then return 0 end end
-redis.call('SREM', KEYS[4], ARGV[2])
-return 1`,
-  },
-  // KEYS: nodes, then one user-nodes set per user → 1/0 per user
-  // (no numberOfKeys: the caller passes the key count first)
-  online: {
-    lua: `${NOW} ${ALIVE}
-local out = {}
-for i = 2, #KEYS do
-  out[i - 1] = 0
-  for _, n in ipairs(redis.call('SMEMBERS', KEYS[i])) do if alive(n) then out[i - 1] = 1 break end end
-end
-return out`,
-  },
-  // KEYS: nodes, room hash | ARGV: this node (its count is added by the caller) → the other nodes' sum
-  roomCount: {
-    numberOfKeys: 2,
-    lua: `${NOW} ${ALIVE}
-local kv = redis.call('HGETALL', KEYS[2])
-local sum = 0
-for i = 1, #kv, 2 do if kv[i] ~= ARGV[1] and alive(kv[i]) then sum = sum + tonumber(kv[i + 1]) end end
-return sum`,
-  },
-  // KEYS: nodes, node users hash, node rooms set | ARGV: dead node, and the key prefixes of user-nodes
-  // sets, role sets and room hashes (keys.ts builds them)
-  sweep: {
-    numberOfKeys: 3,
-    lua: `${NOW} ${ALIVE}
-local kv = redis.call('HGETALL', KEYS[2])
-for i = 1, #kv, 2 do
-  local nodes = ARGV[2] .. kv[i]
-  redis.call('SREM', nodes, ARGV[1])
-  local left = false
-  for _, n in ipairs(redis.call('SMEMBERS', nodes)) do if alive(n) then left = true break end end
-  if not left then redis.call('SREM', ARGV[3] .. kv[i + 1], kv[i]) end
-end
-for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do redis.call('HDEL', ARGV[4] .. room, ARGV[1]) end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[1], ARGV[1])
-return #kv / 2`,
-  },
-};
-
-type Scripted = Redis & {
-  heartbeat(nodes: string, slot: string, node: string, ttlMs: number): Promise<string[]>;
-  down(nodes: string, userNodes: string, nodeUsers: string, role: string, node: string, user: string, roleName: string): Promise<number>;
-  online(n: number, ...keys: string[]): Promise<number[]>;
-  roomCount(nodes: string, room: string, node: string): Promise<number>;
-  sweep(nodes: string, nodeUsers: string, nodeRooms: string, dead: string, userNodes: string, role: string, room: string): Promise<number>;
-};
+import type { NodeLeases, Presence } from "./presence.ts";
+import { scripts, type Scripted } from "./redis-scripts.ts";
 
 const mSwept = metric("chat_presence_nodes_swept_total", "Dead nodes whose presence entries this node removed");
 const mErrors = metric("chat_presence_errors_total", "Presence writes or reads that failed");
 
-export class RedisPresence implements Presence {
+export class RedisPresence implements Presence, NodeLeases {
   private readonly users = new Map<string, string>();
   private readonly rooms = new Map<string, number>();
+  private readonly goneFns = new Set<(node: string) => Promise<void>>();
+  private readonly lostFns = new Set<() => Promise<void>>();
+  /** lease-lost listeners not yet through since this node's lease was last found gone */
+  private readonly lostPending = new Set<() => Promise<void>>();
   private beatTimer: ReturnType<typeof setInterval> | undefined;
   private everReady = false;
   private closed = false;
@@ -102,7 +37,7 @@ export class RedisPresence implements Presence {
   private constructor(
     private readonly r: Scripted,
     private readonly keys: Keys,
-    private readonly node: string,
+    readonly node: string,
     private readonly ttlMs: number,
     private readonly log: Logger,
     /** this node's id slot (message id node bits) */
@@ -128,7 +63,7 @@ export class RedisPresence implements Presence {
     if (slot < 0) throw new Error("all 1024 id slots are held: too many live nodes on this Redis prefix");
     const p = new RedisPresence(r, keys, node, ttlMs, log, slot);
     // A previous process with this NODE_ID (restarted, or killed) left entries this one does not hold.
-    await p.sweepNode(node);
+    await p.sweepNode(node, true);
     await p.beat();
     p.everReady = true;
     p.beatTimer = setInterval(() => void p.beat(), Math.max(200, Math.floor(ttlMs / 3)));
@@ -208,13 +143,26 @@ export class RedisPresence implements Presence {
     return picked.filter((u) => alive.has(u)).slice(0, n);
   }
 
+  onNodeGone(fn: (node: string) => Promise<void>): () => void {
+    this.goneFns.add(fn);
+    return () => void this.goneFns.delete(fn);
+  }
+
+  onLeaseLost(fn: () => Promise<void>): () => void {
+    this.lostFns.add(fn);
+    return () => {
+      this.lostFns.delete(fn);
+      this.lostPending.delete(fn);
+    };
+  }
+
   /** Stops the lease and removes this node's entries at once (a clean shutdown). */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.beatTimer);
     try {
       const k = this.keys;
-      await this.sweepNode(this.node);
+      await this.sweepNode(this.node, true);
       await this.r.del(k.idSlot(this.slot));
     } catch {}
     await this.r.quit().catch(() => {});
@@ -244,42 +192,74 @@ export class RedisPresence implements Presence {
     ).catch(this.failed);
   }
 
-  /** Renews the lease (and the id slot) and cleans up after nodes whose lease ran out. */
+  /**
+   * Renews the lease (and the id slot). When the lease was gone, writes this node's entries again and tells
+   * the lease-lost listeners; then cleans up after nodes whose lease ran out.
+   */
   private async beat(): Promise<void> {
     if (this.closed) return;
     try {
-      const dead = await this.r.heartbeat(this.keys.nodes(), this.keys.idSlot(this.slot), this.node, this.ttlMs);
-      for (const d of dead) {
-        if (d.startsWith("!")) this.log.error(`presence: id slot ${this.slot} is held by ${d.slice(1)}: restart this node to claim another`);
-        else if (d !== this.node) await this.sweep(d);
-      }
+      const [fresh, holder, ...dead] = await this.r.heartbeat(this.keys.nodes(), this.keys.idSlot(this.slot), this.node, this.ttlMs);
+      if (holder) this.log.error(`presence: id slot ${this.slot} is held by ${holder}: restart this node to claim another`);
+      // The first beat of connect() writes the lease anew: nothing of this node is in Redis to restore yet.
+      if (fresh && this.everReady) this.leaseLost();
+      if (this.lostPending.size) await this.tellLeaseLost();
+      for (const d of dead) if (d !== this.node) await this.sweep(d).catch(this.failed);
     } catch (e) {
       this.failed(e);
     }
   }
 
+  private leaseLost(): void {
+    this.log.warn(`presence: the lease of this node was gone; writing its ${this.users.size} users and ${this.rooms.size} rooms again`);
+    for (const [u, role] of this.users) void this.writeUser(u, role);
+    for (const room of this.rooms.keys()) void this.writeRoom(room);
+    for (const fn of this.lostFns) this.lostPending.add(fn);
+  }
+
+  private async tellLeaseLost(): Promise<void> {
+    await Promise.all(
+      [...this.lostPending].map((fn) =>
+        fn().then(
+          () => void this.lostPending.delete(fn),
+          (e) => this.log.warn(`presence: restoring after a lost lease failed (retried at the next renewal): ${(e as Error).message}`),
+        ),
+      ),
+    );
+  }
+
+  /** A dead node: its other state first (the node-gone listeners), then its presence entries; once, under a lock. */
   private async sweep(dead: string): Promise<void> {
     const k = this.keys;
     if ((await this.r.set(k.sweepLock(dead), this.node, "EX", 30, "NX")) !== "OK") return;
-    const n = await this.sweepNode(dead);
+    try {
+      for (const fn of this.goneFns) await fn(dead);
+    } catch (e) {
+      // Left for the next renewal of any node to sweep again.
+      await this.r.del(k.sweepLock(dead)).catch(() => {});
+      throw e;
+    }
+    const n = await this.sweepNode(dead, false);
+    if (n < 0) return; // its lease holds again: it was stalled, not dead
     mSwept.value++;
     this.log.info(`presence: node ${dead} is gone; removed its ${n} users`);
   }
 
-  private sweepNode(node: string): Promise<number> {
+  private sweepNode(node: string, force: boolean): Promise<number> {
     const k = this.keys;
-    return this.r.sweep(k.nodes(), k.nodeUsers(node), k.nodeRooms(node), node, k.userNodes(""), k.role(""), k.room(""));
+    return this.r.sweep(k.nodes(), k.nodeUsers(node), k.nodeRooms(node), node, k.userNodes(""), k.role(""), k.room(""), force ? "1" : "");
   }
 
-  /** After a reconnect: drop whatever this node wrote before (writes failed meanwhile), then write it all again. */
+  /**
+   * After a reconnect: drop whatever this node wrote before (writes failed meanwhile), then renew the lease,
+   * which is then new, so the beat writes it all again and tells the lease-lost listeners.
+   */
   private async rewrite(): Promise<void> {
     try {
-      await this.sweepNode(this.node);
+      await this.sweepNode(this.node, true);
     } catch (e) {
       return this.failed(e);
     }
     await this.beat();
-    for (const [u, role] of this.users) void this.writeUser(u, role);
-    for (const room of this.rooms.keys()) void this.writeRoom(room);
   }
 }

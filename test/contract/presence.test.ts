@@ -6,6 +6,7 @@ import { Keys } from "../../src/bus/keys.ts";
 import { MemoryPresence } from "../../src/presence/memory.ts";
 import type { Presence } from "../../src/presence/presence.ts";
 import { RedisPresence } from "../../src/presence/redis.ts";
+import { until } from "../helpers/procs.ts";
 import { redisUrl } from "../helpers/services.ts";
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -85,5 +86,40 @@ describe("Presence on redis: leases", () => {
     expect(c.slot).toBe(8);
     await c.close();
     await a.close();
+  });
+});
+
+describe("Presence on redis: node leases as the cluster's liveness (NodeLeases)", () => {
+  test("a dead node's other state goes first (onNodeGone), on one node; a listener that fails leaves it for the next renewal", async () => {
+    const keys = new Keys(`pg${process.pid}:`);
+    const Redis = (await import("ioredis")).default;
+    const r = new Redis(redisUrl());
+    // a renews every second; b's lease is long, so only a ends it here.
+    const a = await RedisPresence.connect(redisUrl(), keys, "a", 3, 41, quiet);
+    const b = await RedisPresence.connect(redisUrl(), keys, "b", 60, 42, quiet);
+    try {
+      await b.userUp("gone", "host");
+      const calls: [string, boolean][] = [];
+      let done!: () => void;
+      const swept = new Promise<void>((res) => (done = res));
+      a.onNodeGone(async (n) => {
+        // the dead node's presence entries are still there while the listener runs
+        calls.push([n, (await r.hexists(keys.nodeUsers(n), "gone")) === 1]);
+        if (calls.length === 1) throw new Error("Redis away");
+        done();
+      });
+      const stop = b.onNodeGone(async () => void calls.push(["b saw itself", false]));
+      stop();
+      await r.zadd(keys.nodes(), 0, "b"); // b's lease ran out, as when it is killed
+      await swept;
+      expect(calls).toEqual([["b", true], ["b", true]]);
+      await until("b's lease is removed", async () => (await r.zscore(keys.nodes(), "b")) === null);
+      expect(await r.hexists(keys.nodeUsers("b"), "gone")).toBe(0);
+      expect(await a.sampleRole("host", 5)).toEqual([]);
+    } finally {
+      await a.close();
+      await b.close();
+      r.disconnect();
+    }
   });
 });
