@@ -59,6 +59,20 @@ function protocol(): Protocol {
     async connect(i) {
       const c = await Conn.open(`${node.wsUrl}/rooms?token=${tokens.get(me(i))}&${query(i)}`);
       c.info.me = me(i);
+      // The room and the containers this connection is in, from its own in/out notices (whatever frame they came after).
+      const containers = (c.info.containers = new Set<string>());
+      const onmessage = c.ws.onmessage!;
+      c.ws.onmessage = (e) => {
+        try {
+          const f = typeof e.data === "string" ? JSON.parse(e.data) : undefined;
+          if (f?.messageType === "notice" && f.action === "in" && f.userId === me(i) && f.containerId === undefined) c.info.room = f.roomName;
+          if (f?.messageType === "notice" && typeof f.containerId === "string") {
+            if (f.action === "in" && f.userId === me(i)) containers.add(f.containerId);
+            else if (f.action === "outAll" || (f.action === "out" && f.userId === me(i))) containers.delete(f.containerId);
+          }
+        } catch {}
+        onmessage.call(c.ws, e);
+      };
       if (i % 4 < 2) {
         const w = await c.wait((f) => f.action === "in" && f.userId === me(i), 5000);
         if (!("frame" in w)) throw new Error(`${me(i)} did not enter: ${JSON.stringify(w)}`);
@@ -76,6 +90,8 @@ function protocol(): Protocol {
       } catch {}
       // Moving to the room it is in already changes nothing (and says nothing).
       if (f && typeof f === "object" && strOf(f.eventType) === "updateRoomName" && c.info.room !== undefined && strOf(f.messageContent) === c.info.room) return undefined;
+      // So does joining a container it is in already.
+      if (f && typeof f === "object" && strOf(f.eventType) === "addContainer" && c.info.containers.has(strOf(f.containerId))) return undefined;
       const who = c.info.me;
       return (x) => {
         if (x == null) return false;
@@ -84,6 +100,8 @@ function protocol(): Protocol {
       };
     },
     fault: (f) => (f?.messageType === "error" && f.code === 5000 ? "internal error (5000)" : undefined),
+    // An unknown eventType is refused with an error that echoes it (as is a rate-limited frame).
+    settle: (marker) => ({ wire: { text: JSON.stringify({ eventType: marker }) }, answer: (f) => f?.messageType === "error" && f.eventType === marker }),
   };
 }
 

@@ -20,7 +20,17 @@ export interface Protocol {
   closeAfter?(w: Wire, answer: any): number[] | undefined;
   /** an answer (or any frame) that shows a server fault: an internal error */
   fault(f: any): string | undefined;
+  /**
+   * For a protocol whose answers carry no request id (rooms): a probe frame with a unique answer, sent every
+   * SETTLE_EVERY frames, and the predicate of that answer. A frame that draws more frames than the one taken as
+   * its answer would otherwise make later frames take stale answers, drift ahead of the server and pipeline
+   * past its in-flight cap; once the probe's answer is in, everything sent before it has been handled.
+   */
+  settle?(marker: string): { wire: Wire; answer: (f: any) => boolean };
 }
+
+/** Frames per connection between two settle probes (well under the server's 64 frames in flight). */
+const SETTLE_EVERY = 16;
 
 export interface Failure {
   protocol: string;
@@ -80,6 +90,7 @@ export async function fuzz(
     /** the last frame sent, and whether the connection may be closed now (by us, or as documented) */
     let prev = -1;
     let mayClose = false;
+    let sinceSettle = 0;
     for (let k = i; k < wires.length; k += o.workers) {
       if (crashed || res.failures.length >= MAX_FAILURES) return;
       if (p.prepare) wires[k] = p.prepare(wires[k]!, i);
@@ -95,6 +106,19 @@ export async function fuzz(
         if (bad && prev >= 0) fail(prev, `${bad} (came after this frame's answer): ${JSON.stringify(f).slice(0, 300)}`);
       }
       c.frames = [];
+      if (p.settle && c.open && ++sinceSettle >= SETTLE_EVERY) {
+        sinceSettle = 0;
+        const probe = p.settle(`settle-${k}`);
+        c.send(probe.wire);
+        const out = await c.wait(probe.answer, o.waitMs);
+        if ("timeout" in out) fail(prev, `no answer to a settle probe within ${o.waitMs} ms after this frame`);
+        for (const f of c.frames) {
+          const bad = p.fault(f);
+          if (bad && prev >= 0) fail(prev, `${bad} (came after this frame's answer): ${JSON.stringify(f).slice(0, 300)}`);
+        }
+        c.frames = [];
+        if (!c.open) continue;
+      }
       prev = k;
       mayClose = false;
       if (size(w) > o.maxFrameBytes) {
