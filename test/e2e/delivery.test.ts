@@ -2,34 +2,15 @@
 // a push counts as delivered only once its socket took it and wrote it out, and the marks reach the store in
 // at most one statement per user per flush.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { MARK_FLUSH_MS } from "../../src/core/delivery.ts";
 import { Client } from "../helpers/client.ts";
+import { protocols } from "../helpers/protocol/index.ts";
 import { RawWs } from "../helpers/raw-ws.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
-const md5 = (s: string) => createHash("md5").update(s).digest("hex");
 const FILLER = "x".repeat(9000);
 
-async function jimUser(srv: TestServer, id: string): Promise<string> {
-  const token = `${id}-${crypto.randomUUID().replace(/-/g, "")}`;
-  const r = await srv.api("/im/vanke/initUser", { body: { senderId: id, receiverId: "", nick: id, avatar: "", terminal: "pc", token, type: 0 } });
-  expect(r.status).toBe(200);
-  return token;
-}
-
-async function jim(srv: TestServer, token: string): Promise<Client> {
-  const c = await Client.connect(`${srv.wsUrl}/jim?token=${token}`);
-  expect((await c.next()).code).toBe(10007);
-  return c;
-}
-
-async function roomsUser(srv: TestServer, id: string) {
-  expect((await srv.api("/api/users", { body: { id, nick: id } })).status).toBe(200);
-  expect((await srv.api(`/api/rooms-protocol/accounts/default/${id}`, { method: "PUT", body: { user: id, passwordMd5: md5(id) } })).status).toBe(200);
-}
-const roomsQuery = (u: string, room: string) =>
-  new URLSearchParams({ name: u, senderType: "GROUP", userId: u, roomName: room, icon: "", account: u, password: md5(u) });
+const { jim, rooms } = protocols;
 const isNotice = (action: string, user?: string) => (f: any) => f.messageType === "notice" && f.action === action && (user === undefined || f.userId === user);
 
 /** Every frame a paused raw client got before its connection ended (after resume()). */
@@ -50,8 +31,8 @@ describe("a client that stops reading", () => {
   afterAll(() => srv.stop());
 
   test("J-IM: every acknowledged message is received by the stalled socket or offered by the next pull", async () => {
-    const [sndTok, stlTok] = [await jimUser(srv, "j-snd"), await jimUser(srv, "j-stl")];
-    const snd = await jim(srv, sndTok);
+    const [sndTok, stlTok] = [await jim.register(srv, "j-snd"), await jim.register(srv, "j-stl")];
+    const snd = await jim.login(srv, "j-snd", { token: sndTok });
     const stl = await RawWs.connect(`${srv.wsUrl}/jim?token=${stlTok}`);
     expect((await stl.next()).code).toBe(10007);
     stl.pause();
@@ -70,7 +51,7 @@ describe("a client that stops reading", () => {
     expect((await stl.closed).code).toBe(4100);
     expect(received.length).toBeLessThan(acked.length);
 
-    const again = await jim(srv, stlTok);
+    const again = await jim.login(srv, "j-stl", { token: stlTok });
     again.send(JSON.stringify({ cmd: 19, type: 0, userId: "j-stl" }));
     const pulled = ((await again.next((f) => f.command === 20)).data.friends["j-snd"] ?? []).map((m: any) => m.content as string);
     const got = new Set([...received, ...pulled]);
@@ -84,10 +65,10 @@ describe("a client that stops reading", () => {
   }, 60_000);
 
   test("rooms: every message committed to the room is received by the stalled socket or offered by the next pull", async () => {
-    for (const u of ["r-fast", "r-slow"]) await roomsUser(srv, u);
-    const fast = await Client.connect(`${srv.wsUrl}/rooms?${roomsQuery("r-fast", "stall")}`);
+    for (const u of ["r-fast", "r-slow"]) await rooms.account(srv, u);
+    const fast = await rooms.connect(srv, "r-fast", "stall");
     await fast.next(isNotice("in", "r-fast"));
-    const slow = await RawWs.connect(`${srv.wsUrl}/rooms?${roomsQuery("r-slow", "stall")}`);
+    const slow = await RawWs.connect(rooms.url(srv, rooms.query("r-slow", "stall")));
     await slow.next(isNotice("in", "r-slow"));
     await fast.next(isNotice("in", "r-slow"));
     slow.pause();
@@ -139,13 +120,13 @@ describe("delivered marks of many pushes", () => {
       return orig(userId, pushed);
     };
     const N = 300;
-    const [aTok, bTok] = [await jimUser(srv, "m-a"), await jimUser(srv, "m-b")];
-    for (const u of ["m-ra", "m-rb"]) await roomsUser(srv, u);
-    const a = await jim(srv, aTok);
-    const b = await jim(srv, bTok);
-    const ra = await Client.connect(`${srv.wsUrl}/rooms?${roomsQuery("m-ra", "many")}`);
+    const [aTok, bTok] = [await jim.register(srv, "m-a"), await jim.register(srv, "m-b")];
+    for (const u of ["m-ra", "m-rb"]) await rooms.account(srv, u);
+    const a = await jim.login(srv, "m-a", { token: aTok });
+    const b = await jim.login(srv, "m-b", { token: bTok });
+    const ra = await rooms.connect(srv, "m-ra", "many");
     await ra.next(isNotice("in", "m-ra"));
-    const rb = await Client.connect(`${srv.wsUrl}/rooms?${roomsQuery("m-rb", "many")}`);
+    const rb = await rooms.connect(srv, "m-rb", "many");
     await rb.next(isNotice("in", "m-rb"));
     calls.clear();
     const t0 = performance.now();
@@ -188,11 +169,11 @@ for (const store of ["pg", "pglite"] as const) describe(`a push does not mark ol
   afterAll(() => srv.stop());
 
   test("J-IM: a message sent while the user was offline is still offered after a later push was marked", async () => {
-    const [aTok, bTok] = [await jimUser(srv, "o-a"), await jimUser(srv, "o-b")];
-    const a = await jim(srv, aTok);
+    const [aTok, bTok] = [await jim.register(srv, "o-a"), await jim.register(srv, "o-b")];
+    const a = await jim.login(srv, "o-a", { token: aTok });
     a.send(JSON.stringify({ cmd: 11, to: "o-b", chatType: 2, msgType: 0, content: "while away" }));
     expect((await a.next((f) => f.command === 12)).code).toBe(10001);
-    const b = await jim(srv, bTok);
+    const b = await jim.login(srv, "o-b", { token: bTok });
     a.send(JSON.stringify({ cmd: 11, to: "o-b", chatType: 2, msgType: 0, content: "while here" }));
     expect((await a.next((f) => f.command === 12)).code).toBe(10000);
     expect((await b.next((f) => f.command === 11)).data.content).toBe("while here");

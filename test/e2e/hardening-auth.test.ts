@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { SignJWT } from "jose";
 import { Client } from "../helpers/client.ts";
+import { protocols } from "../helpers/protocol/index.ts";
 import { TestCluster, userToken, type NodeProc } from "../helpers/procs.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -234,19 +235,16 @@ describe("a user disabled on one node, across a cluster (2 processes over Redis)
     const bobTok = await userToken(a, "bob");
     expect((await a.api("/api/desk/groups/g1", { name: "g1" }, "PUT")).status).toBe(200);
     const roomsUrl = `${b.wsUrl}/rooms?${new URLSearchParams({ name: "G", userId: "gone", roomName: "lobby", token: tok })}`;
-    const deskLogin = async (c: Client) => {
-      c.send({ api_key: 31000, call_type: 1, token: tok, group_id: "g1" });
-      return c.next((f) => f.api_key === 31000);
-    };
+    const deskLogin = { api_key: 31000, call_type: 1, token: tok, group_id: "g1" };
 
     // logged in on node B with every protocol (node B now holds the user as active)
     const native = await Client.native(b.wsUrl, tok, "gone");
-    const jim = await Client.connect(`${b.wsUrl}/jim?token=${tok}`);
+    const jim = await protocols.jim.connect(b, { token: tok });
     expect((await jim.next()).code).toBe(10007);
     const rooms = await Client.connect(roomsUrl);
     expect(await rooms.next()).toMatchObject({ messageType: "notice", action: "in" });
-    const desk = await Client.connect(`${b.wsUrl}/desk`);
-    expect(await deskLogin(desk)).toMatchObject({ code: 200 });
+    const desk = await protocols.desk.connect(b);
+    expect(await desk.request(deskLogin)).toMatchObject({ code: 200 });
     const bob = await Client.native(b.wsUrl, bobTok, "bob");
     cluster.clients.push(native, jim, rooms, desk, bob);
     expect(await bob.request({ t: "send", to: "gone", body: "hi" })).toMatchObject({ t: "ack" });
@@ -258,9 +256,8 @@ describe("a user disabled on one node, across a cluster (2 processes over Redis)
     expect(await jimLogin(b.wsUrl, { token: tok })).toBe(10008);
     const r = await Client.connect(roomsUrl);
     expect(await r.next()).toMatchObject({ messageType: "error", code: 4010 });
-    const d = await Client.connect(`${b.wsUrl}/desk`);
-    cluster.clients.push(d);
-    expect((await deskLogin(d)).code).toBeLessThan(0);
+    const d = await protocols.desk.connect(b, { keep: cluster.clients });
+    expect((await d.request(deskLogin)).code).toBeLessThan(0);
     expect(await bob.request({ t: "send", to: "gone", body: "still there?" })).toMatchObject({ t: "error", error: "not_found" });
   });
 

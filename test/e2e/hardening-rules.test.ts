@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { pack } from "msgpackr";
 import { sql } from "drizzle-orm";
 import { Client } from "../helpers/client.ts";
+import { protocols } from "../helpers/protocol/index.ts";
 import { rowsOf } from "../../src/store/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -57,15 +58,11 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
     test("a J-IM join of an existing private group is refused and adds nobody", async () => {
       const ann = await connect("ann");
       await ann.ok({ t: "group_create", group: "priv-2", kind: "user" });
-      const jim = await Client.connect(`${srv.wsUrl}/jim?token=${tok.dan}`);
-      open.push(jim);
-      expect(await jim.next()).toMatchObject({ code: 10007, command: 6 });
-      jim.send(JSON.stringify({ cmd: 7, groupId: "priv-2" }));
-      expect(await jim.next((f) => f.command === 8)).toMatchObject({ code: 10012, data: { result: 0 } });
+      const jim = await protocols.jim.login(srv, "dan", { token: tok.dan, keep: open });
+      expect(await jim.request({ cmd: 7, groupId: "priv-2" })).toMatchObject({ code: 10012, data: { result: 0 } });
       expect((await ann.ok({ t: "group_members", group: "priv-2" })).members.map((m: any) => m.user)).toEqual(["ann"]);
       // A join that creates an interest group makes its caller the owner; the next joiner is a member.
-      jim.send(JSON.stringify({ cmd: 7, groupId: "open-2" }));
-      expect(await jim.next((f) => f.command === 8)).toMatchObject({ code: 10011 });
+      expect(await jim.request({ cmd: 7, groupId: "open-2" })).toMatchObject({ code: 10011 });
       await ann.ok({ t: "group_join", group: "open-2" });
       expect((await ann.ok({ t: "group_members", group: "open-2" })).members.map((m: any) => [m.user, m.role])).toEqual([
         ["dan", "owner"],
@@ -141,13 +138,8 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
     });
 
     test("J-IM: a NUL in the content gets the chat failure answer; the next chat succeeds", async () => {
-      const jim = await Client.connect(`${srv.wsUrl}/jim?token=${tok.cat}`);
-      open.push(jim);
-      expect(await jim.next()).toMatchObject({ code: 10007, command: 6 });
-      const chat = (content: unknown) => {
-        jim.send(JSON.stringify({ cmd: 11, from: "cat", to: "dan", chatType: 2, msgType: 0, content }));
-        return jim.next((f) => f.command === 12);
-      };
+      const jim = await protocols.jim.login(srv, "cat", { token: tok.cat, keep: open });
+      const chat = (content: unknown) => jim.request({ cmd: 11, from: "cat", to: "dan", chatType: 2, msgType: 0, content });
       const before = await stored("d:cat:dan");
       expect(await chat("nul\u0000here")).toMatchObject({ code: 10002 });
       expect(await chat("lone \ud800")).toMatchObject({ code: 10002 });
@@ -183,35 +175,16 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
   });
 
   describe("desk", () => {
-    async function tokenOf(user: string) {
-      await srv.api("/api/users", { body: { id: user, nick: user.toUpperCase() } });
-      return (await srv.api(`/api/users/${user}/token`, { body: {} })).body.token as string;
-    }
-    async function agent(user: string, grp: string) {
-      const token = await tokenOf(user);
-      expect((await srv.api(`/api/desk/agents/${user}`, { method: "PUT", body: { group: grp, capacity: 10 } })).status).toBe(200);
-      return token;
-    }
-    async function ask(c: Client, frame: Record<string, unknown>) {
-      c.send(JSON.stringify(frame));
-      return c.next((f) => f.api_key === frame.api_key);
-    }
-    async function login(frame: Record<string, unknown>) {
-      const c = await Client.connect(`${srv.wsUrl}/desk`);
-      open.push(c);
-      expect(await ask(c, { api_key: 31000, ...frame })).toMatchObject({ code: 200 });
-      return c;
-    }
     const push = (key: number, gid?: string) => (f: any) => f.api_key === key && (gid === undefined || f.data.gid === gid);
 
     test("a transfer whose guest was handed over under it (the core's `forbidden`) answers -32406", async () => {
       expect((await srv.api("/api/desk/groups/hr-race", { method: "PUT", body: { name: "race" } })).status).toBe(200);
-      const [t1, t2] = [await agent("hr-a1", "hr-race"), await agent("hr-a2", "hr-race")];
-      const a1 = await login({ call_type: 3, token: t1 });
-      const guest = await login({ call_type: 1, token: await tokenOf("hr-g1"), group_id: "hr-race" });
+      const [t1, t2] = [await protocols.desk.agent(srv, "hr-a1", "hr-race"), await protocols.desk.agent(srv, "hr-a2", "hr-race")];
+      const a1 = await protocols.desk.login(srv, "hr-a1", { agent: t1, keep: open });
+      const guest = await protocols.desk.login(srv, "hr-g1", { group: "hr-race", keep: open });
       await a1.next(push(32401, "hr-g1"));
       expect(await guest.next(push(31100))).toMatchObject({ data: { aix: "hr-a1" } });
-      await login({ call_type: 3, token: t2 });
+      await protocols.desk.login(srv, "hr-a2", { agent: t2, keep: open });
       // The losing side of a race, made deterministic: another transfer moves the guest after the request
       // arrived and before the core checks whose guest it is.
       const desk = srv.app.desk;
@@ -221,7 +194,7 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
         return transfer.call(desk, from, gid, to);
       };
       try {
-        expect(await ask(a1, { api_key: 32400, gid: "hr-g1", aix: "hr-a2" })).toMatchObject({ code: -32406, status: "Fail" });
+        expect(await a1.request({ api_key: 32400, gid: "hr-g1", aix: "hr-a2" })).toMatchObject({ code: -32406, status: "Fail" });
       } finally {
         desk.transfer = transfer;
       }
@@ -229,12 +202,11 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
 
     test("a guest blocked by the agent serving it is refused (-32305), nothing stored; the agent still writes", async () => {
       expect((await srv.api("/api/desk/groups/hr-blk", { method: "PUT", body: { name: "blk" } })).status).toBe(200);
-      const ta = await agent("hr-ab", "hr-blk");
-      const a = await login({ call_type: 3, token: ta });
-      const gtok = await tokenOf("hr-gb");
-      const guest = await login({ call_type: 1, token: gtok, group_id: "hr-blk" });
+      const ta = await protocols.desk.agent(srv, "hr-ab", "hr-blk");
+      const a = await protocols.desk.login(srv, "hr-ab", { agent: ta, keep: open });
+      const guest = await protocols.desk.login(srv, "hr-gb", { group: "hr-blk", keep: open });
       await a.next(push(32401, "hr-gb"));
-      expect(await ask(guest, { api_key: 32300, msg: "first" })).toMatchObject({ code: 200 });
+      expect(await guest.request({ api_key: 32300, msg: "first" })).toMatchObject({ code: 200 });
       await a.next(push(32399, "hr-gb"));
 
       // The agent blocks the guest (as a user of the native protocol: one blacklist for every protocol).
@@ -242,14 +214,14 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
       open.push(native);
       await native.ok({ t: "block", user: "hr-gb" });
       const before = await stored("c:desk:hr-gb");
-      expect(await ask(guest, { api_key: 32300, msg: "let me in" })).toMatchObject({ code: -32305, status: "Fail" });
+      expect(await guest.request({ api_key: 32300, msg: "let me in" })).toMatchObject({ code: -32305, status: "Fail" });
       expect(await stored("c:desk:hr-gb")).toBe(before);
       expect(a.pending().filter(push(32399, "hr-gb"))).toEqual([]);
       // One-way: the agent still writes to the guest.
-      expect(await ask(a, { api_key: 32300, gid: "hr-gb", msg: "we are closed" })).toMatchObject({ code: 200 });
+      expect(await a.request({ api_key: 32300, gid: "hr-gb", msg: "we are closed" })).toMatchObject({ code: 200 });
       expect((await guest.next(push(32399))).data.message_info.msg).toBe("we are closed");
       await native.ok({ t: "unblock", user: "hr-gb" });
-      expect(await ask(guest, { api_key: 32300, msg: "thanks" })).toMatchObject({ code: 200 });
+      expect(await guest.request({ api_key: 32300, msg: "thanks" })).toMatchObject({ code: 200 });
     });
   });
 });

@@ -3,25 +3,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { MemoryBroker, MemoryBus } from "../../src/bus/memory.ts";
 import { Client } from "../helpers/client.ts";
+import { protocols, type JimClient } from "../helpers/protocol/index.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
-async function register(srv: TestServer, id: string): Promise<string> {
-  const token = `t-${crypto.randomUUID().replace(/-/g, "")}`;
-  const r = await srv.api("/im/vanke/initUser", { body: { senderId: id, receiverId: "", nick: `N-${id}`, avatar: "", terminal: "pc", token, type: 0 } });
-  expect(r).toEqual({ status: 200, body: { code: 200, msg: "success", data: null } });
-  return token;
-}
-
-async function connect(srv: TestServer, token: string): Promise<Client> {
-  const c = await Client.connect(`${srv.wsUrl}/jim?token=${token}`);
-  expect(await c.next()).toMatchObject({ code: 10007, command: 6 });
-  return c;
-}
-
-async function ask(c: Client, frame: unknown, command: number) {
-  c.send(JSON.stringify(frame));
-  return c.next((f) => f && f.command === command);
-}
+const { jim } = protocols;
 
 const PROTO_NAMES = ["toString", "constructor", "__proto__", "hasOwnProperty"];
 
@@ -33,29 +18,29 @@ describe("ids named like Object.prototype members", () => {
   afterAll(() => srv.stop());
 
   test("a user in groups toString, constructor, __proto__, hasOwnProperty pulls its offline messages and history", async () => {
-    const meTok = await register(srv, "proto-me");
-    const youTok = await register(srv, "proto-you");
+    const meTok = await jim.register(srv, "proto-me", { nick: "N-proto-me" });
+    const youTok = await jim.register(srv, "proto-you", { nick: "N-proto-you" });
     // Peers named like them too: offline 1:1 messages are keyed by the sender.
     const peerToks = new Map<string, string>();
-    for (const p of PROTO_NAMES) peerToks.set(p, await register(srv, p));
-    let me = await connect(srv, meTok);
-    const you = await connect(srv, youTok);
+    for (const p of PROTO_NAMES) peerToks.set(p, await jim.register(srv, p, { nick: `N-${p}` }));
+    let me = await jim.login(srv, "proto-me", { token: meTok });
+    const you = await jim.login(srv, "proto-you", { token: youTok });
     for (const g of PROTO_NAMES) {
-      expect(await ask(me, { cmd: 7, groupId: g }, 8)).toMatchObject({ code: 10011, data: { group: g, result: 1 } });
-      expect(await ask(you, { cmd: 7, groupId: g }, 8)).toMatchObject({ code: 10011 });
+      expect(await me.request({ cmd: 7, groupId: g })).toMatchObject({ code: 10011, data: { group: g, result: 1 } });
+      expect(await you.request({ cmd: 7, groupId: g })).toMatchObject({ code: 10011 });
     }
     await me.close();
-    for (const g of PROTO_NAMES) expect(await ask(you, { cmd: 11, chatType: 1, groupId: g, content: `in ${g}` }, 12)).toMatchObject({ code: 10000 });
+    for (const g of PROTO_NAMES) expect(await you.request({ cmd: 11, chatType: 1, groupId: g, content: `in ${g}` })).toMatchObject({ code: 10000 });
     for (const p of PROTO_NAMES) {
-      const c = await connect(srv, peerToks.get(p)!);
-      expect(await ask(c, { cmd: 11, chatType: 2, to: "proto-me", content: `from ${p}` }, 12)).toMatchObject({ code: 10001 });
+      const c = await jim.login(srv, p, { token: peerToks.get(p)! });
+      expect(await c.request({ cmd: 11, chatType: 2, to: "proto-me", content: `from ${p}` })).toMatchObject({ code: 10001 });
       await c.close();
     }
 
-    me = await connect(srv, meTok);
-    const peek = await ask(me, { cmd: 19, type: 2, userId: "proto-me" }, 20);
+    me = await jim.login(srv, "proto-me", { token: meTok });
+    const peek = await me.request({ cmd: 19, type: 2, userId: "proto-me" });
     expect(peek.code).toBe(10022);
-    const pulled = await ask(me, { cmd: 19, type: 0, userId: "proto-me" }, 20);
+    const pulled = await me.request({ cmd: 19, type: 0, userId: "proto-me" });
     expect(pulled.code).toBe(10016);
     for (const data of [peek.data, pulled.data]) {
       expect(Object.keys(data.groups).sort()).toEqual([...PROTO_NAMES].sort());
@@ -67,19 +52,19 @@ describe("ids named like Object.prototype members", () => {
       }
     }
     // Pulled: nothing offline any more.
-    expect((await ask(me, { cmd: 19, type: 0, userId: "proto-me" }, 20)).data).toEqual({ friends: {}, groups: {}, userid: "proto-me" });
+    expect((await me.request({ cmd: 19, type: 0, userId: "proto-me" })).data).toEqual({ friends: {}, groups: {}, userid: "proto-me" });
     // History of each group and each peer.
     for (const g of PROTO_NAMES) {
-      const h = await ask(me, { cmd: 19, type: 1, userId: "proto-me", groupId: g }, 20);
+      const h = await me.request({ cmd: 19, type: 1, userId: "proto-me", groupId: g });
       expect(h.code).toBe(10018);
       expect(Object.keys(h.data.groups)).toEqual([g]);
       expect(h.data.groups[g].map((m: any) => m.content)).toEqual([`in ${g}`]);
-      const f = await ask(me, { cmd: 19, type: 1, userId: "proto-me", fromUserId: g }, 20);
+      const f = await me.request({ cmd: 19, type: 1, userId: "proto-me", fromUserId: g });
       expect(Object.keys(f.data.friends)).toEqual([g]);
       expect(f.data.friends[g].map((m: any) => m.content)).toEqual([`from ${g}`]);
     }
     // The group list (cmd 17 type 0) names them all.
-    const info = await ask(me, { cmd: 17, type: 0, userId: "proto-me" }, 18);
+    const info = await me.request({ cmd: 17, type: 0, userId: "proto-me" });
     expect(info.data.groups.map((g: any) => g.group_id).sort()).toEqual([...PROTO_NAMES].sort());
     await Promise.all([me.close(), you.close()]);
   });
@@ -118,12 +103,12 @@ describe("the login answer", () => {
   afterAll(() => srv.stop());
 
   test("is the first frame: pushes sent while the login completes come right after it", async () => {
-    const lateTok = await register(srv, "late");
-    const talkTok = await register(srv, "talker");
-    const talker = await connect(srv, talkTok);
-    let late = await connect(srv, lateTok);
-    expect(await ask(late, { cmd: 7, groupId: "g-window" }, 8)).toMatchObject({ code: 10011 });
-    expect(await ask(talker, { cmd: 7, groupId: "g-window" }, 8)).toMatchObject({ code: 10011 });
+    const lateTok = await jim.register(srv, "late", { nick: "N-late" });
+    const talkTok = await jim.register(srv, "talker", { nick: "N-talker" });
+    const talker = await jim.login(srv, "talker", { token: talkTok });
+    let late = await jim.login(srv, "late", { token: lateTok });
+    expect(await late.request({ cmd: 7, groupId: "g-window" })).toMatchObject({ code: 10011 });
+    expect(await talker.request({ cmd: 7, groupId: "g-window" })).toMatchObject({ code: 10011 });
     await late.close();
 
     // The next login of `late` is bound to its user, but its channel subscription waits for the test.
@@ -131,11 +116,11 @@ describe("the login answer", () => {
     const asked = new Promise<void>((r) => (requested = r));
     let open!: () => void;
     bus.hold = { user: "late", requested, open: new Promise<void>((r) => (open = r)) };
-    late = await Client.connect(`${srv.wsUrl}/jim?token=${lateTok}`);
+    late = await jim.connect(srv, { token: lateTok });
     await asked;
     // Sent in that window: a group message and a 1:1 message, both committed and pushed before the answer.
-    expect(await ask(talker, { cmd: 11, chatType: 1, groupId: "g-window", content: "in the window" }, 12)).toMatchObject({ code: 10000 });
-    expect([10000, 10001]).toContain((await ask(talker, { cmd: 11, chatType: 2, to: "late", content: "direct in the window" }, 12)).code);
+    expect(await talker.request({ cmd: 11, chatType: 1, groupId: "g-window", content: "in the window" })).toMatchObject({ code: 10000 });
+    expect([10000, 10001]).toContain((await talker.request({ cmd: 11, chatType: 2, to: "late", content: "direct in the window" })).code);
     open();
     expect(await late.next()).toMatchObject({ code: 10007, command: 6 });
     expect((await late.next()).data).toMatchObject({ groupId: "g-window", content: "in the window" });
@@ -154,12 +139,12 @@ describe("user info (cmd 17) of a user in many groups", () => {
   test("type 0 lists 150 groups with their online members, and type 2 the contacts' last messages, in a few statements", async () => {
     const G = 150;
     const tok = new Map<string, string>();
-    for (const u of ["big-me", "big-even", "big-third", "big-off"]) tok.set(u, await register(srv, u));
-    const me = await connect(srv, tok.get("big-me")!);
-    const even = await connect(srv, tok.get("big-even")!);
-    const third = await connect(srv, tok.get("big-third")!);
-    const off = await connect(srv, tok.get("big-off")!);
-    const join = async (c: Client, g: string) => expect(await ask(c, { cmd: 7, groupId: g }, 8)).toMatchObject({ code: 10011 });
+    for (const u of ["big-me", "big-even", "big-third", "big-off"]) tok.set(u, await jim.register(srv, u, { nick: `N-${u}` }));
+    const me = await jim.login(srv, "big-me", { token: tok.get("big-me")! });
+    const even = await jim.login(srv, "big-even", { token: tok.get("big-even")! });
+    const third = await jim.login(srv, "big-third", { token: tok.get("big-third")! });
+    const off = await jim.login(srv, "big-off", { token: tok.get("big-off")! });
+    const join = async (c: JimClient, g: string) => expect(await c.request({ cmd: 7, groupId: g })).toMatchObject({ code: 10011 });
     for (let i = 0; i < G; i++) {
       const g = `big-${String(i).padStart(3, "0")}`;
       await join(me, g);
@@ -169,9 +154,9 @@ describe("user info (cmd 17) of a user in many groups", () => {
     }
     // Contacts with 12 messages each (the answer holds the last 10), one of them recalled.
     for (const [c, name] of [[even, "big-even"], [off, "big-off"]] as const) {
-      for (let i = 0; i < 12; i++) await ask(c, { cmd: 11, chatType: 2, to: "big-me", content: `${name} ${i}`, id: `${name}.${i}.`.padEnd(32, "0") }, 12);
+      for (let i = 0; i < 12; i++) await c.request({ cmd: 11, chatType: 2, to: "big-me", content: `${name} ${i}`, id: `${name}.${i}.`.padEnd(32, "0") });
     }
-    expect(await ask(off, { cmd: 15, id: "big-off.11.".padEnd(32, "0") }, 16)).toMatchObject({ code: 10000 });
+    expect(await off.request({ cmd: 15, id: "big-off.11.".padEnd(32, "0") })).toMatchObject({ code: 10000 });
     await off.close();
 
     // Count the per-group and per-contact lookups the answers make.
@@ -185,7 +170,7 @@ describe("user info (cmd 17) of a user in many groups", () => {
       };
     }
     const t0 = performance.now();
-    const r = await ask(me, { cmd: 17, type: 0, userId: "big-me" }, 18);
+    const r = await me.request({ cmd: 17, type: 0, userId: "big-me" });
     const ms0 = performance.now() - t0;
     expect(r.code).toBe(10005);
     expect(r.data.groups).toHaveLength(G);
@@ -200,7 +185,7 @@ describe("user info (cmd 17) of a user in many groups", () => {
     expect(r.data.friends).toEqual([{ avatar: "", group_id: "friends", name: "friends", online: 1, users: [{ avatar: "", id: "big-even", nick: "N-big-even", terminal: "pc" }] }]);
 
     const t2 = performance.now();
-    const info = await ask(me, { cmd: 17, type: 2, userId: "big-me", extras: { pullType: 1 } }, 18);
+    const info = await me.request({ cmd: 17, type: 2, userId: "big-me", extras: { pullType: 1 } });
     const ms2 = performance.now() - t2;
     const byId = new Map<string, any>(info.data.friends.map((f: any) => [f.userId, f]));
     expect(byId.get("big-even").historyMessage.map((m: any) => m.content)).toEqual([11, 10, 9, 8, 7, 6, 5, 4, 3, 2].map((i) => `big-even ${i}`));

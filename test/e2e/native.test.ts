@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { SignJWT } from "jose";
-import { Client } from "../helpers/client.ts";
+import { protocols } from "../helpers/protocol/index.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 let srv: TestServer;
@@ -17,27 +17,24 @@ beforeAll(async () => {
 });
 afterAll(() => srv.stop());
 
-const connect = async (user: string, opts: { binary?: boolean } = {}) => {
-  const c = await Client.connect(`${srv.wsUrl}/ws?token=${tok[user]}${opts.binary ? "&format=msgpack" : ""}`, opts);
-  const w = await c.next();
-  expect(w).toMatchObject({ t: "welcome", user });
-  return c;
-};
+const { native, msgpack } = protocols;
+/** Logs a user of `beforeAll` in with its token. */
+const login = (user: string) => native.login(srv, user, { token: tok[user] });
 
 describe("auth", () => {
   test("a token in the query is accepted", async () => {
-    const c = await connect("alice");
+    const c = await login("alice");
     await c.close();
   });
 
   test("a bad token in the query is refused before the upgrade", async () => {
-    await expect(Client.connect(`${srv.wsUrl}/ws?token=nope`)).rejects.toThrow();
+    await expect(native.connect(srv, { token: "nope" })).rejects.toThrow();
     const res = await fetch(`${srv.url}/ws?token=nope`, { headers: { upgrade: "websocket", connection: "upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } });
     expect(res.status).toBe(401);
   });
 
   test("a token in the first frame is accepted; frames before auth are refused", async () => {
-    const c = await Client.connect(`${srv.wsUrl}/ws`);
+    const c = await native.connect(srv);
     const early = await c.request({ t: "send", to: "bob", body: "x" });
     expect(early).toMatchObject({ t: "error", code: 4010, error: "unauthorized" });
     const w = await c.request({ t: "auth", token: tok.alice });
@@ -53,7 +50,7 @@ describe("auth", () => {
     const forged = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("alice").setExpirationTime(now + 60).sign(new TextEncoder().encode("another-secret-another-secret-another"));
     const ghost = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("ghost").setExpirationTime(now + 60).sign(secret);
     for (const token of [expired, forged, ghost]) {
-      const c = await Client.connect(`${srv.wsUrl}/ws`);
+      const c = await native.connect(srv);
       const r = await c.request({ t: "auth", token });
       expect(r).toMatchObject({ t: "error", code: 4010 });
       expect((await c.closed).code).toBe(4001);
@@ -62,7 +59,7 @@ describe("auth", () => {
 
   test("a connection is closed with 4001 when its token expires", async () => {
     const t = await srv.api("/api/users/dave/token", { body: { ttlSec: 1 } });
-    const c = await Client.connect(`${srv.wsUrl}/ws?token=${t.body.token}`);
+    const c = await native.connect(srv, { token: t.body.token });
     expect((await c.next()).t).toBe("welcome");
     expect((await c.closed).code).toBe(4001);
   });
@@ -70,7 +67,7 @@ describe("auth", () => {
 
 describe("frames", () => {
   test("heartbeat: ping gets pong with the request id", async () => {
-    const c = await connect("alice");
+    const c = await login("alice");
     const p = await c.request({ t: "ping" });
     expect(p.t).toBe("pong");
     expect(typeof p.ts).toBe("number");
@@ -78,7 +75,7 @@ describe("frames", () => {
   });
 
   test("bad frames get error codes and the connection stays open", async () => {
-    const c = await connect("alice");
+    const c = await login("alice");
     c.send("not json");
     expect(await c.next()).toMatchObject({ t: "error", code: 4000, error: "bad_frame" });
     c.send("[1,2]");
@@ -94,7 +91,7 @@ describe("frames", () => {
   });
 
   test("a frame over the size limit closes the connection with 1009; the server stays up", async () => {
-    const c = await connect("alice");
+    const c = await login("alice");
     c.send(JSON.stringify({ t: "send", to: "bob", body: "x".repeat(5000) }));
     expect((await c.closed).code).toBe(1009);
     const h = await fetch(`${srv.url}/healthz`);
@@ -102,7 +99,7 @@ describe("frames", () => {
   });
 
   test("msgpack binary frames both ways", async () => {
-    const c = await connect("carol", { binary: true });
+    const c = await msgpack.login(srv, "carol", { token: tok["carol"] });
     const ack = await c.request({ t: "send", to: "dave", body: { n: 1 }, cmid: "mp-1" });
     expect(ack).toMatchObject({ t: "ack", msg: { conv: "d:carol:dave", seq: 1, dup: false } });
     await c.close();
@@ -112,8 +109,8 @@ describe("frames", () => {
 describe("1:1 messages", () => {
   test("ack after commit, with server id, seq and time; the online recipient gets it at once", async () => {
     const sql = postgres(dbUrl, { max: 1 });
-    const a = await connect("alice");
-    const b = await connect("bob");
+    const a = await login("alice");
+    const b = await login("bob");
     const ack = await a.request({ t: "send", to: "bob", body: { text: "hello" }, cmid: "a-1" });
     expect(ack.t).toBe("ack");
     expect(ack.msg).toMatchObject({ conv: "d:alice:bob", seq: 1, dup: false });
@@ -132,7 +129,7 @@ describe("1:1 messages", () => {
   });
 
   test("a retried send returns the first ack and stores nothing twice", async () => {
-    const a = await connect("alice");
+    const a = await login("alice");
     const one = await a.request({ t: "send", to: "carol", body: "once", cmid: "retry-1" });
     const two = await a.request({ t: "send", to: "carol", body: "once", cmid: "retry-1" });
     expect(two.msg).toEqual({ ...one.msg, dup: true });
@@ -142,8 +139,8 @@ describe("1:1 messages", () => {
   });
 
   test("the sender's other devices get the message", async () => {
-    const a1 = await connect("alice");
-    const a2 = await connect("alice");
+    const a1 = await login("alice");
+    const a2 = await login("alice");
     const ack = await a1.request({ t: "send", to: "dave", body: "multi" });
     const copy = await a2.next((f) => f.t === "msg");
     expect(copy.msg.id).toBe(ack.msg.id);
@@ -154,12 +151,12 @@ describe("1:1 messages", () => {
 
 describe("offline sync", () => {
   test("a reconnecting client gets everything after its delivered position, paged, nothing twice", async () => {
-    const sender = await connect("carol");
+    const sender = await login("carol");
     const sent: string[] = [];
     for (let i = 0; i < 25; i++) sent.push((await sender.request({ t: "send", to: "bob", body: { i }, cmid: `off-${i}` })).msg.id);
     await sender.close();
 
-    const b = await connect("bob");
+    const b = await login("bob");
     // bob also had alice's messages from earlier tests; confirm those first
     const seen: string[] = [];
     for (;;) {
@@ -176,10 +173,10 @@ describe("offline sync", () => {
     await b.close();
 
     // reconnect: nothing left
-    const again = await connect("bob");
+    const again = await login("bob");
     expect((await again.request({ t: "sync" })).msgs).toEqual([]);
     // a new message while away arrives exactly once
-    const c = await connect("carol");
+    const c = await login("carol");
     await c.request({ t: "send", to: "bob", body: "late" });
     const p = await again.request({ t: "sync", mark: true });
     expect(p.msgs.map((m: any) => m.body)).toEqual(["late"]);
@@ -189,7 +186,7 @@ describe("offline sync", () => {
   });
 
   test("history pages backwards by seq", async () => {
-    const b = await connect("bob");
+    const b = await login("bob");
     const first = await b.request({ t: "history", conv: "d:bob:carol", limit: 10 });
     expect(first.msgs.length).toBe(10);
     expect(first.more).toBe(true);

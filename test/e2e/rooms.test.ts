@@ -1,15 +1,14 @@
 // The rooms protocol (seed 004, docs/rooms.md) end to end: real servers, real Postgres (and PGlite) and Redis,
 // WebSocket clients speaking the protocol with their parameters in the query string.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { Client } from "../helpers/client.ts";
+import { protocols } from "../helpers/protocol/index.ts";
+import { isNotice, md5 } from "../helpers/protocol/rooms.ts";
 import { RawWs } from "../helpers/raw-ws.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const HEARTBEAT = "d98591378b184375b1c3ab5ded0964f0e6c00ba934154583ac97";
-const md5 = (s: string) => createHash("md5").update(s).digest("hex");
-const isNotice = (action: string, room?: string, count?: number) => (f: any) =>
-  f.messageType === "notice" && f.action === action && (room === undefined || f.roomName === room) && (count === undefined || f.count === count);
+const { rooms } = protocols;
 const isMsg = (content: string) => (f: any) => f.messageContent === content && f.messageType !== "notice" && f.messageType !== "error";
 const isEvent = (eventType: string) => (f: any) => f.eventType === eventType && f.messageType !== "error";
 const isError = (code?: number) => (f: any) => f.messageType === "error" && (code === undefined || f.code === code);
@@ -26,37 +25,13 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
     await srv.stop();
   });
 
-  /** A user with a login account `<user>` of client project `clientType`, password "pw-<user>". */
-  async function account(user: string, nick = user.toUpperCase(), clientType = "default") {
-    expect((await srv.api("/api/users", { body: { id: user, nick, avatar: `http://img/${user}.png` } })).status).toBe(200);
-    const r = await srv.api(`/api/rooms-protocol/accounts/${clientType}/${user}`, { method: "PUT", body: { user, password: `pw-${user}` } });
-    expect(r).toMatchObject({ status: 200, body: { clientType, account: user, user } });
-  }
-  function url(q: Record<string, string>, base = `${srv.wsUrl}/rooms`) {
-    return `${base}?${new URLSearchParams(q)}`;
-  }
-  function params(user: string, roomName: string, extra: Record<string, string> = {}) {
-    return { name: user.toUpperCase(), senderType: "GROUP", userId: user, roomName, icon: `http://icon/${user}`, account: user, password: md5(`pw-${user}`), ...extra };
-  }
-  async function connect(user: string, roomName: string, extra: Record<string, string> = {}, base?: string) {
-    const c = await Client.connect(url(params(user, roomName, extra), base));
-    open.push(c);
-    return c;
-  }
-  /** Connects into an NtoN room and waits for its own in notice. */
-  async function enter(user: string, room: string, extra: Record<string, string> = {}, base?: string) {
-    const c = await connect(user, room, extra, base);
-    const n = await c.next(isNotice("in", room));
-    expect(n.userId).toBe(user);
-    return { c, notice: n };
-  }
-
   describe("rooms (NtoN)", () => {
     test("in and out notices carry the seed's JSON and text, and the room's real count", async () => {
-      for (const u of ["ann", "bob", "cat"]) await account(`${store}-${u}`);
+      for (const u of ["ann", "bob", "cat"]) await rooms.account(srv, `${store}-${u}`);
       const [ann, bob, cat] = ["ann", "bob", "cat"].map((u) => `${store}-${u}`);
       const room = `${store}-lobby`;
-      const { c: a, notice } = await enter(ann!, room);
+      const a = await rooms.login(srv, ann!, room, { keep: open });
+      const notice = a.login;
       expect(notice).toEqual({
         messageType: "notice",
         nickName: ann!.toUpperCase(),
@@ -66,10 +41,10 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
         messageContent: `${ann!.toUpperCase()} 进来了，现在共有【1】人在线`,
         roomName: room,
       });
-      const { c: b } = await enter(bob!, room);
+      const b = await rooms.login(srv, bob!, room, { keep: open });
       expect(await a.next(isNotice("in", room))).toMatchObject({ userId: bob, count: 2, messageContent: `${bob!.toUpperCase()} 进来了，现在共有【2】人在线` });
       // The any-path port of original clients: ws://host:ROOMS_PORT?...
-      const { c: c3 } = await enter(cat!, room, {}, `ws://127.0.0.1:${srv.roomsPort}`);
+      const c3 = await rooms.login(srv, cat!, room, { base: `ws://127.0.0.1:${srv.roomsPort}`, keep: open });
       for (const x of [a, b]) expect(await x.next(isNotice("in", room))).toMatchObject({ userId: cat, count: 3 });
       expect((await srv.api(`/api/rooms-protocol/rooms/${room}`)).body).toMatchObject({ room, conv: `g:rooms:${room}`, online: 3, members: 3 });
 
@@ -86,18 +61,18 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
         });
       }
       // Another path on ROOMS_PORT serves the same protocol.
-      const again = await connect(bob!, room, {}, `ws://127.0.0.1:${srv.roomsPort}/any/path`);
+      const again = await rooms.connect(srv, bob!, room, { base: `ws://127.0.0.1:${srv.roomsPort}/any/path`, keep: open });
       expect(await again.next(isNotice("in", room))).toMatchObject({ userId: bob, count: 3 });
       expect((await srv.api(`/api/rooms-protocol/rooms/${room}`)).body.online).toBe(3);
     });
 
     test("every message type reaches everyone in the room with nickName, createUser, createTime, userIcon", async () => {
-      for (const u of ["dan", "eve", "fay"]) await account(`${store}-${u}`);
+      for (const u of ["dan", "eve", "fay"]) await rooms.account(srv, `${store}-${u}`);
       const [dan, eve, fay] = ["dan", "eve", "fay"].map((u) => `${store}-${u}`);
       const room = `${store}-types`;
-      const { c: d } = await enter(dan!, room);
-      const { c: e } = await enter(eve!, room);
-      const { c: other } = await enter(fay!, `${store}-elsewhere`);
+      const d = await rooms.login(srv, dan!, room, { keep: open });
+      const e = await rooms.login(srv, eve!, room, { keep: open });
+      const other = await rooms.login(srv, fay!, `${store}-elsewhere`, { keep: open });
       const sends = [
         { messageType: "text", messageContent: "你好 hello" },
         { messageType: "picture", messageContent: "", accessoryContent: { file: "http://f/p.jpg", previewUrl: "http://f/p_s.jpg" } },
@@ -132,9 +107,9 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
     });
 
     test("the heartbeat is not answered; bad frames get an error and the connection stays", async () => {
-      await account(`${store}-gus`);
+      await rooms.account(srv, `${store}-gus`);
       const gus = `${store}-gus`;
-      const { c } = await enter(gus, `${store}-bad`);
+      const c = await rooms.login(srv, gus, `${store}-bad`, { keep: open });
       c.send(HEARTBEAT);
       c.send("not json");
       expect(await c.next()).toEqual({ messageType: "error", code: 4000, error: "bad_frame", messageContent: "a frame is a JSON object (or the heartbeat text)" });
@@ -171,13 +146,13 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
     });
 
     test("updateRoomName moves the connection with out and in notices; updateUserInfo tells the room", async () => {
-      for (const u of ["hal", "ivy", "jon"]) await account(`${store}-${u}`);
+      for (const u of ["hal", "ivy", "jon"]) await rooms.account(srv, `${store}-${u}`);
       const [hal, ivy, jon] = ["hal", "ivy", "jon"].map((u) => `${store}-${u}`);
       const [r1, r2] = [`${store}-r1`, `${store}-r2`];
-      const { c: h } = await enter(hal!, r1);
-      const { c: i } = await enter(ivy!, r1);
+      const h = await rooms.login(srv, hal!, r1, { keep: open });
+      const i = await rooms.login(srv, ivy!, r1, { keep: open });
       await h.next(isNotice("in", r1, 2));
-      const { c: j } = await enter(jon!, r2);
+      const j = await rooms.login(srv, jon!, r2, { keep: open });
 
       h.send({ messageType: "text", eventType: "updateRoomName", messageContent: r2 });
       expect(await i.next(isNotice("out", r1))).toMatchObject({ userId: hal, count: 1, roomName: r1 });
@@ -215,35 +190,35 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
 
   describe("login", () => {
     test("a failed login gets a clear notice and is closed; a token logs in too", async () => {
-      await account(`${store}-kim`);
-      await account(`${store}-kip`, "KIP", "shop-app");
+      await rooms.account(srv, `${store}-kim`);
+      await rooms.account(srv, `${store}-kip`, "KIP", "shop-app");
       const kim = `${store}-kim`;
       const refused = async (q: Record<string, string>, code: number, message: string, close: number) => {
-        const c = await Client.connect(url(q));
+        const c = await Client.connect(rooms.url(srv, q));
         expect(await c.next()).toEqual({ messageType: "error", code, error: code === 4010 ? "unauthorized" : "bad_request", messageContent: message });
         expect((await c.closed).code).toBe(close);
       };
-      await refused(params(kim, "r", { password: md5("wrong") }), 4010, "登录失败 login failed: wrong account or password", 4001);
-      await refused(params(kim, "r", { password: `pw-${kim}` }), 4010, "登录失败 login failed: wrong account or password", 4001);
-      await refused(params(kim, "r", { clientType: "shop-app" }), 4010, "登录失败 login failed: wrong account or password", 4001);
-      await refused(params(kim, "r", { userId: "someone-else" }), 4010, "登录失败 login failed: userId is not the user of this login", 4001);
+      await refused(rooms.query(kim, "r", { password: md5("wrong") }), 4010, "登录失败 login failed: wrong account or password", 4001);
+      await refused(rooms.query(kim, "r", { password: `pw-${kim}` }), 4010, "登录失败 login failed: wrong account or password", 4001);
+      await refused(rooms.query(kim, "r", { clientType: "shop-app" }), 4010, "登录失败 login failed: wrong account or password", 4001);
+      await refused(rooms.query(kim, "r", { userId: "someone-else" }), 4010, "登录失败 login failed: userId is not the user of this login", 4001);
       await refused({ name: "x", userId: kim, roomName: "r" }, 4010, "登录失败 login failed: log in with account and password (or token)", 4001);
-      await refused(params(kim, "r", { account: "", password: "", token: "garbage" }), 4010, "登录失败 login failed: invalid or expired token", 4001);
-      await refused(params(kim, "r", { senderType: "SINGLE" }), 4002, "senderType SINGLE is not supported: use GROUP", 1008);
-      await refused(params(kim, ""), 4002, "roomName must be 1-128 letters, digits or _ . @ : -", 1008);
+      await refused(rooms.query(kim, "r", { account: "", password: "", token: "garbage" }), 4010, "登录失败 login failed: invalid or expired token", 4001);
+      await refused(rooms.query(kim, "r", { senderType: "SINGLE" }), 4002, "senderType SINGLE is not supported: use GROUP", 1008);
+      await refused(rooms.query(kim, ""), 4002, "roomName must be 1-128 letters, digits or _ . @ : -", 1008);
 
       // Accounts are per client project; a server token works instead of an account.
       const kip = `${store}-kip`;
-      const byAccount = await connect(kip, `${store}-login`, { clientType: "shop-app" });
+      const byAccount = await rooms.connect(srv, kip, `${store}-login`, { extra: { clientType: "shop-app" }, keep: open });
       expect(await byAccount.next(isNotice("in"))).toMatchObject({ userId: kip, nickName: kip.toUpperCase() });
       // A changed password takes effect at once, though a verified one is remembered for a while.
       await srv.api(`/api/rooms-protocol/accounts/shop-app/${kip}`, { method: "PUT", body: { user: kip, passwordMd5: md5("new-pw").toUpperCase() } });
-      await refused(params(kip, "r", { clientType: "shop-app" }), 4010, "登录失败 login failed: wrong account or password", 4001);
-      const renewed = await connect(kip, `${store}-login`, { clientType: "shop-app", password: md5("new-pw") });
+      await refused(rooms.query(kip, "r", { clientType: "shop-app" }), 4010, "登录失败 login failed: wrong account or password", 4001);
+      const renewed = await rooms.connect(srv, kip, `${store}-login`, { extra: { clientType: "shop-app", password: md5("new-pw") }, keep: open });
       expect(await renewed.next((f) => isNotice("in")(f) && f.count === 2)).toMatchObject({ userId: kip });
       renewed.ws.close();
       const token = (await srv.api(`/api/users/${kim}/token`, { body: {} })).body.token;
-      const byToken = await Client.connect(url({ name: "Kimmy", senderType: "GROUP", userId: kim, roomName: `${store}-login`, icon: "", token }));
+      const byToken = await Client.connect(rooms.url(srv, { name: "Kimmy", senderType: "GROUP", userId: kim, roomName: `${store}-login`, icon: "", token }));
       open.push(byToken);
       expect(await byToken.next(isNotice("in"))).toMatchObject({ userId: kim, nickName: "Kimmy" });
     });
@@ -251,12 +226,12 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
 
   describe("containers (1toN)", () => {
     test("createContainer → addContainer → messages → removeContainer between a user and an agent", async () => {
-      await account(`${store}-agent`, "Agent Smith");
-      await account(`${store}-cust`, "Customer");
+      await rooms.account(srv, `${store}-agent`, "Agent Smith");
+      await rooms.account(srv, `${store}-cust`, "Customer");
       const [agent, cust] = [`${store}-agent`, `${store}-cust`];
       // The single side connects with roomName = its own id; the user side names that room, its container and target.
-      const g = await connect(agent, agent);
-      const u = await connect(cust, agent, { containerId: cust, targetId: "order-42" });
+      const g = await rooms.connect(srv, agent, agent, { keep: open });
+      const u = await rooms.connect(srv, cust, agent, { extra: { containerId: cust, targetId: "order-42" }, keep: open });
 
       u.send({ messageType: "text", eventType: "createContainer", acceptId: agent, targetId: "order-42" });
       const created = await g.next(isEvent("createContainer"));
@@ -331,12 +306,12 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
     });
 
     test("only the asked agent may add itself; a user opens only its own container; reopening keeps history", async () => {
-      for (const u of ["ag1", "ag2", "cu1", "cu2"]) await account(`${store}-${u}`);
+      for (const u of ["ag1", "ag2", "cu1", "cu2"]) await rooms.account(srv, `${store}-${u}`);
       const [ag1, ag2, cu1, cu2] = ["ag1", "ag2", "cu1", "cu2"].map((u) => `${store}-${u}`);
-      const a1 = await connect(ag1!, ag1!);
-      const a2 = await connect(ag2!, ag2!);
-      const u1 = await connect(cu1!, ag1!, { targetId: "t1" });
-      const u2 = await connect(cu2!, ag1!, { targetId: "t2" });
+      const a1 = await rooms.connect(srv, ag1!, ag1!, { keep: open });
+      const a2 = await rooms.connect(srv, ag2!, ag2!, { keep: open });
+      const u1 = await rooms.connect(srv, cu1!, ag1!, { extra: { targetId: "t1" }, keep: open });
+      const u2 = await rooms.connect(srv, cu2!, ag1!, { extra: { targetId: "t2" }, keep: open });
       u1.send({ eventType: "createContainer", acceptId: ag1 });
       expect(await a1.next(isEvent("createContainer"))).toMatchObject({ containerId: cu1, targetId: "t1" });
       a2.send({ eventType: "addContainer", containerId: cu1 });
@@ -369,8 +344,8 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
     });
 
     test("autoReturn answers with the stored auto-reply, managed through the server API", async () => {
-      await account(`${store}-helper`, "Helper");
-      await account(`${store}-asker`);
+      await rooms.account(srv, `${store}-helper`, "Helper");
+      await rooms.account(srv, `${store}-asker`);
       const [helper, asker] = [`${store}-helper`, `${store}-asker`];
       expect(await srv.api("/api/rooms-protocol/auto-replies/hours", { method: "PUT", body: { content: "我们的营业时间是 9:00-18:00", name: "小助手", icon: "http://icon/bot" } })).toMatchObject({
         status: 200,
@@ -379,8 +354,8 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
       await srv.api("/api/rooms-protocol/auto-replies/bye", { method: "PUT", body: { content: "再见" } });
       expect((await srv.api("/api/rooms-protocol/auto-replies")).body.map((r: any) => r.code)).toEqual(expect.arrayContaining(["bye", "hours"]));
 
-      const g = await connect(helper, helper);
-      const u = await connect(asker, helper, { containerId: asker, targetId: "shop-1" });
+      const g = await rooms.connect(srv, helper, helper, { keep: open });
+      const u = await rooms.connect(srv, asker, helper, { extra: { containerId: asker, targetId: "shop-1" }, keep: open });
       u.send({ eventType: "createContainer", acceptId: helper });
       await g.next(isEvent("createContainer"));
       g.send({ eventType: "addContainer", containerId: asker });
@@ -410,11 +385,11 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
     });
 
     test("an agent back online gets what it missed, and its open containers again", async () => {
-      await account(`${store}-late-agent`);
-      await account(`${store}-early-user`);
+      await rooms.account(srv, `${store}-late-agent`);
+      await rooms.account(srv, `${store}-early-user`);
       const [agent, user] = [`${store}-late-agent`, `${store}-early-user`];
-      const g = await connect(agent, agent);
-      const u = await connect(user, agent, { targetId: "x" });
+      const g = await rooms.connect(srv, agent, agent, { keep: open });
+      const u = await rooms.connect(srv, user, agent, { extra: { targetId: "x" }, keep: open });
       u.send({ eventType: "createContainer", acceptId: agent });
       await g.next(isEvent("createContainer"));
       g.send({ eventType: "addContainer", containerId: user });
@@ -426,7 +401,7 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
       u.send({ messageType: "text", messageContent: "while you were away" });
       await u.next(isMsg("while you were away"));
 
-      const g2 = await connect(agent, agent);
+      const g2 = await rooms.connect(srv, agent, agent, { keep: open });
       expect(await g2.next(isNotice("in"))).toMatchObject({ userId: agent, containerId: user, count: 2 });
       expect(await g2.next(isMsg("while you were away"))).toMatchObject({ createUser: user, containerId: user });
       expect(g2.pending().filter((f) => f.messageContent === "seen live")).toEqual([]);
@@ -438,12 +413,12 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
 
   describe("persistence", () => {
     test("room messages are history, and what a user missed is its offline pull in the native protocol", async () => {
-      await account(`${store}-liv`);
-      await account(`${store}-max`);
+      await rooms.account(srv, `${store}-liv`);
+      await rooms.account(srv, `${store}-max`);
       const [liv, max] = [`${store}-liv`, `${store}-max`];
       const room = `${store}-kept`;
-      const { c: l } = await enter(liv, room);
-      const { c: m } = await enter(max, room);
+      const l = await rooms.login(srv, liv, room, { keep: open });
+      const m = await rooms.login(srv, max, room, { keep: open });
       l.send({ messageType: "text", messageContent: "m1" });
       await m.next(isMsg("m1"));
       await m.close();
@@ -462,7 +437,7 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
       expect(h.msgs.map((x: any) => x.kind)).toEqual(["text", "voice"]);
 
       // Back in the room through the rooms protocol, the missed message arrives first.
-      const { c: m2 } = await enter(max, room);
+      const m2 = await rooms.login(srv, max, room, { keep: open });
       expect(await m2.next((f) => f.messageType === "voice")).toMatchObject({ createUser: liv, roomName: room, accessoryContent: { file: "http://f/m2.amr" } });
     });
   });
@@ -568,12 +543,9 @@ describe("across two nodes", () => {
     await n2.stop();
   });
 
-  async function connect(srv: TestServer, user: string, roomName: string, extra: Record<string, string> = {}) {
-    const q = new URLSearchParams({ name: user, senderType: "GROUP", userId: user, roomName, icon: "", account: user, password: md5("pw"), ...extra });
-    const c = await Client.connect(`${srv.wsUrl}/rooms?${q}`);
-    open.push(c);
-    return c;
-  }
+  /** The logins of this test: password "pw", the user id as the name, no icon. */
+  const connect = (srv: TestServer, user: string, roomName: string, extra: Record<string, string> = {}) =>
+    rooms.connect(srv, user, roomName, { extra: { name: user, icon: "", password: md5("pw"), ...extra }, keep: open });
 
   test("a room's count and messages, and a container's whole life, span the nodes", async () => {
     for (const u of ["x1", "x2", "x3", "xa", "xu"]) {

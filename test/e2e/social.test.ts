@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { Client } from "../helpers/client.ts";
+import { protocols } from "../helpers/protocol/index.ts";
 import { rowsOf } from "../../src/store/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -80,11 +81,8 @@ for (const store of ["pg", "pglite"] as const) describe(`on ${store}`, () => {
       expect((await srv.api("/api/messages", { body: { from: "dan", to: "eve", body: "via api" } })).status).toBe(403);
 
       // J-IM, logged in with the server's JWT: cmd 11 gets its failure answer.
-      const jim = await Client.connect(`${srv.wsUrl}/jim?token=${tok.dan}`);
-      open.push(jim);
-      expect(await jim.next()).toMatchObject({ code: 10007, command: 6 });
-      jim.send(JSON.stringify({ cmd: 11, from: "dan", to: "eve", chatType: 2, msgType: 0, content: "jim says hi" }));
-      expect(await jim.next((f) => f.command === 12)).toMatchObject({ code: 10002 });
+      const jim = await protocols.jim.login(srv, "dan", { token: tok.dan, keep: open });
+      expect(await jim.request({ cmd: 11, from: "dan", to: "eve", chatType: 2, msgType: 0, content: "jim says hi" })).toMatchObject({ code: 10002 });
 
       expect(await stored(conv)).toBe(1);
       // eve may still write to dan: a block is one-way.

@@ -8,7 +8,8 @@ export class Client {
   isClosed = false;
   private seq = 0;
 
-  private constructor(
+  /** For the protocol clients of test/helpers/protocol/, which are Clients with their own `request`. */
+  protected constructor(
     readonly ws: WebSocket,
     readonly binary: boolean,
   ) {
@@ -26,11 +27,14 @@ export class Client {
   }
 
   static async connect(url: string, opts: { binary?: boolean; protocols?: string[] } = {}): Promise<Client> {
-    const ws = new WebSocket(url, opts.protocols);
-    const c = new Client(ws, opts.binary ?? false);
+    return Client.opened(new Client(new WebSocket(url, opts.protocols), opts.binary ?? false), url);
+  }
+
+  /** Resolves with `c` once its socket is open. */
+  protected static async opened<C extends Client>(c: C, url: string): Promise<C> {
     await new Promise<void>((resolve, reject) => {
-      ws.onopen = () => resolve();
-      ws.onerror = () => reject(new Error(`cannot connect to ${url}`));
+      c.ws.onopen = () => resolve();
+      c.ws.onerror = () => reject(new Error(`cannot connect to ${url}`));
     });
     return c;
   }
