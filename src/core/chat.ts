@@ -5,7 +5,8 @@ import { readersOf, receiptCounts } from "../store/receipts.ts";
 import type { Store } from "../store/store.ts";
 import { fail } from "./errors.ts";
 import { storableJson, storableText } from "./storable.ts";
-import { directConvId, directPeer, IdGen, USER_ID_RE } from "./ids.ts";
+import { directConvId, directPeer, hasReceiptCounts } from "./conv-ids.ts";
+import { IdGen, USER_ID_RE } from "./ids.ts";
 import { metric } from "./metrics.ts";
 import { Receipts, RECEIPT_WINDOW } from "./receipts.ts";
 import { ackOf, type Ack, type CoreEvent, type Message, type ReceiptCount } from "./types.ts";
@@ -205,7 +206,7 @@ export class Chat {
   private advanced(userId: string, conv: string, field: "delivered" | "read", v: number, skip?: string): void {
     const peer = directPeer(conv, userId);
     this.d.emit({ type: "cursor", conv, user: userId, field, seq: v, to: peer ? [peer, userId] : [userId] }, skip);
-    if (!peer && (conv.startsWith("g:") || conv.startsWith("c:"))) this.receipts.touch(conv, v);
+    if (!peer && hasReceiptCounts(conv)) this.receipts.touch(conv, v);
   }
 
   /** Delivered/read counts of the user's own messages with from <= seq <= to (at most RECEIPT_WINDOW of them). */

@@ -4,7 +4,7 @@ import { inboxOf, lastMessagesOf } from "../store/inbox.ts";
 import { conversationsWithMembers } from "../store/memberships.ts";
 import type { Store, UserRow } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
-import { directConvId } from "./ids.ts";
+import { directConvId } from "./conv-ids.ts";
 import type { Message } from "./types.ts";
 
 export interface ContactRow {

@@ -10,7 +10,8 @@
 // Every message is committed through Chat.commit before anyone sees it.
 import { createHash } from "node:crypto";
 import { removeMember } from "../store/memberships.ts";
-import { containerConvId, roomsConvId, type ContainerRow, type ContainerStore } from "../store/containers.ts";
+import type { ContainerRow, ContainerStore } from "../store/containers.ts";
+import { containerConvId, roomsConvId } from "./conv-ids.ts";
 import type { Store } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
 import { fail } from "./errors.ts";

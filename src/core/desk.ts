@@ -10,7 +10,8 @@
 // in Redis for a cluster); this class then hands the conversation over in the store (at the decision's
 // version, so decisions reaching the store out of order cannot undo a later one) and sends the pushes,
 // which the hub delivers on whichever node the recipients are connected to.
-import { deskConvId, guestOf, type DeskAgentRow, type DeskStore } from "../store/desk.ts";
+import type { DeskAgentRow, DeskStore } from "../store/desk.ts";
+import { deskConvId } from "./conv-ids.ts";
 import type { Store } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
 import type { Assignment, DeskState, GuestLive } from "./desk-state.ts";
@@ -251,4 +252,3 @@ function input(msg: unknown, fileType: number) {
   return { kind: FILE_TYPES[fileType], body: { msg } };
 }
 
-export { guestOf };

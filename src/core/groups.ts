@@ -20,6 +20,7 @@ import {
 } from "../store/memberships.ts";
 import type { ConversationRow, Store } from "../store/store.ts";
 import type { Chat, SendInput } from "./chat.ts";
+import { groupConvId, groupIdOf } from "./conv-ids.ts";
 import { fail } from "./errors.ts";
 import { storableJson, storableText } from "./storable.ts";
 import type { IdGen } from "./ids.ts";
@@ -29,8 +30,6 @@ export const GROUP_KINDS = ["user", "interest", "neighbourhood", "service"] as c
 export type GroupKind = (typeof GROUP_KINDS)[number];
 export const GROUP_ID_RE = /^[\w.@-]{1,128}$/;
 export const MAX_GROUP_MEMBERS = 10_000;
-export const groupConvId = (groupId: string) => `g:${groupId}`;
-export const groupIdOf = (conv: string) => (conv.startsWith("g:") ? conv.slice(2) : undefined);
 
 const OPEN: ReadonlySet<string> = new Set(["interest", "neighbourhood", "service"]);
 const RANK: Record<string, number> = { owner: 3, admin: 2, member: 1 };

@@ -14,6 +14,7 @@
 import { activeMutes, ensureRoom, getRoom, setRoomMute, upsertRoom, type RoomRow } from "../store/rooms.ts";
 import type { Store } from "../store/store.ts";
 import { KIND_RE, type Chat, type SendInput } from "./chat.ts";
+import { isLiveRoom, roomConvId, roomIdOf } from "./conv-ids.ts";
 import { fail } from "./errors.ts";
 import type { IdGen } from "./ids.ts";
 import { forgetMetric, metric } from "./metrics.ts";
@@ -21,8 +22,6 @@ import type { CoreEvent, Message, RoomClass, RoomItem, RoomMessage } from "./typ
 
 export const ROOM_ID_RE = /^[\w.@-]{1,128}$/;
 export const ROOM_CLASSES: readonly RoomClass[] = ["droppable", "must"];
-export const roomConvId = (roomId: string) => `r:${roomId}`;
-export const roomIdOf = (conv: string) => (conv.startsWith("r:") ? conv.slice(2) : undefined);
 
 /** Rooms one connection may be in at once (each is a subscription the node keeps). */
 export const MAX_ROOMS_PER_CONNECTION = 50;
@@ -129,12 +128,12 @@ export class Live {
 
   /** A connection of `userId` subscribed to `conv` (reported by the hub). */
   entered(userId: string, conv: string): void {
-    if (conv.startsWith("r:")) this.post(conv, { type: "in", user: { id: userId, nick: "" } });
+    if (isLiveRoom(conv)) this.post(conv, { type: "in", user: { id: userId, nick: "" } });
   }
 
   /** A connection of `userId` left `conv`, or closed while in it. */
   left(userId: string, conv: string): void {
-    if (conv.startsWith("r:")) this.post(conv, { type: "out", user: { id: userId, nick: "" } });
+    if (isLiveRoom(conv)) this.post(conv, { type: "out", user: { id: userId, nick: "" } });
   }
 
   online(conv: string): Promise<number> {
@@ -339,7 +338,7 @@ function checkInput(input: RoomSendInput): void {
 
 function infoOf(r: RoomRow): Omit<RoomInfo, "online"> {
   return {
-    room: r.conv.slice(2),
+    room: roomIdOf(r.conv)!,
     conv: r.conv,
     name: r.name,
     owner: r.ownerId,

@@ -1,6 +1,7 @@
 // Customer-service desk records (agent groups, agents) and the one transaction that hands a guest's
 // conversation from one agent to another (or to its first agent).
 import { and, asc, eq, sql } from "drizzle-orm";
+import { deskConvId } from "../core/conv-ids.ts";
 import { storableText } from "../core/storable.ts";
 import type { Db } from "./db.ts";
 import { conversations, deskAgents, deskGroups, members } from "./schema.ts";
@@ -8,8 +9,6 @@ import { conversations, deskAgents, deskGroups, members } from "./schema.ts";
 export type DeskGroupRow = typeof deskGroups.$inferSelect;
 export type DeskAgentRow = typeof deskAgents.$inferSelect;
 
-export const deskConvId = (guest: string) => `c:desk:${guest}`;
-export const guestOf = (conv: string) => (conv.startsWith("c:desk:") ? conv.slice(7) : undefined);
 
 export class DeskStore {
   constructor(readonly db: Db) {}

@@ -1,5 +1,6 @@
 // Live rooms in the store: the room's conversation row (kind `room`, no member rows) and its timed mutes.
 import { and, eq, gt, lte, sql } from "drizzle-orm";
+import { roomIdOf } from "../core/conv-ids.ts";
 import type { Db } from "./db.ts";
 import { conversations, roomMutes } from "./schema.ts";
 
@@ -43,7 +44,7 @@ export async function upsertRoom(
   conv: string,
   set: { name?: string; ownerId?: string | null; slowModeSec?: number },
 ): Promise<RoomRow> {
-  const values = { id: conv, kind: "room", name: set.name ?? conv.slice(2), ownerId: set.ownerId ?? null, slowModeSec: set.slowModeSec ?? 0 };
+  const values = { id: conv, kind: "room", name: set.name ?? roomIdOf(conv) ?? conv, ownerId: set.ownerId ?? null, slowModeSec: set.slowModeSec ?? 0 };
   const update = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
   const q = db.insert(conversations).values(values);
   await (Object.keys(update).length ? q.onConflictDoUpdate({ target: conversations.id, set: update }) : q.onConflictDoNothing());

@@ -8,7 +8,8 @@ import { CoreError, type ErrorName } from "../../core/errors.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
-import { deskConvId, guestOf, type DeskAgentRow } from "../../store/desk.ts";
+import { deskConvId, guestOf } from "../../core/conv-ids.ts";
+import type { DeskAgentRow } from "../../store/desk.ts";
 import { inboxOf } from "../../store/inbox.ts";
 import { storeFailure } from "../../store/db.ts";
 
