@@ -8,7 +8,7 @@
 // gets the first message back as a duplicate ack, never a second message. Nothing is acknowledged before
 // its commit.
 import type { AppendItem, AppendResult } from "../store/store.ts";
-import { driverError, storeDown } from "../store/db.ts";
+import { driverError, storeDown } from "./store-errors.ts";
 import { CoreError } from "./errors.ts";
 import { histogram, metric } from "./metrics.ts";
 

@@ -4,7 +4,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { CoreError, ErrorCodes } from "../core/errors.ts";
-import { driverError, storeDown } from "../store/db.ts";
+import { driverError, storeDown } from "../core/store-errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
 import { presenceHttp } from "./presence.ts";

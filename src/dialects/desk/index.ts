@@ -11,7 +11,7 @@ import type { Dialect, Session } from "../../hub/session.ts";
 import { deskConvId, guestOf } from "../../core/conv-ids.ts";
 import type { DeskAgentRow } from "../../store/desk.ts";
 import { inboxOf } from "../../store/inbox.ts";
-import { storeFailure } from "../../store/db.ts";
+import { storeFailure } from "../../core/store-errors.ts";
 
 /** A login token with less than this left is answered with a fresh one (`is_refresh: 1`). */
 export const REFRESH_BEFORE_SEC = 86400;

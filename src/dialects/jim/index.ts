@@ -10,7 +10,7 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import type { UserRow } from "../../store/store.ts";
-import { storeFailure } from "../../store/db.ts";
+import { storeFailure } from "../../core/store-errors.ts";
 import { chatBody, Cmd, recallBody, fields, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {

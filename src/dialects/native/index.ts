@@ -6,7 +6,7 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import { directConvId, directPeer, groupIdOf, roomIdOf } from "../../core/conv-ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import { Deadlines } from "../../hub/expiry.ts";
-import { storeFailure } from "../../store/db.ts";
+import { storeFailure } from "../../core/store-errors.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { check, errorFrame, type FrameOf } from "./frames.ts";
 import { groupFrame } from "./groups.ts";

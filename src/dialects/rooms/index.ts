@@ -10,7 +10,7 @@ import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { isRoomsConv, roomsConvId } from "../../core/conv-ids.ts";
-import { storeFailure } from "../../store/db.ts";
+import { storeFailure } from "../../core/store-errors.ts";
 import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
 
 
