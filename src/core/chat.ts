@@ -1,13 +1,12 @@
 // Messaging commands: send, offline sync, cursors, history. Framework-free: it takes commands from any
 // dialect, applies the rules, persists through the store and pushes events outward through `emit`.
-import { inboxOf, type InboxQuery, type InboxRow } from "../store/inbox.ts";
-import { readersOf, receiptCounts } from "../store/receipts.ts";
-import type { Store } from "../store/store.ts";
 import { fail } from "./errors.ts";
 import { storableJson, storableText } from "./storable.ts";
 import { directConvId, directPeer, hasReceiptCounts } from "./conv-ids.ts";
 import { IdGen, USER_ID_RE } from "./ids.ts";
 import { metric } from "./metrics.ts";
+import type { ChatStore, Inboxes, ReceiptQueries } from "./ports.ts";
+import type { InboxQuery, InboxRow } from "./records.ts";
 import { Receipts, RECEIPT_WINDOW } from "./receipts.ts";
 import { ackOf, type Ack, type CoreEvent, type Message, type ReceiptCount } from "./types.ts";
 import type { GroupWriter } from "./writer.ts";
@@ -20,7 +19,9 @@ export interface SendInput {
 }
 
 export interface ChatDeps {
-  store: Store;
+  store: Omit<ChatStore, "appendBatch" | "upsertUser">;
+  inboxes: Pick<Inboxes, "inboxOf">;
+  receipts: ReceiptQueries;
   writer: GroupWriter;
   ids: IdGen;
   /** Pushes an event to the recipients' connections; `skip` is the sending session. */
@@ -56,7 +57,7 @@ export class Chat {
   readonly receipts: Receipts;
 
   constructor(private readonly d: ChatDeps) {
-    this.receipts = new Receipts(d.store.db, (ev) => d.emit(ev), d.receiptDebounceMs ?? 500, d.log ?? console.error);
+    this.receipts = new Receipts(d.receipts, (ev) => d.emit(ev), d.receiptDebounceMs ?? 500, d.log ?? console.error);
   }
 
   /** The role of an active (existing, not disabled) user, or undefined. */
@@ -213,7 +214,7 @@ export class Chat {
   async receiptCounts(userId: string, conv: string, from: number, to: number): Promise<ReceiptCount[]> {
     await this.requireMember(conv, userId);
     if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to < from) fail("bad_request", "`from`..`to` must be a seq range");
-    const rows = await receiptCounts(this.d.store.db, conv, Math.max(from, to - RECEIPT_WINDOW + 1), to, userId);
+    const rows = await this.d.receipts.receiptCounts(conv, Math.max(from, to - RECEIPT_WINDOW + 1), to, userId);
     return rows.map(({ seq, delivered, read }) => ({ seq, delivered, read }));
   }
 
@@ -222,7 +223,7 @@ export class Chat {
     await this.requireMember(conv, userId);
     const [m] = await this.d.store.history(conv, { afterSeq: seq - 1, beforeSeq: seq + 1, limit: 1 });
     if (!m || m.from !== userId) fail("not_found", "no such message of yours");
-    return readersOf(this.d.store.db, conv, seq, userId);
+    return this.d.receipts.readersOf(conv, seq, userId);
   }
 
   /** A page of a conversation the user belongs to. */
@@ -245,10 +246,10 @@ export class Chat {
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
   }
 
-  /** The user's conversation list, most recent first (store/inbox.ts). */
+  /** The user's conversation list, most recent first. */
   inbox(userId: string, q: Omit<InboxQuery, "limit"> & { limit?: number }): Promise<InboxRow[]> {
     if (q.kind !== undefined && !CONV_KINDS.includes(q.kind)) fail("bad_request", `\`kind\` must be one of ${CONV_KINDS.join(", ")}`);
-    return inboxOf(this.d.store.db, userId, { ...q, limit: clampLimit(q.limit, 100) });
+    return this.d.inboxes.inboxOf(userId, { ...q, limit: clampLimit(q.limit, 100) });
   }
 
   async requireMember(conv: string, userId: string) {

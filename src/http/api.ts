@@ -113,7 +113,7 @@ export function httpApp(app: App) {
     if (probe) return probe;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve(`no answer within ${app.cfg.healthTimeoutMs} ms${app.writer.storeError ? `; writes failing: ${app.writer.storeError}` : ""}`), app.cfg.healthTimeoutMs);
+      timer = setTimeout(() => resolve(`no answer within ${app.cfg.healthTimeoutMs} ms${app.writesFailing() ? `; writes failing: ${app.writesFailing()}` : ""}`), app.cfg.healthTimeoutMs);
     });
     const ping = store.ping().then(
       () => undefined,

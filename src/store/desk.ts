@@ -4,13 +4,11 @@ import { and, asc, eq, sql } from "drizzle-orm";
 import { deskConvId } from "../core/conv-ids.ts";
 import { storableText } from "../core/storable.ts";
 import type { Db } from "./db.ts";
+import type { DeskRecords } from "../core/ports.ts";
+import type { DeskAgentRow, DeskGroupRow } from "../core/records.ts";
 import { conversations, deskAgents, deskGroups, members } from "./schema.ts";
 
-export type DeskGroupRow = typeof deskGroups.$inferSelect;
-export type DeskAgentRow = typeof deskAgents.$inferSelect;
-
-
-export class DeskStore {
+export class DeskStore implements DeskRecords {
   constructor(readonly db: Db) {}
 
   async putGroup(g: { id: string; name?: string; disabled?: boolean }): Promise<DeskGroupRow> {

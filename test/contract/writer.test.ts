@@ -6,7 +6,8 @@ import { directConvId } from "../../src/core/conv-ids.ts";
 import { IdGen } from "../../src/core/ids.ts";
 import { GroupWriter } from "../../src/core/writer.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
-import { Store, type AppendItem, type AppendResult } from "../../src/store/store.ts";
+import type { AppendItem, AppendResult } from "../../src/core/records.ts";
+import { Store } from "../../src/store/store.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 
 const ids = new IdGen("writer");

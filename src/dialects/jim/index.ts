@@ -9,7 +9,7 @@ import { directConvId, groupConvId, groupIdOf } from "../../core/conv-ids.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import type { UserRow } from "../../store/store.ts";
+import type { UserRow } from "../../core/records.ts";
 import { storeFailure } from "../../core/store-errors.ts";
 import { chatBody, Cmd, recallBody, fields, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
