@@ -22,8 +22,8 @@ export interface ChatDeps {
   store: Omit<ChatStore, "appendBatch" | "upsertUser">;
   inboxes: Pick<Inboxes, "inboxOf">;
   receipts: ReceiptQueries;
-  writer: GroupWriter;
-  ids: IdGen;
+  writer: Pick<GroupWriter, "append">;
+  ids: Pick<IdGen, "next">;
   /** Pushes an event to the recipients' connections; `skip` is the sending session. */
   emit(ev: CoreEvent, skip?: string): void;
   /** How long group receipts are gathered before they are pushed. */

@@ -62,7 +62,7 @@ export interface ContainersDeps {
   store: Pick<Users, "getUser"> & Pick<Conversations, "getMember" | "memberIds">;
   memberships: Pick<Memberships, "removeMember">;
   records: ContainerRecords;
-  chat: Chat;
+  chat: Pick<Chat, "activeUser" | "commit" | "pending" | "userExists">;
   /** Fans an event out to a topic's subscribers on every node. */
   publish(topic: string, ev: CoreEvent): void;
   /** Subscribers of a topic across the cluster (presence). */

@@ -48,7 +48,7 @@ export class Desk {
   constructor(
     private readonly store: Users & Conversations & Pick<Messages, "history">,
     readonly records: DeskRecords,
-    private readonly chat: Chat,
+    private readonly chat: Pick<Chat, "commit">,
     private readonly emit: (ev: CoreEvent) => void,
     private readonly log: (msg: string) => void,
     private readonly state: DeskState,

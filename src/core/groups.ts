@@ -52,7 +52,7 @@ export class Groups {
   constructor(
     private readonly store: Users & Conversations,
     private readonly memberships: Memberships,
-    private readonly chat: Chat,
+    private readonly chat: Pick<Chat, "commit" | "requireMember" | "userExists">,
     private readonly ids: IdGen,
     private readonly emit: (ev: CoreEvent, skip?: string) => void,
   ) {}

@@ -76,7 +76,7 @@ export interface RoomInfo {
 export interface LiveDeps {
   store: Pick<Users, "getUser" | "getUsers"> & Pick<Messages, "history">;
   rooms: RoomRecords;
-  chat: Chat;
+  chat: Pick<Chat, "commit" | "userExists">;
   ids: IdGen;
   tickMs: number;
   /** Fans a room event out to the room's subscribers on every node (the hub's topic publish). */

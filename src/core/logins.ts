@@ -8,7 +8,7 @@ import { LoginThrottle } from "./ratelimit.ts";
 import { MAX_TOKEN_CHARS, type TokenService } from "./tokens.ts";
 
 export interface LoginDeps {
-  chat: Chat;
+  chat: Pick<Chat, "activeUser">;
   tokens: TokenService;
   appTokens: AppTokens;
   /** password hash of a user, if it has one */

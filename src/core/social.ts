@@ -16,7 +16,7 @@ export class Social {
   constructor(
     private readonly graph: SocialGraph,
     private readonly users: Users,
-    private readonly chat: Chat,
+    private readonly chat: Pick<Chat, "userExists">,
     private readonly emit: (ev: CoreEvent) => void,
   ) {}
 
