@@ -28,6 +28,11 @@ import type {
 } from "./records.ts";
 import type { CoreEvent, Message } from "./types.ts";
 
+// Two ports keep their own module, beside the rules that use them: the desk's routing state (memory and
+// Redis implementations) and the login-attempt counter of the password throttle.
+export type { DeskState } from "./desk-state.ts";
+export type { AttemptCounter } from "./ratelimit.ts";
+
 /** Appends a batch of messages in one transaction (the group-commit writer's store function). */
 export type AppendBatch = (items: AppendItem[]) => Promise<AppendResult[]>;
 
