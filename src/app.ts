@@ -1,4 +1,4 @@
-// The services one node runs, wired in main.ts and handed to the transport, HTTP API and dialects.
+// The services one node runs, built in server.ts and handed to the transport, HTTP API and dialects.
 import type { Bus } from "./bus/bus.ts";
 import type { Config } from "./config.ts";
 import type { Chat } from "./core/chat.ts";
@@ -8,10 +8,10 @@ import type { Logins } from "./core/logins.ts";
 import type { Desk } from "./core/desk.ts";
 import type { Groups } from "./core/groups.ts";
 import type { Live } from "./core/live.ts";
+import type { Memberships } from "./core/ports.ts";
 import type { Social } from "./core/social.ts";
 import type { Recalls } from "./core/recall.ts";
 import type { TokenService } from "./core/tokens.ts";
-import type { GroupWriter } from "./core/writer.ts";
 import type { Hub } from "./hub/hub.ts";
 import type { Presence } from "./presence/presence.ts";
 import type { Store } from "./store/store.ts";
@@ -24,12 +24,14 @@ export interface App {
   presence: Presence;
   hub: Hub;
   chat: Chat;
-  writer: GroupWriter;
+  /** Why writes fail for the store being unreachable (the writer's last error), cleared by the next commit. */
+  writesFailing(): string | undefined;
   tokens: TokenService;
   /** Token (JWT or registered opaque token) and password logins. */
   logins: Logins;
   contacts: Contacts;
   groups: Groups;
+  memberships: Memberships;
   desk: Desk;
   /** Rooms protocol: its rooms, customer-service containers, accounts and auto-replies. */
   containers: Containers;

@@ -36,6 +36,12 @@ import { AppTokenStore } from "./store/app-tokens.ts";
 import { ContainerStore } from "./store/containers.ts";
 import { openDb } from "./store/db.ts";
 import { DeskStore } from "./store/desk.ts";
+import { InboxStore } from "./store/inbox.ts";
+import { MembershipStore } from "./store/memberships.ts";
+import { RecallStore } from "./store/recall.ts";
+import { ReceiptStore } from "./store/receipts.ts";
+import { RoomStore } from "./store/rooms.ts";
+import { SocialStore } from "./store/social.ts";
 import { Store } from "./store/store.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
 
@@ -55,63 +61,60 @@ export interface Running {
 
 export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boolean; reusePort?: boolean } = {}): Promise<Running> {
   const log = makeLogger(cfg.logLevel, cfg.nodeId);
+  const warn = (m: string) => log.warn(m);
+
+  // Adapters: the store (one implementation per port), the bus and presence.
   const db = await openDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, memory: opts.memoryDb, connectTimeoutSec: cfg.dbConnectTimeoutSec });
   const store = new Store(db.db);
+  const memberships = new MembershipStore(db.db);
+  const inboxes = new InboxStore(db.db);
   const keys = new Keys(cfg.redisPrefix);
   const bus: Bus = opts.bus ?? (cfg.redisUrl ? await RedisBus.connect(cfg.redisUrl, log, cfg.busQueueMax) : new MemoryBus());
   const presence: Presence = cfg.redisUrl
     ? await RedisPresence.connect(cfg.redisUrl, keys, cfg.nodeId, cfg.presenceTtlSec, slotOf(cfg.nodeId), log)
     : new MemoryPresence();
-  const hub = new Hub(
-    bus,
-    presence,
-    cfg.nodeId,
-    log.warn,
-    // Pushes of protocols without acknowledgements are marked delivered once written out (core/delivery.ts).
-    { backpressureBytes: cfg.backpressureBytes, resyncMs: cfg.roomResyncMs, markDelivered: (user, pushed) => app.chat.markPushed(user, pushed) },
-    keys,
-  );
+  // Password-login attempts: counted in Redis across the cluster, in memory alone.
+  const attempts = cfg.redisUrl ? await RedisLoginAttempts.connect(cfg.redisUrl, keys, log) : undefined;
+  // Desk routing state: on Redis, hooked into the presence leases, in a cluster; in memory alone.
+  const deskState = cfg.redisUrl && presence instanceof RedisPresence ? await RedisDeskState.connect(cfg.redisUrl, keys, presence, log) : new MemoryDeskState();
+
+  const ids = new IdGen(cfg.nodeId, presence instanceof RedisPresence ? presence.slot : undefined);
   const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs, {
     queueMax: cfg.writerQueueMax,
     commitTimeoutMs: cfg.sendCommitTimeoutMs,
   });
-  const app: App = {
-    cfg,
-    store,
-    storeDriver: db.driver,
+  // The hub and the core call each other: the core pushes events through the hub, and the hub reports the
+  // pushes a socket wrote out (delivered marks) and the topics a connection entered or left (live rooms).
+  const hub: Hub = new Hub(
     bus,
     presence,
-    hub,
-    writer,
-    chat: undefined as unknown as Chat,
-    tokens: new TokenService(cfg.tokenSecret, cfg.tokenMaxTtlSec),
-    logins: undefined as unknown as Logins,
-    contacts: undefined as unknown as Contacts,
-    groups: undefined as unknown as Groups,
-    social: undefined as unknown as Social,
-    recalls: undefined as unknown as Recalls,
-    live: undefined as unknown as Live,
-    desk: undefined as unknown as Desk,
-    containers: undefined as unknown as Containers,
-    log,
-    startedAt: Date.now(),
-    draining: false,
-  };
-  const ids = new IdGen(cfg.nodeId, presence instanceof RedisPresence ? presence.slot : undefined);
-  // A user changed on any node (disabled, role): every node drops its cached copy and ends a disabled user's connections.
-  const userChanges = new UserChanges(bus, keys, () => app.chat, hub, (m) => log.warn(m));
-  await userChanges.start();
-  app.chat = new Chat({
-    userChanged: (id) => userChanges.changed(id),
+    cfg.nodeId,
+    log.warn,
+    {
+      backpressureBytes: cfg.backpressureBytes,
+      resyncMs: cfg.roomResyncMs,
+      // Pushes of protocols without acknowledgements are marked delivered once written out (core/delivery.ts).
+      markDelivered: (user, pushed) => chat.markPushed(user, pushed),
+      watcher: { joined: (u, t) => live.entered(u, t), left: (u, t) => live.left(u, t) },
+    },
+    keys,
+  );
+
+  // The core, in dependency order.
+  const chat: Chat = new Chat({
     store,
+    inboxes,
+    receipts: new ReceiptStore(db.db),
     writer,
     ids,
     emit: (ev, skip) => hub.dispatch(ev, skip),
     receiptDebounceMs: cfg.receiptDebounceMs,
     log: (m) => log.error(m),
+    userChanged: (id) => userChanges.changed(id),
   });
-  // Password-login attempts: counted in Redis across the cluster, in memory alone.
-  const attempts = cfg.redisUrl ? await RedisLoginAttempts.connect(cfg.redisUrl, keys, log) : undefined;
+  // A user changed on any node (disabled, role): every node drops its cached copy and ends a disabled user's connections.
+  const userChanges = new UserChanges(bus, keys, chat, hub, warn);
+  await userChanges.start();
   const throttle = new LoginThrottle(
     attempts ?? new MemoryAttempts(),
     {
@@ -120,46 +123,60 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       perAccount: cfg.loginMaxPerAccount,
       perAddress: cfg.loginMaxPerAddress,
     },
-    (m) => log.warn(m),
+    warn,
   );
-  app.logins = new Logins({
+  const tokens = new TokenService(cfg.tokenSecret, cfg.tokenMaxTtlSec);
+  const logins = new Logins({
     throttle,
-    chat: app.chat,
-    tokens: app.tokens,
+    chat,
+    tokens,
     appTokens: new AppTokenStore(db.db),
     passwordHash: async (id) => (await store.getUser(id))?.passwordHash,
   });
-  app.contacts = new Contacts(store, app.chat, (ids) => presence.onlineOf(ids));
-  app.social = new Social(store, app.chat, (ev) => hub.dispatch(ev));
-  app.groups = new Groups(store, app.chat, ids, (ev, skip) => hub.dispatch(ev, skip));
-  // A room's viewers are not stored members: a recall there goes out on the room's tick.
-  app.recalls = new Recalls(store, cfg.recallWindowSec, (ev, skip) =>
-    ev.type === "recall" && ev.conv.startsWith("r:") ? app.live.recalled(ev.conv, ev.id, ev.seq, ev.from) : hub.dispatch(ev, skip),
-  );
-  app.live = new Live({
+  const live: Live = new Live({
     store,
-    chat: app.chat,
+    rooms: new RoomStore(db.db),
+    chat,
     ids,
     tickMs: cfg.roomTickMs,
     publish: (conv, ev) => hub.publish(conv, ev),
     emit: (ev) => hub.dispatch(ev),
     count: (conv) => presence.roomCount(conv),
-    log: (m) => log.warn(m),
+    log: warn,
   });
-  // Desk routing state: on Redis, hooked into the presence leases, in a cluster; in memory alone.
-  const deskState = cfg.redisUrl && presence instanceof RedisPresence ? await RedisDeskState.connect(cfg.redisUrl, keys, presence, log) : new MemoryDeskState();
-  app.desk = new Desk(store, new DeskStore(db.db), app.chat, (ev) => hub.dispatch(ev), (m) => log.warn(m), deskState);
-  app.containers = new Containers({
-    throttle,
+  const app: App = {
+    cfg,
     store,
-    records: new ContainerStore(db.db),
-    chat: app.chat,
-    publish: (topic, ev) => hub.publish(topic, ev),
-    count: (topic) => presence.roomCount(topic),
-    log: (m) => log.warn(m),
-  });
+    storeDriver: db.driver,
+    bus,
+    presence,
+    hub,
+    chat,
+    writesFailing: () => writer.storeError,
+    tokens,
+    logins,
+    contacts: new Contacts({ store, memberships, inboxes, chat, presence }),
+    groups: new Groups(store, memberships, chat, ids, (ev, skip) => hub.dispatch(ev, skip)),
+    memberships,
+    social: new Social(new SocialStore(db.db), store, chat, (ev) => hub.dispatch(ev)),
+    recalls: new Recalls(new RecallStore(db.db), store, live, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip)),
+    live,
+    desk: new Desk(store, new DeskStore(db.db), chat, (ev) => hub.dispatch(ev), warn, deskState),
+    containers: new Containers({
+      throttle,
+      store,
+      memberships,
+      records: new ContainerStore(db.db),
+      chat,
+      publish: (topic, ev) => hub.publish(topic, ev),
+      count: (topic) => presence.roomCount(topic),
+      log: warn,
+    }),
+    log,
+    startedAt: Date.now(),
+    draining: false,
+  };
   bus.onRecover?.(() => hub.busRecovered());
-  hub.watcher = { joined: (u, t) => app.live.entered(u, t), left: (u, t) => app.live.left(u, t) };
 
   const jim = jimDialect(app);
   const desk = deskDialect(app);
@@ -197,8 +214,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       while (app.hub.all.size > 0 && Date.now() < deadline) await Bun.sleep(20);
       await writer.flush();
       await hub.marks?.stop();
-      app.chat.receipts.stop();
-      app.live.stop();
+      chat.receipts.stop();
+      live.stop();
       for (const l of listeners) l.server.stop(true);
       await app.desk.close().catch((e) => log.warn(`desk close: ${e}`));
       await presence.close();

@@ -16,7 +16,7 @@ export class UserChanges {
   constructor(
     private readonly bus: Bus,
     keys: Keys,
-    private readonly chat: () => Chat,
+    private readonly chat: Pick<Chat, "dropUser" | "activeUser">,
     private readonly hub: Hub,
     private readonly log: (msg: string) => void,
   ) {
@@ -54,7 +54,7 @@ export class UserChanges {
 
   /** Forgets the cached user; a user no longer active loses its connections on this node. */
   private async apply(userId: string): Promise<void> {
-    const chat = this.chat();
+    const chat = this.chat;
     chat.dropUser(userId);
     const sessions = this.hub.sessionsOf(userId);
     if (!sessions?.size) return;

@@ -1,12 +1,12 @@
 // Messaging commands: send, offline sync, cursors, history. Framework-free: it takes commands from any
 // dialect, applies the rules, persists through the store and pushes events outward through `emit`.
-import { inboxOf, type InboxQuery, type InboxRow } from "../store/inbox.ts";
-import { readersOf, receiptCounts } from "../store/receipts.ts";
-import type { Store } from "../store/store.ts";
 import { fail } from "./errors.ts";
 import { storableJson, storableText } from "./storable.ts";
-import { directConvId, directPeer, IdGen, USER_ID_RE } from "./ids.ts";
+import { directConvId, directPeer, hasReceiptCounts } from "./conv-ids.ts";
+import { IdGen, USER_ID_RE } from "./ids.ts";
 import { metric } from "./metrics.ts";
+import type { ChatStore, Inboxes, ReceiptQueries } from "./ports.ts";
+import type { InboxQuery, InboxRow } from "./records.ts";
 import { Receipts, RECEIPT_WINDOW } from "./receipts.ts";
 import { ackOf, type Ack, type CoreEvent, type Message, type ReceiptCount } from "./types.ts";
 import type { GroupWriter } from "./writer.ts";
@@ -19,9 +19,11 @@ export interface SendInput {
 }
 
 export interface ChatDeps {
-  store: Store;
-  writer: GroupWriter;
-  ids: IdGen;
+  store: Omit<ChatStore, "appendBatch" | "upsertUser">;
+  inboxes: Pick<Inboxes, "inboxOf">;
+  receipts: ReceiptQueries;
+  writer: Pick<GroupWriter, "append">;
+  ids: Pick<IdGen, "next">;
   /** Pushes an event to the recipients' connections; `skip` is the sending session. */
   emit(ev: CoreEvent, skip?: string): void;
   /** How long group receipts are gathered before they are pushed. */
@@ -55,7 +57,7 @@ export class Chat {
   readonly receipts: Receipts;
 
   constructor(private readonly d: ChatDeps) {
-    this.receipts = new Receipts(d.store.db, (ev) => d.emit(ev), d.receiptDebounceMs ?? 500, d.log ?? console.error);
+    this.receipts = new Receipts(d.receipts, (ev) => d.emit(ev), d.receiptDebounceMs ?? 500, d.log ?? console.error);
   }
 
   /** The role of an active (existing, not disabled) user, or undefined. */
@@ -205,14 +207,14 @@ export class Chat {
   private advanced(userId: string, conv: string, field: "delivered" | "read", v: number, skip?: string): void {
     const peer = directPeer(conv, userId);
     this.d.emit({ type: "cursor", conv, user: userId, field, seq: v, to: peer ? [peer, userId] : [userId] }, skip);
-    if (!peer && (conv.startsWith("g:") || conv.startsWith("c:"))) this.receipts.touch(conv, v);
+    if (!peer && hasReceiptCounts(conv)) this.receipts.touch(conv, v);
   }
 
   /** Delivered/read counts of the user's own messages with from <= seq <= to (at most RECEIPT_WINDOW of them). */
   async receiptCounts(userId: string, conv: string, from: number, to: number): Promise<ReceiptCount[]> {
     await this.requireMember(conv, userId);
     if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to < from) fail("bad_request", "`from`..`to` must be a seq range");
-    const rows = await receiptCounts(this.d.store.db, conv, Math.max(from, to - RECEIPT_WINDOW + 1), to, userId);
+    const rows = await this.d.receipts.receiptCounts(conv, Math.max(from, to - RECEIPT_WINDOW + 1), to, userId);
     return rows.map(({ seq, delivered, read }) => ({ seq, delivered, read }));
   }
 
@@ -221,7 +223,7 @@ export class Chat {
     await this.requireMember(conv, userId);
     const [m] = await this.d.store.history(conv, { afterSeq: seq - 1, beforeSeq: seq + 1, limit: 1 });
     if (!m || m.from !== userId) fail("not_found", "no such message of yours");
-    return readersOf(this.d.store.db, conv, seq, userId);
+    return this.d.receipts.readersOf(conv, seq, userId);
   }
 
   /** A page of a conversation the user belongs to. */
@@ -244,12 +246,12 @@ export class Chat {
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
   }
 
-  /** The user's conversation list, most recent first (store/inbox.ts). */
+  /** The user's conversation list, most recent first. */
   inbox(userId: string, q: Omit<InboxQuery, "limit"> & { limit?: number }): Promise<InboxRow[]> {
     if (q.kind !== undefined && !CONV_KINDS.includes(q.kind)) fail("bad_request", `\`kind\` must be one of ${CONV_KINDS.join(", ")}`);
     timeArg(q.since, "since");
     timeArg(q.before, "before");
-    return inboxOf(this.d.store.db, userId, { ...q, limit: clampLimit(q.limit, 100) });
+    return this.d.inboxes.inboxOf(userId, { ...q, limit: clampLimit(q.limit, 100) });
   }
 
   async requireMember(conv: string, userId: string) {

@@ -1,10 +1,9 @@
 // The 1:1 chat list of a user ("contacts"): direct conversations holding messages, with unread counts,
-// "awaiting my reply" and recency — the inbox (store/inbox.ts) narrowed to direct conversations.
-import { inboxOf, lastMessagesOf } from "../store/inbox.ts";
-import { conversationsWithMembers } from "../store/memberships.ts";
-import type { Store, UserRow } from "../store/store.ts";
+// "awaiting my reply" and recency — the inbox narrowed to direct conversations.
 import type { Chat } from "./chat.ts";
-import { directConvId } from "./ids.ts";
+import { directConvId } from "./conv-ids.ts";
+import type { Conversations, Inboxes, Memberships, PresenceView, Users } from "./ports.ts";
+import type { UserRow } from "./records.ts";
 import type { Message } from "./types.ts";
 
 export interface ContactRow {
@@ -41,13 +40,17 @@ export interface OnlineGroup {
 /** Users looked up at most this many ids per statement. */
 const USERS_PER_QUERY = 10_000;
 
+export interface ContactsDeps {
+  store: Users & Conversations;
+  memberships: Pick<Memberships, "conversationsWithMembers">;
+  inboxes: Inboxes;
+  chat: Pick<Chat, "advance">;
+  /** Which users are online now (cluster-wide). */
+  presence: Pick<PresenceView, "onlineOf">;
+}
+
 export class Contacts {
-  constructor(
-    private readonly store: Store,
-    private readonly chat: Chat,
-    /** Which of these users are online now (presence, cluster-wide). */
-    private readonly onlineOf: (userIds: string[]) => Promise<Set<string>>,
-  ) {}
+  constructor(private readonly d: ContactsDeps) {}
 
   /**
    * The user's conversations of `kind` (groups) with their names and their members online now, and which of
@@ -55,14 +58,14 @@ export class Contacts {
    * one user lookup, however many groups the user is in.
    */
   async onlineByConversation(userId: string, kind: string, peers: string[]): Promise<{ convs: OnlineGroup[]; peers: UserRow[] }> {
-    const convs = await conversationsWithMembers(this.store.db, userId, kind);
+    const convs = await this.d.memberships.conversationsWithMembers(userId, kind);
     const everyone = new Set(peers);
     for (const c of convs) for (const u of c.members) everyone.add(u);
-    const online = everyone.size ? await this.onlineOf([...everyone]) : new Set<string>();
+    const online = everyone.size ? await this.d.presence.onlineOf([...everyone]) : new Set<string>();
     const ids = [...online];
     const users = new Map<string, UserRow>();
     for (let i = 0; i < ids.length; i += USERS_PER_QUERY) {
-      for (const u of await this.store.getUsers(ids.slice(i, i + USERS_PER_QUERY))) users.set(u.id, u);
+      for (const u of await this.d.store.getUsers(ids.slice(i, i + USERS_PER_QUERY))) users.set(u.id, u);
     }
     const pick = (list: string[]) => list.flatMap((id) => (online.has(id) && users.has(id) ? [users.get(id)!] : []));
     return { convs: convs.map((c) => ({ conv: c.conv, name: c.name, online: pick(c.members) })), peers: pick(peers) };
@@ -70,11 +73,11 @@ export class Contacts {
 
   /** The last `n` messages of each contact's conversation, newest first (recalled ones flagged), in one query. */
   lastMessages(rows: ContactRow[], n: number): Promise<Map<string, Message[]>> {
-    return lastMessagesOf(this.store.db, rows.map((r) => r.conv), n);
+    return this.d.inboxes.lastMessagesOf(rows.map((r) => r.conv), n);
   }
 
   async list(userId: string): Promise<ContactRow[]> {
-    const rows = await inboxOf(this.store.db, userId, { kind: "direct", limit: 10_000 });
+    const rows = await this.d.inboxes.inboxOf(userId, { kind: "direct", limit: 10_000 });
     return rows
       .filter((r) => r.peer)
       .map((r) => ({
@@ -101,9 +104,9 @@ export class Contacts {
   /** Marks everything the peer wrote so far as read by `userId`. No-op when they never talked. */
   async markRead(userId: string, peer: string): Promise<void> {
     const conv = directConvId(userId, peer);
-    const c = await this.store.getConversation(conv);
-    if (!c || !(await this.store.getMember(conv, userId))) return;
-    await this.chat.advance(userId, conv, "read", c.lastSeq);
+    const c = await this.d.store.getConversation(conv);
+    if (!c || !(await this.d.store.getMember(conv, userId))) return;
+    await this.d.chat.advance(userId, conv, "read", c.lastSeq);
   }
 }
 

@@ -9,11 +9,11 @@
 //    connection of theirs, on any node); in/out notices go to the container's topic.
 // Every message is committed through Chat.commit before anyone sees it.
 import { createHash } from "node:crypto";
-import { removeMember } from "../store/memberships.ts";
-import { containerConvId, roomsConvId, type ContainerRow, type ContainerStore } from "../store/containers.ts";
-import type { Store } from "../store/store.ts";
+import { containerConvId, roomsConvId } from "./conv-ids.ts";
 import type { Chat } from "./chat.ts";
 import { fail } from "./errors.ts";
+import type { ContainerRecords, Conversations, Memberships, Users } from "./ports.ts";
+import type { ContainerRow } from "./records.ts";
 import { USER_ID_RE } from "./ids.ts";
 import { LoginThrottle } from "./ratelimit.ts";
 import type { Who } from "./logins.ts";
@@ -59,9 +59,10 @@ export interface RoomsBody {
 }
 
 export interface ContainersDeps {
-  store: Store;
-  records: ContainerStore;
-  chat: Chat;
+  store: Pick<Users, "getUser"> & Pick<Conversations, "getMember" | "memberIds">;
+  memberships: Pick<Memberships, "removeMember">;
+  records: ContainerRecords;
+  chat: Pick<Chat, "activeUser" | "commit" | "pending" | "userExists">;
   /** Fans an event out to a topic's subscribers on every node. */
   publish(topic: string, ev: CoreEvent): void;
   /** Subscribers of a topic across the cluster (presence). */
@@ -79,7 +80,7 @@ export class Containers {
     this.throttle = d.throttle ?? new LoginThrottle();
   }
 
-  get records(): ContainerStore {
+  get records(): ContainerRecords {
     return this.d.records;
   }
 
@@ -116,7 +117,7 @@ export class Containers {
 
   /** A user moved away from a room: its messages are no longer the user's offline messages. */
   async leaveRoom(userId: string, room: string): Promise<void> {
-    await removeMember(this.d.store.db, roomsConvId(room), userId);
+    await this.d.memberships.removeMember(roomsConvId(room), userId);
   }
 
   async sendToRoom(who: Speaker, room: string, body: RoomsBody): Promise<Ack> {

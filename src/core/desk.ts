@@ -10,11 +10,12 @@
 // in Redis for a cluster); this class then hands the conversation over in the store (at the decision's
 // version, so decisions reaching the store out of order cannot undo a later one) and sends the pushes,
 // which the hub delivers on whichever node the recipients are connected to.
-import { deskConvId, guestOf, type DeskAgentRow, type DeskStore } from "../store/desk.ts";
-import type { Store } from "../store/store.ts";
+import { deskConvId } from "./conv-ids.ts";
 import type { Chat } from "./chat.ts";
 import type { Assignment, DeskState, GuestLive } from "./desk-state.ts";
 import { fail } from "./errors.ts";
+import type { Conversations, DeskRecords, Messages, Users } from "./ports.ts";
+import type { DeskAgentRow } from "./records.ts";
 import type { Ack, CoreEvent, Message } from "./types.ts";
 
 /** Seed file types, in their numeric order (0 text … 6 file); stored as the message kind. */
@@ -45,9 +46,9 @@ export type DeskRefusal = "no_agent" | "agent_disabled" | "group_disabled";
 
 export class Desk {
   constructor(
-    private readonly store: Store,
-    readonly records: DeskStore,
-    private readonly chat: Chat,
+    private readonly store: Users & Conversations & Pick<Messages, "history">,
+    readonly records: DeskRecords,
+    private readonly chat: Pick<Chat, "commit">,
     private readonly emit: (ev: CoreEvent) => void,
     private readonly log: (msg: string) => void,
     private readonly state: DeskState,
@@ -251,4 +252,3 @@ function input(msg: unknown, fileType: number) {
   return { kind: FILE_TYPES[fileType], body: { msg } };
 }
 
-export { guestOf };

@@ -6,21 +6,11 @@
 // Roles: owner (one), admin, member. The owner names admins, hands ownership over and dissolves the group;
 // admins add, remove and mute members; everyone may leave — an owner who leaves hands ownership to the
 // longest-standing admin, else the longest-standing member. The server API (actor `null`) may do anything.
-import {
-  addMembers,
-  findConversations,
-  listMembers,
-  memberCount,
-  removeMember,
-  setMemberRole,
-  setMute,
-  transferOwner,
-  updateConversation,
-  type MemberInfo,
-} from "../store/memberships.ts";
-import type { ConversationRow, Store } from "../store/store.ts";
 import type { Chat, SendInput } from "./chat.ts";
+import { groupConvId, groupIdOf } from "./conv-ids.ts";
 import { fail } from "./errors.ts";
+import type { Conversations, Memberships, Users } from "./ports.ts";
+import type { ConversationRow, MemberInfo } from "./records.ts";
 import { storableJson, storableText } from "./storable.ts";
 import type { IdGen } from "./ids.ts";
 import type { Ack, CoreEvent, MemberChange } from "./types.ts";
@@ -29,8 +19,6 @@ export const GROUP_KINDS = ["user", "interest", "neighbourhood", "service"] as c
 export type GroupKind = (typeof GROUP_KINDS)[number];
 export const GROUP_ID_RE = /^[\w.@-]{1,128}$/;
 export const MAX_GROUP_MEMBERS = 10_000;
-export const groupConvId = (groupId: string) => `g:${groupId}`;
-export const groupIdOf = (conv: string) => (conv.startsWith("g:") ? conv.slice(2) : undefined);
 
 const OPEN: ReadonlySet<string> = new Set(["interest", "neighbourhood", "service"]);
 const RANK: Record<string, number> = { owner: 3, admin: 2, member: 1 };
@@ -62,8 +50,9 @@ export type Actor = string | null;
 
 export class Groups {
   constructor(
-    private readonly store: Store,
-    private readonly chat: Chat,
+    private readonly store: Users & Conversations,
+    private readonly memberships: Memberships,
+    private readonly chat: Pick<Chat, "commit" | "requireMember" | "userExists">,
     private readonly ids: IdGen,
     private readonly emit: (ev: CoreEvent, skip?: string) => void,
   ) {}
@@ -92,21 +81,21 @@ export class Groups {
   async info(viewer: Actor, groupId: string): Promise<GroupInfo> {
     const c = await this.group(groupId);
     if (viewer !== null && c.subtype === "user") await this.chat.requireMember(c.id, viewer);
-    return infoOf(c, await memberCount(this.store.db, c.id));
+    return infoOf(c, await this.memberships.memberCount(c.id));
   }
 
   async members(viewer: Actor, groupId: string): Promise<MemberInfo[]> {
     const c = await this.group(groupId);
     if (viewer !== null) await this.chat.requireMember(c.id, viewer);
-    return listMembers(this.store.db, c.id);
+    return this.memberships.listMembers(c.id);
   }
 
   /** Open groups of a kind, e.g. the neighbourhood groups of an area. */
   async discover(kind: string, area: string | undefined, limit = 100): Promise<GroupInfo[]> {
     if (!OPEN.has(kind)) fail("bad_request", "only interest, neighbourhood and service groups are listed");
     storableText(area, "`area`");
-    const rows = await findConversations(this.store.db, { kind: "group", subtype: kind, attr: area ? ["area", area] : undefined, limit });
-    return Promise.all(rows.map(async (c) => infoOf(c, await memberCount(this.store.db, c.id))));
+    const rows = await this.memberships.findConversations({ kind: "group", subtype: kind, attr: area ? ["area", area] : undefined, limit });
+    return Promise.all(rows.map(async (c) => infoOf(c, await this.memberships.memberCount(c.id))));
   }
 
   /**
@@ -128,8 +117,8 @@ export class Groups {
     if (!c || c.kind !== "group") fail("not_found", `no group ${groupId}`);
     if (c!.closed) fail("forbidden", `group ${groupId} is dissolved`);
     if (!OPEN.has(c!.subtype ?? "")) fail("forbidden", `group ${groupId} is private: a member must add you`);
-    if ((await memberCount(this.store.db, conv)) >= MAX_GROUP_MEMBERS) fail("forbidden", `group ${groupId} is full`);
-    if ((await addMembers(this.store.db, conv, { [userId]: "member" })).length) await this.notify(conv, userId, "join", userId);
+    if ((await this.memberships.memberCount(conv)) >= MAX_GROUP_MEMBERS) fail("forbidden", `group ${groupId} is full`);
+    if ((await this.memberships.addMembers(conv, { [userId]: "member" })).length) await this.notify(conv, userId, "join", userId);
   }
 
   /** Adds users (owner or admin, or the server API). Returns those actually added. */
@@ -145,9 +134,9 @@ export class Groups {
     const m = await this.store.getMember(conv, userId);
     if (!m) return false;
     if (m.role === "owner") {
-      const others = (await listMembers(this.store.db, conv)).filter((x) => x.user !== userId);
+      const others = (await this.memberships.listMembers(conv)).filter((x) => x.user !== userId);
       const heir = others.find((x) => x.role === "admin") ?? others[0];
-      if (heir && (await transferOwner(this.store.db, conv, userId, heir.user))) {
+      if (heir && (await this.memberships.transferOwner(conv, userId, heir.user))) {
         await this.notify(conv, heir.user, "role", userId, { role: "owner" });
       }
     }
@@ -172,10 +161,10 @@ export class Groups {
     if (!(await this.store.getMember(c.id, userId))) fail("not_member", `${userId} is not a member of ${groupId}`);
     if (role === "owner") {
       if (c.ownerId === userId) return;
-      if (!c.ownerId || !(await transferOwner(this.store.db, c.id, c.ownerId, userId))) fail("not_found", "no owner to hand over from");
+      if (!c.ownerId || !(await this.memberships.transferOwner(c.id, c.ownerId, userId))) fail("not_found", "no owner to hand over from");
     } else {
       if (c.ownerId === userId) fail("forbidden", "hand ownership over before changing the owner's role");
-      await setMemberRole(this.store.db, c.id, userId, role);
+      await this.memberships.setMemberRole(c.id, userId, role);
     }
     await this.notify(c.id, userId, "role", actor, { role });
   }
@@ -189,7 +178,7 @@ export class Groups {
     if (target!.role === "owner") fail("forbidden", "the owner cannot be muted");
     await this.need(actor, c, target!.role === "admin" ? "owner" : "admin");
     const until = seconds ? Date.now() + seconds * 1000 : null;
-    await setMute(this.store.db, c.id, userId, until === null ? null : new Date(until));
+    await this.memberships.setMute(c.id, userId, until === null ? null : new Date(until));
     await this.notify(c.id, userId, "mute", actor, { mutedUntil: until });
     return until;
   }
@@ -198,7 +187,7 @@ export class Groups {
     const c = await this.group(groupId);
     await this.need(actor, c, "admin");
     checkStorable(set);
-    await updateConversation(this.store.db, c.id, set);
+    await this.memberships.updateConversation(c.id, set);
     return this.info(null, groupId);
   }
 
@@ -206,7 +195,7 @@ export class Groups {
   async dissolve(actor: Actor, groupId: string): Promise<void> {
     const c = await this.group(groupId);
     await this.need(actor, c, "owner");
-    await updateConversation(this.store.db, c.id, { closed: true });
+    await this.memberships.updateConversation(c.id, { closed: true });
     const to = await this.store.memberIds(c.id);
     this.emit({ type: "member", conv: c.id, user: { id: c.ownerId ?? "", nick: "" }, change: "dissolve", by: actor, to });
   }
@@ -229,16 +218,16 @@ export class Groups {
 
   private async addUsers(actor: Actor, conv: string, userIds: string[]): Promise<string[]> {
     if (!Array.isArray(userIds) || userIds.length > 1000) fail("bad_request", "`users` must be a list of at most 1000 user ids");
-    if ((await memberCount(this.store.db, conv)) + userIds.length > MAX_GROUP_MEMBERS) {
+    if ((await this.memberships.memberCount(conv)) + userIds.length > MAX_GROUP_MEMBERS) {
       fail("forbidden", `a group holds at most ${MAX_GROUP_MEMBERS} members`);
     }
-    const added = await addMembers(this.store.db, conv, Object.fromEntries(userIds.map((u) => [u, "member"])));
+    const added = await this.memberships.addMembers(conv, Object.fromEntries(userIds.map((u) => [u, "member"])));
     for (const u of added) await this.notify(conv, u, "join", actor);
     return added;
   }
 
   private async drop(conv: string, userId: string, by: Actor): Promise<boolean> {
-    if (!(await removeMember(this.store.db, conv, userId))) return false;
+    if (!(await this.memberships.removeMember(conv, userId))) return false;
     // The leaver is told too: its other devices drop the group.
     await this.notify(conv, userId, "leave", by, undefined, [userId]);
     return true;

@@ -34,20 +34,5 @@ export function slotOf(nodeId: string): number {
   return h & 0x3ff;
 }
 
-export function idTime(id: bigint | string): number {
-  return Number((BigInt(id) >> 22n) + EPOCH);
-}
-
 /** A user id is safe in conversation ids, Redis keys and URLs. */
 export const USER_ID_RE = /^[\w.@-]{1,128}$/;
-
-export function directConvId(a: string, b: string): string {
-  return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;
-}
-
-/** The other member of a direct conversation, or undefined for any other kind. */
-export function directPeer(convId: string, me: string): string | undefined {
-  if (!convId.startsWith("d:")) return undefined;
-  const [, a, b] = convId.split(":");
-  return a === me ? b : a;
-}

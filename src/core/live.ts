@@ -11,19 +11,18 @@
 // In/out notices ride the same tick as droppable items; the tick stamps them with the online count once.
 // Flood control here: timed mutes (4032) and per-room slow mode (4291) for clients; the per-connection
 // token bucket (4290) is the dialects'. The server API (`trusted`) is exempt from all three.
-import { activeMutes, ensureRoom, getRoom, setRoomMute, upsertRoom, type RoomRow } from "../store/rooms.ts";
-import type { Store } from "../store/store.ts";
 import { KIND_RE, type Chat, type SendInput } from "./chat.ts";
+import { isLiveRoom, roomConvId, roomIdOf } from "./conv-ids.ts";
 import { fail } from "./errors.ts";
 import { storableJson } from "./storable.ts";
 import type { IdGen } from "./ids.ts";
 import { forgetMetric, metric } from "./metrics.ts";
+import type { Messages, RoomRecords, Users } from "./ports.ts";
+import type { RoomRow } from "./records.ts";
 import type { CoreEvent, Message, RoomClass, RoomItem, RoomMessage } from "./types.ts";
 
 export const ROOM_ID_RE = /^[\w.@-]{1,128}$/;
 export const ROOM_CLASSES: readonly RoomClass[] = ["droppable", "must"];
-export const roomConvId = (roomId: string) => `r:${roomId}`;
-export const roomIdOf = (conv: string) => (conv.startsWith("r:") ? conv.slice(2) : undefined);
 
 /** Rooms one connection may be in at once (each is a subscription the node keeps). */
 export const MAX_ROOMS_PER_CONNECTION = 50;
@@ -76,8 +75,9 @@ export interface RoomInfo {
 }
 
 export interface LiveDeps {
-  store: Store;
-  chat: Chat;
+  store: Pick<Users, "getUser" | "getUsers"> & Pick<Messages, "history">;
+  rooms: RoomRecords;
+  chat: Pick<Chat, "commit" | "userExists">;
   ids: IdGen;
   tickMs: number;
   /** Fans a room event out to the room's subscribers on every node (the hub's topic publish). */
@@ -119,7 +119,7 @@ export class Live {
     if (roomsOfConnection >= MAX_ROOMS_PER_CONNECTION) fail("forbidden", `a connection may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
     let c = await this.settings(conv);
     if (!c) {
-      await ensureRoom(this.d.store.db, conv, roomId);
+      await this.d.rooms.ensureRoom(conv, roomId);
       this.cache.delete(conv);
       c = (await this.settings(conv))!;
     }
@@ -130,12 +130,12 @@ export class Live {
 
   /** A connection of `userId` subscribed to `conv` (reported by the hub). */
   entered(userId: string, conv: string): void {
-    if (conv.startsWith("r:")) this.post(conv, { type: "in", user: { id: userId, nick: "" } });
+    if (isLiveRoom(conv)) this.post(conv, { type: "in", user: { id: userId, nick: "" } });
   }
 
   /** A connection of `userId` left `conv`, or closed while in it. */
   left(userId: string, conv: string): void {
-    if (conv.startsWith("r:")) this.post(conv, { type: "out", user: { id: userId, nick: "" } });
+    if (isLiveRoom(conv)) this.post(conv, { type: "out", user: { id: userId, nick: "" } });
   }
 
   online(conv: string): Promise<number> {
@@ -172,7 +172,7 @@ export class Live {
     checkInput(input);
     if (!(await this.d.chat.userExists(from))) fail("not_found", `no user ${from}`);
     if (!(await this.settings(conv))) {
-      await ensureRoom(this.d.store.db, conv, roomId);
+      await this.d.rooms.ensureRoom(conv, roomId);
       this.cache.delete(conv);
     }
     return this.deliver(from, conv, input);
@@ -180,7 +180,7 @@ export class Live {
 
   async info(roomId: string): Promise<RoomInfo> {
     const conv = roomConvId(checkId(roomId));
-    const r = await getRoom(this.d.store.db, conv);
+    const r = await this.d.rooms.getRoom(conv);
     if (!r) fail("not_found", `no room ${roomId}`);
     return { ...infoOf(r!), online: await this.d.count(conv) };
   }
@@ -192,7 +192,7 @@ export class Live {
       fail("bad_request", "`slowModeSec` must be 0..86400");
     }
     if (set.owner && !(await this.d.chat.userExists(set.owner))) fail("not_found", `no user ${set.owner}`);
-    const r = await upsertRoom(this.d.store.db, conv, { name: set.name, ownerId: set.owner, slowModeSec: set.slowModeSec });
+    const r = await this.d.rooms.upsertRoom(conv, { name: set.name, ownerId: set.owner, slowModeSec: set.slowModeSec });
     this.cache.delete(conv);
     return { ...infoOf(r), online: await this.d.count(conv) };
   }
@@ -201,10 +201,10 @@ export class Live {
   async mute(roomId: string, userId: string, seconds: number): Promise<number | null> {
     const conv = roomConvId(checkId(roomId));
     if (!Number.isInteger(seconds) || seconds < 0 || seconds > 366 * 86400) fail("bad_request", "`seconds` must be 0..31622400");
-    if (!(await getRoom(this.d.store.db, conv))) fail("not_found", `no room ${roomId}`);
+    if (!(await this.d.rooms.getRoom(conv))) fail("not_found", `no room ${roomId}`);
     if (!(await this.d.chat.userExists(userId))) fail("not_found", `no user ${userId}`);
     const until = seconds ? Date.now() + seconds * 1000 : null;
-    await setRoomMute(this.d.store.db, conv, userId, until === null ? null : new Date(until));
+    await this.d.rooms.setRoomMute(conv, userId, until === null ? null : new Date(until));
     this.cache.delete(conv);
     const nick = (await this.d.store.getUser(userId))?.nick ?? "";
     this.d.emit({ type: "member", conv, user: { id: userId, nick }, change: "mute", by: null, mutedUntil: until, to: [userId] });
@@ -213,7 +213,7 @@ export class Live {
 
   async mutes(roomId: string): Promise<{ user: string; mutedUntil: number }[]> {
     const conv = roomConvId(checkId(roomId));
-    return [...(await activeMutes(this.d.store.db, conv))].map(([user, mutedUntil]) => ({ user, mutedUntil }));
+    return [...(await this.d.rooms.activeMutes(conv))].map(([user, mutedUntil]) => ({ user, mutedUntil }));
   }
 
   /**
@@ -308,9 +308,9 @@ export class Live {
       for (const [k, v] of this.cache) if (!(v instanceof Promise) && now - v.at >= CACHE_MS) this.cache.delete(k);
     }
     const load = (async () => {
-      const room = await getRoom(this.d.store.db, conv);
+      const room = await this.d.rooms.getRoom(conv);
       if (!room) return undefined;
-      return { at: Date.now(), room, mutes: await activeMutes(this.d.store.db, conv) };
+      return { at: Date.now(), room, mutes: await this.d.rooms.activeMutes(conv) };
     })();
     this.cache.set(conv, load);
     try {
@@ -342,7 +342,7 @@ function checkInput(input: RoomSendInput): void {
 
 function infoOf(r: RoomRow): Omit<RoomInfo, "online"> {
   return {
-    room: r.conv.slice(2),
+    room: roomIdOf(r.conv)!,
     conv: r.conv,
     name: r.name,
     owner: r.ownerId,

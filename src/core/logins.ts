@@ -1,16 +1,16 @@
 // Who a connection is, from what a client presents: a JWT (TokenService), an opaque token an app
 // backend registered for the user (e.g. J-IM `initUser`), or a user name and password.
 import { createHash } from "node:crypto";
-import type { AppTokenStore } from "../store/app-tokens.ts";
 import type { Chat } from "./chat.ts";
 import { USER_ID_RE } from "./ids.ts";
+import type { AppTokens } from "./ports.ts";
 import { LoginThrottle } from "./ratelimit.ts";
 import { MAX_TOKEN_CHARS, type TokenService } from "./tokens.ts";
 
 export interface LoginDeps {
-  chat: Chat;
+  chat: Pick<Chat, "activeUser">;
   tokens: TokenService;
-  appTokens: AppTokenStore;
+  appTokens: AppTokens;
   /** password hash of a user, if it has one */
   passwordHash(userId: string): Promise<string | null | undefined>;
   /** attempt limits of password logins (shared by the cluster) */

@@ -1,8 +1,7 @@
 // Receipts in groups: when members confirm delivery or reading, the senders of the messages concerned get
 // "delivered to N / read by N" counts. Cursor moves are gathered per conversation for `debounceMs`, then
 // counted once from the cursors and pushed, one event per sender — not one push per member per message.
-import { receiptCounts } from "../store/receipts.ts";
-import type { Db } from "../store/db.ts";
+import type { ReceiptQueries } from "./ports.ts";
 import type { CoreEvent } from "./types.ts";
 
 /** Counts are pushed for at most this many of the latest messages a flush covers. */
@@ -14,7 +13,7 @@ export class Receipts {
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
-    private readonly db: Db,
+    private readonly queries: Pick<ReceiptQueries, "receiptCounts">,
     private readonly emit: (ev: CoreEvent) => void,
     private readonly debounceMs: number,
     private readonly log: (msg: string) => void,
@@ -32,7 +31,7 @@ export class Receipts {
     this.dirty.clear();
     for (const [conv, top] of batch) {
       try {
-        const rows = await receiptCounts(this.db, conv, Math.max(1, top - RECEIPT_WINDOW + 1), top);
+        const rows = await this.queries.receiptCounts(conv, Math.max(1, top - RECEIPT_WINDOW + 1), top);
         const bySender = new Map<string, typeof rows>();
         for (const r of rows) {
           let list = bySender.get(r.sender);

@@ -3,20 +3,20 @@
 // message, the owner of a container conversation — a desk guest's serving agent), so every send path of every
 // protocol obeys it and no cache can let a blocked sender through. A blocked user
 // cannot send friend requests either. Follows are one-way (a viewer follows a host).
-import * as db from "../store/social.ts";
-import type { Store } from "../store/store.ts";
 import type { Chat } from "./chat.ts";
 import { fail } from "./errors.ts";
 import { storableText } from "./storable.ts";
 import { USER_ID_RE } from "./ids.ts";
+import type { SocialGraph, Users } from "./ports.ts";
 import type { CoreEvent, FriendChange } from "./types.ts";
 
-export type { FriendRow, RequestRow, UserRef } from "../store/social.ts";
+export type { FriendRow, RequestRow, UserRef } from "./records.ts";
 
 export class Social {
   constructor(
-    private readonly store: Store,
-    private readonly chat: Chat,
+    private readonly graph: SocialGraph,
+    private readonly users: Users,
+    private readonly chat: Pick<Chat, "userExists">,
     private readonly emit: (ev: CoreEvent) => void,
   ) {}
 
@@ -25,8 +25,8 @@ export class Social {
     await this.other(me, to);
     if (typeof note !== "string" || note.length > 200) fail("bad_request", "`note` is at most 200 characters");
     storableText(note, "`note`");
-    if (await db.isBlocked(this.store.db, to, me)) fail("blocked", `${to} does not accept your requests`);
-    const r = await db.requestFriend(this.store.db, me, to, note);
+    if (await this.graph.isBlocked(to, me)) fail("blocked", `${to} does not accept your requests`);
+    const r = await this.graph.requestFriend(me, to, note);
     if (r === "pending") await this.tell("request", me, [to], note);
     if (r === "accepted") await this.tell("accepted", me, [to]);
     return r;
@@ -35,23 +35,23 @@ export class Social {
   /** Accepts or refuses `from`'s pending request; the requester is told. */
   async answer(me: string, from: string, accept: boolean): Promise<void> {
     await this.other(me, from);
-    if (!(await db.answerRequest(this.store.db, me, from, accept))) fail("not_found", `no pending request from ${from}`);
+    if (!(await this.graph.answerRequest(me, from, accept))) fail("not_found", `no pending request from ${from}`);
     await this.tell(accept ? "accepted" : "refused", me, [from]);
   }
 
   requests(me: string, dir: "in" | "out" = "in", status?: string) {
     if (dir !== "in" && dir !== "out") fail("bad_request", "`dir` is in or out");
     if (status !== undefined && !["pending", "accepted", "refused"].includes(status)) fail("bad_request", "`status` is pending, accepted or refused");
-    return db.requestsOf(this.store.db, me, dir, status);
+    return this.graph.requestsOf(me, dir, status);
   }
 
   friends(me: string) {
-    return db.friendsOf(this.store.db, me);
+    return this.graph.friendsOf(me);
   }
 
   async remove(me: string, friend: string): Promise<boolean> {
     await this.other(me, friend);
-    const done = await db.unfriend(this.store.db, me, friend);
+    const done = await this.graph.unfriend(me, friend);
     if (done) await this.tell("removed", me, [friend]);
     return done;
   }
@@ -59,38 +59,38 @@ export class Social {
   async remark(me: string, friend: string, remark: string): Promise<void> {
     if (typeof remark !== "string" || remark.length > 100) fail("bad_request", "`remark` is at most 100 characters");
     storableText(remark, "`remark`");
-    if (!(await db.setRemark(this.store.db, me, friend, remark))) fail("not_found", `${friend} is not your friend`);
+    if (!(await this.graph.setRemark(me, friend, remark))) fail("not_found", `${friend} is not your friend`);
   }
 
   async block(me: string, other: string): Promise<void> {
     await this.other(me, other);
-    await db.block(this.store.db, me, other);
+    await this.graph.block(me, other);
   }
 
   unblock(me: string, other: string): Promise<boolean> {
-    return db.unblock(this.store.db, me, other);
+    return this.graph.unblock(me, other);
   }
 
   blocked(me: string) {
-    return db.blockedBy(this.store.db, me);
+    return this.graph.blockedBy(me);
   }
 
   async follow(me: string, host: string): Promise<boolean> {
     await this.other(me, host);
-    return db.follow(this.store.db, me, host);
+    return this.graph.follow(me, host);
   }
 
   unfollow(me: string, host: string): Promise<boolean> {
-    return db.unfollow(this.store.db, me, host);
+    return this.graph.unfollow(me, host);
   }
 
   follows(who: string, side: "followers" | "following", limit = 100, after?: string) {
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) fail("bad_request", "`limit` is 1-1000");
-    return db.followList(this.store.db, who, side, limit, after);
+    return this.graph.followList(who, side, limit, after);
   }
 
   followCounts(who: string) {
-    return db.followCounts(this.store.db, who);
+    return this.graph.followCounts(who);
   }
 
   private async other(me: string, other: string): Promise<void> {
@@ -100,7 +100,7 @@ export class Social {
   }
 
   private async tell(change: FriendChange, actor: string, to: string[], note?: string): Promise<void> {
-    const nick = (await this.store.getUser(actor))?.nick ?? "";
+    const nick = (await this.users.getUser(actor))?.nick ?? "";
     this.emit({ type: "friend", change, user: { id: actor, nick }, ...(note ? { note } : {}), to: [...to, actor] });
   }
 }

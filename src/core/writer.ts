@@ -7,10 +7,11 @@
 // while its transaction was already in flight may still commit: the client's retry with the same client id
 // gets the first message back as a duplicate ack, never a second message. Nothing is acknowledged before
 // its commit.
-import type { AppendItem, AppendResult } from "../store/store.ts";
-import { driverError, storeDown } from "../store/db.ts";
+import { driverError, storeDown } from "./store-errors.ts";
 import { CoreError } from "./errors.ts";
 import { histogram, metric } from "./metrics.ts";
+import type { AppendBatch } from "./ports.ts";
+import type { AppendItem, AppendResult } from "./records.ts";
 
 interface Pending {
   item: AppendItem;
@@ -52,7 +53,7 @@ export class GroupWriter {
   writes = 0;
 
   constructor(
-    private readonly write: (items: AppendItem[]) => Promise<AppendResult[]>,
+    private readonly write: AppendBatch,
     private readonly batchRows: number,
     private readonly batchMs: number,
     opts: WriterOptions = {},

@@ -4,7 +4,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { CoreError, ErrorCodes } from "../core/errors.ts";
-import { driverError, storeDown } from "../store/db.ts";
+import { driverError, storeDown } from "../core/store-errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
 import { presenceHttp } from "./presence.ts";
@@ -113,7 +113,7 @@ export function httpApp(app: App) {
     if (probe) return probe;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve(`no answer within ${app.cfg.healthTimeoutMs} ms${app.writer.storeError ? `; writes failing: ${app.writer.storeError}` : ""}`), app.cfg.healthTimeoutMs);
+      timer = setTimeout(() => resolve(`no answer within ${app.cfg.healthTimeoutMs} ms${app.writesFailing() ? `; writes failing: ${app.writesFailing()}` : ""}`), app.cfg.healthTimeoutMs);
     });
     const ping = store.ping().then(
       () => undefined,

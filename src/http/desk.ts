@@ -4,7 +4,7 @@ import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { fail } from "../core/errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
-import type { DeskAgentRow, DeskGroupRow } from "../store/desk.ts";
+import type { DeskAgentRow, DeskGroupRow } from "../core/records.ts";
 import { serverAuth } from "./api.ts";
 
 import { ErrorBody, GroupId } from "./schemas.ts";

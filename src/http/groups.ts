@@ -4,7 +4,7 @@
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { fail } from "../core/errors.ts";
-import { directPeer } from "../core/ids.ts";
+import { directPeer, groupIdOf } from "../core/conv-ids.ts";
 import { serverAuth } from "./api.ts";
 import { ConvId, ErrorBody, GroupId, Int, Text, TimeMs, UserId as UserIdOf } from "./schemas.ts";
 
@@ -78,7 +78,8 @@ export function messagingHttp(app: App) {
         const input = { kind: b.kind, body: b.body, cmid: b.cmid };
         const to = b.to ?? (b.conv ? directPeer(b.conv, b.from) : undefined);
         if (to) return chat.sendDirect(b.from, to, input);
-        if (b.conv?.startsWith("g:")) return groups.send(b.from, b.conv.slice(2), input, undefined, true);
+        const group = b.conv ? groupIdOf(b.conv) : undefined;
+        if (group !== undefined) return groups.send(b.from, group, input, undefined, true);
         return fail("not_found", `cannot publish to ${b.conv}`);
       },
       {

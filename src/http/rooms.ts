@@ -6,8 +6,8 @@ import type { App } from "../app.ts";
 import { checkKey } from "../core/containers.ts";
 import { fail } from "../core/errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
-import { listMembers, memberCount } from "../store/memberships.ts";
-import { roomsConvId, type AutoReplyRow, type ContainerRow } from "../store/containers.ts";
+import { roomsConvId } from "../core/conv-ids.ts";
+import type { AutoReplyRow, ContainerRow } from "../core/records.ts";
 import { serverAuth } from "./api.ts";
 import { ErrorBody } from "./groups.ts";
 import { Text } from "./schemas.ts";
@@ -32,11 +32,11 @@ const ContainerOut = t.Object({
 const replyOut = (r: AutoReplyRow) => ({ code: r.code, content: r.content, name: r.name, icon: r.icon });
 
 export function roomsHttp(app: App) {
-  const { containers, store, presence } = app;
+  const { containers, memberships, presence, store } = app;
   const records = containers.records;
 
   async function containerOut(c: ContainerRow) {
-    const members = (await listMembers(store.db, c.conv)).map((m) => ({ user: m.user, nick: m.nick, role: m.role }));
+    const members = (await memberships.listMembers(c.conv)).map((m) => ({ user: m.user, nick: m.nick, role: m.role }));
     return {
       id: c.id,
       conv: c.conv,
@@ -108,7 +108,7 @@ export function roomsHttp(app: App) {
         const conv = roomsConvId(checkKey(params.room, "room"));
         const c = await store.getConversation(conv);
         if (!c || c.subtype !== "rooms") fail("not_found", `no room ${params.room}`);
-        return { room: params.room, conv, online: await presence.roomCount(conv), members: await memberCount(store.db, conv), lastSeq: Number(c!.lastSeq) };
+        return { room: params.room, conv, online: await presence.roomCount(conv), members: await memberships.memberCount(conv), lastSeq: Number(c!.lastSeq) };
       },
       {
         params: t.Object({ room: Key("roomName") }),

@@ -14,6 +14,7 @@ import { DeliveryMarks } from "../core/delivery.ts";
 import { CloseCodes } from "../core/errors.ts";
 import { forgetRoomDrops } from "../core/live.ts";
 import { metric } from "../core/metrics.ts";
+import type { EventSink } from "../core/ports.ts";
 import type { CoreEvent, Message } from "../core/types.ts";
 import type { Presence } from "../presence/presence.ts";
 import { NO_TOPICS, type Dialect, type Frame, type Session } from "./session.ts";
@@ -55,16 +56,19 @@ const mDropped = metric("chat_send_dropped_total", "Sends dropped by the socket 
 const mBusIn = metric("chat_bus_received_total", "Envelopes received from the bus");
 const mBusOut = metric("chat_bus_published_total", "Envelopes published to the bus");
 
+/** Told when a user's connection enters or leaves a topic. */
+export interface TopicWatcher {
+  joined(userId: string, topic: string): void;
+  left(userId: string, topic: string): void;
+}
 
-export class Hub {
+export class Hub implements EventSink {
   private readonly byUser = new Map<string, Set<Session>>();
   /** topic → codec → { dialect, local subscriber count } */
   private readonly topics = new Map<string, Map<string, { dialect: Dialect; n: number }>>();
   /** topic → its local sessions (screened for backpressure before a room tick) */
   private readonly members = new Map<string, Set<Session>>();
   private readonly slow: SlowConsumers;
-  /** Told of every topic subscription and unsubscription (live rooms post in/out notices). */
-  watcher?: { joined(userId: string, topic: string): void; left(userId: string, topic: string): void };
   private readonly servers: Server<Session>[] = [];
   readonly all = new Set<Session>();
   /** users whose channel subscription is on its way */
@@ -78,6 +82,7 @@ export class Hub {
   readonly marks?: DeliveryMarks<Session>;
   /** Connections bound to their user whose login answer is not sent yet: their pushes wait here, in order. */
   private readonly welcoming = new Map<Session, { frames: [Frame | Frame[], Message | undefined][]; overflow: boolean }>();
+  private readonly watcher?: TopicWatcher;
   private readonly topicListeners: ((topic: string, ev: CoreEvent) => void)[] = [];
 
   constructor(
@@ -90,9 +95,12 @@ export class Hub {
       resyncMs?: number;
       /** Stores delivered marks of one user in one statement (Chat.markPushed). */
       markDelivered?: (userId: string, pushed: ReadonlyMap<string, readonly number[]>) => Promise<void>;
+      /** Told of every topic subscription and unsubscription (live rooms post in/out notices). */
+      watcher?: TopicWatcher;
     } = {},
     private readonly keys: Keys = new Keys(),
   ) {
+    this.watcher = opts.watcher;
     this.userPrefix = keys.userChannel("");
     this.origin = originHeader(nodeId);
     this.topicPrefix = keys.topicChannel("");
@@ -184,14 +192,6 @@ export class Hub {
     return this.byUser.get(userId);
   }
 
-  isLocal(userId: string): boolean {
-    return this.byUser.has(userId);
-  }
-
-  localUsers(): number {
-    return this.byUser.size;
-  }
-
   /** Subscribes a session to a topic; the first local subscriber subscribes the node to the topic's channel. */
   join(s: Session, topic: string): void {
     if (s.topics.has(topic) || s.closed) return;
@@ -233,13 +233,6 @@ export class Hub {
       this.topics.delete(topic);
       if (this.bus.hasPeers) this.bus.unsubscribe(this.keys.topicChannel(topic));
     }
-  }
-
-  /** Local subscribers of a topic on this node. */
-  topicSize(topic: string): number {
-    let n = 0;
-    for (const c of this.topics.get(topic)?.values() ?? []) n += c.n;
-    return n;
   }
 
   /** Routes a user event to its recipients, here and on other nodes. `skip` is a local session not to send to (the sender's own connection, which got an ack instead; session ids are unique per node only). */

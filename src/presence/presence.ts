@@ -1,7 +1,8 @@
 // Who is online, and how many are in each room, across the cluster. The hub reports this node's changes;
 // readers get cluster-wide answers. memory.ts serves one node; a Redis implementation serves a cluster.
+import type { PresenceView } from "../core/ports.ts";
 
-export interface Presence {
+export interface Presence extends PresenceView {
   /** A user got its first connection on this node; resolves once other nodes can see it. */
   userUp(userId: string, role: string): void | Promise<void>;
   /** A user's last connection on this node closed; resolves once other nodes can see it. */

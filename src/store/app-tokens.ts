@@ -1,9 +1,10 @@
 // Opaque login tokens registered by app backends (J-IM `initUser`). Only their sha256 is stored.
 import { and, eq, gt, lte, or, sql } from "drizzle-orm";
 import type { Db } from "./db.ts";
+import type { AppTokens } from "../core/ports.ts";
 import { appTokens } from "./schema.ts";
 
-export class AppTokenStore {
+export class AppTokenStore implements AppTokens {
   constructor(private readonly db: Db) {}
 
   /**

@@ -2,40 +2,13 @@
 // users who entered), its customer-service containers (`c:rooms:<id>`: the user side as members, agents as
 // `agent` members while they serve it), login accounts per client project, and auto-replies.
 import { and, asc, eq, sql } from "drizzle-orm";
+import { containerConvId, containerOfConv } from "../core/conv-ids.ts";
 import { rowsOf, type Db } from "./db.ts";
+import type { ContainerRecords } from "../core/ports.ts";
+import type { AutoReplyRow, ContainerAttrs, ContainerRow, OpenResult, RoomsAccountRow } from "../core/records.ts";
 import { autoReplies, conversations, members, roomsAccounts } from "./schema.ts";
 
-export type AutoReplyRow = typeof autoReplies.$inferSelect;
-export type RoomsAccountRow = typeof roomsAccounts.$inferSelect;
-
-export const roomsConvId = (room: string) => `g:rooms:${room}`;
-export const containerConvId = (id: string) => `c:rooms:${id}`;
-export const roomOfConv = (conv: string) => (conv.startsWith("g:rooms:") ? conv.slice(8) : undefined);
-export const containerOfConv = (conv: string) => (conv.startsWith("c:rooms:") ? conv.slice(8) : undefined);
-
-/** What a container conversation keeps in its attributes. */
-export interface ContainerAttrs {
-  /** the agent asked to serve it (createContainer's acceptId) */
-  accept?: string;
-  /** the business key */
-  target?: string;
-  /** the roomName of the connection that opened it */
-  room?: string;
-  /** seq of the latest createContainer: an agent joining starts reading after it */
-  openedSeq?: number;
-}
-
-export interface ContainerRow {
-  id: string;
-  conv: string;
-  closed: boolean;
-  attrs: ContainerAttrs;
-  lastSeq: number;
-}
-
-export type OpenResult = "created" | "reopened" | "open" | "forbidden";
-
-export class ContainerStore {
+export class ContainerStore implements ContainerRecords {
   constructor(readonly db: Db) {}
 
   // ---- rooms ----

@@ -4,7 +4,6 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { SQL } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { CoreError } from "../core/errors.ts";
 import * as schema from "./schema.ts";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -78,60 +77,6 @@ export async function prepared<T>(db: Db, query: SQL): Promise<T[]> {
   if (typeof client.unsafe !== "function") return rowsOf<T>(await db.execute(query));
   const q = (db as unknown as { dialect: { sqlToQuery(q: SQL): { sql: string; params: unknown[] } } }).dialect.sqlToQuery(query);
   return (await client.unsafe(q.sql, q.params, { prepare: true })) as T[];
-}
-
-/** The driver's error behind a query error (drizzle wraps it as `cause`): its SQLSTATE or connection code and message. */
-export function driverError(e: unknown): { code?: string; message: string } {
-  let cur = e;
-  for (let i = 0; i < 5 && cur && typeof cur === "object"; i++) {
-    const code = (cur as { code?: unknown }).code;
-    if (typeof code === "string") return { code, message: (cur as Error).message };
-    cur = (cur as { cause?: unknown }).cause;
-  }
-  return { message: e instanceof Error ? e.message : String(e) };
-}
-
-/** Connection failures of postgres.js and the socket layer, and SQLSTATEs of a server that is going or gone. */
-const DOWN_CODES = new Set([
-  "CONNECTION_CLOSED",
-  "CONNECTION_ENDED",
-  "CONNECTION_DESTROYED",
-  "CONNECT_TIMEOUT",
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "57P01", // admin_shutdown
-  "57P02", // crash_shutdown
-  "57P03", // cannot_connect_now (starting up, recovering)
-  "53300", // too_many_connections
-]);
-
-/**
- * Why the store cannot be reached, when `e` says so (a connection error, a server shutting down, SQLSTATE
- * class 08); undefined for an error of the statement itself (bad data, a constraint).
- */
-export function storeDown(e: unknown): string | undefined {
-  const { code, message } = driverError(e);
-  if (code && (DOWN_CODES.has(code) || code.startsWith("08"))) return `${code}: ${message}`;
-  return undefined;
-}
-
-/**
- * What a client is told of a failure: a store that cannot be reached is `unavailable` (retryable); a value
- * the store refused (SQLSTATE class 22: a NUL character or bad encoding in a looked-up id, a number out of
- * range) is the client's input, a `bad_request`; anything else as is.
- */
-export function storeFailure(e: unknown): unknown {
-  if (e instanceof CoreError) return e;
-  if (storeDown(e)) return new CoreError("unavailable", "the store is unavailable, retry later", 1000);
-  const { code, message } = driverError(e);
-  if (code?.startsWith("22")) return new CoreError("bad_request", `invalid value: ${message}`);
-  return e;
 }
 
 /**

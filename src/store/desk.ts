@@ -1,17 +1,14 @@
 // Customer-service desk records (agent groups, agents) and the one transaction that hands a guest's
 // conversation from one agent to another (or to its first agent).
 import { and, asc, eq, sql } from "drizzle-orm";
+import { deskConvId } from "../core/conv-ids.ts";
 import { storableText } from "../core/storable.ts";
 import type { Db } from "./db.ts";
+import type { DeskRecords } from "../core/ports.ts";
+import type { DeskAgentRow, DeskGroupRow } from "../core/records.ts";
 import { conversations, deskAgents, deskGroups, members } from "./schema.ts";
 
-export type DeskGroupRow = typeof deskGroups.$inferSelect;
-export type DeskAgentRow = typeof deskAgents.$inferSelect;
-
-export const deskConvId = (guest: string) => `c:desk:${guest}`;
-export const guestOf = (conv: string) => (conv.startsWith("c:desk:") ? conv.slice(7) : undefined);
-
-export class DeskStore {
+export class DeskStore implements DeskRecords {
   constructor(readonly db: Db) {}
 
   async putGroup(g: { id: string; name?: string; disabled?: boolean }): Promise<DeskGroupRow> {

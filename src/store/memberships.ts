@@ -2,142 +2,137 @@
 // timed mutes, member lists, and conversation settings.
 import { and, asc, eq, sql } from "drizzle-orm";
 import { rowsOf, type Db } from "./db.ts";
+import type { Memberships } from "../core/ports.ts";
+import type { MemberInfo } from "../core/records.ts";
 import { conversations, members, users } from "./schema.ts";
 
-export interface MemberInfo {
-  user: string;
-  nick: string;
-  role: string;
-  /** ms since epoch, when a timed mute is in force */
-  mutedUntil: number | null;
-  readSeq: number;
-  deliveredSeq: number;
-}
+/** Membership changes and conversation lists. */
+export class MembershipStore implements Memberships {
+  constructor(private readonly db: Db) {}
 
-/**
- * Adds members whose cursors start at the conversation's present: what was written before they joined
- * is history, not unread. Existing members are left as they are. Returns the ids actually added.
- */
-export async function addMembers(db: Db, convId: string, roles: Record<string, string>): Promise<string[]> {
-  const ids = Object.keys(roles);
-  if (!ids.length) return [];
-  const res = await db.execute(sql`
-    insert into members (conv_id, user_id, role, delivered_seq, read_seq)
-    select ${convId}, u.id, r.role, c.last_seq, c.last_seq
-      from jsonb_each_text(${JSON.stringify(roles)}::jsonb) as r(id, role)
-      join users u on u.id = r.id
-      join conversations c on c.id = ${convId}
-    on conflict do nothing
-    returning user_id`);
-  return rowsOf<{ user_id: string }>(res).map((r) => r.user_id);
-}
+  /**
+   * Adds members whose cursors start at the conversation's present: what was written before they joined
+   * is history, not unread. Existing members are left as they are. Returns the ids actually added.
+   */
+  async addMembers(convId: string, roles: Record<string, string>): Promise<string[]> {
+    const ids = Object.keys(roles);
+    if (!ids.length) return [];
+    const res = await this.db.execute(sql`
+      insert into members (conv_id, user_id, role, delivered_seq, read_seq)
+      select ${convId}, u.id, r.role, c.last_seq, c.last_seq
+        from jsonb_each_text(${JSON.stringify(roles)}::jsonb) as r(id, role)
+        join users u on u.id = r.id
+        join conversations c on c.id = ${convId}
+      on conflict do nothing
+      returning user_id`);
+    return rowsOf<{ user_id: string }>(res).map((r) => r.user_id);
+  }
 
-export async function removeMember(db: Db, convId: string, userId: string): Promise<boolean> {
-  const rows = await db
-    .delete(members)
-    .where(and(eq(members.convId, convId), eq(members.userId, userId)))
-    .returning({ u: members.userId });
-  return rows.length > 0;
-}
-
-export async function setMemberRole(db: Db, convId: string, userId: string, role: string): Promise<boolean> {
-  const rows = await db
-    .update(members)
-    .set({ role })
-    .where(and(eq(members.convId, convId), eq(members.userId, userId)))
-    .returning({ u: members.userId });
-  return rows.length > 0;
-}
-
-/** Moves ownership in one transaction: the old owner becomes an admin. */
-export async function transferOwner(db: Db, convId: string, from: string, to: string): Promise<boolean> {
-  return db.transaction(async (tx) => {
-    const rows = await tx
-      .update(members)
-      .set({ role: "owner" })
-      .where(and(eq(members.convId, convId), eq(members.userId, to)))
+  async removeMember(convId: string, userId: string): Promise<boolean> {
+    const rows = await this.db
+      .delete(members)
+      .where(and(eq(members.convId, convId), eq(members.userId, userId)))
       .returning({ u: members.userId });
-    if (!rows.length) return false;
-    await tx.update(members).set({ role: "admin" }).where(and(eq(members.convId, convId), eq(members.userId, from)));
-    await tx.update(conversations).set({ ownerId: to }).where(eq(conversations.id, convId));
-    return true;
-  });
-}
+    return rows.length > 0;
+  }
 
-export async function setMute(db: Db, convId: string, userId: string, until: Date | null): Promise<boolean> {
-  const rows = await db
-    .update(members)
-    .set({ mutedUntil: until })
-    .where(and(eq(members.convId, convId), eq(members.userId, userId)))
-    .returning({ u: members.userId });
-  return rows.length > 0;
-}
+  async setMemberRole(convId: string, userId: string, role: string): Promise<boolean> {
+    const rows = await this.db
+      .update(members)
+      .set({ role })
+      .where(and(eq(members.convId, convId), eq(members.userId, userId)))
+      .returning({ u: members.userId });
+    return rows.length > 0;
+  }
 
-export async function listMembers(db: Db, convId: string, limit = 10_000): Promise<MemberInfo[]> {
-  const rows = await db
-    .select({
-      user: members.userId,
-      nick: sql<string>`coalesce(${users.nick}, '')`,
-      role: members.role,
-      mutedUntil: members.mutedUntil,
-      readSeq: members.readSeq,
-      deliveredSeq: members.deliveredSeq,
-    })
-    .from(members)
-    .leftJoin(users, eq(users.id, members.userId))
-    .where(eq(members.convId, convId))
-    .orderBy(asc(members.joinedAt), asc(members.userId))
-    .limit(limit);
-  const now = Date.now();
-  return rows.map((r) => ({
-    ...r,
-    mutedUntil: r.mutedUntil && r.mutedUntil.getTime() > now ? r.mutedUntil.getTime() : null,
-  }));
-}
+  /** Moves ownership in one transaction: the old owner becomes an admin. */
+  async transferOwner(convId: string, from: string, to: string): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const rows = await tx
+        .update(members)
+        .set({ role: "owner" })
+        .where(and(eq(members.convId, convId), eq(members.userId, to)))
+        .returning({ u: members.userId });
+      if (!rows.length) return false;
+      await tx.update(members).set({ role: "admin" }).where(and(eq(members.convId, convId), eq(members.userId, from)));
+      await tx.update(conversations).set({ ownerId: to }).where(eq(conversations.id, convId));
+      return true;
+    });
+  }
 
-export async function memberCount(db: Db, convId: string): Promise<number> {
-  const [r] = await db.select({ n: sql<number>`count(*)::int` }).from(members).where(eq(members.convId, convId));
-  return Number(r?.n ?? 0);
-}
+  async setMute(convId: string, userId: string, until: Date | null): Promise<boolean> {
+    const rows = await this.db
+      .update(members)
+      .set({ mutedUntil: until })
+      .where(and(eq(members.convId, convId), eq(members.userId, userId)))
+      .returning({ u: members.userId });
+    return rows.length > 0;
+  }
 
-export async function updateConversation(
-  db: Db,
-  convId: string,
-  set: Partial<Pick<typeof conversations.$inferInsert, "name" | "avatar" | "attributes" | "closed" | "slowModeSec">>,
-): Promise<boolean> {
-  const rows = await db.update(conversations).set(set).where(eq(conversations.id, convId)).returning({ id: conversations.id });
-  return rows.length > 0;
-}
+  async listMembers(convId: string, limit = 10_000): Promise<MemberInfo[]> {
+    const rows = await this.db
+      .select({
+        user: members.userId,
+        nick: sql<string>`coalesce(${users.nick}, '')`,
+        role: members.role,
+        mutedUntil: members.mutedUntil,
+        readSeq: members.readSeq,
+        deliveredSeq: members.deliveredSeq,
+      })
+      .from(members)
+      .leftJoin(users, eq(users.id, members.userId))
+      .where(eq(members.convId, convId))
+      .orderBy(asc(members.joinedAt), asc(members.userId))
+      .limit(limit);
+    const now = Date.now();
+    return rows.map((r) => ({
+      ...r,
+      mutedUntil: r.mutedUntil && r.mutedUntil.getTime() > now ? r.mutedUntil.getTime() : null,
+    }));
+  }
 
-/** Conversations of a kind (and subtype), optionally with an attribute equal to a value: discovery of open groups. */
-export async function findConversations(
-  db: Db,
-  q: { kind: string; subtype?: string; attr?: [string, string]; limit: number },
-): Promise<(typeof conversations.$inferSelect)[]> {
-  const conds = [eq(conversations.kind, q.kind), eq(conversations.closed, false)];
-  if (q.subtype) conds.push(eq(conversations.subtype, q.subtype));
-  if (q.attr) conds.push(sql`${conversations.attributes} ->> ${q.attr[0]} = ${q.attr[1]}`);
-  return db
-    .select()
-    .from(conversations)
-    .where(and(...conds))
-    .orderBy(asc(conversations.id))
-    .limit(q.limit);
-}
+  async memberCount(convId: string): Promise<number> {
+    const [r] = await this.db.select({ n: sql<number>`count(*)::int` }).from(members).where(eq(members.convId, convId));
+    return Number(r?.n ?? 0);
+  }
 
-/** The user's conversations of one kind with their names and member ids, in one statement, by id. */
-export async function conversationsWithMembers(db: Db, userId: string, kind: string): Promise<{ conv: string; name: string; members: string[] }[]> {
-  const res = await db.execute(sql`
-    select c.id, c.name, json_agg(o.user_id order by o.user_id)::text as members
-      from members m
-      join conversations c on c.id = m.conv_id and c.kind = ${kind}
-      join members o on o.conv_id = m.conv_id
-     where m.user_id = ${userId}
-     group by c.id, c.name
-     order by c.id`);
-  return rowsOf<{ id: string; name: string | null; members: string }>(res).map((r) => ({
-    conv: r.id,
-    name: r.name ?? "",
-    members: JSON.parse(r.members) as string[],
-  }));
+  async updateConversation(
+    convId: string,
+    set: Partial<Pick<typeof conversations.$inferInsert, "name" | "avatar" | "attributes" | "closed" | "slowModeSec">>,
+  ): Promise<boolean> {
+    const rows = await this.db.update(conversations).set(set).where(eq(conversations.id, convId)).returning({ id: conversations.id });
+    return rows.length > 0;
+  }
+
+  /** Conversations of a kind (and subtype), optionally with an attribute equal to a value: discovery of open groups. */
+  async findConversations(
+    q: { kind: string; subtype?: string; attr?: [string, string]; limit: number },
+  ): Promise<(typeof conversations.$inferSelect)[]> {
+    const conds = [eq(conversations.kind, q.kind), eq(conversations.closed, false)];
+    if (q.subtype) conds.push(eq(conversations.subtype, q.subtype));
+    if (q.attr) conds.push(sql`${conversations.attributes} ->> ${q.attr[0]} = ${q.attr[1]}`);
+    return this.db
+      .select()
+      .from(conversations)
+      .where(and(...conds))
+      .orderBy(asc(conversations.id))
+      .limit(q.limit);
+  }
+
+  /** The user's conversations of one kind with their names and member ids, in one statement, by id. */
+  async conversationsWithMembers(userId: string, kind: string): Promise<{ conv: string; name: string; members: string[] }[]> {
+    const res = await this.db.execute(sql`
+      select c.id, c.name, json_agg(o.user_id order by o.user_id)::text as members
+        from members m
+        join conversations c on c.id = m.conv_id and c.kind = ${kind}
+        join members o on o.conv_id = m.conv_id
+       where m.user_id = ${userId}
+       group by c.id, c.name
+       order by c.id`);
+    return rowsOf<{ id: string; name: string | null; members: string }>(res).map((r) => ({
+      conv: r.id,
+      name: r.name ?? "",
+      members: JSON.parse(r.members) as string[],
+    }));
+  }
 }

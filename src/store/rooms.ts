@@ -1,17 +1,10 @@
 // Live rooms in the store: the room's conversation row (kind `room`, no member rows) and its timed mutes.
 import { and, eq, gt, lte, sql } from "drizzle-orm";
+import { roomIdOf } from "../core/conv-ids.ts";
 import type { Db } from "./db.ts";
+import type { RoomRecords } from "../core/ports.ts";
+import type { RoomRow } from "../core/records.ts";
 import { conversations, roomMutes } from "./schema.ts";
-
-export interface RoomRow {
-  conv: string;
-  name: string;
-  ownerId: string | null;
-  slowModeSec: number;
-  lastSeq: number;
-  closed: boolean;
-  createdAt: Date;
-}
 
 const cols = {
   conv: conversations.id,
@@ -23,51 +16,55 @@ const cols = {
   createdAt: conversations.createdAt,
 };
 
-export async function getRoom(db: Db, conv: string): Promise<RoomRow | undefined> {
-  const [r] = await db
-    .select(cols)
-    .from(conversations)
-    .where(and(eq(conversations.id, conv), eq(conversations.kind, "room")));
-  return r;
-}
+/** Live rooms' settings and mutes. */
+export class RoomStore implements RoomRecords {
+  constructor(private readonly db: Db) {}
 
-/** Creates the room if it does not exist (a first join or publish creates it), then reads it. */
-export async function ensureRoom(db: Db, conv: string, name: string): Promise<RoomRow> {
-  await db.insert(conversations).values({ id: conv, kind: "room", name }).onConflictDoNothing();
-  return (await getRoom(db, conv))!;
-}
+  async getRoom(conv: string): Promise<RoomRow | undefined> {
+    const [r] = await this.db
+      .select(cols)
+      .from(conversations)
+      .where(and(eq(conversations.id, conv), eq(conversations.kind, "room")));
+    return r;
+  }
 
-/** Creates or updates a room's settings. */
-export async function upsertRoom(
-  db: Db,
-  conv: string,
-  set: { name?: string; ownerId?: string | null; slowModeSec?: number },
-): Promise<RoomRow> {
-  const values = { id: conv, kind: "room", name: set.name ?? conv.slice(2), ownerId: set.ownerId ?? null, slowModeSec: set.slowModeSec ?? 0 };
-  const update = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
-  const q = db.insert(conversations).values(values);
-  await (Object.keys(update).length ? q.onConflictDoUpdate({ target: conversations.id, set: update }) : q.onConflictDoNothing());
-  return (await getRoom(db, conv))!;
-}
+  /** Creates the room if it does not exist (a first join or publish creates it), then reads it. */
+  async ensureRoom(conv: string, name: string): Promise<RoomRow> {
+    await this.db.insert(conversations).values({ id: conv, kind: "room", name }).onConflictDoNothing();
+    return (await this.getRoom(conv))!;
+  }
 
-/** Mutes in force: user → until (ms). */
-export async function activeMutes(db: Db, conv: string): Promise<Map<string, number>> {
-  const rows = await db
-    .select({ user: roomMutes.userId, until: roomMutes.until })
-    .from(roomMutes)
-    .where(and(eq(roomMutes.convId, conv), gt(roomMutes.until, sql`now()`)));
-  return new Map(rows.map((r) => [r.user, r.until.getTime()]));
-}
+  /** Creates or updates a room's settings. */
+  async upsertRoom(
+    conv: string,
+    set: { name?: string; ownerId?: string | null; slowModeSec?: number },
+  ): Promise<RoomRow> {
+    const values = { id: conv, kind: "room", name: set.name ?? roomIdOf(conv) ?? conv, ownerId: set.ownerId ?? null, slowModeSec: set.slowModeSec ?? 0 };
+    const update = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
+    const q = this.db.insert(conversations).values(values);
+    await (Object.keys(update).length ? q.onConflictDoUpdate({ target: conversations.id, set: update }) : q.onConflictDoNothing());
+    return (await this.getRoom(conv))!;
+  }
 
-/** Sets (until) or lifts (null) a user's mute in a room; expired mutes of the room are cleared on the way. */
-export async function setRoomMute(db: Db, conv: string, userId: string, until: Date | null): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx.delete(roomMutes).where(and(eq(roomMutes.convId, conv), lte(roomMutes.until, sql`now()`)));
-    if (until === null) await tx.delete(roomMutes).where(and(eq(roomMutes.convId, conv), eq(roomMutes.userId, userId)));
-    else
-      await tx
-        .insert(roomMutes)
-        .values({ convId: conv, userId, until })
-        .onConflictDoUpdate({ target: [roomMutes.convId, roomMutes.userId], set: { until, createdAt: new Date() } });
-  });
+  /** Mutes in force: user → until (ms). */
+  async activeMutes(conv: string): Promise<Map<string, number>> {
+    const rows = await this.db
+      .select({ user: roomMutes.userId, until: roomMutes.until })
+      .from(roomMutes)
+      .where(and(eq(roomMutes.convId, conv), gt(roomMutes.until, sql`now()`)));
+    return new Map(rows.map((r) => [r.user, r.until.getTime()]));
+  }
+
+  /** Sets (until) or lifts (null) a user's mute in a room; expired mutes of the room are cleared on the way. */
+  async setRoomMute(conv: string, userId: string, until: Date | null): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.delete(roomMutes).where(and(eq(roomMutes.convId, conv), lte(roomMutes.until, sql`now()`)));
+      if (until === null) await tx.delete(roomMutes).where(and(eq(roomMutes.convId, conv), eq(roomMutes.userId, userId)));
+      else
+        await tx
+          .insert(roomMutes)
+          .values({ convId: conv, userId, until })
+          .onConflictDoUpdate({ target: [roomMutes.convId, roomMutes.userId], set: { until, createdAt: new Date() } });
+    });
+  }
 }

@@ -3,53 +3,9 @@ import { and, asc, desc, eq, gt, gte, inArray, lt, lte, sql, type SQL } from "dr
 import { prepared, rowsOf, type Db } from "./db.ts";
 import { blocks, conversations, members, messages, users } from "./schema.ts";
 import { storableJson, storableText } from "../core/storable.ts";
+import type { ChatStore } from "../core/ports.ts";
+import type { AppendItem, AppendResult, ConversationRow, HistoryQuery, MemberRow, NewConversation, UserInput, UserRow } from "../core/records.ts";
 import type { Message } from "../core/types.ts";
-
-export type UserRow = typeof users.$inferSelect;
-export type ConversationRow = typeof conversations.$inferSelect;
-export type MemberRow = typeof members.$inferSelect;
-
-export interface UserInput {
-  id: string;
-  nick?: string;
-  avatar?: string;
-  role?: string;
-  sex?: number;
-  vip?: number;
-  attributes?: Record<string, unknown>;
-  passwordHash?: string | null;
-  disabled?: boolean;
-}
-
-/** One message to append. `members` creates the conversation and its members if missing (direct chats). */
-export interface AppendItem {
-  id: bigint;
-  conv: string;
-  sender: string;
-  kind: string;
-  body: unknown;
-  cmid?: string | null;
-  at: Date;
-  create?: { kind: string; members: string[] };
-  /** A 1:1 recipient: the message is refused, inside the same transaction, if it blocked the sender. */
-  recipient?: string;
-}
-
-/**
- * The stored message, and whether it had been stored before under the same (sender, client msg id);
- * or `refused` (nothing stored) when the recipient blocked the sender.
- */
-export type AppendResult = { msg: Message; dup: boolean; refused?: undefined } | { refused: "blocked"; msg?: undefined; dup?: undefined };
-
-export interface HistoryQuery {
-  beforeSeq?: number;
-  afterSeq?: number;
-  from?: Date;
-  to?: Date;
-  limit: number;
-  /** newest first when true */
-  desc?: boolean;
-}
 
 type MessageRow = typeof messages.$inferSelect;
 
@@ -120,7 +76,8 @@ export function toMessage(r: MessageRow): Message {
   };
 }
 
-export class Store {
+/** Users, conversations, members and messages. */
+export class Store implements ChatStore {
   constructor(readonly db: Db) {}
 
   async ping(): Promise<void> {
@@ -166,7 +123,7 @@ export class Store {
    * Creates a conversation with its first members, in one transaction. False, with nobody added, when the
    * id is taken: creating a conversation that exists must never make its caller a member (or owner) of it.
    */
-  async createConversation(c: typeof conversations.$inferInsert, memberRoles: Record<string, string>): Promise<boolean> {
+  async createConversation(c: NewConversation, memberRoles: Record<string, string>): Promise<boolean> {
     return this.db.transaction(async (tx) => {
       const made = await tx.insert(conversations).values(c).onConflictDoNothing().returning({ id: conversations.id });
       if (!made.length) return false;

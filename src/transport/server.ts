@@ -4,7 +4,7 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { App } from "../app.ts";
 import { CloseCodes, CoreError, ErrorCodes } from "../core/errors.ts";
-import { storeFailure } from "../store/db.ts";
+import { storeFailure } from "../core/store-errors.ts";
 import { metric, onCollect } from "../core/metrics.ts";
 import { NO_TOPICS, type Dialect, type Session } from "../hub/session.ts";
 

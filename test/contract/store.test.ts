@@ -1,9 +1,11 @@
 // One contract for the Store, run against Postgres (postgres.js) and embedded PGlite.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { IdGen, directConvId } from "../../src/core/ids.ts";
+import { directConvId } from "../../src/core/conv-ids.ts";
+import { IdGen } from "../../src/core/ids.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
 import { blocks } from "../../src/store/schema.ts";
-import { Store, type AppendItem } from "../../src/store/store.ts";
+import type { AppendItem } from "../../src/core/records.ts";
+import { Store } from "../../src/store/store.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 
 const drivers: [string, () => Promise<OpenDb>][] = [

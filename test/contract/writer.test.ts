@@ -2,10 +2,12 @@
 // and the writer's bounds (queue size, time to commit) with a store that does not answer.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CoreError } from "../../src/core/errors.ts";
-import { IdGen, directConvId } from "../../src/core/ids.ts";
+import { directConvId } from "../../src/core/conv-ids.ts";
+import { IdGen } from "../../src/core/ids.ts";
 import { GroupWriter } from "../../src/core/writer.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
-import { Store, type AppendItem, type AppendResult } from "../../src/store/store.ts";
+import type { AppendItem, AppendResult } from "../../src/core/records.ts";
+import { Store } from "../../src/store/store.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 
 const ids = new IdGen("writer");

@@ -8,9 +8,9 @@ import { CoreError, type ErrorName } from "../../core/errors.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
-import { deskConvId, guestOf, type DeskAgentRow } from "../../store/desk.ts";
-import { inboxOf } from "../../store/inbox.ts";
-import { storeFailure } from "../../store/db.ts";
+import { deskConvId, guestOf } from "../../core/conv-ids.ts";
+import type { DeskAgentRow } from "../../core/records.ts";
+import { storeFailure } from "../../core/store-errors.ts";
 
 /** A login token with less than this left is answered with a fresh one (`is_refresh: 1`). */
 export const REFRESH_BEFORE_SEC = 86400;
@@ -142,7 +142,7 @@ export function deskDialect(app: App): Dialect {
       return { ...base, gid: me, group_id: state.group, aix: live.agent ?? null, queue_position: live.position ?? null };
     }
     const agents = await desk.agentList(state.agent!.groupId);
-    const rows = (await inboxOf(store.db, me, { kind: "container", empty: true, limit: 500 })).filter((r) => r.subtype === "desk");
+    const rows = (await chat.inbox(me, { kind: "container", empty: true, limit: 500 })).filter((r) => r.subtype === "desk");
     const gids = rows.map((r) => guestOf(r.conv)!);
     const users = new Map((await store.getUsers(gids)).map((u) => [u.id, u]));
     const online = await desk.onlineGuests(gids);

@@ -5,14 +5,13 @@ import type { App } from "../../app.ts";
 import { CoreError } from "../../core/errors.ts";
 import { isRecent } from "../../core/contacts.ts";
 import { MAX_PAGE } from "../../core/chat.ts";
-import { directConvId } from "../../core/ids.ts";
-import { groupConvId } from "../../core/groups.ts";
+import { directConvId, groupConvId, groupIdOf } from "../../core/conv-ids.ts";
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import type { UserRow } from "../../store/store.ts";
-import { storeFailure } from "../../store/db.ts";
-import { chatBody, Cmd, recallBody, fields, groupOf, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
+import type { UserRow } from "../../core/records.ts";
+import { storeFailure } from "../../core/store-errors.ts";
+import { chatBody, Cmd, recallBody, fields, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
   bucket: TokenBucket;
@@ -107,7 +106,7 @@ export function jimDialect(app: App): Dialect {
     const groups = new Map<string, unknown[]>();
     for (const m of msgs) {
       if (m.recalled) continue;
-      const g = groupOf(m.conv);
+      const g = groupIdOf(m.conv);
       const [by, key] = g !== undefined ? [groups, g] : [friends, peer ?? m.from];
       let list = by.get(key);
       if (!list) by.set(key, (list = []));
@@ -196,7 +195,7 @@ export function jimDialect(app: App): Dialect {
         const users = online.map((u) => ({ avatar: u.avatar, id: u.id, nick: u.nick, terminal: terminal(u.attributes) }));
         return { avatar: "", group_id: id, name, online: users.length, users };
       };
-      const groups = view.convs.map((c) => group(groupOf(c.conv)!, c.name, c.online));
+      const groups = view.convs.map((c) => group(groupIdOf(c.conv)!, c.name, c.online));
       const friends = [group("friends", "friends", view.peers)];
       return void send(s, 10005, Cmd.getUserResp, {
         avatar: meRow.avatar,
@@ -338,7 +337,7 @@ export function jimDialect(app: App): Dialect {
           return frame;
         }
         case "member": {
-          const group = groupOf(ev.conv);
+          const group = groupIdOf(ev.conv);
           if (group === undefined) return undefined;
           if (ev.change !== "join" && ev.change !== "leave") return undefined;
           const command = ev.change === "join" ? Cmd.joinGroupNotify : Cmd.exitGroupNotify;

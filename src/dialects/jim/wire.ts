@@ -1,6 +1,6 @@
 // J-IM wire format (docs/jim.md): command numbers, status codes with their exact texts, lenient field
 // reading, and the chat body a core Message becomes.
-import { directPeer } from "../../core/ids.ts";
+import { directPeer, groupIdOf } from "../../core/conv-ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 
 export const Cmd = {
@@ -94,9 +94,6 @@ export function str(v: unknown): string | undefined {
   return undefined;
 }
 
-/** The group id of a group conversation (`g:<id>`), else undefined. */
-export const groupOf = (conv: string) => (conv.startsWith("g:") ? conv.slice(2) : undefined);
-
 /** What a J-IM send stores as the message body (read back by chatBody). */
 export interface JimBody {
   content: string;
@@ -105,8 +102,6 @@ export interface JimBody {
   extras?: unknown;
 }
 
-const HEX32 = /^[0-9a-f]{32}$/i;
-
 /** The J-IM id of a message: the sender's own id when it gave one, else the server id as 32 hex digits. */
 export function jimId(m: Pick<Message, "id" | "cmid">): string {
   if (m.cmid) return m.cmid;
@@ -114,7 +109,6 @@ export function jimId(m: Pick<Message, "id" | "cmid">): string {
 }
 
 export const newJimId = () => crypto.randomUUID().replace(/-/g, "");
-export const isJimId = (s: string) => HEX32.test(s);
 
 /**
  * A core message as a J-IM chat body. Messages written by other protocols get their body as `content`
@@ -123,7 +117,7 @@ export const isJimId = (s: string) => HEX32.test(s);
 export function chatBody(m: Message): Record<string, unknown> {
   const b = m.body && typeof m.body === "object" && !Array.isArray(m.body) ? (m.body as Partial<JimBody>) : undefined;
   const jim = b !== undefined && typeof b.content === "string";
-  const group = groupOf(m.conv);
+  const group = groupIdOf(m.conv);
   const o: Record<string, unknown> = {
     chatType: group !== undefined ? 1 : 2,
     cmd: Cmd.chat,
@@ -141,7 +135,7 @@ export function chatBody(m: Message): Record<string, unknown> {
 
 /** A recall as J-IM pushes it (command 15): which message of which chat. */
 export function recallBody(ev: Extract<CoreEvent, { type: "recall" }>): Record<string, unknown> {
-  const group = groupOf(ev.conv);
+  const group = groupIdOf(ev.conv);
   const o: Record<string, unknown> = { chatType: group !== undefined ? 1 : 2, cmd: Cmd.cancelMsgReq, from: ev.from };
   if (group !== undefined) o.groupId = group;
   o.id = jimId(ev);

@@ -2,13 +2,13 @@
 // the encoding of room ticks and resync notices. Joining subscribes this connection to the room's topic.
 import type { App } from "../../app.ts";
 import { CoreError } from "../../core/errors.ts";
-import { roomConvId, roomIdOf } from "../../core/live.ts";
+import { isLiveRoom, roomConvId, roomIdOf } from "../../core/conv-ids.ts";
 import type { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent } from "../../core/types.ts";
 import type { Session } from "../../hub/session.ts";
 import type { FrameOf } from "./frames.ts";
 
-const roomsOf = (s: Session) => [...s.topics].filter((t) => t.startsWith("r:")).length;
+const roomsOf = (s: Session) => [...s.topics].filter(isLiveRoom).length;
 
 export async function roomFrame(app: App, s: Session, bucket: TokenBucket, type: string, f: any): Promise<Record<string, unknown>> {
   const { live, hub } = app;

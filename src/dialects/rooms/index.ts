@@ -9,8 +9,8 @@ import { CloseCodes, CoreError, fail, type ErrorName } from "../../core/errors.t
 import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import { roomsConvId } from "../../store/containers.ts";
-import { storeFailure } from "../../store/db.ts";
+import { isRoomsConv, roomsConvId } from "../../core/conv-ids.ts";
+import { storeFailure } from "../../core/store-errors.ts";
 import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
 
 
@@ -35,7 +35,6 @@ interface RoomsState {
 }
 
 const st = (s: Session) => s.state as unknown as RoomsState;
-const isRoomsConv = (conv: string) => conv.startsWith("g:rooms:") || conv.startsWith("c:rooms:");
 const bad = (message: string): never => fail("bad_request", message);
 /** The messageType an event frame carries along (text when it names none of the five). */
 const typeOf = (f: Fields) => {

@@ -3,7 +3,7 @@
 import { MESSAGE_TYPES, type RoomsBody, type Speaker } from "../../core/containers.ts";
 import { ErrorCodes, fail, type ErrorName } from "../../core/errors.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
-import { containerOfConv, roomOfConv } from "../../store/containers.ts";
+import { containerOfConv, roomOfConv } from "../../core/conv-ids.ts";
 
 /** Sent by an idle client; refreshes the idle timer and is not answered. */
 export const HEARTBEAT = "d98591378b184375b1c3ab5ded0964f0e6c00ba934154583ac97";
