@@ -15,7 +15,7 @@ const MEMBERS = 2000;
 const USERS = 100;
 const FILLER = 512 << 10;
 /** The lag mark is half of this; a filler tick (512 KB) cannot jump from under it past the limit. */
-const ENV = { ROOM_TICK_MS: "50", BACKPRESSURE_BYTES: String(2 << 20), ROOM_RESYNC_MS: "60000", SEND_RATE: "1000", SEND_BURST: "1000" };
+const ENV = { ROOM_TICK_MS: "50", BACKPRESSURE_BYTES: String(2 << 20), ROOM_RESYNC_MS: "60000", SEND_RATE: "1000", SEND_BURST: "1000", MAX_BODY_BYTES: String(1 << 20) };
 const GIFTS = 20;
 
 let srv: TestServer;
@@ -102,6 +102,7 @@ describe(`a stalled consumer in a live room of ${MEMBERS}`, () => {
     while ((await dropped("side")) === 0) {
       if (++steps > 80) throw new Error("the paused consumer never came under backpressure");
       const r = await srv.api("/api/rooms/side/messages", { body: { from: "host", kind: "filler", body: filler } });
+      expect(r.status).toBe(200);
       await sentinel.next((f) => f.t === "room" && f.room === "side" && f.items.some((it: any) => it.t === "msg" && it.msg.id === r.body.id), 20_000);
     }
     const arenaDropsBefore = await dropped("arena");
