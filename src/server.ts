@@ -8,6 +8,8 @@ import { Chat } from "./core/chat.ts";
 import { Contacts } from "./core/contacts.ts";
 import { Containers } from "./core/containers.ts";
 import { Logins } from "./core/logins.ts";
+import { SessionLimits } from "./core/limits.ts";
+import { Messaging } from "./core/send.ts";
 import { Desk } from "./core/desk.ts";
 import { Groups } from "./core/groups.ts";
 import { Live } from "./core/live.ts";
@@ -86,6 +88,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     chat: undefined as unknown as Chat,
     tokens: new TokenService(cfg.tokenSecret, cfg.tokenMaxTtlSec),
     logins: undefined as unknown as Logins,
+    messaging: undefined as unknown as Messaging,
+    limits: new SessionLimits({ rate: cfg.sendRate, burst: cfg.sendBurst, readCost: cfg.readCost }),
     contacts: undefined as unknown as Contacts,
     groups: undefined as unknown as Groups,
     social: undefined as unknown as Social,
@@ -149,6 +153,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   // Desk routing state: on Redis with the presence leases in a cluster, in memory alone.
   const deskState = cfg.redisUrl ? await RedisDeskState.connect(cfg.redisUrl, keys, cfg.nodeId, cfg.presenceTtlSec, log) : new MemoryDeskState();
   app.desk = new Desk(store, new DeskStore(db.db), app.chat, (ev) => hub.dispatch(ev), (m) => log.warn(m), deskState);
+  app.messaging = new Messaging({ chat: app.chat, groups: app.groups, desk: app.desk });
   app.containers = new Containers({
     throttle,
     store,

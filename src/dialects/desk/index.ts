@@ -3,9 +3,8 @@
 // (`call_type` 1) log in with a server JWT; routing, transfer and queues are the core's (core/desk.ts).
 import { randomBytes } from "node:crypto";
 import type { App } from "../../app.ts";
-import { FILE_TYPES, type Desk } from "../../core/desk.ts";
+import { deskInput, FILE_TYPES, type Desk } from "../../core/desk.ts";
 import { CoreError, type ErrorName } from "../../core/errors.ts";
-import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
 import { deskConvId, guestOf, type DeskAgentRow } from "../../store/desk.ts";
@@ -94,7 +93,6 @@ export const Push = { message: 32399, assigned: 32401, handedOver: 32402, agent:
 
 interface DeskState {
   ix: string;
-  bucket: TokenBucket;
   as?: "agent" | "guest";
   exp?: number;
   agent?: DeskAgentRow;
@@ -124,7 +122,7 @@ export function messageInfo(m: Message) {
 }
 
 export function deskDialect(app: App): Dialect {
-  const { hub, tokens, chat, store, log, cfg } = app;
+  const { hub, tokens, logins, messaging, limits, chat, store, log, cfg } = app;
   const desk: Desk = app.desk;
 
   const frame = (apiKey: unknown, code: number, data: unknown = {}, message = "") =>
@@ -172,10 +170,10 @@ export function deskDialect(app: App): Dialect {
 
   async function login(s: Session, apiKey: unknown, f: Fields) {
     const callType = int(f.call_type);
-    const who = await tokens.verify(str(f.token));
+    const who = await logins.byJwt(str(f.token));
     if (!who) return reply(s, apiKey, Codes.badToken, {}, "token unreadable");
-    const user = await chat.activeUser(who.userId);
-    if (s.userId && s.userId !== who.userId) return reply(s, apiKey, Codes.otherUser, {}, "this connection is logged in as another user");
+    const user = who.user;
+    if (s.userId && s.userId !== who.id) return reply(s, apiKey, Codes.otherUser, {}, "this connection is logged in as another user");
     const state = st(s);
     if (callType === 3) {
       if (state.as === "guest") return reply(s, apiKey, Codes.otherUser, {}, "this connection is logged in as a guest");
@@ -244,9 +242,9 @@ export function deskDialect(app: App): Dialect {
         if (f.msg === undefined || f.msg === null || f.msg === "") return reply(s, apiKey, Codes.sendMsg, {}, "msg not null");
         const fileType = int(f.file_type ?? 0);
         if (fileType === undefined || fileType < 0 || fileType >= FILE_TYPES.length) return reply(s, apiKey, Codes.sendFileType, {}, "file_type must be 0-6");
-        if (st(s).bucket.take()) return reply(s, apiKey, Codes.rateLimited, {}, "too many messages");
+        if (limits.take(s, "send")) return reply(s, apiKey, Codes.rateLimited, {}, "too many messages");
         // Whose guest it is, is the core's check (its `forbidden` answers -32304).
-        const ack = await desk.agentSend(me, gid, f.msg, fileType, s.id);
+        const ack = await messaging.send(me, { conv: deskConvId(gid) }, deskInput(f.msg, fileType), { session: s.id });
         return reply(s, apiKey, Codes.ok, { gid, message_info: { id: ack.id, seq: ack.seq, gid, from: me, msg: f.msg, file_type: fileType, time: ack.ts } });
       }
       case 32400: {
@@ -289,8 +287,8 @@ export function deskDialect(app: App): Dialect {
         if (f.msg === undefined || f.msg === null || f.msg === "") return reply(s, apiKey, Codes.sendMsg, {}, "msg not null");
         const fileType = int(f.file_type ?? 0);
         if (fileType === undefined || fileType < 0 || fileType >= FILE_TYPES.length) return reply(s, apiKey, Codes.sendFileType, {}, "file_type must be 0-6");
-        if (st(s).bucket.take()) return reply(s, apiKey, Codes.rateLimited, {}, "too many messages");
-        const ack = await desk.guestSend(me, f.msg, fileType, s.id);
+        if (limits.take(s, "send")) return reply(s, apiKey, Codes.rateLimited, {}, "too many messages");
+        const ack = await messaging.send(me, { conv: deskConvId(me) }, deskInput(f.msg, fileType), { session: s.id });
         return reply(s, apiKey, Codes.ok, { gid: me, message_info: { id: ack.id, seq: ack.seq, gid: me, from: me, msg: f.msg, file_type: fileType, time: ack.ts } });
       }
       case 32400:
@@ -305,7 +303,7 @@ export function deskDialect(app: App): Dialect {
     name: "desk",
 
     async upgrade() {
-      return { codec: "desk", state: { ix: randomBytes(10).toString("hex"), bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) } as never };
+      return { codec: "desk", state: { ix: randomBytes(10).toString("hex") } as never };
     },
 
     open() {},
@@ -337,7 +335,7 @@ export function deskDialect(app: App): Dialect {
         if (!s.userId || !state.as) return reply(s, apiKey, Codes.relogin, {}, "log in first");
         if (state.exp && state.exp * 1000 <= Date.now()) return reply(s, apiKey, Codes.relogin, {}, "login expired");
         // Reads (lists, a page of messages, online agents) take READ_COST from the connection's bucket.
-        if (cfg.readCost && DESK_READS.has(apiKey) && state.bucket.take(undefined, cfg.readCost)) return reply(s, apiKey, Codes.rateLimited, {}, "too many requests");
+        if (DESK_READS.has(apiKey) && limits.take(s, "read")) return reply(s, apiKey, Codes.rateLimited, {}, "too many requests");
         if (state.as === "agent") {
           // A record disabled since the login ends the session.
           const a = await desk.agentRecord(s.userId);

@@ -7,7 +7,6 @@ import { isRecent } from "../../core/contacts.ts";
 import { MAX_PAGE } from "../../core/chat.ts";
 import { directConvId } from "../../core/ids.ts";
 import { groupConvId } from "../../core/groups.ts";
-import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import type { UserRow } from "../../store/store.ts";
@@ -15,7 +14,6 @@ import { storeFailure } from "../../store/db.ts";
 import { chatBody, Cmd, recallBody, fields, groupOf, int, jsonObject, newJimId, resp, str, type Fields, type JimBody } from "./wire.ts";
 
 interface JimState {
-  bucket: TokenBucket;
   /** the handshake's credentials were refused: answer 10008 and close once open */
   refused?: boolean;
 }
@@ -35,7 +33,7 @@ export const FAILURE: Record<number, [number, number]> = {
 const MAX_OFFLINE_PAGES = 20;
 
 export function jimDialect(app: App): Dialect {
-  const { chat, hub, logins, contacts, groups, recalls, presence, store, cfg, log } = app;
+  const { chat, hub, logins, messaging, limits, contacts, groups, recalls, presence, store, log } = app;
   const encoded = new WeakMap<Message, string>();
   const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));
 
@@ -60,7 +58,7 @@ export function jimDialect(app: App): Dialect {
     if (content === undefined || (chatType === 2 && !to) || (chatType === 1 && !groupId) || (chatType !== 1 && chatType !== 2)) {
       return void send(s, 10002, Cmd.chatResp);
     }
-    if (st(s).bucket.take()) return void send(s, 10002, Cmd.chatResp);
+    if (limits.take(s, "send")) return void send(s, 10002, Cmd.chatResp);
     const extras = f.get("extras");
     const body: JimBody = {
       content,
@@ -72,10 +70,10 @@ export function jimDialect(app: App): Dialect {
     const input = { kind: "text", body, cmid: str(f.get("id")) ?? newJimId() };
     try {
       if (chatType === 1) {
-        await groups.send(me, groupId!, input, s.id);
+        await messaging.send(me, { conv: groupConvId(groupId!) }, input, { session: s.id });
         return void send(s, 10000, Cmd.chatResp);
       }
-      await chat.sendDirect(me, to!, input, s.id);
+      await messaging.send(me, { to }, input, { session: s.id });
       send(s, (await presence.isOnline(to!)) ? 10000 : 10001, Cmd.chatResp);
     } catch (e) {
       if (!(e instanceof CoreError)) throw e;
@@ -271,7 +269,7 @@ export function jimDialect(app: App): Dialect {
     marksOnPush: true,
 
     async upgrade(_req, url, peer) {
-      const state: JimState = { bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst) };
+      const state: JimState = {};
       const who = await login(url, peer);
       if (!who) state.refused = true;
       return { userId: who?.id, role: who?.role, state: state as never };
@@ -311,7 +309,7 @@ export function jimDialect(app: App): Dialect {
       try {
         if (cmd === Cmd.getMessageReq || cmd === Cmd.getUserReq) {
           // Reads take READ_COST from the connection's rate bucket; over it, the command's failure answer.
-          if (cfg.readCost && st(s).bucket.take(undefined, cfg.readCost)) {
+          if (limits.take(s, "read")) {
             const [code, command] = FAILURE[cmd]!;
             return void send(s, code, command);
           }

@@ -6,7 +6,6 @@
 import type { App } from "../../app.ts";
 import { MESSAGE_TYPES, ROOMS_KEY_RE, type Speaker } from "../../core/containers.ts";
 import { CloseCodes, CoreError, fail, type ErrorName } from "../../core/errors.ts";
-import { TokenBucket } from "../../core/ratelimit.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
 import { roomsConvId } from "../../store/containers.ts";
@@ -26,7 +25,6 @@ interface RoomsState {
   /** 1toN: the container a user-side connection speaks in (default: its user id); an agent's to re-enter */
   container?: string;
   target?: string;
-  bucket: TokenBucket;
   idle?: ReturnType<typeof setTimeout>;
   /** frames run one after another: a move or a container change is in place before the next frame */
   chain: Promise<void>;
@@ -44,7 +42,7 @@ const typeOf = (f: Fields) => {
 };
 
 export function roomsDialect(app: App): Dialect {
-  const { hub, chat, logins, store, cfg, log } = app;
+  const { hub, chat, logins, limits, store, cfg, log } = app;
   const core = app.containers;
   /** this node's rooms connections by the conversation whose topic they are in */
   const inConv = new Map<string, Set<Session>>();
@@ -108,7 +106,8 @@ export function roomsDialect(app: App): Dialect {
     if (typeof f !== "object" || f === null || Array.isArray(f)) return void error(s, "bad_frame", "a frame is a JSON object");
     const fields = f as Fields;
     try {
-      const wait = st(s).bucket.take();
+      // Every frame of this protocol is a message (or a room command): each takes a send token.
+      const wait = limits.take(s, "send");
       if (wait) throw new CoreError("rate_limited", `too many frames, retry in ${wait} ms`, wait);
       await event(s, str(fields.eventType) ?? "ordinary", fields);
     } catch (err) {
@@ -220,7 +219,6 @@ export function roomsDialect(app: App): Dialect {
         me: { id: "", name: "", icon: "" },
         mode: "room",
         roomName: "",
-        bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst),
         chain: Promise.resolve(),
         convs: new Map(),
       };
