@@ -57,13 +57,13 @@ export class Desk {
 
   /** Checks that a user may work as an agent: its record, its user and its group are active. */
   async agentRecord(userId: string): Promise<DeskAgentRow | DeskRefusal> {
-    const a = await this.records.agent(userId);
-    if (!a) return "no_agent";
-    const u = await this.store.getUser(userId);
-    if (a.disabled || !u || u.disabled) return "agent_disabled";
-    const g = await this.records.group(a.groupId);
-    if (!g || g.disabled) return "group_disabled";
-    return a;
+    // One read: the record and its group together; the user is the core's active-user check (cached on this
+    // node, dropped cluster-wide when the user changes).
+    const r = await this.records.agentWithGroup(userId);
+    if (!r) return "no_agent";
+    if (r.agent.disabled || !(await this.chat.activeUser(userId))) return "agent_disabled";
+    if (!r.group || r.group.disabled) return "group_disabled";
+    return r.agent;
   }
 
   /**
