@@ -4,11 +4,11 @@
 // (core/containers.ts); this file translates, and keeps what belongs to one connection: its rule set, the room
 // or containers it is in, the name and icon it shows, its idle timer.
 import type { App } from "../../app.ts";
-import { MESSAGE_TYPES, ROOMS_KEY_RE, type Speaker } from "../../core/containers.ts";
+import { MESSAGE_TYPES, ROOMS_KEY_RE } from "../../core/containers.ts";
 import { CloseCodes, CoreError, fail, type ErrorName } from "../../core/errors.ts";
+import { RoomsSeats, seatOf, type Place, type Seat } from "../../core/rooms-seat.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
 import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import { roomsConvId } from "../../store/containers.ts";
 import { storeFailure } from "../../store/db.ts";
 import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
 
@@ -16,15 +16,8 @@ import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, message
 interface RoomsState {
   /** the handshake was refused: the error is sent and the connection closed once open */
   refused?: { name: ErrorName; message: string; close: number };
-  me: Speaker;
-  /** rule set: `room` NtoN; `user` the many side of 1toN; `agent` the single side (roomName = own user id) */
-  mode: "room" | "user" | "agent";
-  roomName: string;
-  /** NtoN: the room this connection is in now */
-  room?: string;
-  /** 1toN: the container a user-side connection speaks in (default: its user id); an agent's to re-enter */
-  container?: string;
-  target?: string;
+  /** who it is and the rule set it works under: room (NtoN), user or agent (1toN); decided by the core */
+  seat: Seat;
   idle?: ReturnType<typeof setTimeout>;
   /** frames run one after another: a move or a container change is in place before the next frame */
   chain: Promise<void>;
@@ -44,6 +37,7 @@ const typeOf = (f: Fields) => {
 export function roomsDialect(app: App): Dialect {
   const { hub, chat, logins, limits, store, cfg, log } = app;
   const core = app.containers;
+  const seats = new RoomsSeats(core);
   /** this node's rooms connections by the conversation whose topic they are in */
   const inConv = new Map<string, Set<Session>>();
   const frames = new WeakMap<Message, string>();
@@ -69,25 +63,17 @@ export function roomsDialect(app: App): Dialect {
   }
 
   /** The connection enters a room or container: subscribed, everyone there told, then what it missed. */
-  async function into(s: Session, conv: string, label: string): Promise<void> {
+  async function into(s: Session, { conv, label }: Place): Promise<void> {
     const state = st(s);
     if (state.convs.has(conv) || !join(s, conv, label)) return;
-    await core.notice(conv, label, "in", state.me);
+    await core.notice(conv, label, "in", state.seat.me);
     const missed = await core.unseen(s.userId!, conv);
     for (const m of missed) hub.send(s, frameOf(m), m);
   }
 
   /** After the handshake: NtoN enters its room; 1toN enters the containers the user is in. */
   async function enter(s: Session): Promise<void> {
-    const state = st(s);
-    const me = state.me.id;
-    if (state.mode === "room") return into(s, await core.enterRoom(me, state.room!), state.room!);
-    const served = state.mode === "agent" ? await core.agentContainers(me) : [];
-    for (const c of served) await into(s, c.conv, c.room ?? c.id);
-    if (state.container && !served.some((c) => c.id === state.container)) {
-      const c = await core.records.container(state.container);
-      if (c && !c.closed && (await store.getMember(c.conv, me))) await into(s, c.conv, c.attrs.room ?? state.container);
-    }
+    for (const place of await seats.entries(st(s).seat)) await into(s, place);
   }
 
   function frameOf(m: Message): string {
@@ -120,70 +106,45 @@ export function roomsDialect(app: App): Dialect {
 
   async function event(s: Session, type: string, f: Fields): Promise<void> {
     const state = st(s);
-    const me = state.me;
-    const ownContainer = () => str(f.containerId) ?? (state.mode === "user" ? state.container : undefined);
+    const seat = state.seat;
+    const me = seat.me;
     switch (type) {
-      case "ordinary": {
-        const body = messageBody(f, me);
-        const container = ownContainer();
-        if (container !== undefined) return void (await core.sendToContainer(me, container, body));
-        if (state.mode === "room") return void (await core.sendToRoom(me, state.room!, body));
-        return bad("containerId is required: name the container this message is for");
-      }
+      case "ordinary":
+        return void (await seats.send(seat, str(f.containerId), messageBody(f, me)));
       case "updateRoomName": {
-        if (state.mode !== "room") bad("updateRoomName is for rooms without containers");
-        const room = str(f.messageContent) ?? bad("updateRoomName needs the new roomName in messageContent");
-        if (room === state.room) return;
-        const conv = await core.enterRoom(me.id, room);
-        const old = state.room!;
-        const oldConv = roomsConvId(old);
-        hub.leave(s, oldConv);
-        forget(s, oldConv);
-        state.room = room;
-        await into(s, conv, room);
+        const moved = await seats.move(seat, str(f.messageContent));
+        if (!moved) return;
+        const { to, from } = moved;
+        hub.leave(s, from.conv);
+        forget(s, from.conv);
+        await into(s, to);
         // What it was pushed in the old room is stored before it stops being a member there.
         await hub.flushMarks(me.id);
-        const stillThere = [...(hub.sessionsOf(me.id) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(oldConv));
-        if (!stillThere) await core.leaveRoom(me.id, old);
-        return core.notice(oldConv, old, "out", me);
+        const stillThere = [...(hub.sessionsOf(me.id) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(from.conv));
+        if (!stillThere) await core.leaveRoom(me.id, from.label);
+        return core.notice(from.conv, from.label, "out", me);
       }
       case "updateUserInfo": {
         const name = str(f.messageContent);
         const icon = iconOf(f.userIconUpdate);
         if (name === undefined && icon === undefined) bad("updateUserInfo needs the new name in messageContent or the new icon in userIconUpdate");
         if (name !== undefined && name.length > MAX_NAME) bad(`a name is at most ${MAX_NAME} characters`);
-        state.me = { ...me, name: name ?? me.name, icon: icon ?? me.icon };
+        seat.me = { ...me, name: name ?? me.name, icon: icon ?? me.icon };
         if (!state.convs.size) {
-          const ev = { type: "roomNotice", conv: "", room: state.roomName, action: "userInfo", user: { id: me.id, nick: state.me.name, icon: state.me.icon }, count: 0, ts: Date.now() } as const;
+          const ev = { type: "roomNotice", conv: "", room: seat.roomName, action: "userInfo", user: { id: me.id, nick: seat.me.name, icon: seat.me.icon }, count: 0, ts: Date.now() } as const;
           return void hub.send(s, noticeFrame(ev));
         }
-        for (const [conv, label] of state.convs) await core.notice(conv, label, "userInfo", state.me);
+        for (const [conv, label] of state.convs) await core.notice(conv, label, "userInfo", seat.me);
         return;
       }
-      case "createContainer": {
-        const id = str(f.containerId) ?? state.container ?? me.id;
-        const accept = str(f.acceptId) ?? bad("createContainer needs acceptId: the agent to serve you");
-        const target = str(f.targetId) ?? state.target ?? bad("createContainer needs targetId: the business key");
-        const { conv } = await core.create(me, id, accept, target, state.roomName, typeOf(f));
-        if (state.mode === "user") state.container = id;
-        return into(s, conv, state.roomName);
-      }
-      case "addContainer": {
-        const id = str(f.containerId) ?? bad("addContainer needs containerId");
-        const { conv, room } = await core.add(me, id, typeOf(f));
-        return into(s, conv, room);
-      }
-      case "removeContainer": {
-        const id = ownContainer() ?? bad("removeContainer needs containerId");
-        await core.remove(me, id, typeOf(f));
-        return;
-      }
-      case "autoReturn": {
-        const id = ownContainer() ?? bad("autoReturn needs containerId");
-        const code = str(f.messageContent) ?? bad("autoReturn needs the reply's code in messageContent");
-        await core.autoReturn(me, id, code);
-        return;
-      }
+      case "createContainer":
+        return into(s, await seats.create(seat, { containerId: str(f.containerId), acceptId: str(f.acceptId), targetId: str(f.targetId) }, typeOf(f)));
+      case "addContainer":
+        return into(s, await seats.add(seat, str(f.containerId), typeOf(f)));
+      case "removeContainer":
+        return seats.remove(seat, str(f.containerId), typeOf(f));
+      case "autoReturn":
+        return seats.autoReturn(seat, str(f.containerId), str(f.messageContent));
     }
     throw new CoreError("unknown_type", `unknown eventType "${type}": one of ${EVENT_TYPES.join(", ")}`);
   }
@@ -216,9 +177,7 @@ export function roomsDialect(app: App): Dialect {
       const q = url.searchParams;
       const get = (k: string) => q.get(k) || undefined;
       const state: RoomsState = {
-        me: { id: "", name: "", icon: "" },
-        mode: "room",
-        roomName: "",
+        seat: seatOf({ id: "", name: "", icon: "" }, { roomName: "" }),
         chain: Promise.resolve(),
         convs: new Map(),
       };
@@ -247,19 +206,7 @@ export function roomsDialect(app: App): Dialect {
       const userId = get("userId");
       if (userId !== undefined && userId !== who.id) return refuse("unauthorized", "登录失败 login failed: userId is not the user of this login", CloseCodes.authFailed);
       const user = await store.getUser(who.id);
-      state.me = { id: who.id, name: name ?? (user?.nick || who.id), icon: icon ?? user?.avatar ?? "" };
-      state.roomName = roomName!;
-      state.target = targetId;
-      if (roomName === who.id) {
-        state.mode = "agent";
-        state.container = containerId;
-      } else if (containerId !== undefined || targetId !== undefined) {
-        state.mode = "user";
-        state.container = containerId ?? who.id;
-      } else {
-        state.mode = "room";
-        state.room = roomName;
-      }
+      state.seat = seatOf({ id: who.id, name: name ?? (user?.nick || who.id), icon: icon ?? user?.avatar ?? "" }, { roomName: roomName!, containerId, targetId });
       return { userId: who.id, role: who.role, state: state as never };
     },
 
@@ -322,7 +269,7 @@ export function roomsDialect(app: App): Dialect {
         for (const [conv] of convs) forget(s, conv);
         // What it wrote out is marked delivered before the others hear that it left.
         if (s.userId) await hub.flushMarks(s.userId);
-        for (const [conv, label] of convs) await core.notice(conv, label, "out", state.me);
+        for (const [conv, label] of convs) await core.notice(conv, label, "out", state.seat.me);
       });
     },
 
