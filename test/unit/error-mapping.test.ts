@@ -3,8 +3,8 @@
 import { describe, expect, test } from "bun:test";
 import { ErrorCodes, type ErrorName } from "../../src/core/errors.ts";
 import { Codes as Desk, deskErrorCode } from "../../src/dialects/desk/index.ts";
-import { FAILURE } from "../../src/dialects/jim/index.ts";
-import { Cmd } from "../../src/dialects/jim/wire.ts";
+import { FAILURE } from "../../src/dialects/jim/encode.ts";
+import { Cmd } from "../../src/dialects/jim/decode.ts";
 import { errorFrame as nativeError } from "../../src/dialects/native/encode.ts";
 import { errorFrame as roomsError } from "../../src/dialects/rooms/wire.ts";
 
