@@ -2,7 +2,7 @@
 // dialect's generic answer (or a new core code nobody mapped) fails here, not in a client.
 import { describe, expect, test } from "bun:test";
 import { ErrorCodes, type ErrorName } from "../../src/core/errors.ts";
-import { Codes as Desk, deskErrorCode } from "../../src/dialects/desk/index.ts";
+import { Codes as Desk, deskErrorCode } from "../../src/dialects/desk/encode.ts";
 import { FAILURE } from "../../src/dialects/jim/encode.ts";
 import { Cmd } from "../../src/dialects/jim/decode.ts";
 import { errorFrame as nativeError } from "../../src/dialects/native/encode.ts";
