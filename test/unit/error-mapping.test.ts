@@ -6,7 +6,7 @@ import { Codes as Desk, deskErrorCode } from "../../src/dialects/desk/encode.ts"
 import { FAILURE } from "../../src/dialects/jim/encode.ts";
 import { Cmd } from "../../src/dialects/jim/decode.ts";
 import { errorFrame as nativeError } from "../../src/dialects/native/encode.ts";
-import { errorFrame as roomsError } from "../../src/dialects/rooms/wire.ts";
+import { errorFrame as roomsError } from "../../src/dialects/rooms/encode.ts";
 
 const NAMES = Object.keys(ErrorCodes) as ErrorName[];
 

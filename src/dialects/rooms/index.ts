@@ -2,15 +2,17 @@
 // query string, JSON frames go both ways, there are no acknowledgements (a sender gets its own message back
 // once it is committed), and in/out notices carry the online count. The rules are the core's
 // (core/containers.ts); this file translates, and keeps what belongs to one connection: its rule set, the room
-// or containers it is in, the name and icon it shows, its idle timer.
+// or containers it is in, the name and icon it shows, its idle timer. decode.ts reads frames, commands.ts maps
+// each eventType onto the core, encode.ts writes frames.
 import type { App } from "../../app.ts";
-import { MESSAGE_TYPES, ROOMS_KEY_RE } from "../../core/containers.ts";
-import { CloseCodes, CoreError, fail, type ErrorName } from "../../core/errors.ts";
+import { ROOMS_KEY_RE } from "../../core/containers.ts";
+import { CloseCodes, CoreError, type ErrorName } from "../../core/errors.ts";
 import { RoomsSeats, seatOf, type Place, type Seat } from "../../core/rooms-seat.ts";
-import type { CoreEvent, Message } from "../../core/types.ts";
-import type { Dialect, Frame, Session } from "../../hub/session.ts";
+import type { Dialect, Session } from "../../hub/session.ts";
 import { storeFailure } from "../../store/db.ts";
-import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
+import { roomsCommands } from "./commands.ts";
+import { decode, EVENT_TYPES, HEARTBEAT, MAX_ICON, MAX_NAME, str, type Fields } from "./decode.ts";
+import { encode, errorFrame, frameOf } from "./encode.ts";
 
 
 interface RoomsState {
@@ -26,21 +28,20 @@ interface RoomsState {
 }
 
 const st = (s: Session) => s.state as unknown as RoomsState;
-const isRoomsConv = (conv: string) => conv.startsWith("g:rooms:") || conv.startsWith("c:rooms:");
-const bad = (message: string): never => fail("bad_request", message);
-/** The messageType an event frame carries along (text when it names none of the five). */
-const typeOf = (f: Fields) => {
-  const t = str(f.messageType);
-  return t && (MESSAGE_TYPES as readonly string[]).includes(t) ? t : "text";
-};
-
 export function roomsDialect(app: App): Dialect {
   const { hub, chat, logins, limits, store, cfg, log } = app;
   const core = app.containers;
   const seats = new RoomsSeats(core);
+  const commands = roomsCommands(core, seats, hub, {
+    into,
+    leave(s, conv) {
+      hub.leave(s, conv);
+      forget(s, conv);
+    },
+    elsewhere: (s, conv) => [...(hub.sessionsOf(s.userId!) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(conv)),
+  });
   /** this node's rooms connections by the conversation whose topic they are in */
   const inConv = new Map<string, Set<Session>>();
-  const frames = new WeakMap<Message, string>();
 
   const error = (s: Session, name: ErrorName, message: string, f?: Fields, retryAfterMs?: number) => hub.send(s, errorFrame(name, message, f, retryAfterMs));
 
@@ -76,77 +77,25 @@ export function roomsDialect(app: App): Dialect {
     for (const place of await seats.entries(st(s).seat)) await into(s, place);
   }
 
-  function frameOf(m: Message): string {
-    let f = frames.get(m);
-    if (!f) frames.set(m, (f = messageFrame(m)));
-    return f;
-  }
-
   async function handle(s: Session, raw: string): Promise<void> {
-    let f: unknown;
-    try {
-      f = JSON.parse(raw);
-    } catch {
-      return void error(s, "bad_frame", "a frame is a JSON object (or the heartbeat text)");
-    }
-    if (typeof f !== "object" || f === null || Array.isArray(f)) return void error(s, "bad_frame", "a frame is a JSON object");
-    const fields = f as Fields;
+    const d = decode(raw);
+    if ("error" in d) return void error(s, "bad_frame", d.error);
+    const fields = d.fields;
     try {
       // Every frame of this protocol is a message (or a room command): each takes a send token.
       const wait = limits.take(s, "send");
       if (wait) throw new CoreError("rate_limited", `too many frames, retry in ${wait} ms`, wait);
-      await event(s, str(fields.eventType) ?? "ordinary", fields);
+      const type = str(fields.eventType) ?? "ordinary";
+      const cmd = commands.get(type);
+      if (!cmd) throw new CoreError("unknown_type", `unknown eventType "${type}": one of ${EVENT_TYPES.join(", ")}`);
+      const state = st(s);
+      await cmd({ s, seat: state.seat, convs: state.convs }, fields);
     } catch (err) {
       const e = storeFailure(err);
       if (e instanceof CoreError) return void error(s, e.name, e.message, fields, e.retryAfterMs);
       log.error(`rooms frame from ${s.userId}: ${(e as Error).stack ?? e}`);
       error(s, "internal", "internal error, retry later", fields);
     }
-  }
-
-  async function event(s: Session, type: string, f: Fields): Promise<void> {
-    const state = st(s);
-    const seat = state.seat;
-    const me = seat.me;
-    switch (type) {
-      case "ordinary":
-        return void (await seats.send(seat, str(f.containerId), messageBody(f, me)));
-      case "updateRoomName": {
-        const moved = await seats.move(seat, str(f.messageContent));
-        if (!moved) return;
-        const { to, from } = moved;
-        hub.leave(s, from.conv);
-        forget(s, from.conv);
-        await into(s, to);
-        // What it was pushed in the old room is stored before it stops being a member there.
-        await hub.flushMarks(me.id);
-        const stillThere = [...(hub.sessionsOf(me.id) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(from.conv));
-        if (!stillThere) await core.leaveRoom(me.id, from.label);
-        return core.notice(from.conv, from.label, "out", me);
-      }
-      case "updateUserInfo": {
-        const name = str(f.messageContent);
-        const icon = iconOf(f.userIconUpdate);
-        if (name === undefined && icon === undefined) bad("updateUserInfo needs the new name in messageContent or the new icon in userIconUpdate");
-        if (name !== undefined && name.length > MAX_NAME) bad(`a name is at most ${MAX_NAME} characters`);
-        seat.me = { ...me, name: name ?? me.name, icon: icon ?? me.icon };
-        if (!state.convs.size) {
-          const ev = { type: "roomNotice", conv: "", room: seat.roomName, action: "userInfo", user: { id: me.id, nick: seat.me.name, icon: seat.me.icon }, count: 0, ts: Date.now() } as const;
-          return void hub.send(s, noticeFrame(ev));
-        }
-        for (const [conv, label] of state.convs) await core.notice(conv, label, "userInfo", seat.me);
-        return;
-      }
-      case "createContainer":
-        return into(s, await seats.create(seat, { containerId: str(f.containerId), acceptId: str(f.acceptId), targetId: str(f.targetId) }, typeOf(f)));
-      case "addContainer":
-        return into(s, await seats.add(seat, str(f.containerId), typeOf(f)));
-      case "removeContainer":
-        return seats.remove(seat, str(f.containerId), typeOf(f));
-      case "autoReturn":
-        return seats.autoReturn(seat, str(f.containerId), str(f.messageContent));
-    }
-    throw new CoreError("unknown_type", `unknown eventType "${type}": one of ${EVENT_TYPES.join(", ")}`);
   }
 
   /** Frames run in order, one at a time; `fn` never throws. */
@@ -273,17 +222,7 @@ export function roomsDialect(app: App): Dialect {
       });
     },
 
-    encode(ev: CoreEvent): Frame | undefined {
-      switch (ev.type) {
-        case "message":
-          return isRoomsConv(ev.msg.conv) ? frameOf(ev.msg) : undefined;
-        case "roomNotice":
-          return noticeFrame(ev);
-        default:
-          return undefined;
-      }
-    },
+    encode,
   };
   return dialect;
 }
-
