@@ -5,6 +5,8 @@ import type { Chat } from "./core/chat.ts";
 import type { Contacts } from "./core/contacts.ts";
 import type { Containers } from "./core/containers.ts";
 import type { Logins } from "./core/logins.ts";
+import type { SessionLimits } from "./core/limits.ts";
+import type { Messaging } from "./core/send.ts";
 import type { Desk } from "./core/desk.ts";
 import type { Groups } from "./core/groups.ts";
 import type { Live } from "./core/live.ts";
@@ -29,6 +31,10 @@ export interface App {
   tokens: TokenService;
   /** Token (JWT or registered opaque token) and password logins. */
   logins: Logins;
+  /** The one send command (direct, group, desk container) of every protocol and the server API. */
+  messaging: Messaging;
+  /** The per-connection rate limit every protocol charges its sends and reads to. */
+  limits: SessionLimits;
   contacts: Contacts;
   groups: Groups;
   memberships: Memberships;

@@ -8,6 +8,8 @@ import { Chat } from "./core/chat.ts";
 import { Contacts } from "./core/contacts.ts";
 import { Containers } from "./core/containers.ts";
 import { Logins } from "./core/logins.ts";
+import { SessionLimits } from "./core/limits.ts";
+import { Messaging } from "./core/send.ts";
 import { Desk } from "./core/desk.ts";
 import { Groups } from "./core/groups.ts";
 import { Live } from "./core/live.ts";
@@ -144,6 +146,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     count: (conv) => presence.roomCount(conv),
     log: warn,
   });
+  const groups = new Groups(store, memberships, chat, ids, (ev, skip) => hub.dispatch(ev, skip));
+  const deskService = new Desk(store, new DeskStore(db.db), chat, (ev) => hub.dispatch(ev), warn, deskState);
+  // One send command for every protocol and the server API: direct, group or desk conversation.
+  const messaging = new Messaging({ chat, groups, desk: deskService });
   const app: App = {
     cfg,
     store,
@@ -156,12 +162,14 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     tokens,
     logins,
     contacts: new Contacts({ store, memberships, inboxes, chat, presence }),
-    groups: new Groups(store, memberships, chat, ids, (ev, skip) => hub.dispatch(ev, skip)),
+    groups,
     memberships,
     social: new Social(new SocialStore(db.db), store, chat, (ev) => hub.dispatch(ev)),
     recalls: new Recalls(new RecallStore(db.db), store, live, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip)),
     live,
-    desk: new Desk(store, new DeskStore(db.db), chat, (ev) => hub.dispatch(ev), warn, deskState),
+    desk: deskService,
+    messaging,
+    limits: new SessionLimits({ rate: cfg.sendRate, burst: cfg.sendBurst, readCost: cfg.readCost }),
     containers: new Containers({
       throttle,
       store,

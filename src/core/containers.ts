@@ -249,6 +249,11 @@ export class Containers {
     return (await this.d.records.container(id))!;
   }
 
+  /** Whether a user is a member of a room or container conversation. */
+  async isMember(conv: string, userId: string): Promise<boolean> {
+    return (await this.d.store.getMember(conv, userId)) !== undefined;
+  }
+
   /** Open containers an agent serves. */
   agentContainers(agent: string) {
     return this.d.records.agentContainers(agent, MAX_AGENT_CONTAINERS);
@@ -262,6 +267,8 @@ export class Containers {
     return c!;
   }
 }
+
+export { roomsConvId };
 
 function event(who: Speaker, eventType: string, messageType: string, target?: string): RoomsBody {
   return {

@@ -10,8 +10,8 @@
 // in Redis for a cluster); this class then hands the conversation over in the store (at the decision's
 // version, so decisions reaching the store out of order cannot undo a later one) and sends the pushes,
 // which the hub delivers on whichever node the recipients are connected to.
-import { deskConvId } from "./conv-ids.ts";
-import type { Chat } from "./chat.ts";
+import { deskConvId, guestOf } from "./conv-ids.ts";
+import type { Chat, SendInput } from "./chat.ts";
 import type { Assignment, DeskState, GuestLive } from "./desk-state.ts";
 import { fail } from "./errors.ts";
 import type { Conversations, DeskRecords, Messages, Users } from "./ports.ts";
@@ -48,7 +48,7 @@ export class Desk {
   constructor(
     private readonly store: Users & Conversations & Pick<Messages, "history">,
     readonly records: DeskRecords,
-    private readonly chat: Pick<Chat, "commit">,
+    private readonly chat: Pick<Chat, "commit" | "activeUser">,
     private readonly emit: (ev: CoreEvent) => void,
     private readonly log: (msg: string) => void,
     private readonly state: DeskState,
@@ -58,13 +58,13 @@ export class Desk {
 
   /** Checks that a user may work as an agent: its record, its user and its group are active. */
   async agentRecord(userId: string): Promise<DeskAgentRow | DeskRefusal> {
-    const a = await this.records.agent(userId);
-    if (!a) return "no_agent";
-    const u = await this.store.getUser(userId);
-    if (a.disabled || !u || u.disabled) return "agent_disabled";
-    const g = await this.records.group(a.groupId);
-    if (!g || g.disabled) return "group_disabled";
-    return a;
+    // One read: the record and its group together; the user is the core's active-user check (cached on this
+    // node, dropped cluster-wide when the user changes).
+    const r = await this.records.agentWithGroup(userId);
+    if (!r) return "no_agent";
+    if (r.agent.disabled || !(await this.chat.activeUser(userId))) return "agent_disabled";
+    if (!r.group || r.group.disabled) return "group_disabled";
+    return r.agent;
   }
 
   /**
@@ -145,18 +145,19 @@ export class Desk {
     return { guest: info, recs };
   }
 
-  /** An agent writes to its guest. */
-  async agentSend(agent: string, guest: string, msg: unknown, fileType: number, skip?: string): Promise<Ack> {
+  /**
+   * A message in a guest's conversation (Messaging.send decides it is one): from the guest, or from the agent
+   * serving it, nobody else. One read: the conversation, whose owner is the serving agent; its members are
+   * always the guest and that agent (store/desk.ts `handOver` swaps the agent's membership with the owner).
+   */
+  async send(from: string, guest: string, input: SendInput, skip?: string): Promise<Ack> {
     const conv = await this.store.getConversation(deskConvId(guest));
-    if (!conv || conv.ownerId !== agent) fail("forbidden", `${guest} is not your guest`);
-    return this.chat.commit(agent, conv!.id, input(msg, fileType), await this.store.memberIds(conv!.id), skip);
-  }
-
-  /** A guest writes to whoever serves it (stored, and read later when nobody does yet). */
-  async guestSend(guest: string, msg: unknown, fileType: number, skip?: string): Promise<Ack> {
-    const conv = deskConvId(guest);
-    if (!(await this.store.getMember(conv, guest))) fail("not_member", "connect to an agent group first");
-    return this.chat.commit(guest, conv, input(msg, fileType), await this.store.memberIds(conv), skip);
+    if (from === guest) {
+      // A guest writes to whoever serves it (stored, and read later when nobody does yet).
+      if (!conv) fail("not_member", "connect to an agent group first");
+    } else if (!conv || conv.ownerId !== from) fail("forbidden", `${guest} is not your guest`);
+    const owner = conv!.ownerId;
+    return this.chat.commit(from, conv!.id, input, owner && owner !== guest ? [guest, owner] : [guest], skip);
   }
 
   /** Whether an agent may read a guest's conversation: agents of the guest's group may. */
@@ -247,7 +248,8 @@ export class Desk {
   }
 }
 
-function input(msg: unknown, fileType: number) {
+/** What a desk message of `fileType` (0 text … 6 file) is stored as. */
+export function deskInput(msg: unknown, fileType: number): SendInput {
   if (!Number.isInteger(fileType) || fileType < 0 || fileType >= FILE_TYPES.length) fail("bad_request", "`file_type` must be 0-6");
   return { kind: FILE_TYPES[fileType], body: { msg } };
 }

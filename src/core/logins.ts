@@ -52,6 +52,17 @@ export class Logins {
     return u && { ...u, exp: Math.floor(p!.until / 1000) };
   }
 
+  /**
+   * A JWT of TOKEN_SECRET only (the native and desk protocols take no registered tokens): the user it names and
+   * its `exp` (seconds), with `user` set when that user is active. Undefined when the token proves nothing.
+   */
+  async byJwt(token: unknown): Promise<{ id: string; exp: number; user?: Who } | undefined> {
+    const jwt = typeof token === "string" ? await this.d.tokens.verify(token) : undefined;
+    if (!jwt) return undefined;
+    const u = await this.d.chat.activeUser(jwt.userId);
+    return { id: jwt.userId, exp: jwt.exp, user: u && { ...u, exp: jwt.exp } };
+  }
+
   /** A user's password, under the login attempt limits (by user and by the client's `address`). */
   async byPassword(userId: unknown, password: unknown, address?: string): Promise<Who | undefined> {
     if (typeof userId !== "string" || !USER_ID_RE.test(userId) || typeof password !== "string" || !password) return undefined;

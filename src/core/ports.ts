@@ -135,6 +135,8 @@ export interface DeskRecords {
   groups(): Promise<DeskGroupRow[]>;
   putAgent(a: { userId: string; groupId?: string; capacity?: number; disabled?: boolean }): Promise<DeskAgentRow | undefined>;
   agent(userId: string): Promise<DeskAgentRow | undefined>;
+  /** An agent's record with its group, in one read. */
+  agentWithGroup(userId: string): Promise<{ agent: DeskAgentRow; group: DeskGroupRow | null } | undefined>;
   agents(groupId?: string): Promise<DeskAgentRow[]>;
   /** The guest's conversation, created (guest as its only member) when it is new; `group` is updated. */
   guestConversation(guest: string, group: string): Promise<ConversationRow>;

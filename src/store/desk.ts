@@ -61,6 +61,16 @@ export class DeskStore implements DeskRecords {
     return row;
   }
 
+  /** An agent's record with its group's, in one read (every request of a logged-in agent checks both). */
+  async agentWithGroup(userId: string): Promise<{ agent: DeskAgentRow; group: DeskGroupRow | null } | undefined> {
+    const [row] = await this.db
+      .select({ agent: deskAgents, group: deskGroups })
+      .from(deskAgents)
+      .leftJoin(deskGroups, eq(deskGroups.id, deskAgents.groupId))
+      .where(eq(deskAgents.userId, userId));
+    return row;
+  }
+
   agents(groupId?: string): Promise<DeskAgentRow[]> {
     const q = this.db.select().from(deskAgents);
     return (groupId ? q.where(eq(deskAgents.groupId, groupId)) : q).orderBy(asc(deskAgents.userId));

@@ -132,6 +132,42 @@ for (const { store, bus } of setups) describe(`on ${store}, routing state ${bus 
       expect((await a.request({ api_key: 32000 })).data.guest_list[0].unread).toBe(0);
     });
 
+    test("an agent's message to its guest (32300) makes at most 2 store reads before its write", async () => {
+      await desk.group(srv, "g-reads");
+      const token = await desk.agent(srv, "a-reads", "g-reads");
+      const a = await desk.login(srv, "a-reads", { agent: token, keep: open });
+      const guest = await desk.login(srv, "guest-reads", { group: "g-reads", keep: open });
+      await a.next(push(32401, "guest-reads"));
+      await guest.next(push(31100));
+      // Every call of the store's and the desk records' methods, in order, until the batch write.
+      const calls: string[] = [];
+      const undo: (() => void)[] = [];
+      for (const target of [srv.app.store, srv.app.desk.records] as Record<string, any>[]) {
+        const proto = Object.getPrototypeOf(target);
+        for (const name of Object.getOwnPropertyNames(proto)) {
+          if (name === "constructor" || typeof proto[name] !== "function") continue;
+          const orig = target[name];
+          target[name] = (...args: unknown[]) => {
+            calls.push(name);
+            return orig.apply(target, args);
+          };
+          undo.push(() => delete target[name]);
+        }
+      }
+      try {
+        const r = await a.request({ api_key: 32300, gid: "guest-reads", msg: "counted", file_type: 0 });
+        expect(r).toMatchObject({ code: 200, data: { gid: "guest-reads", message_info: { msg: "counted", from: "a-reads" } } });
+        expect((await guest.next(push(32399))).data.message_info).toMatchObject({ msg: "counted", from: "a-reads" });
+      } finally {
+        for (const u of undo) u();
+      }
+      const write = calls.indexOf("appendBatch");
+      expect(write).toBeGreaterThan(-1);
+      const reads = calls.slice(0, write);
+      // On failure the reads made are shown.
+      expect(reads.length <= 2 ? "at most 2 reads" : reads.join(", ")).toBe("at most 2 reads");
+    });
+
     test("chat content is paged, newest page first, each page oldest first", async () => {
       await desk.group(srv, "g-page");
       const token = await desk.agent(srv, "a-page", "g-page");

@@ -2,11 +2,11 @@
 // dialect's generic answer (or a new core code nobody mapped) fails here, not in a client.
 import { describe, expect, test } from "bun:test";
 import { ErrorCodes, type ErrorName } from "../../src/core/errors.ts";
-import { Codes as Desk, deskErrorCode } from "../../src/dialects/desk/index.ts";
-import { FAILURE } from "../../src/dialects/jim/index.ts";
-import { Cmd } from "../../src/dialects/jim/wire.ts";
-import { errorFrame as nativeError } from "../../src/dialects/native/frames.ts";
-import { errorFrame as roomsError } from "../../src/dialects/rooms/wire.ts";
+import { Codes as Desk, deskErrorCode } from "../../src/dialects/desk/encode.ts";
+import { FAILURE } from "../../src/dialects/jim/encode.ts";
+import { Cmd } from "../../src/dialects/jim/decode.ts";
+import { errorFrame as nativeError } from "../../src/dialects/native/encode.ts";
+import { errorFrame as roomsError } from "../../src/dialects/rooms/encode.ts";
 
 const NAMES = Object.keys(ErrorCodes) as ErrorName[];
 

@@ -2,31 +2,24 @@
 // query string, JSON frames go both ways, there are no acknowledgements (a sender gets its own message back
 // once it is committed), and in/out notices carry the online count. The rules are the core's
 // (core/containers.ts); this file translates, and keeps what belongs to one connection: its rule set, the room
-// or containers it is in, the name and icon it shows, its idle timer.
+// or containers it is in, the name and icon it shows, its idle timer. decode.ts reads frames, commands.ts maps
+// each eventType onto the core, encode.ts writes frames.
 import type { App } from "../../app.ts";
-import { MESSAGE_TYPES, ROOMS_KEY_RE, type Speaker } from "../../core/containers.ts";
-import { CloseCodes, CoreError, fail, type ErrorName } from "../../core/errors.ts";
-import { TokenBucket } from "../../core/ratelimit.ts";
-import type { CoreEvent, Message } from "../../core/types.ts";
-import type { Dialect, Frame, Session } from "../../hub/session.ts";
-import { isRoomsConv, roomsConvId } from "../../core/conv-ids.ts";
+import { ROOMS_KEY_RE } from "../../core/containers.ts";
+import { CloseCodes, CoreError, type ErrorName } from "../../core/errors.ts";
+import { RoomsSeats, seatOf, type Place, type Seat } from "../../core/rooms-seat.ts";
+import type { Dialect, Session } from "../../hub/session.ts";
 import { storeFailure } from "../../core/store-errors.ts";
-import { errorFrame, EVENT_TYPES, HEARTBEAT, iconOf, MAX_ICON, MAX_NAME, messageBody, messageFrame, noticeFrame, str, type Fields } from "./wire.ts";
+import { roomsCommands } from "./commands.ts";
+import { decode, EVENT_TYPES, HEARTBEAT, MAX_ICON, MAX_NAME, str, type Fields } from "./decode.ts";
+import { encode, errorFrame, frameOf } from "./encode.ts";
 
 
 interface RoomsState {
   /** the handshake was refused: the error is sent and the connection closed once open */
   refused?: { name: ErrorName; message: string; close: number };
-  me: Speaker;
-  /** rule set: `room` NtoN; `user` the many side of 1toN; `agent` the single side (roomName = own user id) */
-  mode: "room" | "user" | "agent";
-  roomName: string;
-  /** NtoN: the room this connection is in now */
-  room?: string;
-  /** 1toN: the container a user-side connection speaks in (default: its user id); an agent's to re-enter */
-  container?: string;
-  target?: string;
-  bucket: TokenBucket;
+  /** who it is and the rule set it works under: room (NtoN), user or agent (1toN); decided by the core */
+  seat: Seat;
   idle?: ReturnType<typeof setTimeout>;
   /** frames run one after another: a move or a container change is in place before the next frame */
   chain: Promise<void>;
@@ -35,19 +28,20 @@ interface RoomsState {
 }
 
 const st = (s: Session) => s.state as unknown as RoomsState;
-const bad = (message: string): never => fail("bad_request", message);
-/** The messageType an event frame carries along (text when it names none of the five). */
-const typeOf = (f: Fields) => {
-  const t = str(f.messageType);
-  return t && (MESSAGE_TYPES as readonly string[]).includes(t) ? t : "text";
-};
-
 export function roomsDialect(app: App): Dialect {
-  const { hub, chat, logins, store, cfg, log } = app;
+  const { hub, chat, logins, limits, store, cfg, log } = app;
   const core = app.containers;
+  const seats = new RoomsSeats(core);
+  const commands = roomsCommands(core, seats, hub, {
+    into,
+    leave(s, conv) {
+      hub.leave(s, conv);
+      forget(s, conv);
+    },
+    elsewhere: (s, conv) => [...(hub.sessionsOf(s.userId!) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(conv)),
+  });
   /** this node's rooms connections by the conversation whose topic they are in */
   const inConv = new Map<string, Set<Session>>();
-  const frames = new WeakMap<Message, string>();
 
   const error = (s: Session, name: ErrorName, message: string, f?: Fields, retryAfterMs?: number) => hub.send(s, errorFrame(name, message, f, retryAfterMs));
 
@@ -70,122 +64,38 @@ export function roomsDialect(app: App): Dialect {
   }
 
   /** The connection enters a room or container: subscribed, everyone there told, then what it missed. */
-  async function into(s: Session, conv: string, label: string): Promise<void> {
+  async function into(s: Session, { conv, label }: Place): Promise<void> {
     const state = st(s);
     if (state.convs.has(conv) || !join(s, conv, label)) return;
-    await core.notice(conv, label, "in", state.me);
+    await core.notice(conv, label, "in", state.seat.me);
     const missed = await core.unseen(s.userId!, conv);
     for (const m of missed) hub.send(s, frameOf(m), m);
   }
 
   /** After the handshake: NtoN enters its room; 1toN enters the containers the user is in. */
   async function enter(s: Session): Promise<void> {
-    const state = st(s);
-    const me = state.me.id;
-    if (state.mode === "room") return into(s, await core.enterRoom(me, state.room!), state.room!);
-    const served = state.mode === "agent" ? await core.agentContainers(me) : [];
-    for (const c of served) await into(s, c.conv, c.room ?? c.id);
-    if (state.container && !served.some((c) => c.id === state.container)) {
-      const c = await core.records.container(state.container);
-      if (c && !c.closed && (await store.getMember(c.conv, me))) await into(s, c.conv, c.attrs.room ?? state.container);
-    }
-  }
-
-  function frameOf(m: Message): string {
-    let f = frames.get(m);
-    if (!f) frames.set(m, (f = messageFrame(m)));
-    return f;
+    for (const place of await seats.entries(st(s).seat)) await into(s, place);
   }
 
   async function handle(s: Session, raw: string): Promise<void> {
-    let f: unknown;
+    const d = decode(raw);
+    if ("error" in d) return void error(s, "bad_frame", d.error);
+    const fields = d.fields;
     try {
-      f = JSON.parse(raw);
-    } catch {
-      return void error(s, "bad_frame", "a frame is a JSON object (or the heartbeat text)");
-    }
-    if (typeof f !== "object" || f === null || Array.isArray(f)) return void error(s, "bad_frame", "a frame is a JSON object");
-    const fields = f as Fields;
-    try {
-      const wait = st(s).bucket.take();
+      // Every frame of this protocol is a message (or a room command): each takes a send token.
+      const wait = limits.take(s, "send");
       if (wait) throw new CoreError("rate_limited", `too many frames, retry in ${wait} ms`, wait);
-      await event(s, str(fields.eventType) ?? "ordinary", fields);
+      const type = str(fields.eventType) ?? "ordinary";
+      const cmd = commands.get(type);
+      if (!cmd) throw new CoreError("unknown_type", `unknown eventType "${type}": one of ${EVENT_TYPES.join(", ")}`);
+      const state = st(s);
+      await cmd({ s, seat: state.seat, convs: state.convs }, fields);
     } catch (err) {
       const e = storeFailure(err);
       if (e instanceof CoreError) return void error(s, e.name, e.message, fields, e.retryAfterMs);
       log.error(`rooms frame from ${s.userId}: ${(e as Error).stack ?? e}`);
       error(s, "internal", "internal error, retry later", fields);
     }
-  }
-
-  async function event(s: Session, type: string, f: Fields): Promise<void> {
-    const state = st(s);
-    const me = state.me;
-    const ownContainer = () => str(f.containerId) ?? (state.mode === "user" ? state.container : undefined);
-    switch (type) {
-      case "ordinary": {
-        const body = messageBody(f, me);
-        const container = ownContainer();
-        if (container !== undefined) return void (await core.sendToContainer(me, container, body));
-        if (state.mode === "room") return void (await core.sendToRoom(me, state.room!, body));
-        return bad("containerId is required: name the container this message is for");
-      }
-      case "updateRoomName": {
-        if (state.mode !== "room") bad("updateRoomName is for rooms without containers");
-        const room = str(f.messageContent) ?? bad("updateRoomName needs the new roomName in messageContent");
-        if (room === state.room) return;
-        const conv = await core.enterRoom(me.id, room);
-        const old = state.room!;
-        const oldConv = roomsConvId(old);
-        hub.leave(s, oldConv);
-        forget(s, oldConv);
-        state.room = room;
-        await into(s, conv, room);
-        // What it was pushed in the old room is stored before it stops being a member there.
-        await hub.flushMarks(me.id);
-        const stillThere = [...(hub.sessionsOf(me.id) ?? [])].some((x) => x !== s && x.dialect === dialect && st(x).convs.has(oldConv));
-        if (!stillThere) await core.leaveRoom(me.id, old);
-        return core.notice(oldConv, old, "out", me);
-      }
-      case "updateUserInfo": {
-        const name = str(f.messageContent);
-        const icon = iconOf(f.userIconUpdate);
-        if (name === undefined && icon === undefined) bad("updateUserInfo needs the new name in messageContent or the new icon in userIconUpdate");
-        if (name !== undefined && name.length > MAX_NAME) bad(`a name is at most ${MAX_NAME} characters`);
-        state.me = { ...me, name: name ?? me.name, icon: icon ?? me.icon };
-        if (!state.convs.size) {
-          const ev = { type: "roomNotice", conv: "", room: state.roomName, action: "userInfo", user: { id: me.id, nick: state.me.name, icon: state.me.icon }, count: 0, ts: Date.now() } as const;
-          return void hub.send(s, noticeFrame(ev));
-        }
-        for (const [conv, label] of state.convs) await core.notice(conv, label, "userInfo", state.me);
-        return;
-      }
-      case "createContainer": {
-        const id = str(f.containerId) ?? state.container ?? me.id;
-        const accept = str(f.acceptId) ?? bad("createContainer needs acceptId: the agent to serve you");
-        const target = str(f.targetId) ?? state.target ?? bad("createContainer needs targetId: the business key");
-        const { conv } = await core.create(me, id, accept, target, state.roomName, typeOf(f));
-        if (state.mode === "user") state.container = id;
-        return into(s, conv, state.roomName);
-      }
-      case "addContainer": {
-        const id = str(f.containerId) ?? bad("addContainer needs containerId");
-        const { conv, room } = await core.add(me, id, typeOf(f));
-        return into(s, conv, room);
-      }
-      case "removeContainer": {
-        const id = ownContainer() ?? bad("removeContainer needs containerId");
-        await core.remove(me, id, typeOf(f));
-        return;
-      }
-      case "autoReturn": {
-        const id = ownContainer() ?? bad("autoReturn needs containerId");
-        const code = str(f.messageContent) ?? bad("autoReturn needs the reply's code in messageContent");
-        await core.autoReturn(me, id, code);
-        return;
-      }
-    }
-    throw new CoreError("unknown_type", `unknown eventType "${type}": one of ${EVENT_TYPES.join(", ")}`);
   }
 
   /** Frames run in order, one at a time; `fn` never throws. */
@@ -216,10 +126,7 @@ export function roomsDialect(app: App): Dialect {
       const q = url.searchParams;
       const get = (k: string) => q.get(k) || undefined;
       const state: RoomsState = {
-        me: { id: "", name: "", icon: "" },
-        mode: "room",
-        roomName: "",
-        bucket: new TokenBucket(cfg.sendRate, cfg.sendBurst),
+        seat: seatOf({ id: "", name: "", icon: "" }, { roomName: "" }),
         chain: Promise.resolve(),
         convs: new Map(),
       };
@@ -248,19 +155,7 @@ export function roomsDialect(app: App): Dialect {
       const userId = get("userId");
       if (userId !== undefined && userId !== who.id) return refuse("unauthorized", "登录失败 login failed: userId is not the user of this login", CloseCodes.authFailed);
       const user = await store.getUser(who.id);
-      state.me = { id: who.id, name: name ?? (user?.nick || who.id), icon: icon ?? user?.avatar ?? "" };
-      state.roomName = roomName!;
-      state.target = targetId;
-      if (roomName === who.id) {
-        state.mode = "agent";
-        state.container = containerId;
-      } else if (containerId !== undefined || targetId !== undefined) {
-        state.mode = "user";
-        state.container = containerId ?? who.id;
-      } else {
-        state.mode = "room";
-        state.room = roomName;
-      }
+      state.seat = seatOf({ id: who.id, name: name ?? (user?.nick || who.id), icon: icon ?? user?.avatar ?? "" }, { roomName: roomName!, containerId, targetId });
       return { userId: who.id, role: who.role, state: state as never };
     },
 
@@ -323,21 +218,11 @@ export function roomsDialect(app: App): Dialect {
         for (const [conv] of convs) forget(s, conv);
         // What it wrote out is marked delivered before the others hear that it left.
         if (s.userId) await hub.flushMarks(s.userId);
-        for (const [conv, label] of convs) await core.notice(conv, label, "out", state.me);
+        for (const [conv, label] of convs) await core.notice(conv, label, "out", state.seat.me);
       });
     },
 
-    encode(ev: CoreEvent): Frame | undefined {
-      switch (ev.type) {
-        case "message":
-          return isRoomsConv(ev.msg.conv) ? frameOf(ev.msg) : undefined;
-        case "roomNotice":
-          return noticeFrame(ev);
-        default:
-          return undefined;
-      }
-    },
+    encode,
   };
   return dialect;
 }
-

@@ -1,9 +1,7 @@
-// Rooms protocol wire format (seed 004, docs/rooms.md): the heartbeat text, the sent frame checked into a
-// message body, and the frames a client receives (messages, in/out notices, errors).
+// Rooms protocol frames in (seed 004, docs/rooms.md): the heartbeat text, the limits of a frame, and a sent
+// frame checked into a message body.
 import { MESSAGE_TYPES, type RoomsBody, type Speaker } from "../../core/containers.ts";
-import { ErrorCodes, fail, type ErrorName } from "../../core/errors.ts";
-import type { CoreEvent, Message } from "../../core/types.ts";
-import { containerOfConv, roomOfConv } from "../../core/conv-ids.ts";
+import { fail } from "../../core/errors.ts";
 
 /** Sent by an idle client; refreshes the idle timer and is not answered. */
 export const HEARTBEAT = "d98591378b184375b1c3ab5ded0964f0e6c00ba934154583ac97";
@@ -109,73 +107,20 @@ export function iconOf(v: unknown): string | undefined {
   return v;
 }
 
-/** A message as the client receives it. Bodies written by other protocols show as text. */
-export function messageFrame(m: Message): string {
-  const b = m.body && typeof m.body === "object" && !Array.isArray(m.body) ? (m.body as Partial<RoomsBody>) : undefined;
-  const ours = typeof b?.messageType === "string";
-  const o: Record<string, unknown> = {
-    messageContent: ours ? b!.messageContent ?? "" : typeof m.body === "string" ? m.body : JSON.stringify(m.body),
-    messageType: ours ? b!.messageType : "text",
-    eventType: ours ? b!.eventType ?? "ordinary" : "ordinary",
-  };
-  if (ours && b!.acceptId !== undefined) o.acceptId = b!.acceptId;
-  o.nickName = ours ? b!.nickName ?? "" : "";
-  o.createUser = m.from;
-  o.createTime = m.ts;
-  const container = containerOfConv(m.conv);
-  if (container !== undefined) o.containerId = container;
-  const room = roomOfConv(m.conv);
-  if (room !== undefined) o.roomName = room;
-  if (ours && b!.targetId !== undefined) o.targetId = b!.targetId;
-  o.userIcon = ours ? b!.userIcon ?? "" : "";
-  if (ours && b!.accessoryContent !== undefined) o.accessoryContent = b!.accessoryContent;
-  if (ours && b!.code !== undefined) o.code = b!.code;
-  o.messageId = m.id;
-  o.seq = m.seq;
-  return JSON.stringify(o);
+/** The messageType an event frame carries along (text when it names none of the five). */
+export function typeOf(f: Fields): string {
+  const t = str(f.messageType);
+  return t && (MESSAGE_TYPES as readonly string[]).includes(t) ? t : "text";
 }
 
-/** In/out notices with the seed's texts; a name or icon change as an updateUserInfo event. */
-export function noticeFrame(ev: Extract<CoreEvent, { type: "roomNotice" }>): string {
-  const container = containerOfConv(ev.conv);
-  if (ev.action === "userInfo") {
-    return JSON.stringify({
-      messageContent: ev.user.nick,
-      messageType: "text",
-      eventType: "updateUserInfo",
-      nickName: ev.user.nick,
-      createUser: ev.user.id,
-      createTime: ev.ts,
-      ...(container !== undefined ? { containerId: container } : {}),
-      roomName: ev.room,
-      userIcon: ev.user.icon,
-      userIconUpdate: ev.user.icon,
-    });
+/** A frame's fields, or the message of a bad_frame error. */
+export function decode(raw: string): { fields: Fields } | { error: string } {
+  let f: unknown;
+  try {
+    f = JSON.parse(raw);
+  } catch {
+    return { error: "a frame is a JSON object (or the heartbeat text)" };
   }
-  const name = ev.user.nick;
-  const text =
-    ev.action === "in"
-      ? `${name} 进来了，现在共有【${ev.count}】人在线`
-      : ev.action === "out"
-        ? `${name}, 离开了，现在共有【${ev.count}】人在线`
-        : `${name} 关闭了容器，所有人已退出，现在共有【0】人在线`;
-  return JSON.stringify({
-    messageType: "notice",
-    nickName: name,
-    count: ev.count,
-    userId: ev.user.id,
-    action: ev.action,
-    messageContent: text,
-    roomName: ev.room,
-    ...(container !== undefined ? { containerId: container } : {}),
-  });
-}
-
-/** An error answer: the connection stays open (a refused login is closed after it). */
-export function errorFrame(name: ErrorName, message: string, f?: Fields, retryAfterMs?: number): string {
-  const o: Record<string, unknown> = { messageType: "error", code: ErrorCodes[name], error: name, messageContent: message };
-  if (retryAfterMs) o.retryAfterMs = retryAfterMs;
-  const ev = f && str(f.eventType);
-  if (ev) o.eventType = ev;
-  return JSON.stringify(o);
+  if (typeof f !== "object" || f === null || Array.isArray(f)) return { error: "a frame is a JSON object" };
+  return { fields: f as Fields };
 }

@@ -1,28 +1,8 @@
-// J-IM wire format (docs/jim.md): command numbers, status codes with their exact texts, lenient field
-// reading, and the chat body a core Message becomes.
-import { directPeer, groupIdOf } from "../../core/conv-ids.ts";
+// J-IM frames out (docs/jim.md): status codes with their exact texts, the chat body a core Message becomes, the
+// failure answer of each command, and the pushes. Pure functions of their input.
+import { directPeer } from "../../core/conv-ids.ts";
 import type { CoreEvent, Message } from "../../core/types.ts";
-
-export const Cmd = {
-  unknown: 0,
-  authReq: 3,
-  authResp: 4,
-  loginResp: 6,
-  joinGroupReq: 7,
-  joinGroupResp: 8,
-  joinGroupNotify: 9,
-  exitGroupNotify: 10,
-  chat: 11,
-  chatResp: 12,
-  heartbeat: 13,
-  close: 14,
-  cancelMsgReq: 15,
-  cancelMsgResp: 16,
-  getUserReq: 17,
-  getUserResp: 18,
-  getMessageReq: 19,
-  getMessageResp: 20,
-} as const;
+import { Cmd } from "./decode.ts";
 
 /** Status code → msg, byte for byte as the original server sends them. */
 export const Status: Record<number, string> = {
@@ -63,16 +43,6 @@ export function resp(code: number | undefined, command: number, data?: unknown):
   return JSON.stringify(o);
 }
 
-/** A frame's fields (or a query string's) by lower-case name without `_` (`userId` = `userid` = `user_id`). */
-export type Fields = Map<string, unknown>;
-
-export function fields(v: unknown): Fields {
-  const m: Fields = new Map();
-  const entries = v instanceof URLSearchParams ? v.entries() : v && typeof v === "object" && !Array.isArray(v) ? Object.entries(v) : [];
-  for (const [k, x] of entries) m.set(k.toLowerCase().replace(/_/g, ""), x);
-  return m;
-}
-
 /** A JSON object from a Map keyed by ids: null-prototype, so an id like `__proto__` is a key like any other. */
 export function jsonObject<V>(m: ReadonlyMap<string, V>): Record<string, V> {
   const o = Object.create(null) as Record<string, V>;
@@ -80,19 +50,8 @@ export function jsonObject<V>(m: ReadonlyMap<string, V>): Record<string, V> {
   return o;
 }
 
-/** An integer, also from a numeric string ("11"). */
-export function int(v: unknown): number | undefined {
-  if (typeof v === "number") return Number.isSafeInteger(v) ? v : undefined;
-  if (typeof v === "string" && /^\s*-?\d{1,16}\s*$/.test(v)) return Number(v);
-  return undefined;
-}
-
-/** A non-empty string, also from a number. */
-export function str(v: unknown): string | undefined {
-  if (typeof v === "string") return v.length ? v : undefined;
-  if (typeof v === "number" && Number.isFinite(v)) return String(v);
-  return undefined;
-}
+/** The group id of a group conversation (`g:<id>`), else undefined. */
+export const groupOf = (conv: string) => (conv.startsWith("g:") ? conv.slice(2) : undefined);
 
 /** What a J-IM send stores as the message body (read back by chatBody). */
 export interface JimBody {
@@ -102,6 +61,8 @@ export interface JimBody {
   extras?: unknown;
 }
 
+const HEX32 = /^[0-9a-f]{32}$/i;
+
 /** The J-IM id of a message: the sender's own id when it gave one, else the server id as 32 hex digits. */
 export function jimId(m: Pick<Message, "id" | "cmid">): string {
   if (m.cmid) return m.cmid;
@@ -109,6 +70,7 @@ export function jimId(m: Pick<Message, "id" | "cmid">): string {
 }
 
 export const newJimId = () => crypto.randomUUID().replace(/-/g, "");
+export const isJimId = (s: string) => HEX32.test(s);
 
 /**
  * A core message as a J-IM chat body. Messages written by other protocols get their body as `content`
@@ -117,7 +79,7 @@ export const newJimId = () => crypto.randomUUID().replace(/-/g, "");
 export function chatBody(m: Message): Record<string, unknown> {
   const b = m.body && typeof m.body === "object" && !Array.isArray(m.body) ? (m.body as Partial<JimBody>) : undefined;
   const jim = b !== undefined && typeof b.content === "string";
-  const group = groupIdOf(m.conv);
+  const group = groupOf(m.conv);
   const o: Record<string, unknown> = {
     chatType: group !== undefined ? 1 : 2,
     cmd: Cmd.chat,
@@ -135,10 +97,46 @@ export function chatBody(m: Message): Record<string, unknown> {
 
 /** A recall as J-IM pushes it (command 15): which message of which chat. */
 export function recallBody(ev: Extract<CoreEvent, { type: "recall" }>): Record<string, unknown> {
-  const group = groupIdOf(ev.conv);
+  const group = groupOf(ev.conv);
   const o: Record<string, unknown> = { chatType: group !== undefined ? 1 : 2, cmd: Cmd.cancelMsgReq, from: ev.from };
   if (group !== undefined) o.groupId = group;
   o.id = jimId(ev);
   o.to = group ?? directPeer(ev.conv, ev.from);
   return o;
+}
+
+/** A command's failure answer (code, command) when the core refuses it. */
+export const FAILURE: Record<number, [number, number]> = {
+  [Cmd.chat]: [10002, Cmd.chatResp],
+  [Cmd.authReq]: [10010, Cmd.authResp],
+  [Cmd.joinGroupReq]: [10012, Cmd.joinGroupResp],
+  [Cmd.exitGroupNotify]: [10012, Cmd.exitGroupNotify],
+  [Cmd.cancelMsgReq]: [10002, Cmd.cancelMsgResp],
+  [Cmd.getUserReq]: [10004, Cmd.getUserResp],
+  [Cmd.getMessageReq]: [10015, Cmd.getMessageResp],
+};
+
+/** A message's frame, made once per message and shared by its recipients (a cache, not state). */
+const encoded = new WeakMap<Message, string>();
+
+/** Dialect.encode: the pushes J-IM has (a message, a group join or exit, a recall). */
+export function encode(ev: CoreEvent): string | undefined {
+  switch (ev.type) {
+    case "message": {
+      let frame = encoded.get(ev.msg);
+      if (!frame) encoded.set(ev.msg, (frame = resp(undefined, Cmd.chat, chatBody(ev.msg))));
+      return frame;
+    }
+    case "member": {
+      const group = groupOf(ev.conv);
+      if (group === undefined) return undefined;
+      if (ev.change !== "join" && ev.change !== "leave") return undefined;
+      const command = ev.change === "join" ? Cmd.joinGroupNotify : Cmd.exitGroupNotify;
+      return resp(undefined, command, { group, user: { id: ev.user.id, nick: ev.user.nick } });
+    }
+    case "recall":
+      return resp(undefined, Cmd.cancelMsgReq, recallBody(ev));
+    default:
+      return undefined;
+  }
 }

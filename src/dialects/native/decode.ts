@@ -1,8 +1,9 @@
-// Native protocol frames (docs/protocol.md). Schemas are compiled once; a frame that fails one gets an
-// error naming the first bad field.
+// Native protocol frames (docs/protocol.md), client to server: bytes (JSON text or msgpack binary) to a typed
+// frame, or the error that answers them. Schemas are compiled once; a frame that fails one gets an error naming
+// the first bad field. Nothing here reads or changes state.
 import { Type as T, type Static, type TSchema } from "@sinclair/typebox";
 import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
-import { ErrorCodes, type ErrorName } from "../../core/errors.ts";
+import { unpack } from "msgpackr";
 
 const Id = T.Optional(T.Union([T.String({ maxLength: 64 }), T.Integer()]));
 const Conv = T.String({ minLength: 1, maxLength: 200 });
@@ -148,7 +149,53 @@ export function check(frame: Record<string, unknown>): { type: FrameType; frame:
   return { error: `${e?.path || "frame"}: ${e?.message ?? "invalid"}` };
 }
 
-/** An error reply: the core's code as is, its name in `error` (docs/protocol.md "Errors"). */
-export function errorFrame(id: unknown, name: ErrorName, message: string, extra?: object): Record<string, unknown> {
-  return { t: "error", ...(id !== undefined ? { id } : {}), code: ErrorCodes[name], error: name, message, ...extra };
+export type Decoded =
+  | { type: FrameType; frame: any; id: string | number | undefined }
+  | { error: "bad_frame" | "unknown_type" | "bad_request"; message: string; id?: string | number };
+
+const idOf = (f: unknown) => {
+  const id = (f as { id?: unknown } | null)?.id;
+  return typeof id === "string" || typeof id === "number" ? id : undefined;
+};
+
+/** One frame off the wire: JSON in a text frame, msgpack in a binary one, an object with a known `t`. */
+export function decode(data: string | Uint8Array): Decoded {
+  let f: unknown;
+  try {
+    f = typeof data === "string" ? JSON.parse(data) : unpack(data);
+  } catch {
+    return { error: "bad_frame", message: typeof data === "string" ? "text frames must be JSON" : "binary frames must be msgpack" };
+  }
+  if (typeof f !== "object" || f === null || Array.isArray(f)) return { error: "bad_frame", message: "a frame is an object with a `t` field" };
+  const c = check(f as Record<string, unknown>);
+  if ("error" in c) return { error: c.unknown ? "unknown_type" : "bad_request", message: c.error, id: idOf(f) };
+  return { type: c.type, frame: c.frame, id: idOf(f) };
+}
+
+/** Only the id of a frame (to answer one that is not handled); undefined when it has none or is unreadable. */
+export function frameId(data: string | Uint8Array): string | number | undefined {
+  try {
+    return idOf(typeof data === "string" ? JSON.parse(data) : unpack(data));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A heartbeat of the documented shape (`{"t":"ping"}`, maybe with an id), read without the schema check: its id
+ * (null when none), or undefined when it is anything else.
+ */
+export function quickPing(data: string | Uint8Array): string | number | null | undefined {
+  if (typeof data !== "string" || data.length > 96 || !data.startsWith('{"t":"ping"')) return undefined;
+  let f: { t?: unknown; id?: unknown };
+  try {
+    f = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  const id = f.id;
+  let n = 0;
+  for (const _ in f) n++;
+  if (n > 2 || (n === 2 && !((typeof id === "string" && id.length <= 64) || Number.isInteger(id)))) return undefined;
+  return (id as string | number | undefined) ?? null;
 }

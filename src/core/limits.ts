@@ -1,0 +1,34 @@
+// One rate limiter for every protocol: each connection has one token bucket of SEND_RATE tokens per second up
+// to SEND_BURST. A send takes one token, a read (sync, history, lists) READ_COST tokens, so a client that floods
+// reads is slowed down like one that floods sends. Each protocol answers a refusal with its own rate error.
+import { TokenBucket } from "./ratelimit.ts";
+
+/** What a command costs: a send (1 token) or a read (READ_COST tokens). */
+export type Charge = "send" | "read";
+
+export interface LimitSettings {
+  /** tokens per second */
+  rate: number;
+  burst: number;
+  /** tokens a read takes; 0: reads are not limited */
+  readCost: number;
+}
+
+export class SessionLimits {
+  /**
+   * Keyed by the connection object itself: a bucket is made on first use (most connections of a live room never
+   * send) and goes with its connection, with nothing to clean up at close.
+   */
+  private readonly buckets = new WeakMap<object, TokenBucket>();
+
+  constructor(private readonly s: LimitSettings) {}
+
+  /** Charges `session` for one command: 0 when allowed, else the milliseconds until it would be. */
+  take(session: object, what: Charge): number {
+    const cost = what === "send" ? 1 : this.s.readCost;
+    if (!cost) return 0;
+    let b = this.buckets.get(session);
+    if (!b) this.buckets.set(session, (b = new TokenBucket(this.s.rate, this.s.burst)));
+    return b.take(undefined, cost);
+  }
+}
