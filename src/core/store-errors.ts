@@ -47,12 +47,15 @@ export function storeDown(e: unknown): string | undefined {
 /**
  * What a client is told of a failure: a store that cannot be reached is `unavailable` (retryable); a value
  * the store refused (SQLSTATE class 22: a NUL character or bad encoding in a looked-up id, a number out of
- * range) is the client's input, a `bad_request`; anything else as is.
+ * range) is the client's input, a `bad_request`; a transaction the store rolled back for a concurrent one
+ * (SQLSTATE class 40: a deadlock, a serialization failure) is `unavailable` too: the same request succeeds
+ * when retried. Anything else as is.
  */
 export function storeFailure(e: unknown): unknown {
   if (e instanceof CoreError) return e;
   if (storeDown(e)) return new CoreError("unavailable", "the store is unavailable, retry later", 1000);
   const { code, message } = driverError(e);
   if (code?.startsWith("22")) return new CoreError("bad_request", `invalid value: ${message}`);
+  if (code?.startsWith("40")) return new CoreError("unavailable", "a concurrent change got in the way, retry", 100);
   return e;
 }

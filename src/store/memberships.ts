@@ -45,9 +45,14 @@ export class MembershipStore implements Memberships {
     return rows.length > 0;
   }
 
-  /** Moves ownership in one transaction: the old owner becomes an admin. */
+  /**
+   * Moves ownership in one transaction: the old owner becomes an admin. The conversation row is locked first,
+   * as every writer of a conversation and its members does (a message batch locks it, then updates its
+   * senders' member rows): locking the member rows first could deadlock with a batch in the same group.
+   */
   async transferOwner(convId: string, from: string, to: string): Promise<boolean> {
     return this.db.transaction(async (tx) => {
+      await tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, convId)).for("update");
       const rows = await tx
         .update(members)
         .set({ role: "owner" })
