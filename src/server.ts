@@ -44,7 +44,10 @@ import { RecallStore } from "./store/recall.ts";
 import { ReceiptStore } from "./store/receipts.ts";
 import { RoomStore } from "./store/rooms.ts";
 import { SocialStore } from "./store/social.ts";
+import { ConversationStore } from "./store/conversations.ts";
+import { MessageStore } from "./store/messages.ts";
 import { Store } from "./store/store.ts";
+import { UserStore } from "./store/users.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
 
 export interface Running {
@@ -67,7 +70,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
 
   // Adapters: the store (one implementation per port), the bus and presence.
   const db = await openDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, memory: opts.memoryDb, connectTimeoutSec: cfg.dbConnectTimeoutSec });
-  const store = new Store(db.db);
+  const users = new UserStore(db.db);
+  const conversations = new ConversationStore(db.db);
+  // The services that read users, conversations and messages together take them as one object.
+  const store = new Store(db.db, { users, conversations, messages: new MessageStore(db.db) });
   const memberships = new MembershipStore(db.db);
   const inboxes = new InboxStore(db.db);
   const keys = new Keys(cfg.redisPrefix);
@@ -133,7 +139,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     chat,
     tokens,
     appTokens: new AppTokenStore(db.db),
-    passwordHash: async (id) => (await store.getUser(id))?.passwordHash,
+    passwordHash: async (id) => (await users.getUser(id))?.passwordHash,
   });
   const live: Live = new Live({
     store,
@@ -164,8 +170,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     contacts: new Contacts({ store, memberships, inboxes, chat, presence }),
     groups,
     memberships,
-    social: new Social(new SocialStore(db.db), store, chat, (ev) => hub.dispatch(ev)),
-    recalls: new Recalls(new RecallStore(db.db), store, live, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip)),
+    social: new Social(new SocialStore(db.db), users, chat, (ev) => hub.dispatch(ev)),
+    recalls: new Recalls(new RecallStore(db.db), conversations, live, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip)),
     live,
     desk: deskService,
     messaging,

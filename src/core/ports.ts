@@ -33,17 +33,17 @@ import type { CoreEvent, Message } from "./types.ts";
 export type { DeskState } from "./desk-state.ts";
 export type { AttemptCounter } from "./ratelimit.ts";
 
-/** Appends a batch of messages in one transaction (the group-commit writer's store function). */
+/** Appends a batch of messages in one transaction (the group-commit writer's store function). (store/append.ts) */
 export type AppendBatch = (items: AppendItem[]) => Promise<AppendResult[]>;
 
-/** User records. (store/store.ts) */
+/** User records. (store/users.ts) */
 export interface Users {
   getUser(id: string): Promise<UserRow | undefined>;
   getUsers(ids: string[]): Promise<UserRow[]>;
   upsertUser(u: UserInput): Promise<UserRow>;
 }
 
-/** Conversations and who is a member of them. (store/store.ts) */
+/** Conversations and who is a member of them. (store/conversations.ts) */
 export interface Conversations {
   getConversation(id: string): Promise<ConversationRow | undefined>;
   /** False, with nobody added, when the id is taken. */
@@ -52,7 +52,7 @@ export interface Conversations {
   memberIds(convId: string): Promise<string[]>;
 }
 
-/** Stored messages and the members' delivered/read cursors over them. (store/store.ts) */
+/** Stored messages and the members' delivered/read cursors over them. (store/messages.ts) */
 export interface Messages {
   appendBatch: AppendBatch;
   pending(userId: string, opts: { conv?: string; limit: number; after?: { conv: string; seq: number } }): Promise<Message[]>;

@@ -3,19 +3,19 @@
 import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
-import { CoreError, ErrorCodes } from "../core/errors.ts";
+import { CoreError } from "../core/errors.ts";
 import { driverError, storeDown } from "../core/store-errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
-import { presenceHttp } from "./presence.ts";
-import { ErrorBody, UserId } from "./schemas.ts";
-import { messagingHttp } from "./groups.ts";
+import { apiGate, metricsKeyOk, serverAuth } from "./auth.ts";
 import { deskHttp } from "./desk.ts";
+import { messagingHttp } from "./groups.ts";
 import { jimHttp } from "./jim.ts";
 import { liveHttp } from "./live.ts";
+import { presenceHttp } from "./presence.ts";
 import { roomsHttp } from "./rooms.ts";
+import { ErrorBody, errorBody, httpStatus, UserId } from "./schemas.ts";
 import { socialHttp } from "./social.ts";
-
 
 const UserFields = {
   nick: t.Optional(t.String({ maxLength: 128 })),
@@ -52,82 +52,11 @@ const userOut = (u: UserRow) => ({
   disabled: u.disabled,
 });
 
-export function errorBody(name: keyof typeof ErrorCodes, message: string) {
-  return { code: ErrorCodes[name], error: name, message };
-}
-
-const httpStatus: Partial<Record<keyof typeof ErrorCodes, number>> = {
-  bad_request: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  blocked: 403,
-  muted: 403,
-  not_member: 403,
-  not_found: 404,
-  conflict: 409,
-  recall_expired: 409,
-  rate_limited: 429,
-  slow_mode: 429,
-  unavailable: 503,
-};
-
-/** An `Authorization: apikey <API_KEY>` header value of an app backend. */
-export function apiKeyOk(app: App, authorization: string | undefined): boolean {
-  const given = authorization?.match(/^apikey\s+(.+)$/i)?.[1];
-  return !!app.cfg.apiKey && !!given && timingSafeEqual(given, app.cfg.apiKey);
-}
-
-/** Plugin that admits only app backends holding API_KEY. */
-export function serverAuth(app: App) {
-  return new Elysia({ name: "server-auth" }).onBeforeHandle({ as: "scoped" }, ({ headers, set }) => {
-    if (!apiKeyOk(app, headers.authorization)) {
-      set.status = 401;
-      return errorBody("unauthorized", app.cfg.apiKey ? "missing or wrong `Authorization: apikey <key>`" : "the server API is disabled: set API_KEY");
-    }
-  });
-}
-
-/** The path of a request URL, without parsing the whole URL. */
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const q = url.indexOf("?", start);
-  return q < 0 ? url.slice(start) : url.slice(start, q);
-}
-
-function timingSafeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && crypto.timingSafeEqual(x, y);
-}
-
-export function httpApp(app: App) {
+/** The server API's users: create or update, read, issue a client token. */
+function usersHttp(app: Pick<App, "store" | "tokens" | "chat">, apiKey: string | undefined) {
   const { store, tokens, chat } = app;
-
-  /**
-   * Why the store is down, or undefined when it answers: one `select 1` at a time (concurrent health checks
-   * share it), given up after HEALTH_TIMEOUT_MS, so a store that hangs is reported instead of hanging the check.
-   */
-  let probe: Promise<string | undefined> | undefined;
-  function storeHealth(): Promise<string | undefined> {
-    if (probe) return probe;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<string>((resolve) => {
-      timer = setTimeout(() => resolve(`no answer within ${app.cfg.healthTimeoutMs} ms${app.writesFailing() ? `; writes failing: ${app.writesFailing()}` : ""}`), app.cfg.healthTimeoutMs);
-    });
-    const ping = store.ping().then(
-      () => undefined,
-      (e) => storeDown(e) ?? driverError(e).message,
-    );
-    probe = Promise.race([ping, timeout]).finally(() => {
-      clearTimeout(timer);
-      probe = undefined;
-    });
-    return probe;
-  }
-
-  const serverApi = new Elysia({ prefix: "/api" })
-    .use(serverAuth(app))
+  return new Elysia({ prefix: "/api" })
+    .use(serverAuth(apiKey))
     .post(
       "/users",
       async ({ body }) => {
@@ -171,6 +100,33 @@ export function httpApp(app: App) {
         detail: { summary: "Issue a client token (JWT, HS256) for a user", tags: ["users"] },
       },
     );
+}
+
+/** The HTTP app: health, metrics and the server API's routers, each given the services it calls. */
+export function httpApp(app: App) {
+  const { cfg, store } = app;
+
+  /**
+   * Why the store is down, or undefined when it answers: one `select 1` at a time (concurrent health checks
+   * share it), given up after HEALTH_TIMEOUT_MS, so a store that hangs is reported instead of hanging the check.
+   */
+  let probe: Promise<string | undefined> | undefined;
+  function storeHealth(): Promise<string | undefined> {
+    if (probe) return probe;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer within ${app.cfg.healthTimeoutMs} ms${app.writesFailing() ? `; writes failing: ${app.writesFailing()}` : ""}`), app.cfg.healthTimeoutMs);
+    });
+    const ping = store.ping().then(
+      () => undefined,
+      (e) => storeDown(e) ?? driverError(e).message,
+    );
+    probe = Promise.race([ping, timeout]).finally(() => {
+      clearTimeout(timer);
+      probe = undefined;
+    });
+    return probe;
+  }
 
   return new Elysia()
     .use(
@@ -184,13 +140,7 @@ export function httpApp(app: App) {
     )
     // Authentication first: a request for the server API without its key is answered 401 before its
     // body is parsed or anything validated (the body limit is checked before this, in the transport).
-    .onRequest(({ request, set }) => {
-      const path = pathOf(request.url);
-      if ((path === "/api" || path.startsWith("/api/")) && !apiKeyOk(app, request.headers.get("authorization") ?? undefined)) {
-        set.status = 401;
-        return errorBody("unauthorized", app.cfg.apiKey ? "missing or wrong `Authorization: apikey <key>`" : "the server API is disabled: set API_KEY");
-      }
-    })
+    .onRequest(apiGate(cfg.apiKey))
     .onError(({ error, code, set }) => {
       if (error instanceof CoreError) {
         set.status = httpStatus[error.name] ?? 400;
@@ -264,9 +214,7 @@ export function httpApp(app: App) {
       "/metrics",
       ({ headers }) => {
         // METRICS_KEY set: only a scraper presenting it (`Authorization: Bearer <key>`) reads the metrics.
-        const key = app.cfg.metricsKey;
-        const given = headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
-        if (key && !(given && timingSafeEqual(given, key))) {
+        if (!metricsKeyOk(cfg.metricsKey, headers.authorization)) {
           return new Response("missing or wrong `Authorization: Bearer <METRICS_KEY>`\n", { status: 401, headers: { "www-authenticate": "Bearer" } });
         }
         return new Response(renderMetrics(), { headers: { "content-type": "text/plain; version=0.0.4" } });
@@ -279,12 +227,12 @@ export function httpApp(app: App) {
         },
       },
     )
-    .use(serverApi)
-    .use(messagingHttp(app))
-    .use(liveHttp(app))
-    .use(socialHttp(app))
-    .use(deskHttp(app))
-    .use(roomsHttp(app))
-    .use(jimHttp(app))
-    .use(presenceHttp(app));
+    .use(usersHttp(app, cfg.apiKey))
+    .use(messagingHttp(app, cfg.apiKey))
+    .use(liveHttp(app, cfg.apiKey))
+    .use(socialHttp(app, cfg.apiKey))
+    .use(deskHttp(app, cfg.apiKey))
+    .use(roomsHttp(app, cfg.apiKey))
+    .use(jimHttp(app, cfg.apiKey))
+    .use(presenceHttp(app, cfg.apiKey));
 }

@@ -5,7 +5,7 @@ import type { App } from "../app.ts";
 import { fail } from "../core/errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import type { DeskAgentRow, DeskGroupRow } from "../core/records.ts";
-import { serverAuth } from "./api.ts";
+import { serverAuth } from "./auth.ts";
 
 import { ErrorBody, GroupId } from "./schemas.ts";
 
@@ -27,10 +27,10 @@ const tags = ["desk"];
 const groupOut = (g: DeskGroupRow) => ({ id: g.id, name: g.name, disabled: g.disabled });
 const agentOut = (a: DeskAgentRow) => ({ user: a.userId, group: a.groupId, capacity: a.capacity, disabled: a.disabled });
 
-export function deskHttp(app: App) {
+export function deskHttp(app: Pick<App, "desk" | "store">, apiKey: string | undefined) {
   const { desk, store } = app;
   return new Elysia({ prefix: "/api/desk" })
-    .use(serverAuth(app))
+    .use(serverAuth(apiKey))
     .put("/groups/:id", async ({ params, body }) => groupOut(await desk.records.putGroup({ id: params.id, ...body })), {
       params: GroupParams,
       body: t.Object({ name: t.Optional(t.String({ maxLength: 200 })), disabled: t.Optional(t.Boolean({ description: "a disabled group's agents cannot log in (-31004) and it takes no guests" })) }),

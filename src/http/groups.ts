@@ -3,10 +3,9 @@
 // (actor `null` in core/groups.ts); a message it publishes names its sender.
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
-import { serverAuth } from "./api.ts";
-import { ConvId, ErrorBody, GroupId, Int, Text, TimeMs, UserId as UserIdOf } from "./schemas.ts";
+import { serverAuth } from "./auth.ts";
+import { ConvId, ErrorBody, GroupId, Int, Msg, Text, TimeMs, UserId as UserIdOf } from "./schemas.ts";
 
-export { ErrorBody };
 const UserId = UserIdOf();
 const GroupParams = t.Object({ id: GroupId() });
 const MemberParams = t.Object({ id: GroupId(), user: UserIdOf() });
@@ -34,17 +33,6 @@ const MemberOut = t.Object({
   readSeq: t.Integer(),
   deliveredSeq: t.Integer(),
 });
-export const Msg = t.Object({
-  id: t.String(),
-  conv: t.String(),
-  seq: t.Integer(),
-  from: t.String(),
-  kind: t.String(),
-  body: t.Unknown(),
-  cmid: t.Optional(t.String()),
-  ts: t.Number(),
-  recalled: t.Optional(t.Boolean()),
-});
 const AckOut = t.Object({ id: t.String(), conv: t.String(), seq: t.Integer(), ts: t.Number(), dup: t.Boolean() });
 const InboxOut = t.Object(
   {
@@ -64,10 +52,10 @@ const InboxOut = t.Object(
 );
 const tags = ["messaging"];
 
-export function messagingHttp(app: App) {
+export function messagingHttp(app: Pick<App, "chat" | "groups" | "messaging">, apiKey: string | undefined) {
   const { chat, groups, messaging } = app;
   return new Elysia({ prefix: "/api" })
-    .use(serverAuth(app))
+    .use(serverAuth(apiKey))
     .post(
       "/messages",
       ({ body: b }) =>

@@ -3,7 +3,7 @@
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { USER_ID_RE } from "../core/ids.ts";
-import { apiKeyOk } from "./api.ts";
+import { apiKeyOk } from "./auth.ts";
 
 const LOGIN_FAILED = "登录IM系统失败!";
 const BUSY = "当前客服繁忙，建议您电话咨询!";
@@ -44,9 +44,9 @@ const Profile = t.Object({
 const ok = (data: unknown = null) => ({ code: 200, msg: "success", data });
 const failed = (msg: string) => ({ code: 500, msg, data: null });
 
-export function jimHttp(app: App) {
+export function jimHttp(app: Pick<App, "store" | "logins" | "chat" | "presence" | "contacts">, apiKey: string | undefined) {
   const { store, logins, chat, presence, contacts } = app;
-  const keyOk = (h: Record<string, string | undefined>) => apiKeyOk(app, h.authorization);
+  const keyOk = (h: Record<string, string | undefined>) => apiKeyOk(apiKey, h.authorization);
   const terminalOf = (a: Record<string, unknown>) => (typeof a.terminal === "string" ? a.terminal : "ws");
 
   /**

@@ -5,9 +5,8 @@ import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { ROOM_ID_RE } from "../core/live.ts";
 import { USER_ID_RE } from "../core/ids.ts";
-import { serverAuth } from "./api.ts";
-import { ErrorBody, Msg } from "./groups.ts";
-import { Int } from "./schemas.ts";
+import { serverAuth } from "./auth.ts";
+import { ErrorBody, Int, Msg } from "./schemas.ts";
 
 const RoomParams = t.Object({ id: t.String({ pattern: ROOM_ID_RE.source, description: "room id (the conversation is `r:<id>`)" }) });
 const MuteParams = t.Object({ id: t.String({ pattern: ROOM_ID_RE.source }), user: t.String({ pattern: USER_ID_RE.source }) });
@@ -35,10 +34,10 @@ const AckOut = t.Object({
 const MuteOut = t.Object({ room: t.String(), user: t.String(), mutedUntil: t.Union([t.Number(), t.Null()]) });
 const tags = ["rooms"];
 
-export function liveHttp(app: App) {
+export function liveHttp(app: Pick<App, "live">, apiKey: string | undefined) {
   const { live } = app;
   return new Elysia({ prefix: "/api/rooms" })
-    .use(serverAuth(app))
+    .use(serverAuth(apiKey))
     .put("/:id", ({ params, body }) => live.update(params.id, { name: body.name, owner: body.owner, slowModeSec: body.slowModeSec }), {
       params: RoomParams,
       body: t.Object({

@@ -3,15 +3,15 @@
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { USER_ID_RE } from "../core/ids.ts";
-import { serverAuth } from "./api.ts";
-import { ErrorBody } from "./groups.ts";
+import { serverAuth } from "./auth.ts";
+import { ErrorBody } from "./schemas.ts";
 
 const tags = ["presence"];
 
-export function presenceHttp(app: App) {
+export function presenceHttp(app: Pick<App, "presence">, apiKey: string | undefined) {
   const { presence } = app;
   return new Elysia({ prefix: "/api/presence" })
-    .use(serverAuth(app))
+    .use(serverAuth(apiKey))
     .get(
       "/",
       async ({ query }) => {

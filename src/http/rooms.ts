@@ -8,9 +8,8 @@ import { fail } from "../core/errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { roomsConvId } from "../core/conv-ids.ts";
 import type { AutoReplyRow, ContainerRow } from "../core/records.ts";
-import { serverAuth } from "./api.ts";
-import { ErrorBody } from "./groups.ts";
-import { Text } from "./schemas.ts";
+import { serverAuth } from "./auth.ts";
+import { ErrorBody, Text } from "./schemas.ts";
 
 const Errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
 const tags = ["rooms protocol"];
@@ -31,7 +30,7 @@ const ContainerOut = t.Object({
 });
 const replyOut = (r: AutoReplyRow) => ({ code: r.code, content: r.content, name: r.name, icon: r.icon });
 
-export function roomsHttp(app: App) {
+export function roomsHttp(app: Pick<App, "containers" | "memberships" | "presence" | "store">, apiKey: string | undefined) {
   const { containers, memberships, presence, store } = app;
   const records = containers.records;
 
@@ -51,7 +50,7 @@ export function roomsHttp(app: App) {
   }
 
   return new Elysia({ prefix: "/api/rooms-protocol" })
-    .use(serverAuth(app))
+    .use(serverAuth(apiKey))
     .put(
       "/accounts/:clientType/:account",
       async ({ params, body }) => {

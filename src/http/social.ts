@@ -1,7 +1,7 @@
 // Server API for the social graph (`/api/users/{id}/…`, apikey): the app backend acts for user `id`.
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
-import { serverAuth } from "./api.ts";
+import { serverAuth } from "./auth.ts";
 
 import { ErrorBody, UserId } from "./schemas.ts";
 
@@ -14,10 +14,10 @@ const Request = t.Object({ from: t.String(), to: t.String(), status: t.String(),
 const Errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
 const tags = ["social"];
 
-export function socialHttp(app: App) {
+export function socialHttp(app: Pick<App, "social">, apiKey: string | undefined) {
   const { social } = app;
   return new Elysia({ prefix: "/api/users/:id" })
-    .use(serverAuth(app))
+    .use(serverAuth(apiKey))
     .get("/friends", ({ params }) => social.friends(params.id), {
       params: Params,
       response: { 200: t.Array(Friend), ...Errors },

@@ -5,7 +5,7 @@ import type { Message } from "../core/types.ts";
 import { rowsOf, type Db } from "./db.ts";
 import type { Inboxes } from "../core/ports.ts";
 import type { InboxQuery, InboxRow } from "../core/records.ts";
-import { toMessage } from "./store.ts";
+import { toMessage } from "./message-rows.ts";
 
 const json = (v: unknown) => JSON.parse(v as string) as Record<string, unknown>;
 const ms = (v: unknown) => (v ? new Date(v as string).getTime() : null);

@@ -3,7 +3,7 @@ import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import type { Db } from "./db.ts";
 import type { RecallRecords } from "../core/ports.ts";
 import { messages } from "./schema.ts";
-import { toMessage } from "./store.ts";
+import { toMessage } from "./message-rows.ts";
 import type { Message } from "../core/types.ts";
 
 /** A sender's own messages, and hiding a recalled one. */

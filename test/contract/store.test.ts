@@ -5,7 +5,10 @@ import { IdGen } from "../../src/core/ids.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
 import { blocks } from "../../src/store/schema.ts";
 import type { AppendItem } from "../../src/core/records.ts";
+import { ConversationStore } from "../../src/store/conversations.ts";
+import { MessageStore } from "../../src/store/messages.ts";
 import { Store } from "../../src/store/store.ts";
+import { UserStore } from "../../src/store/users.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 
 const drivers: [string, () => Promise<OpenDb>][] = [
@@ -32,7 +35,7 @@ for (const [name, open] of drivers) {
 
     beforeAll(async () => {
       db = await open();
-      store = new Store(db.db);
+      store = new Store(db.db, { users: new UserStore(db.db), conversations: new ConversationStore(db.db), messages: new MessageStore(db.db) });
       await store.upsertUser({ id: "ann", nick: "Ann" });
       await store.upsertUser({ id: "ben" });
     });

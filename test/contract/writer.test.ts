@@ -7,7 +7,10 @@ import { IdGen } from "../../src/core/ids.ts";
 import { GroupWriter } from "../../src/core/writer.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
 import type { AppendItem, AppendResult } from "../../src/core/records.ts";
+import { ConversationStore } from "../../src/store/conversations.ts";
+import { MessageStore } from "../../src/store/messages.ts";
 import { Store } from "../../src/store/store.ts";
+import { UserStore } from "../../src/store/users.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 
 const ids = new IdGen("writer");
@@ -34,7 +37,7 @@ for (const [name, open] of drivers) {
     let store: Store;
     beforeAll(async () => {
       db = await open();
-      store = new Store(db.db);
+      store = new Store(db.db, { users: new UserStore(db.db), conversations: new ConversationStore(db.db), messages: new MessageStore(db.db) });
       await store.upsertUser({ id: "ann" });
       await store.upsertUser({ id: "ben" });
     });

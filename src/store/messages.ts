@@ -1,0 +1,144 @@
+// Stored messages and the members' delivered/read cursors over them (the core's Messages port). Raw SQL where
+// the query builder's cost shows (bench: offline-pull); the same code runs on postgres.js and PGlite.
+import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from "drizzle-orm";
+import type { Messages } from "../core/ports.ts";
+import type { AppendItem, AppendResult, HistoryQuery } from "../core/records.ts";
+import type { Message } from "../core/types.ts";
+import { appendBatch } from "./append.ts";
+import { prepared, type Db } from "./db.ts";
+import { fromRaw, toMessage, type RawMessage } from "./message-rows.ts";
+import { messages } from "./schema.ts";
+
+/**
+ * The reconnect hot path, in raw SQL: the query builder's join building and row mapping cost more CPU than
+ * the query (bench: offline-pull). Per conversation with news, a range scan of (conv_id, seq) above the
+ * user's delivered cursor, at most `limit` rows each, so a long conversation costs only what is returned.
+ */
+function pendingPage(userId: string, opts: { conv?: string; limit: number; after?: { conv: string; seq: number } }, numbered = false): SQL {
+  return sql`
+    select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id,
+           (extract(epoch from m.created_at) * 1000)::float8 as created_at, m.recalled_at
+           ${numbered ? sql`, row_number() over (order by m.conv_id, m.seq) as rn` : sql``}
+      from members mb
+      join conversations c on c.id = mb.conv_id and c.last_seq > mb.delivered_seq
+      cross join lateral (
+        select * from messages m
+         where m.conv_id = mb.conv_id and m.seq > mb.delivered_seq and m.sender_id <> ${userId}
+           ${opts.after ? sql`and (m.conv_id, m.seq) > (${opts.after.conv}::text, ${opts.after.seq}::bigint)` : sql``}
+         order by m.seq
+         limit ${opts.limit}) m
+     where mb.user_id = ${userId}
+       ${opts.conv ? sql`and mb.conv_id = ${opts.conv}` : sql``}
+       ${opts.after ? sql`and mb.conv_id >= ${opts.after.conv}` : sql``}
+     order by m.conv_id, m.seq
+     limit ${opts.limit}`;
+}
+
+export class MessageStore implements Messages {
+  constructor(private readonly db: Db) {}
+
+  /** One batch in one transaction (store/append.ts). */
+  appendBatch(items: AppendItem[]): Promise<AppendResult[]> {
+    return appendBatch(this.db, items);
+  }
+
+  /**
+   * Messages above the user's delivered cursor written by others, in (conversation, seq) order:
+   * what an offline client has not yet confirmed. `after` pages without moving the cursor.
+   */
+  async pending(
+    userId: string,
+    opts: { conv?: string; limit: number; after?: { conv: string; seq: number } },
+  ): Promise<Message[]> {
+    return (await prepared<RawMessage>(this.db, pendingPage(userId, opts))).map(fromRaw);
+  }
+
+  /**
+   * Pull and mark delivered in one statement: the page of `pending` (up to `limit` + 1 rows: the extra one,
+   * not marked, tells whether more wait) and, in the same statement, every conversation's delivered cursor moved to
+   * the highest seq of the first `limit` rows. Returns the page and the cursors' new values.
+   */
+  async pull(userId: string, opts: { conv?: string; limit: number }): Promise<{ msgs: Message[]; moved: Map<string, number> }> {
+    const rows = await prepared<RawMessage & { rn: number | string; moved: [string, number | string][] | string | null }>(
+      this.db,
+      sql`
+        with page as (${pendingPage(userId, { conv: opts.conv, limit: opts.limit + 1 }, true)}),
+        top as (select conv_id, max(seq) as s from page where rn <= ${opts.limit} group by conv_id),
+        moved as (
+          update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
+            from top where mb.conv_id = top.conv_id and mb.user_id = ${userId}
+          returning mb.conv_id, mb.delivered_seq)
+        select page.*, case when page.rn = 1 then (select json_agg(json_build_array(conv_id, delivered_seq)) from moved) end as moved
+          from page order by page.rn`,
+    );
+    const first = rows[0]?.moved;
+    const pairs = (typeof first === "string" ? JSON.parse(first) : first ?? []) as [string, number | string][];
+    return { msgs: rows.map(fromRaw), moved: new Map(pairs.map(([c, v]) => [c, Number(v)])) };
+  }
+
+  async history(convId: string, q: HistoryQuery): Promise<Message[]> {
+    const conds: SQL[] = [eq(messages.convId, convId)];
+    if (q.beforeSeq !== undefined) conds.push(lt(messages.seq, q.beforeSeq));
+    if (q.afterSeq !== undefined) conds.push(gt(messages.seq, q.afterSeq));
+    if (q.from) conds.push(gte(messages.createdAt, q.from));
+    if (q.to) conds.push(lte(messages.createdAt, q.to));
+    const rows = await this.db
+      .select()
+      .from(messages)
+      .where(and(...conds))
+      .orderBy(q.desc ? desc(messages.seq) : asc(messages.seq))
+      .limit(q.limit);
+    return rows.map(toMessage);
+  }
+
+  /** Moves one cursor forward (never back, never past the conversation's last seq); undefined for a non-member. */
+  async advanceCursor(userId: string, convId: string, field: "delivered" | "read", seq: number): Promise<number | undefined> {
+    return (await this.advanceCursors(userId, field, [{ conv: convId, seq }])).get(convId);
+  }
+
+  /**
+   * Cursors of several conversations of one user in one statement (a page of messages confirms every
+   * conversation it holds at once): each moves forward only, never past its conversation's last seq, and
+   * reading implies delivery. Returns the new value per conversation the user is a member of.
+   */
+  async advanceCursors(userId: string, field: "delivered" | "read", to: { conv: string; seq: number }[]): Promise<Map<string, number>> {
+    if (to.length === 0) return new Map();
+    const v = JSON.stringify(to.map((t) => ({ c: t.conv, s: t.seq })));
+    const capped = sql.raw("least(v.s, c.last_seq)");
+    const set =
+      field === "delivered"
+        ? sql`delivered_seq = greatest(m.delivered_seq, ${capped})`
+        : sql`read_seq = greatest(m.read_seq, ${capped}), delivered_seq = greatest(m.delivered_seq, ${capped})`;
+    const rows = await prepared<{ conv_id: string; v: string | number }>(
+      this.db,
+      sql`
+        update members as m set ${set}
+          from jsonb_to_recordset(${v}::jsonb) as v(c text, s bigint), conversations as c
+         where m.conv_id = v.c and m.user_id = ${userId} and c.id = v.c
+        returning m.conv_id, ${sql.raw(field === "delivered" ? "m.delivered_seq" : "m.read_seq")} as v`,
+    );
+    return new Map(rows.map((r) => [r.conv_id, Number(r.v)]));
+  }
+
+  /**
+   * Delivered cursors moved over pushed messages, one statement for several conversations of one user: a
+   * cursor moves to the highest pushed seq, but never past a message of another sender above it that was
+   * not pushed (the first such one stops it: an index range scan from the cursor). Returns the new value per
+   * conversation whose cursor moved.
+   */
+  async advancePushed(userId: string, pushed: { conv: string; seqs: readonly number[] }[]): Promise<Map<string, number>> {
+    if (pushed.length === 0) return new Map();
+    const v = JSON.stringify(pushed.map((p) => ({ c: p.conv, s: p.seqs.reduce((a, b) => (a > b ? a : b), 0), a: p.seqs })));
+    const rows = await prepared<{ conv_id: string; v: string | number }>(
+      this.db,
+      sql`
+        update members as m set delivered_seq = greatest(m.delivered_seq, least(v.s, c.last_seq, coalesce((
+            select min(x.seq) - 1 from messages x
+             where x.conv_id = v.c and x.seq > m.delivered_seq and x.seq <= v.s and x.sender_id <> m.user_id and x.seq <> all(v.a)), v.s)))
+          from jsonb_to_recordset(${v}::jsonb) as v(c text, s bigint, a bigint[]), conversations as c
+         where m.conv_id = v.c and m.user_id = ${userId} and c.id = v.c
+        returning m.conv_id, m.delivered_seq as v`,
+    );
+    return new Map(rows.map((r) => [r.conv_id, Number(r.v)]));
+  }
+}
