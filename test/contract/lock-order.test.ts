@@ -6,7 +6,10 @@ import { groupConvId } from "../../src/core/conv-ids.ts";
 import { IdGen } from "../../src/core/ids.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
 import { MembershipStore } from "../../src/store/memberships.ts";
+import { ConversationStore } from "../../src/store/conversations.ts";
+import { MessageStore } from "../../src/store/messages.ts";
 import { Store } from "../../src/store/store.ts";
+import { UserStore } from "../../src/store/users.ts";
 import { freshPgUrl } from "../helpers/services.ts";
 
 describe("lock order on Postgres", () => {
@@ -18,7 +21,7 @@ describe("lock order on Postgres", () => {
 
   beforeAll(async () => {
     db = await openDb({ databaseUrl: await freshPgUrl() });
-    store = new Store(db.db);
+    store = new Store(db.db, { users: new UserStore(db.db), conversations: new ConversationStore(db.db), messages: new MessageStore(db.db) });
     memberships = new MembershipStore(db.db);
     for (const id of ["ann", "ben"]) await store.upsertUser({ id });
     expect(await store.createConversation({ id: conv, kind: "group", subtype: "user", ownerId: "ann" }, { ann: "owner", ben: "member" })).toBe(true);
