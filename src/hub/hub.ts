@@ -12,7 +12,7 @@ import type { Bus } from "../bus/bus.ts";
 import { Keys } from "../bus/keys.ts";
 import { DeliveryMarks } from "../core/delivery.ts";
 import { CloseCodes } from "../core/errors.ts";
-import { forgetRoomDrops } from "../core/live.ts";
+import { forgetRoomDrops } from "../core/room-ticks.ts";
 import { metric } from "../core/metrics.ts";
 import type { EventSink } from "../core/ports.ts";
 import type { CoreEvent, Message } from "../core/types.ts";

@@ -10,7 +10,7 @@
 //    queue reaches BACKPRESSURE_BYTES, is closed with 4100: it reconnects and resyncs.
 // The other half of BACKPRESSURE_BYTES stays for the connection's own traffic (replies, 1:1 pushes).
 import { CloseCodes } from "../core/errors.ts";
-import { roomDrops } from "../core/live.ts";
+import { roomDrops } from "../core/room-ticks.ts";
 import { metric } from "../core/metrics.ts";
 import type { CoreEvent } from "../core/types.ts";
 import type { Frame, Session } from "./session.ts";
