@@ -1,5 +1,6 @@
 // The cross-node bus carries already-encoded envelopes. A node subscribes to a channel only while it
-// holds a local member of it: subscribe/unsubscribe are reference-counted by the implementation.
+// holds a local member of it: the hub knows when a user's or topic's first local session arrives and its
+// last leaves, and calls subscribe/unsubscribe exactly then. The bus keeps no count of its own.
 
 export type BusState = "ok" | "degraded" | "down";
 
@@ -11,11 +12,14 @@ export interface Bus {
   publish(channel: string, payload: Uint8Array): void;
   /** The same payload to several channels (one command on Redis, however many recipients an event has). */
   publishMany(channels: string[], payload: Uint8Array): void;
-  /** Counts one more local interest; the first one subscribes. Rejects (and rolls back) on failure. */
+  /**
+   * Subscribes this node to a channel. Subscribing a channel it is subscribed to already is one subscription
+   * (resolves when that one is active). Rejects on failure, leaving the channel unsubscribed.
+   */
   subscribe(channel: string): Promise<void>;
-  /** Counts one interest less; the last one unsubscribes. */
+  /** Ends the channel's subscription (nothing when not subscribed). */
   unsubscribe(channel: string): void;
-  /** Live subscriptions (channels with a positive count). */
+  /** Subscribed channels. */
   subscriptions(): number;
   /** Adds a listener of every envelope received on a subscribed channel (the hub; user changes). */
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void;

@@ -8,7 +8,7 @@ export class MemoryBroker {
 
 export class MemoryBus implements Bus {
   readonly kind = "memory" as const;
-  private readonly counts = new Map<string, number>();
+  private readonly channels = new Set<string>();
   private readonly handlers: ((channel: string, payload: Uint8Array) => void)[] = [];
 
   readonly hasPeers: boolean;
@@ -35,27 +35,22 @@ export class MemoryBus implements Bus {
   }
 
   async subscribe(channel: string): Promise<void> {
-    const n = this.counts.get(channel) ?? 0;
-    this.counts.set(channel, n + 1);
-    if (n === 0) {
-      let set = this.broker.subscribers.get(channel);
-      if (!set) this.broker.subscribers.set(channel, (set = new Set()));
-      set.add(this);
-    }
+    if (this.channels.has(channel)) return;
+    this.channels.add(channel);
+    let set = this.broker.subscribers.get(channel);
+    if (!set) this.broker.subscribers.set(channel, (set = new Set()));
+    set.add(this);
   }
 
   unsubscribe(channel: string): void {
-    const n = this.counts.get(channel) ?? 0;
-    if (n <= 1) {
-      this.counts.delete(channel);
-      const set = this.broker.subscribers.get(channel);
-      set?.delete(this);
-      if (set?.size === 0) this.broker.subscribers.delete(channel);
-    } else this.counts.set(channel, n - 1);
+    if (!this.channels.delete(channel)) return;
+    const set = this.broker.subscribers.get(channel);
+    set?.delete(this);
+    if (set?.size === 0) this.broker.subscribers.delete(channel);
   }
 
   subscriptions(): number {
-    return this.counts.size;
+    return this.channels.size;
   }
 
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void {
@@ -63,9 +58,6 @@ export class MemoryBus implements Bus {
   }
 
   async close(): Promise<void> {
-    for (const ch of [...this.counts.keys()]) {
-      this.counts.set(ch, 1);
-      this.unsubscribe(ch);
-    }
+    for (const ch of [...this.channels]) this.unsubscribe(ch);
   }
 }

@@ -1,5 +1,6 @@
 // Redis pub/sub bus (ioredis): one connection publishes, one subscribes. Channels are subscribed only
-// while a local member needs them (reference-counted; a failed SUBSCRIBE rolls the count back), never
+// while a local member needs them (the hub says when: one SUBSCRIBE for a user's or topic's first local
+// session, one UNSUBSCRIBE after its last; a failed SUBSCRIBE leaves the channel unsubscribed), never
 // with PSUBSCRIBE, so Redis traffic grows with active topics rather than nodes x topics.
 // ioredis reconnects by itself and re-subscribes every channel after a reconnect (autoResubscribe);
 // publishes made while Redis is away are queued by ioredis and sent on reconnect (offline queue), up to
@@ -36,7 +37,8 @@ export function redisClient(url: string, name: string, log: Logger, offlineQueue
 export class RedisBus implements Bus {
   readonly kind = "redis" as const;
   readonly hasPeers = true;
-  private readonly counts = new Map<string, number>();
+  /** subscribed channels → their SUBSCRIBE (settled once Redis answered) */
+  private readonly channels = new Map<string, Promise<void>>();
   private readonly handlers: ((channel: string, payload: Uint8Array) => void)[] = [];
   private readonly recovered: (() => void)[] = [];
   private queued = 0;
@@ -106,28 +108,28 @@ export class RedisBus implements Bus {
     this.recovered.push(fn);
   }
 
-  async subscribe(channel: string): Promise<void> {
-    const n = this.counts.get(channel) ?? 0;
-    this.counts.set(channel, n + 1);
-    if (n > 0) return;
-    try {
-      await this.sub.subscribe(channel);
-    } catch (e) {
-      this.unsubscribe(channel);
-      throw e;
-    }
+  subscribe(channel: string): Promise<void> {
+    const had = this.channels.get(channel);
+    if (had) return had;
+    const p: Promise<void> = this.sub.subscribe(channel).then(
+      () => {},
+      (e) => {
+        // Unless unsubscribed (and maybe subscribed again) meanwhile: that later call owns the entry.
+        if (this.channels.get(channel) === p) this.channels.delete(channel);
+        throw e;
+      },
+    );
+    this.channels.set(channel, p);
+    return p;
   }
 
   unsubscribe(channel: string): void {
-    const n = this.counts.get(channel) ?? 0;
-    if (n > 1) return void this.counts.set(channel, n - 1);
-    if (n === 0) return;
-    this.counts.delete(channel);
+    if (!this.channels.delete(channel)) return;
     this.sub.unsubscribe(channel).catch(() => {});
   }
 
   subscriptions(): number {
-    return this.counts.size;
+    return this.channels.size;
   }
 
   onMessage(handler: (channel: string, payload: Uint8Array) => void): void {
@@ -135,7 +137,7 @@ export class RedisBus implements Bus {
   }
 
   async close(): Promise<void> {
-    this.counts.clear();
+    this.channels.clear();
     await Promise.allSettled([this.pub.quit(), this.sub.quit()]);
   }
 }

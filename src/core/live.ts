@@ -8,7 +8,8 @@
 //  - must (gifts, paid messages): committed through Chat.commit first (a seq, an ack after the commit),
 //    then sent in the next tick; a consumer too slow to take one is told to resync from its seq, or is
 //    closed with 4100 (hub/slow.ts), and fetches what it missed from the room's history.
-// In/out notices ride the same tick as droppable items; the tick stamps them with the online count once.
+// In/out notices ride the same tick as droppable items; the tick stamps them with the online count once
+// (the per-room tick queue: core/room-ticks.ts).
 // Flood control here: timed mutes (4032) and per-room slow mode (4291) for clients; the per-connection
 // token bucket (4290) is the dialects'. The server API (`trusted`) is exempt from all three.
 import { KIND_RE, type Chat, type SendInput } from "./chat.ts";
@@ -16,37 +17,26 @@ import { isLiveRoom, roomConvId, roomIdOf } from "./conv-ids.ts";
 import { fail } from "./errors.ts";
 import { storableJson } from "./storable.ts";
 import type { IdGen } from "./ids.ts";
-import { forgetMetric, metric } from "./metrics.ts";
+import { metric } from "./metrics.ts";
 import type { Messages, RoomRecords, Users } from "./ports.ts";
 import type { RoomRow } from "./records.ts";
-import type { CoreEvent, Message, RoomClass, RoomItem, RoomMessage } from "./types.ts";
+import { RoomSettingsCache } from "./room-settings.ts";
+import { RoomTicks } from "./room-ticks.ts";
+import type { CoreEvent, Message, RoomClass, RoomMessage } from "./types.ts";
 
 export const ROOM_ID_RE = /^[\w.@-]{1,128}$/;
 export const ROOM_CLASSES: readonly RoomClass[] = ["droppable", "must"];
 
 /** Rooms one connection may be in at once (each is a subscription the node keeps). */
 export const MAX_ROOMS_PER_CONNECTION = 50;
-/** Droppable items one room may queue on one node per tick; more are dropped (a flood, not a slow consumer). */
-export const MAX_TICK_ITEMS = 500;
 /**
- * Largest body (as JSON) of a droppable message from a client. With MAX_TICK_ITEMS it bounds one tick's
+ * Largest body (as JSON) of a droppable message from a client. With MAX_TICK_ITEMS (core/room-ticks.ts) it bounds one tick's
  * frame (~1 MB), so a flood of big danmaku cannot push every viewer's socket past BACKPRESSURE_BYTES.
  */
 export const MAX_DROPPABLE_BODY = 2048;
-/** Room settings and mutes are cached this long: a change made on another node applies within it. */
-const CACHE_MS = 1000;
 const MAX_SLOW_ENTRIES = 100_000;
-const MAX_CACHED_ROOMS = 10_000;
 
 const mIn = metric("chat_room_messages_total", "Room messages accepted (droppable and must-deliver)");
-const mOverflow = metric("chat_room_overflow_total", "Droppable room items dropped because a room queued too many in one tick");
-const mTicks = metric("chat_room_ticks_total", "Room ticks sent (one frame per codec per node each)");
-
-/** The per-room counter of droppable items skipped for slow consumers (item × consumer), on this node. */
-const DROPS = "chat_room_dropped_total";
-export const roomDrops = (conv: string) => metric(DROPS, "Room items skipped for consumers under backpressure", "counter", { room: conv });
-/** A room with no subscriber left on this node loses its counter (rooms come and go; series must not pile up). */
-export const forgetRoomDrops = (conv: string) => forgetMetric(DROPS, { room: conv });
 
 export interface RoomSendInput extends SendInput {
   class?: RoomClass;
@@ -89,26 +79,17 @@ export interface LiveDeps {
   log(msg: string): void;
 }
 
-interface Cached {
-  at: number;
-  room: RoomRow;
-  mutes: Map<string, number>;
-}
-
-interface Queue {
-  items: RoomItem[];
-  droppable: number;
-  timer?: ReturnType<typeof setTimeout>;
-  busy: boolean;
-}
-
 export class Live {
-  private readonly queues = new Map<string, Queue>();
-  private readonly cache = new Map<string, Cached | Promise<Cached | undefined>>();
+  private readonly ticks: RoomTicks;
+  /** Room settings and mutes, cached per node. */
+  private readonly settings: RoomSettingsCache;
   /** `conv\0user` → when the user may post again under slow mode (ms). */
   private readonly slow = new Map<string, number>();
 
-  constructor(private readonly d: LiveDeps) {}
+  constructor(private readonly d: LiveDeps) {
+    this.ticks = new RoomTicks(d);
+    this.settings = new RoomSettingsCache(d.rooms);
+  }
 
   /**
    * A user enters a room (created by its first join). The caller subscribes the connection to the
@@ -117,11 +98,11 @@ export class Live {
   async join(userId: string, roomId: string, roomsOfConnection = 0): Promise<Omit<RoomInfo, "online"> & { mutedUntil: number | null }> {
     const conv = roomConvId(checkId(roomId));
     if (roomsOfConnection >= MAX_ROOMS_PER_CONNECTION) fail("forbidden", `a connection may be in at most ${MAX_ROOMS_PER_CONNECTION} rooms`);
-    let c = await this.settings(conv);
+    let c = await this.settings.get(conv);
     if (!c) {
       await this.d.rooms.ensureRoom(conv, roomId);
-      this.cache.delete(conv);
-      c = (await this.settings(conv))!;
+      this.settings.drop(conv);
+      c = (await this.settings.get(conv))!;
     }
     if (c.room.closed) fail("forbidden", `room ${roomId} is closed`);
     const until = c.mutes.get(userId);
@@ -130,12 +111,12 @@ export class Live {
 
   /** A connection of `userId` subscribed to `conv` (reported by the hub). */
   entered(userId: string, conv: string): void {
-    if (isLiveRoom(conv)) this.post(conv, { type: "in", user: { id: userId, nick: "" } });
+    if (isLiveRoom(conv)) this.ticks.post(conv, { type: "in", user: { id: userId, nick: "" } });
   }
 
   /** A connection of `userId` left `conv`, or closed while in it. */
   left(userId: string, conv: string): void {
-    if (isLiveRoom(conv)) this.post(conv, { type: "out", user: { id: userId, nick: "" } });
+    if (isLiveRoom(conv)) this.ticks.post(conv, { type: "out", user: { id: userId, nick: "" } });
   }
 
   online(conv: string): Promise<number> {
@@ -145,7 +126,7 @@ export class Live {
   /** A client posts to a room it is in: mutes and slow mode apply (the room's owner is exempt from slow mode). */
   async send(userId: string, roomId: string, input: RoomSendInput): Promise<RoomAck> {
     const conv = roomConvId(checkId(roomId));
-    const c = await this.settings(conv);
+    const c = await this.settings.get(conv);
     if (!c) fail("not_found", `no room ${roomId}`);
     if (c!.room.closed) fail("forbidden", `room ${roomId} is closed`);
     const now = Date.now();
@@ -171,9 +152,9 @@ export class Live {
     const conv = roomConvId(checkId(roomId));
     checkInput(input);
     if (!(await this.d.chat.userExists(from))) fail("not_found", `no user ${from}`);
-    if (!(await this.settings(conv))) {
+    if (!(await this.settings.get(conv))) {
       await this.d.rooms.ensureRoom(conv, roomId);
-      this.cache.delete(conv);
+      this.settings.drop(conv);
     }
     return this.deliver(from, conv, input);
   }
@@ -193,7 +174,7 @@ export class Live {
     }
     if (set.owner && !(await this.d.chat.userExists(set.owner))) fail("not_found", `no user ${set.owner}`);
     const r = await this.d.rooms.upsertRoom(conv, { name: set.name, ownerId: set.owner, slowModeSec: set.slowModeSec });
-    this.cache.delete(conv);
+    this.settings.drop(conv);
     return { ...infoOf(r), online: await this.d.count(conv) };
   }
 
@@ -205,7 +186,7 @@ export class Live {
     if (!(await this.d.chat.userExists(userId))) fail("not_found", `no user ${userId}`);
     const until = seconds ? Date.now() + seconds * 1000 : null;
     await this.d.rooms.setRoomMute(conv, userId, until === null ? null : new Date(until));
-    this.cache.delete(conv);
+    this.settings.drop(conv);
     const nick = (await this.d.store.getUser(userId))?.nick ?? "";
     this.d.emit({ type: "member", conv, user: { id: userId, nick }, change: "mute", by: null, mutedUntil: until, to: [userId] });
     return until;
@@ -230,13 +211,12 @@ export class Live {
 
   /** A stored room message was recalled: the room's viewers are told on the next tick. */
   recalled(conv: string, id: string, seq: number, from: string): void {
-    this.post(conv, { type: "recall", id, seq, from });
+    this.ticks.post(conv, { type: "recall", id, seq, from });
   }
 
   /** Drops what is queued (shutdown). Must-deliver items are committed already: clients resync. */
   stop(): void {
-    for (const q of this.queues.values()) if (q.timer) clearTimeout(q.timer);
-    this.queues.clear();
+    this.ticks.stop();
   }
 
   private async deliver(from: string, conv: string, input: RoomSendInput): Promise<RoomAck> {
@@ -245,85 +225,14 @@ export class Live {
     if (cls === "must") {
       // No recipients by user: room messages reach viewers through the room's tick, not user channels.
       const ack = await this.d.chat.commit(from, conv, input, []);
-      if (!ack.dup) this.post(conv, { type: "msg", msg: { id: ack.id, conv, seq: ack.seq, from, kind: input.kind ?? "text", body: input.body, cmid: input.cmid, ts: ack.ts, class: "must" } });
+      if (!ack.dup) this.ticks.post(conv, { type: "msg", msg: { id: ack.id, conv, seq: ack.seq, from, kind: input.kind ?? "text", body: input.body, cmid: input.cmid, ts: ack.ts, class: "must" } });
       return ack;
     }
     const now = Date.now();
     const msg: RoomMessage = { id: this.d.ids.next(now).toString(), conv, from, kind: input.kind ?? "text", body: input.body, ts: now, class: "droppable" };
     if (input.cmid !== undefined) msg.cmid = input.cmid;
-    this.post(conv, { type: "msg", msg });
+    this.ticks.post(conv, { type: "msg", msg });
     return { id: msg.id, conv, ts: now, dup: false };
-  }
-
-  private post(conv: string, item: RoomItem): void {
-    let q = this.queues.get(conv);
-    if (!q) this.queues.set(conv, (q = { items: [], droppable: 0, busy: false }));
-    if (item.type === "in" || item.type === "out" || (item.type === "msg" && item.msg.class === "droppable")) {
-      if (q.droppable >= MAX_TICK_ITEMS) return void mOverflow.value++;
-      q.droppable++;
-    }
-    q.items.push(item);
-    if (!q.timer && !q.busy) q.timer = setTimeout(() => this.flush(conv, q!), this.d.tickMs);
-  }
-
-  /** One tick: everything queued for the room goes out as one event, in/out notices with names and the count. */
-  private async flush(conv: string, q: Queue): Promise<void> {
-    q.timer = undefined;
-    q.busy = true;
-    const items = q.items;
-    q.items = [];
-    q.droppable = 0;
-    let online: number | undefined;
-    try {
-      const people = items.filter((i): i is Extract<RoomItem, { type: "in" | "out" }> => i.type === "in" || i.type === "out");
-      if (people.length) {
-        const [n, users] = await Promise.all([this.d.count(conv), this.d.store.getUsers([...new Set(people.map((p) => p.user.id))])]);
-        online = n;
-        const nick = new Map(users.map((u) => [u.id, u.nick]));
-        for (const p of people) p.user.nick = nick.get(p.user.id) ?? "";
-      }
-    } catch (e) {
-      // Names and the count are a nicety; the messages (must-deliver ones above all) still go out.
-      this.d.log(`room ${conv} tick: ${(e as Error).message}`);
-    }
-    try {
-      this.d.publish(conv, online === undefined ? { type: "room", conv, items } : { type: "room", conv, items, online });
-      mTicks.value++;
-    } catch (e) {
-      this.d.log(`room ${conv} publish: ${(e as Error).stack ?? e}`);
-    } finally {
-      q.busy = false;
-      if (q.items.length) q.timer = setTimeout(() => this.flush(conv, q), this.d.tickMs);
-      else if (this.queues.get(conv) === q) this.queues.delete(conv);
-    }
-  }
-
-  /** The room's settings and mutes, cached for CACHE_MS; undefined when the room does not exist. */
-  private async settings(conv: string): Promise<Cached | undefined> {
-    const hit = this.cache.get(conv);
-    if (hit && !(hit instanceof Promise) && Date.now() - hit.at < CACHE_MS) return hit;
-    if (hit instanceof Promise) return hit;
-    if (this.cache.size >= MAX_CACHED_ROOMS) {
-      const now = Date.now();
-      for (const [k, v] of this.cache) if (!(v instanceof Promise) && now - v.at >= CACHE_MS) this.cache.delete(k);
-    }
-    const load = (async () => {
-      const room = await this.d.rooms.getRoom(conv);
-      if (!room) return undefined;
-      return { at: Date.now(), room, mutes: await this.d.rooms.activeMutes(conv) };
-    })();
-    this.cache.set(conv, load);
-    try {
-      const c = await load;
-      if (this.cache.get(conv) === load) {
-        if (c) this.cache.set(conv, c);
-        else this.cache.delete(conv);
-      }
-      return c;
-    } catch (e) {
-      if (this.cache.get(conv) === load) this.cache.delete(conv);
-      throw e;
-    }
   }
 }
 

@@ -6,51 +6,28 @@
 //    subscribers under backpressure are taken out of the Bun topic (slow.ts), so the publish stays one call.
 //  - a frame carrying a message that a socket of a `marksOnPush` protocol accepted is reported to the
 //    delivered marks (core/delivery.ts), which store it once that socket wrote it out.
+// Who is where: `byUser` (user → its local sessions) and the topic index (topics.ts); the bus subscribes a
+// user's or topic's channel when its first local session arrives here and unsubscribes after its last.
 import type { Server } from "bun";
-import { pack, unpack } from "msgpackr";
 import type { Bus } from "../bus/bus.ts";
 import { Keys } from "../bus/keys.ts";
 import { DeliveryMarks } from "../core/delivery.ts";
 import { CloseCodes } from "../core/errors.ts";
-import { forgetRoomDrops } from "../core/live.ts";
 import { metric } from "../core/metrics.ts";
 import type { EventSink } from "../core/ports.ts";
+import { forgetRoomDrops } from "../core/room-ticks.ts";
 import type { CoreEvent, Message } from "../core/types.ts";
 import type { Presence } from "../presence/presence.ts";
-import { NO_TOPICS, type Dialect, type Frame, type Session } from "./session.ts";
+import { envelope, fromSelf, opened, originHeader } from "./envelope.ts";
+import type { Frame, Session } from "./session.ts";
 import { SlowConsumers } from "./slow.ts";
+import { Topics } from "./topics.ts";
+import { WelcomeHold } from "./welcome.ts";
 
 /** Longest a login waits for its user channel subscription (Redis away: serve locally meanwhile). */
 const BIND_WAIT_MS = 2000;
-/** Pushes held for a connection whose login answer is not out yet; past this it is closed with 4100 once answered. */
-const WELCOME_QUEUE_MAX = 256;
-
-/**
- * A bus envelope: one byte of length and the origin node's id, then the msgpack-encoded event. A node
- * ignores its own envelopes (it delivered locally already) by comparing that header, without decoding.
- */
-function envelope(origin: Uint8Array, ev: CoreEvent): Uint8Array {
-  const body = pack(ev);
-  const out = new Uint8Array(origin.length + body.length);
-  out.set(origin);
-  out.set(body, origin.length);
-  return out;
-}
-
-function originHeader(nodeId: string): Uint8Array {
-  const id = new TextEncoder().encode(nodeId);
-  return Uint8Array.of(id.length, ...id);
-}
-
-function fromSelf(payload: Uint8Array, origin: Uint8Array): boolean {
-  if (payload.length < origin.length) return false;
-  for (let i = 0; i < origin.length; i++) if (payload[i] !== origin[i]) return false;
-  return true;
-}
 
 const mOut = metric("chat_frames_out_total", "Frames written to sockets");
-const mFanout = metric("chat_fanout_deliveries_total", "Frames delivered to room and group subscribers through topic publishes");
-const mPublish = metric("chat_topic_publish_total", "Topic publishes (one per codec per server)");
 const mBackpressure = metric("chat_send_backpressure_total", "Sends queued under backpressure");
 const mDropped = metric("chat_send_dropped_total", "Sends dropped by the socket layer");
 const mBusIn = metric("chat_bus_received_total", "Envelopes received from the bus");
@@ -64,10 +41,7 @@ export interface TopicWatcher {
 
 export class Hub implements EventSink {
   private readonly byUser = new Map<string, Set<Session>>();
-  /** topic → codec → { dialect, local subscriber count } */
-  private readonly topics = new Map<string, Map<string, { dialect: Dialect; n: number }>>();
-  /** topic → its local sessions (screened for backpressure before a room tick) */
-  private readonly members = new Map<string, Set<Session>>();
+  private readonly topics: Topics;
   private readonly slow: SlowConsumers;
   private readonly servers: Server<Session>[] = [];
   readonly all = new Set<Session>();
@@ -77,11 +51,10 @@ export class Hub implements EventSink {
   /** this node's envelope header */
   private readonly origin: Uint8Array;
   private readonly topicPrefix: string;
-  private readonly limitBytes: number;
   /** Delivered marks of pushes to `marksOnPush` protocols (none without a store to write them to). */
   readonly marks?: DeliveryMarks<Session>;
   /** Connections bound to their user whose login answer is not sent yet: their pushes wait here, in order. */
-  private readonly welcoming = new Map<Session, { frames: [Frame | Frame[], Message | undefined][]; overflow: boolean }>();
+  private readonly welcoming = new WelcomeHold();
   private readonly watcher?: TopicWatcher;
   private readonly topicListeners: ((topic: string, ev: CoreEvent) => void)[] = [];
 
@@ -105,8 +78,8 @@ export class Hub implements EventSink {
     this.origin = originHeader(nodeId);
     this.topicPrefix = keys.topicChannel("");
     bus.onMessage((ch, payload) => this.fromBus(ch, payload));
-    this.limitBytes = opts.backpressureBytes ?? 1 << 20;
-    this.slow = new SlowConsumers(this.limitBytes, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
+    const limitBytes = opts.backpressureBytes ?? 1 << 20;
+    this.slow = new SlowConsumers(limitBytes, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
     if (opts.markDelivered) {
       this.marks = new DeliveryMarks<Session>({
         advance: opts.markDelivered,
@@ -115,6 +88,7 @@ export class Hub implements EventSink {
         log,
       });
     }
+    this.topics = new Topics(this.servers, this.slow, limitBytes, this.marks);
   }
 
   addServer(server: Server<Session>): void {
@@ -137,7 +111,7 @@ export class Hub implements EventSink {
   bindUser(s: Session, userId: string, role = "user", welcome?: () => void): Promise<void> {
     s.userId = userId;
     s.role = role;
-    if (welcome) this.welcoming.set(s, { frames: [], overflow: false });
+    if (welcome) this.welcoming.hold(s);
     let set = this.byUser.get(userId);
     if (!set) {
       this.byUser.set(userId, (set = new Set()));
@@ -158,15 +132,14 @@ export class Hub implements EventSink {
     return bound.then(
       () => this.welcomed(s, welcome),
       (e) => {
-        this.welcoming.delete(s);
+        this.welcoming.release(s);
         throw e;
       },
     );
   }
 
   private welcomed(s: Session, welcome: () => void): void {
-    const held = this.welcoming.get(s);
-    this.welcoming.delete(s);
+    const held = this.welcoming.release(s);
     if (s.closed) return;
     welcome();
     if (held?.overflow) return void s.ws.close(CloseCodes.resync, "too many pushes during login: reconnect and sync");
@@ -175,7 +148,7 @@ export class Hub implements EventSink {
 
   remove(s: Session): void {
     this.all.delete(s);
-    this.welcoming.delete(s);
+    this.welcoming.release(s);
     this.marks?.closed(s);
     for (const t of [...s.topics]) this.leave(s, t);
     if (!s.userId) return;
@@ -192,47 +165,25 @@ export class Hub implements EventSink {
     return this.byUser.get(userId);
   }
 
-  /** Subscribes a session to a topic; the first local subscriber subscribes the node to the topic's channel. */
+  /** Subscribes a session to a topic; the topic's first local session subscribes the node to the topic's channel. */
   join(s: Session, topic: string): void {
     if (s.topics.has(topic) || s.closed) return;
-    if (s.topics === NO_TOPICS) s.topics = new Set();
-    s.topics.add(topic);
-    s.ws.subscribe(`${topic}|${s.codec}`);
-    let codecs = this.topics.get(topic);
-    if (!codecs) {
-      this.topics.set(topic, (codecs = new Map()));
-      if (this.bus.hasPeers) this.bus.subscribe(this.keys.topicChannel(topic)).catch((e) => this.log(`bus subscribe topic ${topic}: ${e}`));
+    if (this.topics.add(s, topic) && this.bus.hasPeers) {
+      this.bus.subscribe(this.keys.topicChannel(topic)).catch((e) => this.log(`bus subscribe topic ${topic}: ${e}`));
     }
-    const c = codecs.get(s.codec);
-    if (c) c.n++;
-    else codecs.set(s.codec, { dialect: s.dialect, n: 1 });
-    let set = this.members.get(topic);
-    if (!set) this.members.set(topic, (set = new Set()));
-    set.add(s);
     void this.presence.roomDelta(topic, 1);
     if (s.userId) this.watcher?.joined(s.userId, topic);
   }
 
+  /** Takes a session out of a topic; after the topic's last local session the node unsubscribes its channel. */
   leave(s: Session, topic: string): void {
-    if (!s.topics.delete(topic)) return;
-    if (!s.closed) s.ws.unsubscribe(`${topic}|${s.codec}`);
-    this.slow.left(s, topic);
-    const set = this.members.get(topic);
-    set?.delete(s);
-    if (set?.size === 0) {
-      this.members.delete(topic);
-      forgetRoomDrops(topic);
-    }
-    const codecs = this.topics.get(topic);
-    const c = codecs?.get(s.codec);
-    if (!codecs || !c) return;
-    if (--c.n === 0) codecs.delete(s.codec);
+    if (!s.topics.has(topic)) return;
+    const last = this.topics.remove(s, topic);
     void this.presence.roomDelta(topic, -1);
     if (s.userId) this.watcher?.left(s.userId, topic);
-    if (codecs.size === 0) {
-      this.topics.delete(topic);
-      if (this.bus.hasPeers) this.bus.unsubscribe(this.keys.topicChannel(topic));
-    }
+    if (!last) return;
+    forgetRoomDrops(topic);
+    if (this.bus.hasPeers) this.bus.unsubscribe(this.keys.topicChannel(topic));
   }
 
   /** Routes a user event to its recipients, here and on other nodes. `skip` is a local session not to send to (the sender's own connection, which got an ack instead; session ids are unique per node only). */
@@ -292,55 +243,8 @@ export class Hub implements EventSink {
   }
 
   private publishLocal(topic: string, ev: CoreEvent, except?: Session): void {
-    const codecs = this.topics.get(topic);
-    if (!codecs) return;
-    const out: [codec: string, frames: Frame[]][] = [];
-    for (const [codec, { dialect }] of codecs) {
-      const f = dialect.encode(ev, codec);
-      if (f !== undefined) out.push([codec, Array.isArray(f) ? f : [f]]);
-    }
-    if (ev.type === "room") {
-      const set = this.members.get(topic);
-      if (set) this.slow.screen(topic, ev, set, new Map(out.map(([codec, frames]) => [codec, leadBytes(frames)])));
-    }
-    const msg = ev.type === "message" ? ev.msg : undefined;
-    const takers = msg ? this.screenMessage(topic, msg, out, except) : undefined;
-    for (const [codec, frames] of out) {
-      const key = `${topic}|${codec}`;
-      mFanout.value += frames.length * (codecs.get(codec)?.n ?? 0);
-      for (const frame of frames) {
-        // ws.publish skips the publishing socket itself; server.publish reaches every subscriber.
-        for (const server of this.servers) {
-          if (except && !except.closed && except.codec === codec && except.ws.isSubscribed(key)) except.ws.publish(key, frame);
-          else server.publish(key, frame);
-          mPublish.value++;
-        }
-      }
-    }
-    for (const s of takers ?? []) this.marks?.accepted(s, s.userId!, msg!.conv, msg!.seq);
+    this.topics.fanOut(topic, ev, except);
     for (const fn of this.topicListeners) fn(topic, ev);
-  }
-
-  /**
-   * Before a message goes out on a topic: Bun's publish skips a socket over its backpressure limit without
-   * a word, so such a subscriber is closed with 4100 (it reconnects and gets what it missed) instead. Returns
-   * the subscribers that take it and mark what they are pushed.
-   */
-  private screenMessage(topic: string, msg: Message, out: [codec: string, frames: Frame[]][], except?: Session): Session[] {
-    const takers: Session[] = [];
-    const set = this.members.get(topic);
-    if (!set) return takers;
-    const codecs = new Set(out.map(([codec]) => codec));
-    for (const s of set) {
-      if (s.closed || s === except || !codecs.has(s.codec)) continue;
-      if (s.ws.getBufferedAmount() >= this.limitBytes) {
-        mDropped.value++;
-        s.ws.close(CloseCodes.resync, "too far behind: reconnect to catch up");
-        continue;
-      }
-      if (s.dialect.marksOnPush && s.userId && s.userId !== msg.from) takers.push(s);
-    }
-    return takers;
   }
 
   private deliverLocal(userId: string, ev: CoreEvent, skip: string | undefined, cache: Map<string, Frame | Frame[] | undefined>) {
@@ -352,11 +256,7 @@ export class Hub implements EventSink {
       let frame: Frame | Frame[] | undefined;
       if (cache.has(s.codec)) frame = cache.get(s.codec);
       else cache.set(s.codec, (frame = s.dialect.encode(ev, s.codec)));
-      if (frame === undefined) continue;
-      const held = this.welcoming.get(s);
-      if (!held) this.send(s, frame, msg);
-      else if (held.frames.length < WELCOME_QUEUE_MAX) held.frames.push([frame, msg]);
-      else held.overflow = true;
+      if (frame !== undefined && !this.welcoming.offer(s, frame, msg)) this.send(s, frame, msg);
     }
   }
 
@@ -387,24 +287,10 @@ export class Hub implements EventSink {
 
   private fromBus(channel: string, payload: Uint8Array): void {
     if (fromSelf(payload, this.origin)) return;
-    let ev: CoreEvent;
-    try {
-      ev = unpack(payload.subarray(1 + payload[0]!)) as CoreEvent;
-    } catch {
-      return;
-    }
+    const ev = opened(payload);
+    if (!ev) return;
     mBusIn.value++;
     if (channel.startsWith(this.userPrefix)) this.deliverLocal(channel.slice(this.userPrefix.length), ev, undefined, new Map());
     else if (channel.startsWith(this.topicPrefix)) this.publishLocal(channel.slice(this.topicPrefix.length), ev);
   }
-}
-
-/** Bytes a socket must take before the last of a tick's frames: Bun accepts a frame while its queue is within the limit. */
-function leadBytes(frames: Frame[]): number {
-  let n = 0;
-  for (let i = 0; i < frames.length - 1; i++) {
-    const f = frames[i]!;
-    n += typeof f === "string" ? Buffer.byteLength(f) : f.byteLength;
-  }
-  return n;
 }

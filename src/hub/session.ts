@@ -1,6 +1,5 @@
 import type { ServerWebSocket } from "bun";
 import type { CoreEvent } from "../core/types.ts";
-import type { Lag } from "./slow.ts";
 
 export type Frame = string | Uint8Array;
 
@@ -39,6 +38,14 @@ export interface Dialect {
    */
   busy(s: Session, data: string | Buffer): void;
   close(s: Session, code: number, reason: string): void | Promise<void>;
+}
+
+/** A connection's standing in one room it is behind in (hub/slow.ts). */
+export interface Lag {
+  /** droppable items it missed */
+  dropped: number;
+  /** set once it missed a must-deliver message: the seq to fetch history after */
+  after?: number;
 }
 
 /** Connection state, kept on Bun's ws.data (one object per connection, for its whole life). */

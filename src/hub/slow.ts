@@ -10,18 +10,10 @@
 //    queue reaches BACKPRESSURE_BYTES, is closed with 4100: it reconnects and resyncs.
 // The other half of BACKPRESSURE_BYTES stays for the connection's own traffic (replies, 1:1 pushes).
 import { CloseCodes } from "../core/errors.ts";
-import { roomDrops } from "../core/live.ts";
+import { roomDrops } from "../core/room-ticks.ts";
 import { metric } from "../core/metrics.ts";
 import type { CoreEvent } from "../core/types.ts";
-import type { Frame, Session } from "./session.ts";
-
-/** A connection's standing in one room it is behind in. */
-export interface Lag {
-  /** droppable items it missed */
-  dropped: number;
-  /** set once it missed a must-deliver message: the seq to fetch history after */
-  after?: number;
-}
+import type { Frame, Lag, Session } from "./session.ts";
 
 const mLagging = metric("chat_room_lagging_total", "Times a room subscriber was taken out of the topic for backpressure");
 const mResync = metric("chat_room_resync_total", "Resync events sent to room subscribers that caught up");
