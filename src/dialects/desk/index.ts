@@ -6,11 +6,14 @@ import type { App } from "../../app.ts";
 import { CoreError } from "../../core/errors.ts";
 import type { Dialect } from "../../hub/session.ts";
 import { storeFailure } from "../../core/store-errors.ts";
-import { deskCommands, newState, st } from "./commands.ts";
+import { deskCommands, newState, st, type DeskCore } from "./commands.ts";
 import { apiKeyOf, decode, int } from "./decode.ts";
 import { Codes, deskErrorCode, encode } from "./encode.ts";
 
-export function deskDialect(app: App): Dialect {
+/** What the desk protocol uses of the node. */
+export type DeskNode = DeskCore & Pick<App, "log" | "cfg">;
+
+export function deskDialect(app: DeskNode): Dialect {
   const { limits, desk, log, cfg } = app;
   const { login, reply, agent, guest } = deskCommands(app);
 

@@ -6,7 +6,7 @@ import type { App } from "../../app.ts";
 import { CoreError } from "../../core/errors.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
 import { storeFailure } from "../../core/store-errors.ts";
-import { jimCommands } from "./commands.ts";
+import { jimCommands, type JimCore } from "./commands.ts";
 import { Cmd, decode, fields, int, str } from "./decode.ts";
 import { encode, FAILURE, resp } from "./encode.ts";
 
@@ -17,7 +17,10 @@ interface JimState {
 
 const st = (s: Session) => s.state as unknown as JimState;
 
-export function jimDialect(app: App): Dialect {
+/** What the J-IM protocol uses of the node. */
+export type JimNode = JimCore & Pick<App, "log">;
+
+export function jimDialect(app: JimNode): Dialect {
   const { hub, logins, limits, log } = app;
   const commands = jimCommands(app);
   const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));

@@ -7,7 +7,7 @@ import { CloseCodes, CoreError, ErrorCodes, type ErrorName } from "../../core/er
 import { Deadlines } from "../../hub/expiry.ts";
 import { storeFailure } from "../../core/store-errors.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
-import { commands } from "./commands.ts";
+import { commands, type NativeCore } from "./commands.ts";
 import { decode, frameId, quickPing } from "./decode.ts";
 import { encode, errorFrame, JSON_CODEC, MSGPACK, pong, serialize } from "./encode.ts";
 
@@ -19,7 +19,10 @@ interface NativeState {
 
 const st = (s: Session) => s.state as unknown as NativeState;
 
-export function nativeDialect(app: App): Dialect {
+/** What the native protocol uses of the node: its core services, the hub, the limits and two settings. */
+export type NativeNode = NativeCore & Pick<App, "logins" | "hub" | "cfg" | "limits" | "log">;
+
+export function nativeDialect(app: NativeNode): Dialect {
   const { logins, hub, cfg, limits, log } = app;
   const expiries = new Deadlines((s) => s.ws.close(CloseCodes.authFailed, "token expired"));
 

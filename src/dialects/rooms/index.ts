@@ -28,7 +28,10 @@ interface RoomsState {
 }
 
 const st = (s: Session) => s.state as unknown as RoomsState;
-export function roomsDialect(app: App): Dialect {
+/** What the rooms protocol uses of the node. */
+export type RoomsNode = Pick<App, "hub" | "chat" | "logins" | "limits" | "store" | "cfg" | "log" | "containers" | "draining">;
+
+export function roomsDialect(app: RoomsNode): Dialect {
   const { hub, chat, logins, limits, store, cfg, log } = app;
   const core = app.containers;
   const seats = new RoomsSeats(core);
