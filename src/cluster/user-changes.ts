@@ -2,11 +2,11 @@
 // the user, and a disabled user's connections must end everywhere. The core reports the change (Chat's
 // `userChanged`); this carries it over the bus on one channel every node subscribes to (`<prefix>x:users`), in the
 // hub's envelope layout (origin node header, then msgpack), and applies it on each node, this one included.
-import { pack, unpack } from "msgpackr";
 import type { Bus } from "../bus/bus.ts";
 import type { Keys } from "../bus/keys.ts";
 import type { Chat } from "../core/chat.ts";
 import { CloseCodes } from "../core/errors.ts";
+import { envelope, fromSelf, opened, originHeader } from "../hub/envelope.ts";
 import type { Hub } from "../hub/hub.ts";
 
 export class UserChanges {
@@ -21,21 +21,15 @@ export class UserChanges {
     private readonly log: (msg: string) => void,
   ) {
     this.channel = keys.usersChannel();
-    const id = new TextEncoder().encode(hub.nodeId);
-    this.origin = Uint8Array.of(id.length, ...id);
+    this.origin = originHeader(hub.nodeId);
   }
 
   /** Listens to the other nodes' changes (resolves once subscribed). */
   async start(): Promise<void> {
     if (!this.bus.hasPeers) return;
     this.bus.onMessage((channel, payload) => {
-      if (channel !== this.channel || this.fromSelf(payload)) return;
-      let user: unknown;
-      try {
-        user = (unpack(payload.subarray(1 + payload[0]!)) as { user?: unknown }).user;
-      } catch {
-        return;
-      }
+      if (channel !== this.channel || fromSelf(payload, this.origin)) return;
+      const user = opened<{ user?: unknown }>(payload)?.user;
       if (typeof user === "string") void this.apply(user);
     });
     await this.bus.subscribe(this.channel);
@@ -45,11 +39,7 @@ export class UserChanges {
   changed(userId: string): void {
     void this.apply(userId);
     if (!this.bus.hasPeers) return;
-    const body = pack({ user: userId });
-    const out = new Uint8Array(this.origin.length + body.length);
-    out.set(this.origin);
-    out.set(body, this.origin.length);
-    this.bus.publish(this.channel, out);
+    this.bus.publish(this.channel, envelope(this.origin, { user: userId }));
   }
 
   /** Forgets the cached user; a user no longer active loses its connections on this node. */
@@ -64,11 +54,5 @@ export class UserChanges {
       return this.log(`user change ${userId}: ${(e as Error).message}`);
     }
     for (const s of [...sessions]) if (!s.closed) s.ws.close(CloseCodes.authFailed, "user disabled");
-  }
-
-  private fromSelf(payload: Uint8Array): boolean {
-    if (payload.length < this.origin.length) return false;
-    for (let i = 0; i < this.origin.length; i++) if (payload[i] !== this.origin[i]) return false;
-    return true;
   }
 }

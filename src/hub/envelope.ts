@@ -9,7 +9,7 @@ export function originHeader(nodeId: string): Uint8Array {
   return Uint8Array.of(id.length, ...id);
 }
 
-export function envelope(origin: Uint8Array, ev: CoreEvent): Uint8Array {
+export function envelope(origin: Uint8Array, ev: unknown): Uint8Array {
   const body = pack(ev);
   const out = new Uint8Array(origin.length + body.length);
   out.set(origin);
@@ -24,9 +24,9 @@ export function fromSelf(payload: Uint8Array, origin: Uint8Array): boolean {
 }
 
 /** The event an envelope carries, or undefined when it does not decode. */
-export function opened(payload: Uint8Array): CoreEvent | undefined {
+export function opened<T = CoreEvent>(payload: Uint8Array): T | undefined {
   try {
-    return unpack(payload.subarray(1 + payload[0]!)) as CoreEvent;
+    return unpack(payload.subarray(1 + payload[0]!)) as T;
   } catch {
     return undefined;
   }
