@@ -35,19 +35,6 @@ async function roomUntil(c: Client, cmids: string[]): Promise<any[]> {
 }
 const cmidsIn = (frames: any[]) => frames.flatMap((f) => (f.t === "room" ? f.items.filter((it: any) => it.t === "msg").map((it: any) => it.msg.cmid) : []));
 
-/** Every message of a conversation from the store, through the native sync of `c` (a peek, all pages). */
-async function stored(c: Client, conv: string): Promise<any[]> {
-  const out: any[] = [];
-  let after: unknown;
-  for (;;) {
-    const r = await c.ok({ t: "sync", conv, limit: 500, ...(after ? { after } : {}) });
-    out.push(...r.msgs);
-    if (!r.more) return out;
-    const last = r.msgs[r.msgs.length - 1];
-    after = { conv: last.conv, seq: last.seq };
-  }
-}
-
 beforeAll(async () => {
   await cluster.start(3, "n");
   await users("user", "alice", "bob", "carol", "dave", ...Array.from({ length: 9 }, (_, i) => `v${i}`));
@@ -176,7 +163,7 @@ describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
     for (let i = 0; i < N; i++) if (!ackedCmids.has(`m${i}`)) dave2.send({ t: "send", id: `s${i}`, to: "bob", body: { i }, cmid: `m${i}` });
     for (let left = N - ackedCmids.size; left > 0; ) if ((await dave2.next()).t === "ack") left--;
     const conv = "d:bob:dave";
-    const all = await stored(bob, conv);
+    const all = await bob.syncAll(conv);
     expect(all.map((m) => m.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
     expect(new Set(all.map((m) => m.cmid)).size).toBe(N);
     const byId = new Map(all.map((m) => [m.id, m.cmid]));
@@ -200,7 +187,7 @@ describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
     // Whatever was not acknowledged is sent again on another node; nothing is stored twice.
     const again = await on(nodes[1]!, "alice");
     for (let i = 0; i < 50; i++) if (!got.has(i)) await again.ok({ t: "send", to: "carol", body: { i }, cmid: `term${i}` });
-    const all = (await stored(carol, "d:alice:carol")).filter((m) => String(m.cmid).startsWith("term"));
+    const all = (await carol.syncAll("d:alice:carol")).filter((m) => String(m.cmid).startsWith("term"));
     expect(all.map((m) => m.cmid).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `term${i}`).sort());
     await carol.close();
     await again.close();

@@ -32,19 +32,6 @@ async function stored(c: Client, conv: string): Promise<any[]> {
   }
 }
 
-/** What a sync (a peek above the delivered cursor) returns, all pages. */
-async function pending(c: Client, conv: string): Promise<any[]> {
-  const out: any[] = [];
-  let after: unknown;
-  for (;;) {
-    const r = await c.ok({ t: "sync", conv, limit: 500, ...(after ? { after } : {}) });
-    out.push(...r.msgs);
-    if (!r.more) return out;
-    const last = r.msgs[r.msgs.length - 1];
-    after = { conv: last.conv, seq: last.seq };
-  }
-}
-
 /**
  * Sends `send(i)` for i in [from, to) one every PACE_MS (pacing, so writes are in flight at any moment; not a
  * synchronisation) until `stop()`; returns how many were handed to the socket.
@@ -122,7 +109,7 @@ describe("kill -9 with sends in flight", () => {
     const live = bob.pending().filter((f) => f.t === "msg").map((f) => f.msg);
     expect(new Set(live.map((m) => m.seq)).size).toBe(live.length);
     for (const m of live) expect(byCmid.get(m.cmid)?.id).toBe(m.id);
-    const seen = new Set([...live.map((m) => m.seq), ...(await pending(bob, "d:alice:bob")).map((m) => m.seq)]);
+    const seen = new Set([...live.map((m) => m.seq), ...(await bob.syncAll("d:alice:bob")).map((m) => m.seq)]);
     expect(seen.size).toBe(handed);
     await again.close();
     await bob.close();

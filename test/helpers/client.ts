@@ -63,6 +63,19 @@ export class Client {
     return r;
   }
 
+  /** Native protocol: every message a sync returns (a peek above the delivered cursor), all pages, in order. */
+  async syncAll(conv?: string): Promise<any[]> {
+    const out: any[] = [];
+    let after: unknown;
+    for (;;) {
+      const r = await this.ok({ t: "sync", ...(conv ? { conv } : {}), limit: 500, ...(after ? { after } : {}) });
+      out.push(...r.msgs);
+      if (!r.more) return out;
+      const last = r.msgs[r.msgs.length - 1];
+      after = { conv: last.conv, seq: last.seq };
+    }
+  }
+
   /** Connects to the native protocol with a token in the query and awaits the welcome for `user`. */
   static async native(wsUrl: string, token: string, user: string): Promise<Client> {
     const c = await Client.connect(`${wsUrl}/ws?token=${token}`);
