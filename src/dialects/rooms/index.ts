@@ -29,13 +29,13 @@ interface RoomsState {
 
 const st = (s: Session) => s.state as unknown as RoomsState;
 /** What the rooms protocol uses of the node. */
-export type RoomsNode = Pick<App, "hub" | "chat" | "logins" | "limits" | "store" | "cfg" | "log" | "containers" | "draining">;
+export type RoomsNode = Pick<App, "hub" | "chat" | "logins" | "limits" | "store" | "cfg" | "log" | "containers" | "messaging" | "draining">;
 
 export function roomsDialect(app: RoomsNode): Dialect {
   const { hub, chat, logins, limits, store, cfg, log } = app;
   const core = app.containers;
   const seats = new RoomsSeats(core);
-  const commands = roomsCommands(core, seats, hub, {
+  const commands = roomsCommands(core, app.messaging, seats, hub, {
     into,
     leave(s, conv) {
       hub.leave(s, conv);
