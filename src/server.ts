@@ -154,8 +154,18 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   });
   const groups = new Groups(store, memberships, chat, ids, (ev, skip) => hub.dispatch(ev, skip));
   const deskService = new Desk(store, new DeskStore(db.db), chat, (ev) => hub.dispatch(ev), warn, deskState);
-  // One send command for every protocol and the server API: direct, group or desk conversation.
-  const messaging = new Messaging({ chat, groups, desk: deskService });
+  const containers = new Containers({
+    throttle,
+    store,
+    memberships,
+    records: new ContainerStore(db.db),
+    chat,
+    publish: (topic, ev) => hub.publish(topic, ev),
+    count: (topic) => presence.roomCount(topic),
+    log: warn,
+  });
+  // One send command for every protocol and the server API: direct, group, desk, live room or rooms conversation.
+  const messaging = new Messaging({ chat, groups, desk: deskService, live, containers });
   const app: App = {
     cfg,
     store,
@@ -176,16 +186,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     desk: deskService,
     messaging,
     limits: new SessionLimits({ rate: cfg.sendRate, burst: cfg.sendBurst, readCost: cfg.readCost }),
-    containers: new Containers({
-      throttle,
-      store,
-      memberships,
-      records: new ContainerStore(db.db),
-      chat,
-      publish: (topic, ev) => hub.publish(topic, ev),
-      count: (topic) => presence.roomCount(topic),
-      log: warn,
-    }),
+    containers,
     log,
     startedAt: Date.now(),
     draining: false,

@@ -6,7 +6,7 @@ import { directConvId, directPeer, hasReceiptCounts } from "./conv-ids.ts";
 import { IdGen, USER_ID_RE } from "./ids.ts";
 import { metric } from "./metrics.ts";
 import type { ChatStore, Inboxes, ReceiptQueries } from "./ports.ts";
-import type { InboxQuery, InboxRow } from "./records.ts";
+import type { InboxQuery, InboxRow, UserRow } from "./records.ts";
 import { Receipts, RECEIPT_WINDOW } from "./receipts.ts";
 import { ackOf, type Ack, type CoreEvent, type Message, type ReceiptCount } from "./types.ts";
 import type { GroupWriter } from "./writer.ts";
@@ -77,6 +77,16 @@ export class Chat {
 
   async userExists(id: string): Promise<boolean> {
     return (await this.activeUser(id)) !== undefined;
+  }
+
+  /** A user's profile (nick, avatar, attributes) as stored, or undefined when there is no such user. */
+  profile(id: string): Promise<UserRow | undefined> {
+    return this.d.store.getUser(id);
+  }
+
+  /** The profiles of several users, in one read (users that do not exist are left out). */
+  profiles(ids: string[]): Promise<UserRow[]> {
+    return this.d.store.getUsers(ids);
   }
 
   /** A user's record was changed on this node: every node forgets what it cached of the user. */

@@ -48,7 +48,7 @@ export class Desk {
   constructor(
     private readonly store: Users & Conversations & Pick<Messages, "history">,
     readonly records: DeskRecords,
-    private readonly chat: Pick<Chat, "commit" | "activeUser">,
+    private readonly chat: Pick<Chat, "commit" | "activeUser" | "advance">,
     private readonly emit: (ev: CoreEvent) => void,
     private readonly log: (msg: string) => void,
     private readonly state: DeskState,
@@ -205,6 +205,29 @@ export class Desk {
   /** The latest messages of a guest's conversation, oldest first. */
   async recent(guest: string, n = RECENT): Promise<Message[]> {
     return (await this.store.history(deskConvId(guest), { limit: n, desc: true })).reverse();
+  }
+
+  /**
+   * Page `index` (1 = the newest) of `size` messages of a guest's conversation, oldest first, with the number of
+   * messages in it (`total`, its last seq). Who may read it is the caller's check (`mayRead`, or the guest itself).
+   */
+  async page(guest: string, index: number, size: number): Promise<{ total: number; msgs: Message[] }> {
+    const conv = await this.store.getConversation(deskConvId(guest));
+    const total = conv?.lastSeq ?? 0;
+    const before = total - (index - 1) * size + 1;
+    const msgs = before > 1 ? (await this.store.history(deskConvId(guest), { beforeSeq: before, limit: size, desc: true })).reverse() : [];
+    return { total, msgs };
+  }
+
+  /**
+   * `reader` has read a guest's whole conversation: the guest itself, or (`asAgent`) the agent serving it. False
+   * when an agent does not serve the guest (nothing is marked); a guest without a conversation has nothing to mark.
+   */
+  async markRead(reader: string, guest: string, asAgent: boolean): Promise<boolean> {
+    const conv = await this.store.getConversation(deskConvId(guest));
+    if (asAgent && (!conv || conv.ownerId !== reader)) return false;
+    if (conv) await this.chat.advance(reader, conv.id, "read", conv.lastSeq);
+    return true;
   }
 
   /** A clean stop: this node's sessions leave the routing state, and the places they held are given out. */

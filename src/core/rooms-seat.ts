@@ -4,8 +4,8 @@
 //  - `user`: the many side of 1toN (a containerId or targetId was given). It speaks in one container, by default
 //    the one named by its user id, or in the one a frame names.
 //  - `room`: NtoN in the room named roomName. Only here may a connection move to another room.
-import type { Ack } from "./types.ts";
-import { roomsConvId, type Containers, type RoomsBody, type Speaker } from "./containers.ts";
+import type { Containers, Speaker } from "./containers.ts";
+import { containerConvId, roomsConvId } from "./conv-ids.ts";
 import { fail } from "./errors.ts";
 
 export type RoomsMode = "room" | "user" | "agent";
@@ -60,11 +60,14 @@ export class RoomsSeats {
     return containerId ?? (seat.mode === "user" ? seat.container : undefined);
   }
 
-  /** An ordinary message: into the frame's container, else into the room of an NtoN connection. */
-  send(seat: Seat, containerId: string | undefined, body: RoomsBody): Promise<Ack> {
+  /**
+   * Where an ordinary message goes: the frame's container, else the room of an NtoN connection. The message is
+   * then sent with Messaging.send, the seat's speaker speaking.
+   */
+  sendTo(seat: Seat, containerId: string | undefined): string {
     const container = this.containerOf(seat, containerId);
-    if (container !== undefined) return this.c.sendToContainer(seat.me, container, body);
-    if (seat.mode === "room") return this.c.sendToRoom(seat.me, seat.room!, body);
+    if (container !== undefined) return containerConvId(container);
+    if (seat.mode === "room") return roomsConvId(seat.room!);
     return bad("containerId is required: name the container this message is for");
   }
 

@@ -1,14 +1,15 @@
 // The one send command of every protocol and of the server API: a message to a user (`to`) or into a
-// conversation (`conv`). What the conversation is (direct, group, desk container) is decided here, and each
-// kind's rules (membership, roles, mutes, who serves a guest) are checked once, by the service that owns it.
-// Live rooms (`r:`, Live.send: droppable or must-deliver) and the rooms protocol (Containers: a speaker's mode)
-// have commands of their own.
+// conversation (`conv`). What the conversation is (direct, group, desk container, live room, rooms-protocol room
+// or container) is decided here, from its id (core/conv-ids.ts), and each kind's rules (membership, roles, mutes,
+// who serves a guest, slow mode, who is in a container) are checked once, by the service that owns it.
 import type { Ack } from "./types.ts";
 import type { Chat, SendInput } from "./chat.ts";
-import { directConvId, directPeer, groupIdOf, guestOf } from "./conv-ids.ts";
+import type { Containers, RoomsBody, Speaker } from "./containers.ts";
+import { containerOfConv, directConvId, directPeer, groupIdOf, guestOf, isRoomsConv, roomIdOf, roomOfConv } from "./conv-ids.ts";
 import type { Desk } from "./desk.ts";
 import { fail } from "./errors.ts";
 import type { Groups } from "./groups.ts";
+import type { Live, RoomAck, RoomSendInput } from "./live.ts";
 
 /** Exactly one of: a user (a 1:1 message), or a conversation id. */
 export interface SendTarget {
@@ -16,25 +17,48 @@ export interface SendTarget {
   conv?: string;
 }
 
+/** A message: kind, body, client id; `class` (droppable or must) is read in a live room only. */
+export type MessageInput = SendInput & Pick<RoomSendInput, "class">;
+
+/** The ack of a send: every stored message has its seq; a live room's droppable message has none. */
+export type SendAck = Ack | RoomAck;
+
 export interface SendOptions {
   /** the sending connection: it is not pushed its own message (its ack says it all) */
   session?: string;
-  /** the server API: the sender may be any existing user; a group's roles, mutes and closing do not apply */
+  /**
+   * the server API: the sender may be any existing user; a group's roles, mutes and closing, and a live room's
+   * mutes and slow mode do not apply (a live room is created by its first message)
+   */
   trusted?: boolean;
+  /** live rooms: the topics the sending connection is in (a client posts only into a room it joined) */
+  topics?: ReadonlySet<string>;
+  /**
+   * rooms protocol (`g:rooms:`, `c:rooms:`): who speaks, with the name and icon the connection shows; the body is
+   * a rooms message (`RoomsBody`). Without one a send into those conversations is refused.
+   */
+  speaker?: Speaker;
 }
 
 export interface MessagingDeps {
   chat: Chat;
   groups: Groups;
   desk: Desk;
+  live: Pick<Live, "send" | "publish">;
+  containers: Pick<Containers, "sendToRoom" | "sendToContainer">;
 }
 
 export class Messaging {
   constructor(private readonly d: MessagingDeps) {}
 
-  async send(from: string, target: SendTarget, input: SendInput, o: SendOptions = {}): Promise<Ack> {
+  async send(from: string, target: SendTarget, input: MessageInput, o: SendOptions = {}): Promise<SendAck> {
     const { to, conv } = target;
     if ((to === undefined) === (conv === undefined)) fail("bad_request", "give exactly one of `to` (a user) or `conv`");
+    if (typeof conv === "string") {
+      const room = roomIdOf(conv);
+      if (room !== undefined) return this.toLiveRoom(from, conv, room, input, o);
+      if (isRoomsConv(conv)) return this.toRooms(from, conv, input, o);
+    }
     if (o.trusted && !(await this.d.chat.userExists(from))) fail("not_found", `no user ${from}`);
     if (to !== undefined) return this.d.chat.sendDirect(from, to, input, o.session);
     if (typeof conv !== "string" || !conv) return fail("bad_request", "`conv` must be a conversation id");
@@ -48,5 +72,24 @@ export class Messaging {
     const guest = guestOf(conv);
     if (guest !== undefined) return this.d.desk.send(from, guest, input, o.session);
     return fail("not_found", `cannot send to ${conv}`);
+  }
+
+  /** A live room: the server API publishes (creating the room); a client posts from a connection in the room. */
+  private toLiveRoom(from: string, conv: string, room: string, input: MessageInput, o: SendOptions): Promise<RoomAck> {
+    if (o.trusted) return this.d.live.publish(from, room, input);
+    if (!o.topics?.has(conv)) fail("not_member", `join room ${room} first`);
+    return this.d.live.send(from, room, input);
+  }
+
+  /** A rooms-protocol room or container: the speaker's rooms message (the rooms protocol builds and checks it). */
+  private toRooms(from: string, conv: string, input: MessageInput, o: SendOptions): Promise<Ack> {
+    const who = o.speaker;
+    if (!who || who.id !== from) {
+      return fail("bad_request", `${conv} is a rooms-protocol conversation: its messages (with the speaker's name and icon) are sent through the rooms protocol`);
+    }
+    const body = input.body as RoomsBody;
+    const container = containerOfConv(conv);
+    if (container !== undefined) return this.d.containers.sendToContainer(who, container, body);
+    return this.d.containers.sendToRoom(who, roomOfConv(conv)!, body);
   }
 }

@@ -33,7 +33,13 @@ const MemberOut = t.Object({
   readSeq: t.Integer(),
   deliveredSeq: t.Integer(),
 });
-const AckOut = t.Object({ id: t.String(), conv: t.String(), seq: t.Integer(), ts: t.Number(), dup: t.Boolean() });
+const AckOut = t.Object({
+  id: t.String(),
+  conv: t.String(),
+  seq: t.Optional(t.Integer({ description: "absent only for a live room's droppable message (not stored)" })),
+  ts: t.Number(),
+  dup: t.Boolean(),
+});
 const InboxOut = t.Object(
   {
     conv: t.String(),
@@ -65,7 +71,7 @@ export function messagingHttp(app: Pick<App, "chat" | "groups" | "messaging">, a
         body: t.Object({
           from: UserIdOf("the sender (an existing user, e.g. a system account)"),
           to: t.Optional(UserIdOf("a user: a 1:1 message from `from`")),
-          conv: t.Optional(ConvId("a conversation: `g:<group>` (mutes and roles do not apply), `d:<a>:<b>`, or `c:desk:<guest>` (from the guest or the agent serving it)")),
+          conv: t.Optional(ConvId("a conversation: `g:<group>` (mutes and roles do not apply), `d:<a>:<b>`, `c:desk:<guest>` (from the guest or the agent serving it), or `r:<room>` (a live room, droppable: see /api/rooms/{id}/messages for must-deliver)")),
           kind: t.Optional(t.String({ maxLength: 32 })),
           body: t.Unknown(),
           cmid: t.Optional(t.String({ minLength: 1, maxLength: 64, description: "idempotency key: a retry returns the first ack" })),

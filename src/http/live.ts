@@ -3,6 +3,7 @@
 // The backend is trusted: its publishes skip mutes, slow mode and rate limits (a paid gift is not throttled).
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
+import { roomConvId } from "../core/conv-ids.ts";
 import { ROOM_ID_RE } from "../core/live.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { serverAuth } from "./auth.ts";
@@ -34,8 +35,8 @@ const AckOut = t.Object({
 const MuteOut = t.Object({ room: t.String(), user: t.String(), mutedUntil: t.Union([t.Number(), t.Null()]) });
 const tags = ["rooms"];
 
-export function liveHttp(app: Pick<App, "live">, apiKey: string | undefined) {
-  const { live } = app;
+export function liveHttp(app: Pick<App, "live" | "messaging">, apiKey: string | undefined) {
+  const { live, messaging } = app;
   return new Elysia({ prefix: "/api/rooms" })
     .use(serverAuth(apiKey))
     .put("/:id", ({ params, body }) => live.update(params.id, { name: body.name, owner: body.owner, slowModeSec: body.slowModeSec }), {
@@ -55,7 +56,7 @@ export function liveHttp(app: Pick<App, "live">, apiKey: string | undefined) {
     })
     .post(
       "/:id/messages",
-      ({ params, body: b }) => live.publish(b.from, params.id, { class: b.class, kind: b.kind, body: b.body, cmid: b.cmid }),
+      ({ params, body: b }) => messaging.send(b.from, { conv: roomConvId(params.id) }, { class: b.class, kind: b.kind, body: b.body, cmid: b.cmid }, { trusted: true }),
       {
         params: RoomParams,
         body: t.Object({

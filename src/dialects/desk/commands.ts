@@ -37,10 +37,10 @@ export interface Command {
 }
 
 /** The core services the desk protocol calls. */
-export type DeskCore = Pick<App, "hub" | "tokens" | "logins" | "messaging" | "limits" | "chat" | "store" | "desk">;
+export type DeskCore = Pick<App, "hub" | "tokens" | "logins" | "messaging" | "limits" | "chat" | "desk">;
 
 export function deskCommands(app: DeskCore) {
-  const { hub, tokens, logins, messaging, limits, chat, store, desk } = app;
+  const { hub, tokens, logins, messaging, limits, chat, desk } = app;
   const reply = (s: Session, apiKey: unknown, code: number, data?: unknown, message?: string): void => {
     hub.send(s, frame(apiKey, code, data, message));
   };
@@ -56,7 +56,7 @@ export function deskCommands(app: DeskCore) {
     const agents = await desk.agentList(state.agent!.groupId);
     const rows = (await chat.inbox(me, { kind: "container", empty: true, limit: 500 })).filter((r) => r.subtype === "desk");
     const gids = rows.map((r) => guestOf(r.conv)!);
-    const users = new Map((await store.getUsers(gids)).map((u) => [u.id, u]));
+    const users = new Map((await chat.profiles(gids)).map((u) => [u.id, u]));
     const online = await desk.onlineGuests(gids);
     return {
       ...base,
@@ -122,11 +122,8 @@ export function deskCommands(app: DeskCore) {
   async function page(guest: string, f: Fields) {
     const index = Math.max(1, int(f.page_index) ?? 1);
     const size = Math.min(MAX_PAGE, Math.max(1, int(f.page_size) ?? 10));
-    const conv = await store.getConversation(deskConvId(guest));
-    const last = conv?.lastSeq ?? 0;
-    const before = last - (index - 1) * size + 1;
-    const msgs = before > 1 ? (await store.history(deskConvId(guest), { beforeSeq: before, limit: size, desc: true })).reverse() : [];
-    return { gid: guest, page_index: index, page_size: size, total: last, list: msgs.map(messageInfo) };
+    const { total, msgs } = await desk.page(guest, index, size);
+    return { gid: guest, page_index: index, page_size: size, total, list: msgs.map(messageInfo) };
   }
 
   return {
@@ -151,9 +148,7 @@ export function deskCommands(app: DeskCore) {
         const group = str(f.group_id);
         if (!gid) return reply(s, apiKey, Codes.readGid, {}, "gid not null");
         if (!group) return reply(s, apiKey, Codes.readGroup, {}, "group_id not null");
-        const conv = await store.getConversation(deskConvId(gid));
-        if (!conv || conv.ownerId !== me) return reply(s, apiKey, Codes.readNotYours, {}, "not your guest");
-        await chat.advance(me, conv.id, "read", conv.lastSeq);
+        if (!(await desk.markRead(me, gid, true))) return reply(s, apiKey, Codes.readNotYours, {}, "not your guest");
         return reply(s, apiKey, Codes.ok, { group_id: group, gid });
       } }],
       [32300, { run: async (s, me, apiKey, f) => {
@@ -195,8 +190,7 @@ export function deskCommands(app: DeskCore) {
       [32000, { charge: "read", run: async (s, me, apiKey) => reply(s, apiKey, Codes.ok, { ...(await lists(s)), ...(await refresh(me, st(s).exp)) }) }],
       [32100, { charge: "read", run: async (s, me, apiKey, f) => reply(s, apiKey, Codes.ok, { group_id: st(s).group, ...(await page(me, f)) }) }],
       [32200, { run: async (s, me, apiKey) => {
-        const conv = await store.getConversation(deskConvId(me));
-        if (conv) await chat.advance(me, conv.id, "read", conv.lastSeq);
+        await desk.markRead(me, me, false);
         return reply(s, apiKey, Codes.ok, { group_id: st(s).group, gid: me });
       } }],
       [32300, { run: async (s, me, apiKey, f) => {

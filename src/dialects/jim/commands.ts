@@ -22,10 +22,10 @@ export interface Command {
 }
 
 /** The core services J-IM calls. */
-export type JimCore = Pick<App, "chat" | "hub" | "logins" | "messaging" | "limits" | "contacts" | "groups" | "recalls" | "presence" | "store">;
+export type JimCore = Pick<App, "chat" | "hub" | "logins" | "messaging" | "limits" | "contacts" | "groups" | "recalls" | "presence">;
 
 export function jimCommands(app: JimCore): ReadonlyMap<number, Command> {
-  const { chat, hub, logins, messaging, limits, contacts, groups, recalls, presence, store } = app;
+  const { chat, hub, logins, messaging, limits, contacts, groups, recalls, presence } = app;
   const send = (s: Session, code: number | undefined, command: number, data?: unknown) => hub.send(s, resp(code, command, data));
 
   const terminal = (attrs: Record<string, unknown> | undefined) => (typeof attrs?.terminal === "string" ? attrs.terminal : "ws");
@@ -128,7 +128,7 @@ export function jimCommands(app: JimCore): ReadonlyMap<number, Command> {
   async function userInfo(s: Session, me: string, f: Fields) {
     const type = int(f.get("type"));
     if (str(f.get("userid")) !== me) return void send(s, 10004, Cmd.getUserResp);
-    const meRow = await store.getUser(me);
+    const meRow = await chat.profile(me);
     if (!meRow) return void send(s, 10004, Cmd.getUserResp);
     const rows = await contacts.list(me);
     if (type === 1) {

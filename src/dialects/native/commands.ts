@@ -33,7 +33,7 @@ const table: { [K in Exclude<FrameType, "auth" | "ping">]: Command } = {
   send: {
     charge: "send",
     async run({ core, s, me }, m: FrameOf<"send">) {
-      const ack = await core.messaging.send(me, { to: m.to, conv: m.conv }, { kind: m.kind, body: m.body, cmid: m.cmid }, { session: s.id });
+      const ack = await core.messaging.send(me, { to: m.to, conv: m.conv }, { kind: m.kind, body: m.body, cmid: m.cmid }, { session: s.id, topics: s.topics });
       return { t: "ack", msg: ack };
     },
   },
@@ -72,8 +72,8 @@ const table: { [K in Exclude<FrameType, "auth" | "ping">]: Command } = {
   room_send: {
     charge: "send",
     async run({ core, s, me }, m: FrameOf<"room_send">) {
-      if (!s.topics.has(roomConvId(m.room))) throw new CoreError("not_member", `join room ${m.room} first`);
-      const ack = await core.live.send(me, m.room, { class: m.class, kind: m.kind, body: m.body, cmid: m.cmid });
+      const input = { class: m.class, kind: m.kind, body: m.body, cmid: m.cmid };
+      const ack = await core.messaging.send(me, { conv: roomConvId(m.room) }, input, { session: s.id, topics: s.topics });
       return { t: "ack", msg: ack };
     },
   },

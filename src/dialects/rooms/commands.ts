@@ -4,6 +4,7 @@
 import type { Containers } from "../../core/containers.ts";
 import { fail } from "../../core/errors.ts";
 import type { Place, RoomsSeats, Seat } from "../../core/rooms-seat.ts";
+import type { Messaging } from "../../core/send.ts";
 import type { Hub } from "../../hub/hub.ts";
 import type { Session } from "../../hub/session.ts";
 import { iconOf, MAX_NAME, messageBody, str, typeOf, type Fields } from "./decode.ts";
@@ -30,9 +31,16 @@ export interface Places {
 
 export type Command = (c: Ctx, f: Fields) => Promise<void>;
 
-export function roomsCommands(core: Containers, seats: RoomsSeats, hub: Hub, places: Places): ReadonlyMap<string, Command> {
+export function roomsCommands(core: Containers, messaging: Messaging, seats: RoomsSeats, hub: Hub, places: Places): ReadonlyMap<string, Command> {
   return new Map<string, Command>([
-    ["ordinary", async ({ seat }, f) => void (await seats.send(seat, str(f.containerId), messageBody(f, seat.me)))],
+    [
+      "ordinary",
+      async ({ seat }, f) => {
+        const body = messageBody(f, seat.me);
+        const conv = seats.sendTo(seat, str(f.containerId));
+        await messaging.send(seat.me.id, { conv }, { kind: body.messageType, body }, { speaker: seat.me });
+      },
+    ],
     [
       "updateRoomName",
       async ({ s, seat }, f) => {

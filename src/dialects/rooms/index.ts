@@ -29,13 +29,13 @@ interface RoomsState {
 
 const st = (s: Session) => s.state as unknown as RoomsState;
 /** What the rooms protocol uses of the node. */
-export type RoomsNode = Pick<App, "hub" | "chat" | "logins" | "limits" | "store" | "cfg" | "log" | "containers" | "draining">;
+export type RoomsNode = Pick<App, "hub" | "chat" | "logins" | "limits" | "cfg" | "log" | "containers" | "messaging" | "draining">;
 
 export function roomsDialect(app: RoomsNode): Dialect {
-  const { hub, chat, logins, limits, store, cfg, log } = app;
+  const { hub, chat, logins, limits, cfg, log } = app;
   const core = app.containers;
   const seats = new RoomsSeats(core);
-  const commands = roomsCommands(core, seats, hub, {
+  const commands = roomsCommands(core, app.messaging, seats, hub, {
     into,
     leave(s, conv) {
       hub.leave(s, conv);
@@ -157,7 +157,7 @@ export function roomsDialect(app: RoomsNode): Dialect {
       }
       const userId = get("userId");
       if (userId !== undefined && userId !== who.id) return refuse("unauthorized", "登录失败 login failed: userId is not the user of this login", CloseCodes.authFailed);
-      const user = await store.getUser(who.id);
+      const user = await chat.profile(who.id);
       state.seat = seatOf({ id: who.id, name: name ?? (user?.nick || who.id), icon: icon ?? user?.avatar ?? "" }, { roomName: roomName!, containerId, targetId });
       return { userId: who.id, role: who.role, state: state as never };
     },
