@@ -7,7 +7,7 @@
 // while its transaction was already in flight may still commit: the client's retry with the same client id
 // gets the first message back as a duplicate ack, never a second message. Nothing is acknowledged before
 // its commit.
-import { driverError, storeDown } from "./store-errors.ts";
+import { storeDown, storeFailure } from "./store-errors.ts";
 import { CoreError } from "./errors.ts";
 import { histogram, metric } from "./metrics.ts";
 import type { AppendBatch } from "./ports.ts";
@@ -159,17 +159,11 @@ export class GroupWriter {
         for (const p of rows) this.settle(p, undefined, e);
         return;
       }
-      if (rows.length === 1) return this.settle(rows[0]!, undefined, rowError(err));
+      // One row left: a value the store refused is that sender's bad request (core/store-errors.ts).
+      if (rows.length === 1) return this.settle(rows[0]!, undefined, storeFailure(err));
       const half = Math.ceil(rows.length / 2);
       await this.commit(rows.slice(0, half));
       await this.commit(rows.slice(half));
     }
   }
-}
-
-/** A row the store refused for its data (SQLSTATE class 22, e.g. a NUL character in a JSON body) is a bad request. */
-function rowError(err: unknown): unknown {
-  const { code, message } = driverError(err);
-  if (code?.startsWith("22")) return new CoreError("bad_request", `the message cannot be stored: ${message}`);
-  return err;
 }

@@ -4,7 +4,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import { CoreError } from "../core/errors.ts";
-import { driverError, storeDown } from "../core/store-errors.ts";
+import { driverError, storeDown, storeFailure } from "../core/store-errors.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { renderMetrics } from "../core/metrics.ts";
 import { apiGate, metricsKeyOk, serverAuth } from "./auth.ts";
@@ -141,9 +141,13 @@ export function httpApp(app: App) {
     // Authentication first: a request for the server API without its key is answered 401 before its
     // body is parsed or anything validated (the body limit is checked before this, in the transport).
     .onRequest(apiGate(cfg.apiKey))
-    .onError(({ error, code, set }) => {
+    .onError(({ error: raw, code, set }) => {
+      // A store failure is classified once (core/store-errors.ts): a refused value is a 400, an unreachable
+      // store or a rolled-back transaction a retryable 503.
+      const error = storeFailure(raw);
       if (error instanceof CoreError) {
         set.status = httpStatus[error.name] ?? 400;
+        if (error.name === "unavailable") set.headers["retry-after"] = "1";
         return errorBody(error.name, error.message);
       }
       if (code === "VALIDATION") {
@@ -165,19 +169,6 @@ export function httpApp(app: App) {
       if (code === "PARSE") {
         set.status = 400;
         return errorBody("bad_request", "the body is not valid JSON");
-      }
-      // The store refused a value (SQLSTATE class 22: out of range, bad encoding, a NUL character): the
-      // schemas should have caught it, and it is the client's input either way.
-      const db = driverError(error);
-      if (db.code?.startsWith("22")) {
-        set.status = 400;
-        return errorBody("bad_request", `invalid value: ${db.message}`);
-      }
-      const down = storeDown(error);
-      if (down) {
-        set.status = 503;
-        set.headers["retry-after"] = "1";
-        return errorBody("unavailable", "the store is unavailable, retry later");
       }
       app.log.error(`http: ${(error as Error).stack ?? error}`);
       set.status = 500;

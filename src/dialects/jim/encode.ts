@@ -61,8 +61,6 @@ export interface JimBody {
   extras?: unknown;
 }
 
-const HEX32 = /^[0-9a-f]{32}$/i;
-
 /** The J-IM id of a message: the sender's own id when it gave one, else the server id as 32 hex digits. */
 export function jimId(m: Pick<Message, "id" | "cmid">): string {
   if (m.cmid) return m.cmid;
@@ -70,7 +68,6 @@ export function jimId(m: Pick<Message, "id" | "cmid">): string {
 }
 
 export const newJimId = () => crypto.randomUUID().replace(/-/g, "");
-export const isJimId = (s: string) => HEX32.test(s);
 
 /**
  * A core message as a J-IM chat body. Messages written by other protocols get their body as `content`
