@@ -49,6 +49,7 @@ import { MessageStore } from "./store/messages.ts";
 import { Store } from "./store/store.ts";
 import { UserStore } from "./store/users.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
+import { PresenceNotices } from "./core/presence-notices.ts";
 
 export interface Running {
   app: App;
@@ -104,9 +105,12 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       // Pushes of protocols without acknowledgements are marked delivered once written out (core/delivery.ts).
       markDelivered: (user, pushed) => chat.markPushed(user, pushed),
       watcher: { joined: (u, t) => live.entered(u, t), left: (u, t) => live.left(u, t) },
+      // A user online anywhere / offline everywhere: the members of its groups are told (core/presence-notices.ts).
+      presenceChanged: (u, change) => presenceNotices.changed(u, change),
     },
     keys,
   );
+  const presenceNotices = new PresenceNotices({ memberships, users, emit: (ev) => hub.dispatch(ev), log: warn });
 
   // The core, in dependency order.
   const chat: Chat = new Chat({
@@ -228,6 +232,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       const deadline = Date.now() + cfg.drainTimeoutSec * 1000;
       while (app.hub.all.size > 0 && Date.now() < deadline) await Bun.sleep(20);
       await writer.flush();
+      await presenceNotices.settled();
       await hub.marks?.stop();
       chat.receipts.stop();
       live.stop();

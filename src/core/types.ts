@@ -78,7 +78,12 @@ export type CoreEvent =
       user: { id: string; nick: string; icon: string };
       count: number;
       ts: number;
-    };
+    }
+  /**
+   * A user came online (its first connection anywhere in the cluster) or went offline (its last one closed), to
+   * the members of one of its groups (core/presence-notices.ts); a protocol without such a notice ignores it.
+   */
+  | { type: "presence"; conv: string; user: { id: string; nick: string }; change: "online" | "offline"; to: string[] };
 
 export const ackOf = (msg: Message, dup: boolean): Ack => ({ id: msg.id, conv: msg.conv, seq: msg.seq, ts: msg.ts, dup });
 

@@ -57,6 +57,7 @@ export class Hub implements EventSink {
   private readonly welcoming = new WelcomeHold();
   private readonly watcher?: TopicWatcher;
   private readonly topicListeners: ((topic: string, ev: CoreEvent) => void)[] = [];
+  private readonly presenceChanged?: (userId: string, change: "online" | "offline") => void | Promise<void>;
 
   constructor(
     private readonly bus: Bus,
@@ -70,10 +71,16 @@ export class Hub implements EventSink {
       markDelivered?: (userId: string, pushed: ReadonlyMap<string, readonly number[]>) => Promise<void>;
       /** Told of every topic subscription and unsubscription (live rooms post in/out notices). */
       watcher?: TopicWatcher;
+      /**
+       * Told when a user came online anywhere in the cluster, or went offline everywhere (presence notices). A
+       * login waits for the online notices (within BIND_WAIT_MS): once its answer is out, they are too.
+       */
+      presenceChanged?: (userId: string, change: "online" | "offline") => void | Promise<void>;
     } = {},
     private readonly keys: Keys = new Keys(),
   ) {
     this.watcher = opts.watcher;
+    this.presenceChanged = opts.presenceChanged;
     this.userPrefix = keys.userChannel("");
     this.origin = originHeader(nodeId);
     this.topicPrefix = keys.topicChannel("");
@@ -117,7 +124,7 @@ export class Hub implements EventSink {
       this.byUser.set(userId, (set = new Set()));
       const p = Promise.all([
         this.bus.hasPeers && this.bus.subscribe(this.keys.userChannel(userId)).catch((e) => this.log(`bus subscribe ${userId}: ${e}`)),
-        this.presence.userUp(userId, role),
+        Promise.resolve(this.presence.userUp(userId, role)).then((first) => (first ? this.presenceChanged?.(userId, "online") : undefined)),
       ]).then(() => {});
       this.binding.set(userId, p);
       void p.then(() => this.binding.get(userId) === p && this.binding.delete(userId));
@@ -157,7 +164,8 @@ export class Hub implements EventSink {
     if (set.size === 0) {
       this.byUser.delete(s.userId);
       if (this.bus.hasPeers) this.bus.unsubscribe(this.keys.userChannel(s.userId));
-      void this.presence.userDown(s.userId, s.role ?? "user");
+      const userId = s.userId;
+      void Promise.resolve(this.presence.userDown(userId, s.role ?? "user")).then((last) => (last ? this.presenceChanged?.(userId, "offline") : undefined));
     }
   }
 

@@ -6,16 +6,18 @@ export class MemoryPresence implements Presence {
   private readonly byRole = new Map<string, Set<string>>();
   private readonly rooms = new Map<string, number>();
 
-  userUp(userId: string, role: string): void {
+  userUp(userId: string, role: string): boolean {
+    const first = !this.online.has(userId);
     this.online.set(userId, role);
     let set = this.byRole.get(role);
     if (!set) this.byRole.set(role, (set = new Set()));
     set.add(userId);
+    return first;
   }
 
-  userDown(userId: string, role: string): void {
-    this.online.delete(userId);
+  userDown(userId: string, role: string): boolean {
     this.byRole.get(role)?.delete(userId);
+    return this.online.delete(userId);
   }
 
   async isOnline(userId: string): Promise<boolean> {

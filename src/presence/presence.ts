@@ -3,10 +3,16 @@
 import type { PresenceView } from "../core/ports.ts";
 
 export interface Presence extends PresenceView {
-  /** A user got its first connection on this node; resolves once other nodes can see it. */
-  userUp(userId: string, role: string): void | Promise<void>;
-  /** A user's last connection on this node closed; resolves once other nodes can see it. */
-  userDown(userId: string, role: string): void | Promise<void>;
+  /**
+   * A user got its first connection on this node; resolves once other nodes can see it, with true when the
+   * user was online nowhere in the cluster before (its online notice is due: core/presence-notices.ts).
+   */
+  userUp(userId: string, role: string): boolean | Promise<boolean>;
+  /**
+   * A user's last connection on this node closed; resolves once other nodes can see it, with true when the
+   * user is now online nowhere in the cluster (its offline notice is due).
+   */
+  userDown(userId: string, role: string): boolean | Promise<boolean>;
   /** Online anywhere in the cluster. */
   isOnline(userId: string): Promise<boolean>;
   /** The subset of `userIds` online anywhere. */

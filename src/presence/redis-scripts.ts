@@ -29,6 +29,18 @@ for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do if alive(n) then return 0
 redis.call('SREM', KEYS[4], ARGV[2])
 return 1`,
   },
+  // KEYS: nodes, user nodes set, node users hash, role set | ARGV: node, user, role → 1 when no other live
+  // node held the user (it was offline everywhere), else 0
+  up: {
+    numberOfKeys: 4,
+    lua: `${NOW} ${ALIVE}
+local others = 0
+for _, n in ipairs(redis.call('SMEMBERS', KEYS[2])) do if n ~= ARGV[1] and alive(n) then others = 1 break end end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[2])
+return 1 - others`,
+  },
   // KEYS: nodes, then one user-nodes set per user → 1/0 per user
   // (no numberOfKeys: the caller passes the key count first)
   online: {
@@ -73,6 +85,7 @@ return #kv / 2`,
 
 export type Scripted = Redis & {
   heartbeat(nodes: string, slot: string, node: string, ttlMs: number): Promise<[number, string, ...string[]]>;
+  up(nodes: string, userNodes: string, nodeUsers: string, role: string, node: string, user: string, roleName: string): Promise<number>;
   down(nodes: string, userNodes: string, nodeUsers: string, role: string, node: string, user: string, roleName: string): Promise<number>;
   online(n: number, ...keys: string[]): Promise<number[]>;
   roomCount(nodes: string, room: string, node: string): Promise<number>;

@@ -74,15 +74,20 @@ export class RedisPresence implements Presence, NodeLeases {
     return p;
   }
 
-  userUp(userId: string, role: string): Promise<void> {
+  async userUp(userId: string, role: string): Promise<boolean> {
     this.users.set(userId, role);
-    return this.writeUser(userId, role);
+    const k = this.keys;
+    // One script: written, and whether another live node held the user already (then no online notice).
+    // Redis away: this node's own knowledge (its first connection of the user) decides.
+    const first = await this.r.up(k.nodes(), k.userNodes(userId), k.nodeUsers(this.node), k.role(role), this.node, userId, role).catch(this.failed);
+    return first === undefined || Number(first) === 1;
   }
 
-  async userDown(userId: string, role: string): Promise<void> {
+  async userDown(userId: string, role: string): Promise<boolean> {
     this.users.delete(userId);
     const k = this.keys;
-    await this.r.down(k.nodes(), k.userNodes(userId), k.nodeUsers(this.node), k.role(role), this.node, userId, role).catch(this.failed);
+    const last = await this.r.down(k.nodes(), k.userNodes(userId), k.nodeUsers(this.node), k.role(role), this.node, userId, role).catch(this.failed);
+    return last === undefined || Number(last) === 1;
   }
 
   async isOnline(userId: string): Promise<boolean> {

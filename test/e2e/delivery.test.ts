@@ -136,7 +136,7 @@ describe("delivered marks of many pushes", () => {
     for (let i = 0; i < N; i++) expect((await rb.next((f) => f.messageType === "text")).messageContent).toBe(`q${i}`);
     // A pull right after: every push above was written out, so none comes again.
     b.send(JSON.stringify({ cmd: 19, type: 0, userId: "m-b" }));
-    expect((await b.next((f) => f.command === 20)).data).toEqual({ friends: {}, groups: {}, userid: "m-b" });
+    expect((await b.next((f) => f.command === 20)).data).toEqual({ friends: {}, groups: {}, userId: "m-b", userid: "m-b" });
     await rb.close();
     const elapsed = performance.now() - t0;
     // At most one statement per flush interval, plus the pull's and the close's own flushes (before the fix: one per push).

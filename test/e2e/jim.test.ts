@@ -226,10 +226,11 @@ describe("messages (cmd 19)", () => {
           })),
         },
         groups: {},
+        userId: "cat",
         userid: "cat",
       },
     });
-    expect(await cat.request({ ...req, type: "0" }, 20)).toEqual({ code: 10016, command: 20, msg: M.offlineOk, data: { friends: {}, groups: {}, userid: "cat" } });
+    expect(await cat.request({ ...req, type: "0" }, 20)).toEqual({ code: 10016, command: 20, msg: M.offlineOk, data: { friends: {}, groups: {}, userId: "cat", userid: "cat" } });
     await cat.close();
     await ann.close();
   });
@@ -240,7 +241,7 @@ describe("messages (cmd 19)", () => {
     await say(ann, "eve", "pushed");
     expect((await eve.next((f) => f.command === 11)).data.content).toBe('{"asd":"pushed"}');
     const peek = await eve.request({ cmd: 19, type: 2, userId: "eve", fromUserId: "ann" });
-    expect(peek.data).toEqual({ friends: {}, groups: {}, userid: "eve" });
+    expect(peek.data).toEqual({ friends: {}, groups: {}, userId: "eve", userid: "eve" });
     const info = await eve.request({ cmd: 17, type: 2, userId: "eve", extras: { pullType: 1 } });
     expect(info.data.friends.find((f: any) => f.userId === "ann").unReadNum).toBe(1);
     await Promise.all([ann.close(), eve.close()]);
@@ -327,7 +328,7 @@ describe("user info (cmd 17) and chatInfo", () => {
     expect(list.code).toBe(200);
     expect(list.msg).toBe("success ");
     expect(list.data.map((f: any) => f.id).sort()).toEqual(["u1", "u2"]);
-    expect(list.data[0]).toEqual({ avatar: "", id: expect.any(String), nick: expect.any(String), terminal: "pc" });
+    expect(list.data[0]).toEqual({ avatar: "", id: list.data[0].userId, nick: expect.any(String), terminal: "pc", userId: expect.any(String) });
 
     // chatInfo refuses callers without the key or the user's own token
     expect((await srv.api("/im/vanke/chatInfo", { body: { to: "me1", from: "u1", token: tok.u1 }, key: null })).status).toBe(401);
@@ -341,7 +342,8 @@ describe("user info (cmd 17) and chatInfo", () => {
     const r = await c.request({ cmd: 17, type: "0", userid: "eve" });
     expect(r).toMatchObject({ code: 10005, command: 18, msg: "ok 获取所有在线用户信息成功!" });
     expect(r.data).toMatchObject({ id: "eve", nick: "EVE", status: "online", terminal: "pc" });
-    expect(r.data.groups).toEqual([{ avatar: "", group_id: "g-eve", name: "g-eve", online: 1, users: [{ avatar: "", id: "eve", nick: "EVE", terminal: "pc" }] }]);
+    const eve = { avatar: "", id: "eve", nick: "EVE", terminal: "pc", userId: "eve" };
+    expect(r.data.groups).toEqual([{ avatar: "", groupId: "g-eve", group_id: "g-eve", name: "g-eve", online: 1, users: [eve] }]);
     const no = { code: 10004, command: 18, msg: "get user failed ! 获取用户信息失败!" };
     expect(await c.request({ cmd: 17, type: 1, userId: "ann" })).toEqual(no);
     expect(await c.request({ cmd: 17, type: 5, userId: "eve" })).toEqual(no);
@@ -357,8 +359,11 @@ describe("groups (cmd 7, chatType 1, exit)", () => {
     expect(await ann.request({ cmd: 7, groupId: "g1" })).toEqual({ code: 10011, command: 8, msg: "join group ok! 加入群组成功!", data: { group: "g1", result: 1 } });
     expect(await ben.request({ cmd: "7", group_id: "g1" })).toMatchObject({ code: 10011 });
     // every member, the joiner included, is told (as J-IM's join notify to the group)
-    expect(await ann.next((f) => f.command === 9)).toEqual({ command: 9, data: { group: "g1", user: { id: "ann", nick: "ANN" } } });
-    expect(await ann.next((f) => f.command === 9)).toEqual({ command: 9, data: { group: "g1", user: { id: "ben", nick: "BEN" } } });
+    // (2.x reads data.group and data.user.id, 3.x group and user.userId at the top: both are sent)
+    const annU = { id: "ann", nick: "ANN", userId: "ann" };
+    const benU = { id: "ben", nick: "BEN", userId: "ben" };
+    expect(await ann.next((f) => f.command === 9)).toEqual({ command: 9, data: { group: "g1", user: annU }, group: "g1", user: annU });
+    expect(await ann.next((f) => f.command === 9)).toEqual({ command: 9, data: { group: "g1", user: benU }, group: "g1", user: benU });
 
     expect(await ann.request({ cmd: 11, chatType: 1, groupId: "g1", content: "大家好" })).toEqual({ code: 10000, command: 12, msg: M.ok });
     const push = await ben.next((f) => f.command === 11);
@@ -369,7 +374,7 @@ describe("groups (cmd 7, chatType 1, exit)", () => {
     expect(hist.data.groups.g1.map((m: any) => m.content)).toEqual(["大家好"]);
 
     ben.send(JSON.stringify({ cmd: 10, groupId: "g1" }));
-    expect(await ann.next((f) => f.command === 10)).toEqual({ command: 10, data: { group: "g1", user: { id: "ben", nick: "BEN" } } });
+    expect(await ann.next((f) => f.command === 10)).toEqual({ command: 10, data: { group: "g1", user: benU }, group: "g1", user: benU });
     expect((await ben.next((f) => f.command === 10)).data.user.id).toBe("ben");
     await Promise.all([ann.close(), ben.close(), cat.close()]);
   });

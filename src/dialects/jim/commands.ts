@@ -11,7 +11,7 @@ import type { Message } from "../../core/types.ts";
 import type { Session } from "../../hub/session.ts";
 import type { UserRow } from "../../core/records.ts";
 import { Cmd, fields, int, str, type Fields } from "./decode.ts";
-import { chatBody, groupOf, jsonObject, newJimId, resp, type JimBody } from "./encode.ts";
+import { chatBody, groupOf, jimUser, jsonObject, newJimId, resp, type JimBody } from "./encode.ts";
 
 /** Offline pulls read at most this many pages of MAX_PAGE. */
 const MAX_OFFLINE_PAGES = 20;
@@ -93,7 +93,8 @@ export function jimCommands(app: JimCore): ReadonlyMap<number, Command> {
       if (!list) by.set(key, (list = []));
       list.push(chatBody(m));
     }
-    return { friends: jsonObject(friends), groups: jsonObject(groups), userid: me };
+    // 3.x reads `userId`, 2.x `userid`.
+    return { friends: jsonObject(friends), groups: jsonObject(groups), userId: me, userid: me };
   }
 
   async function getMessages(s: Session, me: string, f: Fields) {
@@ -132,7 +133,7 @@ export function jimCommands(app: JimCore): ReadonlyMap<number, Command> {
     if (!meRow) return void send(s, 10004, Cmd.getUserResp);
     const rows = await contacts.list(me);
     if (type === 1) {
-      const data = rows.map((r) => ({ avatar: r.avatar, id: r.peer, nick: r.nick, terminal: terminal(r.attributes) }));
+      const data = rows.map((r) => jimUser(r.peer, r.nick, { avatar: r.avatar, terminal: terminal(r.attributes) }));
       return void send(s, 200, Cmd.getUserResp, data);
     }
     if (type === 2) {
@@ -173,8 +174,9 @@ export function jimCommands(app: JimCore): ReadonlyMap<number, Command> {
       // Upstream J-IM: the user with its groups, each holding only the members online now (all groups at once).
       const view = await contacts.onlineByConversation(me, "group", rows.map((r) => r.peer));
       const group = (id: string, name: string, online: UserRow[]) => {
-        const users = online.map((u) => ({ avatar: u.avatar, id: u.id, nick: u.nick, terminal: terminal(u.attributes) }));
-        return { avatar: "", group_id: id, name, online: users.length, users };
+        const users = online.map((u) => jimUser(u.id, u.nick, { avatar: u.avatar, terminal: terminal(u.attributes) }));
+        // 3.x reads `groupId`, 2.x `group_id`.
+        return { avatar: "", groupId: id, group_id: id, name, online: users.length, users };
       };
       const groups = view.convs.map((c) => group(groupOf(c.conv)!, c.name, c.online));
       const friends = [group("friends", "friends", view.peers)];
@@ -186,6 +188,7 @@ export function jimCommands(app: JimCore): ReadonlyMap<number, Command> {
         nick: meRow.nick,
         status: "online",
         terminal: terminal(meRow.attributes),
+        userId: me,
       });
     }
     send(s, 10004, Cmd.getUserResp);

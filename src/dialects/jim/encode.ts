@@ -85,7 +85,8 @@ export function chatBody(m: Message): Record<string, unknown> {
   };
   if (jim && b!.extras !== undefined && b!.extras !== null) o.extras = b!.extras;
   o.from = m.from;
-  if (group !== undefined) o.groupId = group;
+  // 3.x reads `groupId`, 2.x `group_id`: both (docs/jim.md, "Two generations").
+  if (group !== undefined) (o.groupId = group), (o.group_id = group);
   o.id = jimId(m);
   o.msgType = jim && typeof b!.msgType === "number" ? b!.msgType : 0;
   o.to = group ?? directPeer(m.conv, m.from);
@@ -96,10 +97,30 @@ export function chatBody(m: Message): Record<string, unknown> {
 export function recallBody(ev: Extract<CoreEvent, { type: "recall" }>): Record<string, unknown> {
   const group = groupOf(ev.conv);
   const o: Record<string, unknown> = { chatType: group !== undefined ? 1 : 2, cmd: Cmd.cancelMsgReq, from: ev.from };
-  if (group !== undefined) o.groupId = group;
+  if (group !== undefined) (o.groupId = group), (o.group_id = group);
   o.id = jimId(ev);
   o.to = group ?? directPeer(ev.conv, ev.from);
   return o;
+}
+
+/** A user as both generations read it: 2.x `id`, 3.x `userId` (keys in sorted order, `extra` among them). */
+export function jimUser(id: string, nick: string, extra: { avatar?: string; terminal?: string } = {}): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (extra.avatar !== undefined) o.avatar = extra.avatar;
+  o.id = id;
+  o.nick = nick;
+  if (extra.terminal !== undefined) o.terminal = extra.terminal;
+  o.userId = id;
+  return o;
+}
+
+/**
+ * Command 9 (joined, or came online) or 10 (left, or went offline): 2.x reads `data.group` and `data.user`, 3.x
+ * the same fields at the top of the frame; both are sent.
+ */
+export function groupNotice(command: number, group: string, user: { id: string; nick: string }): string {
+  const u = jimUser(user.id, user.nick);
+  return JSON.stringify({ command, data: { group, user: u }, group, user: u });
 }
 
 /** A command's failure answer (code, command) when the core refuses it. */
@@ -116,7 +137,7 @@ export const FAILURE: Record<number, [number, number]> = {
 /** A message's frame, made once per message and shared by its recipients (a cache, not state). */
 const encoded = new WeakMap<Message, string>();
 
-/** Dialect.encode: the pushes J-IM has (a message, a group join or exit, a recall). */
+/** Dialect.encode: the pushes J-IM has (a message, a group join or exit, a member online or offline, a recall). */
 export function encode(ev: CoreEvent): string | undefined {
   switch (ev.type) {
     case "message": {
@@ -128,8 +149,13 @@ export function encode(ev: CoreEvent): string | undefined {
       const group = groupOf(ev.conv);
       if (group === undefined) return undefined;
       if (ev.change !== "join" && ev.change !== "leave") return undefined;
-      const command = ev.change === "join" ? Cmd.joinGroupNotify : Cmd.exitGroupNotify;
-      return resp(undefined, command, { group, user: { id: ev.user.id, nick: ev.user.nick } });
+      return groupNotice(ev.change === "join" ? Cmd.joinGroupNotify : Cmd.exitGroupNotify, group, ev.user);
+    }
+    case "presence": {
+      // A member came online (its first connection in the cluster) or went offline (its last one closed).
+      const group = groupOf(ev.conv);
+      if (group === undefined) return undefined;
+      return groupNotice(ev.change === "online" ? Cmd.joinGroupNotify : Cmd.exitGroupNotify, group, ev.user);
     }
     case "recall":
       return resp(undefined, Cmd.cancelMsgReq, recallBody(ev));

@@ -1,6 +1,6 @@
 // The J-IM protocol (seed 001, docs/jim.md): JSON command frames `{cmd: n, ...}` answered with
 // `{code, command, data, msg}`. Login happens during the handshake from the URL's `token` (or
-// `username` + `password`). A translator: decode.ts reads frames, commands.ts maps each command onto the core,
+// `username` or `account`, with `password`). A translator: decode.ts reads frames, commands.ts maps each command onto the core,
 // encode.ts writes answers and pushes; every rule lives in the core.
 import type { App } from "../../app.ts";
 import { CoreError } from "../../core/errors.ts";
@@ -30,7 +30,8 @@ export function jimDialect(app: JimNode): Dialect {
     const q = fields(url.searchParams);
     const token = str(q.get("token"));
     if (token) return logins.byToken(token);
-    const name = str(q.get("username"));
+    // `username` (the J-IM demo page) or `account` (other clients), with `password`.
+    const name = str(q.get("username")) ?? str(q.get("account"));
     return name ? logins.byPassword(name, q.get("password"), peer) : undefined;
   }
 
