@@ -73,9 +73,11 @@ export interface Config {
   /** Extra ports that speak one protocol on any path (original clients' URLs). */
   jimPort?: number;
   roomsPort?: number;
-  /** Rooms protocol: a connection that sends nothing (not even its heartbeat text) this long is closed. */
+  /** Rooms protocol: a connection that receives nothing and is sent nothing this long is closed. */
   roomsIdleMs: number;
   deskPort?: number;
+  /** Rooms protocol: the heartbeat texts clients send, answered by silence (ROOMS_HEARTBEATS, comma-separated). */
+  roomsHeartbeats: string[];
 }
 
 export class ConfigError extends Error {}
@@ -192,6 +194,7 @@ export function loadConfig(env: Env = process.env): Config {
     roomsPort: optPort(env, "ROOMS_PORT"),
     roomsIdleMs: int(env, "ROOMS_IDLE_MS", 60_000, 100, 3_600_000),
     deskPort: optPort(env, "DESK_PORT"),
+    roomsHeartbeats: heartbeats(env),
   };
   if (cfg.workers > 1) {
     // Worker processes are nodes of one cluster: they need the shared bus and store, and a fixed port to share.
@@ -210,4 +213,18 @@ function prefix(env: Env): string {
 
 export function usesDevSecret(cfg: Config): boolean {
   return cfg.tokenSecret === DEV_SECRET;
+}
+
+/** The seed's heartbeat text and the t-io showcase's. */
+export const DEFAULT_ROOMS_HEARTBEATS = "d98591378b184375b1c3ab5ded0964f0e6c00ba934154583ac97,心跳内容";
+
+/** ROOMS_HEARTBEATS: texts separated by commas (spaces around each are dropped), each 1-256 characters. */
+function heartbeats(env: Env): string[] {
+  const raw = env.ROOMS_HEARTBEATS ?? DEFAULT_ROOMS_HEARTBEATS;
+  const list = [...new Set(raw.split(",").map((t) => t.trim()).filter((t) => t.length > 0))];
+  for (const t of list) {
+    if (t.length > 256) throw new ConfigError(`ROOMS_HEARTBEATS: each text is at most 256 characters, got one of ${t.length}`);
+    if (t.startsWith("{") || t.startsWith("[")) throw new ConfigError(`ROOMS_HEARTBEATS: a heartbeat text cannot look like JSON, got "${t}"`);
+  }
+  return list;
 }

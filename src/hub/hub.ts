@@ -284,6 +284,7 @@ export class Hub implements EventSink {
     if (s.closed) return false;
     const r = s.ws.send(frame);
     mOut.value++;
+    s.framesOut = (s.framesOut ?? 0) + 1;
     if (r === -1) mBackpressure.value++;
     else if (r === 0) {
       mDropped.value++;

@@ -68,6 +68,8 @@ export interface Session {
   inflight: number;
   /** Frames refused in a row for being past that cap; a connection that keeps flooding is closed. */
   refusedInRow: number;
+  /** Frames written to this socket by the hub (not topic publishes); a protocol's idle rule may read it. */
+  framesOut?: number;
   /** Owned by the dialect. */
   state: Record<string, unknown>;
 }

@@ -164,6 +164,7 @@ export function listen(
         topics: NO_TOPICS as Set<string>,
         inflight: 0,
         refusedInRow: 0,
+        framesOut: 0,
         state: pre.state ?? {},
       };
       if (server.upgrade(req, { data: session })) return undefined as unknown as Response;

@@ -87,7 +87,9 @@ function protocol(): Protocol {
       let f: any;
       try {
         f = JSON.parse(raw);
-      } catch {}
+      } catch {
+        if (!/^\s*[[{]/.test(raw)) return undefined; // a bare text that is no JSON is dropped unanswered
+      }
       // Moving to the room it is in already changes nothing (and says nothing).
       if (f && typeof f === "object" && strOf(f.eventType) === "updateRoomName" && c.info.room !== undefined && strOf(f.messageContent) === c.info.room) return undefined;
       // So does joining a container it is in already.

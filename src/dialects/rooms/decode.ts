@@ -1,10 +1,20 @@
-// Rooms protocol frames in (seed 004, docs/rooms.md): the heartbeat text, the limits of a frame, and a sent
+// Rooms protocol frames in (seed 004, docs/rooms.md): the heartbeat texts, the limits of a frame, and a sent
 // frame checked into a message body.
 import { MESSAGE_TYPES, type RoomsBody, type Speaker } from "../../core/containers.ts";
 import { fail } from "../../core/errors.ts";
 
-/** Sent by an idle client; refreshes the idle timer and is not answered. */
+/** The seed's heartbeat text (one of ROOMS_HEARTBEATS by default). */
 export const HEARTBEAT = "d98591378b184375b1c3ab5ded0964f0e6c00ba934154583ac97";
+
+/**
+ * Which frames are heartbeats (ROOMS_HEARTBEATS): a text of the list, spaces around it allowed. Costs a length
+ * compare for any other frame, and a Set lookup for a short one.
+ */
+export function heartbeatTest(texts: readonly string[]): (raw: string) => boolean {
+  const set = new Set(texts);
+  const longest = Math.max(0, ...texts.map((t) => t.length));
+  return (raw) => raw.length <= longest + 8 && (set.has(raw) || set.has(raw.trim()));
+}
 
 export const EVENT_TYPES = ["ordinary", "updateRoomName", "updateUserInfo", "createContainer", "addContainer", "removeContainer", "autoReturn"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -113,13 +123,17 @@ export function typeOf(f: Fields): string {
   return t && (MESSAGE_TYPES as readonly string[]).includes(t) ? t : "text";
 }
 
-/** A frame's fields, or the message of a bad_frame error. */
-export function decode(raw: string): { fields: Fields } | { error: string } {
+/**
+ * A frame's fields; `ignore` for a bare text that is no JSON at all (the original parses every frame as JSON and
+ * drops one that fails, answering nothing); or the message of a bad_frame error for what was meant as JSON (it
+ * starts with `{` or `[`) but is broken, and for JSON that is not an object.
+ */
+export function decode(raw: string): { fields: Fields } | { ignore: true } | { error: string } {
   let f: unknown;
   try {
     f = JSON.parse(raw);
   } catch {
-    return { error: "a frame is a JSON object (or the heartbeat text)" };
+    return /^\s*[[{]/.test(raw) ? { error: "a frame is a JSON object (or a heartbeat text)" } : { ignore: true };
   }
   if (typeof f !== "object" || f === null || Array.isArray(f)) return { error: "a frame is a JSON object" };
   return { fields: f as Fields };

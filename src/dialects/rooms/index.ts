@@ -2,7 +2,7 @@
 // query string, JSON frames go both ways, there are no acknowledgements (a sender gets its own message back
 // once it is committed), and in/out notices carry the online count. The rules are the core's
 // (core/containers.ts); this file translates, and keeps what belongs to one connection: its rule set, the room
-// or containers it is in, the name and icon it shows, its idle timer. decode.ts reads frames, commands.ts maps
+// or containers it is in, the name and icon it shows, its idle count. decode.ts reads frames, commands.ts maps
 // each eventType onto the core, encode.ts writes frames.
 import type { App } from "../../app.ts";
 import { ROOMS_KEY_RE } from "../../core/containers.ts";
@@ -11,8 +11,14 @@ import { RoomsSeats, seatOf, type Place, type Seat } from "../../core/rooms-seat
 import type { Dialect, Session } from "../../hub/session.ts";
 import { storeFailure } from "../../core/store-errors.ts";
 import { roomsCommands } from "./commands.ts";
-import { decode, EVENT_TYPES, HEARTBEAT, MAX_ICON, MAX_NAME, str, type Fields } from "./decode.ts";
+import { metric } from "../../core/metrics.ts";
+import { decode, EVENT_TYPES, heartbeatTest, MAX_ICON, MAX_NAME, str, type Fields } from "./decode.ts";
 import { encode, errorFrame, frameOf } from "./encode.ts";
+
+const mIgnored = metric("rooms_frames_ignored_total", "Rooms-protocol text frames that were no JSON, dropped unanswered");
+
+/** The idle sweep looks at every connection this many times per ROOMS_IDLE_MS. */
+const IDLE_CHECKS = 4;
 
 
 interface RoomsState {
@@ -20,7 +26,12 @@ interface RoomsState {
   refused?: { name: ErrorName; message: string; close: number };
   /** who it is and the rule set it works under: room (NtoN), user or agent (1toN); decided by the core */
   seat: Seat;
-  idle?: ReturnType<typeof setTimeout>;
+  /** frames received (heartbeats and ignored texts included) */
+  rx: number;
+  /** what the idle sweep saw last: rx + frames written + publishes to its topics */
+  seen: number;
+  /** idle sweeps in a row that saw nothing new */
+  quiet: number;
   /** frames run one after another: a move or a container change is in place before the next frame */
   chain: Promise<void>;
   /** conversations (room or containers) whose topic this connection is in → the roomName its notices show */
@@ -45,6 +56,48 @@ export function roomsDialect(app: RoomsNode): Dialect {
   });
   /** this node's rooms connections by the conversation whose topic they are in */
   const inConv = new Map<string, Set<Session>>();
+  const isHeartbeat = heartbeatTest(cfg.roomsHeartbeats);
+
+  // Idle: like t-io, by the later of the last frame received and the last frame sent. Nothing is done per frame
+  // but counting: a received frame adds to the connection's `rx`, a frame the hub writes to its socket to its
+  // `framesOut`, a publish to a room or container topic to that topic's count here (one per node, not per
+  // socket). One timer for all connections looks every ROOMS_IDLE_MS / 4; a connection whose sum did not move
+  // for four looks in a row is closed: between ROOMS_IDLE_MS and 1.25 × it after its last traffic.
+  const published = new Map<string, number>();
+  const watched = new Set<Session>();
+  let sweepTimer: ReturnType<typeof setInterval> | undefined;
+
+  function traffic(s: Session): number {
+    const state = st(s);
+    let n = state.rx + (s.framesOut ?? 0);
+    for (const conv of state.convs.keys()) n += published.get(conv) ?? 0;
+    return n;
+  }
+
+  function sweep(): void {
+    for (const s of watched) {
+      const state = st(s);
+      const n = traffic(s);
+      if (n !== state.seen) {
+        state.seen = n;
+        state.quiet = 0;
+      } else if (++state.quiet >= IDLE_CHECKS && !s.closed) {
+        unwatch(s);
+        s.ws.close(CloseCodes.idle, "idle");
+      }
+    }
+  }
+
+  function watch(s: Session): void {
+    watched.add(s);
+    sweepTimer ??= setInterval(sweep, Math.max(25, Math.floor(cfg.roomsIdleMs / IDLE_CHECKS)));
+  }
+
+  function unwatch(s: Session): void {
+    if (!watched.delete(s) || watched.size) return;
+    clearInterval(sweepTimer);
+    sweepTimer = undefined;
+  }
 
   const error = (s: Session, name: ErrorName, message: string, f?: Fields, retryAfterMs?: number) => hub.send(s, errorFrame(name, message, f, retryAfterMs));
 
@@ -63,7 +116,10 @@ export function roomsDialect(app: RoomsNode): Dialect {
     st(s).convs.delete(conv);
     const set = inConv.get(conv);
     set?.delete(s);
-    if (set?.size === 0) inConv.delete(conv);
+    if (set?.size === 0) {
+      inConv.delete(conv);
+      published.delete(conv);
+    }
   }
 
   /** The connection enters a room or container: subscribed, everyone there told, then what it missed. */
@@ -82,6 +138,7 @@ export function roomsDialect(app: RoomsNode): Dialect {
 
   async function handle(s: Session, raw: string): Promise<void> {
     const d = decode(raw);
+    if ("ignore" in d) return void mIgnored.value++;
     if ("error" in d) return void error(s, "bad_frame", d.error);
     const fields = d.fields;
     try {
@@ -109,8 +166,12 @@ export function roomsDialect(app: RoomsNode): Dialect {
     return next;
   }
 
-  // A container closed (its outAll notice is out): this node's connections in it leave its topic.
   hub.onTopicEvent((topic, ev) => {
+    // Sent to everyone in the room or container here: traffic for the idle rule.
+    const n = published.get(topic);
+    if (n !== undefined) published.set(topic, n + 1);
+    else if (inConv.has(topic)) published.set(topic, 1);
+    // A container closed (its outAll notice is out): this node's connections in it leave its topic.
     if (ev.type !== "roomNotice" || ev.action !== "outAll") return;
     const set = inConv.get(topic);
     if (!set) return;
@@ -130,6 +191,9 @@ export function roomsDialect(app: RoomsNode): Dialect {
       const get = (k: string) => q.get(k) || undefined;
       const state: RoomsState = {
         seat: seatOf({ id: "", name: "", icon: "" }, { roomName: "" }),
+        rx: 0,
+        seen: 0,
+        quiet: 0,
         chain: Promise.resolve(),
         convs: new Map(),
       };
@@ -171,7 +235,7 @@ export function roomsDialect(app: RoomsNode): Dialect {
       }
       const userId = s.userId;
       s.userId = undefined;
-      state.idle = setTimeout(() => s.ws.close(CloseCodes.idle, "idle"), cfg.roomsIdleMs);
+      watch(s);
       void queue(s, async () => {
         await hub.bindUser(s, userId, s.role ?? "user");
         try {
@@ -189,18 +253,19 @@ export function roomsDialect(app: RoomsNode): Dialect {
     message(s, data) {
       const state = st(s);
       if (state.refused || s.closed) return;
-      state.idle?.refresh();
+      state.rx++;
       const raw = typeof data === "string" ? data : data.toString("utf8");
-      if (raw.trim() === HEARTBEAT) return;
+      // A heartbeat is answered by silence: it only counts as traffic.
+      if (isHeartbeat(raw)) return;
       return queue(s, () => handle(s, raw));
     },
 
     busy(s, data) {
       const state = st(s);
       if (state.refused || s.closed) return;
-      state.idle?.refresh();
+      state.rx++;
       const raw = typeof data === "string" ? data : data.toString("utf8");
-      if (raw.trim() === HEARTBEAT) return;
+      if (isHeartbeat(raw)) return;
       let f: Fields | undefined;
       try {
         const o = JSON.parse(raw);
@@ -211,7 +276,7 @@ export function roomsDialect(app: RoomsNode): Dialect {
 
     async close(s) {
       const state = st(s);
-      clearTimeout(state.idle);
+      unwatch(s);
       // A draining node skips the goodbyes: its clients reconnect elsewhere and catch up from their cursors.
       if (state.refused || app.draining) return;
       // After the frames still running: the hub took the connection out of its topics already, so the
