@@ -110,7 +110,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     },
     keys,
   );
-  const presenceNotices = new PresenceNotices({ memberships, users, emit: (ev) => hub.dispatch(ev), log: warn });
+  const presenceNotices = new PresenceNotices({ memberships, users, presence, emit: (ev) => hub.dispatch(ev), log: warn });
 
   // The core, in dependency order.
   const chat: Chat = new Chat({
