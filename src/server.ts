@@ -111,6 +111,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     keys,
   );
   const presenceNotices = new PresenceNotices({ memberships, users, presence, emit: (ev) => hub.dispatch(ev), log: warn });
+  // The users of a node that died are offline once its lease is swept (by one node): their groups are told too.
+  if (presence instanceof RedisPresence) {
+    presence.onUsersGone((ids) => void (async () => { for (const u of ids) await presenceNotices.changed(u, "offline"); })());
+  }
 
   // The core, in dependency order.
   const chat: Chat = new Chat({

@@ -28,6 +28,7 @@ export class RedisPresence implements Presence, NodeLeases {
   private readonly rooms = new Map<string, number>();
   private readonly goneFns = new Set<(node: string) => Promise<void>>();
   private readonly lostFns = new Set<() => Promise<void>>();
+  private readonly usersGoneFns = new Set<(users: string[]) => void>();
   /** lease-lost listeners not yet through since this node's lease was last found gone */
   private readonly lostPending = new Set<() => Promise<void>>();
   private beatTimer: ReturnType<typeof setInterval> | undefined;
@@ -233,10 +234,20 @@ export class RedisPresence implements Presence, NodeLeases {
     );
   }
 
+  /**
+   * Calls `fn`, on the node that swept a dead node, with the users that node held who are now online nowhere (their
+   * offline notices are due: nobody closed their connections). Returns a function that stops the calls.
+   */
+  onUsersGone(fn: (users: string[]) => void): () => void {
+    this.usersGoneFns.add(fn);
+    return () => void this.usersGoneFns.delete(fn);
+  }
+
   /** A dead node: its other state first (the node-gone listeners), then its presence entries; once, under a lock. */
   private async sweep(dead: string): Promise<void> {
     const k = this.keys;
     if ((await this.r.set(k.sweepLock(dead), this.node, "EX", 30, "NX")) !== "OK") return;
+    const held = this.usersGoneFns.size ? await this.r.hkeys(k.nodeUsers(dead)).catch(() => [] as string[]) : [];
     try {
       for (const fn of this.goneFns) await fn(dead);
     } catch (e) {
@@ -248,6 +259,11 @@ export class RedisPresence implements Presence, NodeLeases {
     if (n < 0) return; // its lease holds again: it was stalled, not dead
     mSwept.value++;
     this.log.info(`presence: node ${dead} is gone; removed its ${n} users`);
+    if (held.length) {
+      const still = await this.onlineOf(held);
+      const gone = held.filter((u) => !still.has(u));
+      if (gone.length) for (const fn of this.usersGoneFns) fn(gone);
+    }
   }
 
   private sweepNode(node: string, force: boolean): Promise<number> {
