@@ -76,6 +76,11 @@ export interface Config {
   /** Rooms protocol: a connection that sends nothing (not even its heartbeat text) this long is closed. */
   roomsIdleMs: number;
   deskPort?: number;
+  /** Social API (docs/social.md): the IANA time zone of `send_time` and the other times it shows. */
+  socialTimeZone: string;
+  /** Social API: URL templates of an image's small and big picture in pushes ({id} {hash} {host} {format} {ext} {width} {height}). */
+  socialImageSmallUrl: string;
+  socialImageBigUrl: string;
 }
 
 export class ConfigError extends Error {}
@@ -192,6 +197,9 @@ export function loadConfig(env: Env = process.env): Config {
     roomsPort: optPort(env, "ROOMS_PORT"),
     roomsIdleMs: int(env, "ROOMS_IDLE_MS", 60_000, 100, 3_600_000),
     deskPort: optPort(env, "DESK_PORT"),
+    socialTimeZone: timeZone(env, "SOCIAL_TIME_ZONE", "Asia/Shanghai"),
+    socialImageSmallUrl: env.SOCIAL_IMAGE_SMALL_URL || "http://pic{host}.ajkimg.com/display/{hash}/100x100c.{ext}",
+    socialImageBigUrl: env.SOCIAL_IMAGE_BIG_URL || "http://pic{host}.ajkimg.com/display/{hash}/{width}x{height}.{ext}",
   };
   if (cfg.workers > 1) {
     // Worker processes are nodes of one cluster: they need the shared bus and store, and a fixed port to share.
@@ -210,4 +218,15 @@ function prefix(env: Env): string {
 
 export function usesDevSecret(cfg: Config): boolean {
   return cfg.tokenSecret === DEV_SECRET;
+}
+
+/** An IANA time zone name (`Asia/Shanghai`, `UTC`), checked against the runtime's zone database. */
+function timeZone(env: Env, name: string, def: string): string {
+  const v = env[name] || def;
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: v });
+  } catch {
+    throw new ConfigError(`${name} must be an IANA time zone such as Asia/Shanghai or UTC, got "${v}"`);
+  }
+  return v;
 }
