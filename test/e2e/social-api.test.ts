@@ -354,6 +354,13 @@ for (const store of ["pg", "pglite"] as const)
         expect(await call("cms/sendMessage", { service_id: "101", user_id: "102", msg_type: 1, message: { text: "x" } }, { key: true })).toMatchObject({ error_code: "10003" });
         expect(await call("cms/sendMessage", { service_id: "900", user_id: "102,nobody", msg_type: 1, message: { text: "x" } }, { key: true })).toMatchObject({ error_code: "10003" });
         expect(await stored("d:102:900")).toBe(1);
+
+        // A user who blocked the account gets nothing from it: its place in the answer is 0 (alone: the blocked error).
+        await as("103", "user/addUserToBlacklist", { to_uid: "900" });
+        const some = await call("cms/sendMessage", { service_id: "900", user_id: "102,103", msg_type: 1, message: { text: "notice" } }, { key: true });
+        expect(some.datas).toMatch(/^\d+,0$/);
+        expect(await call("cms/sendMessage", { service_id: "900", user_id: "103", msg_type: 1, message: { text: "notice" } }, { key: true })).toMatchObject({ error_code: "10004" });
+        expect(await stored("d:103:900")).toBe(0);
       });
     });
 
@@ -381,6 +388,35 @@ for (const store of ["pg", "pglite"] as const)
       });
     });
   });
+
+describe("social API: a store that cannot keep up", () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer({ store: "pglite", env: { SEND_RATE: "1000", SEND_BURST: "1000", WRITER_QUEUE_MAX: "1", WRITER_BATCH_MS: "300" } });
+  });
+  afterAll(() => srv.stop());
+
+  test("a send the writer cannot take is refused with the retryable 10006 (HTTP 200, Retry-After), never a 500; what is acked is stored", async () => {
+    const t = await srv.user("301");
+    await srv.user("302");
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        fetch(`${srv.url}${BASE}/message/sendMessage`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${t}` },
+          body: JSON.stringify({ uid: "301", to_uid: "302", message: { msg_type: 1, body: { text: `m${i}` } } }),
+        }).then(async (r) => ({ status: r.status, retry: r.headers.get("retry-after"), body: (await r.json()) as any })),
+      ),
+    );
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const busy = answers.filter((a) => a.body.error_code);
+    expect(busy.length).toBeGreaterThan(0);
+    for (const b of busy) expect(b).toMatchObject({ retry: "1", body: { error_code: "10006" } });
+    const acked = answers.filter((a) => a.body.datas).length;
+    const n = rowsOf<{ n: number }>(await srv.app.store.db.execute(sql`select count(*)::int as n from messages where conv_id = 'd:301:302'`))[0]!.n;
+    expect(Number(n)).toBe(acked);
+  });
+});
 
 describe("social API limits", () => {
   let srv: TestServer;
