@@ -71,6 +71,14 @@ for (const store of ["pg", "pglite"] as const)
     async function push(u: string): Promise<Client> {
       const c = await Client.connect(`${srv.wsUrl}${BASE}/push?uid=${u}&token=${tok[u]}`);
       open.push(c);
+      if (DOC_OUT) {
+        const next = c.next.bind(c);
+        c.next = async (pred, ms) => {
+          const f = await next(pred, ms);
+          appendFileSync(DOC_OUT, `### PUSH to ${u}\n${JSON.stringify(f)}\n\n`);
+          return f;
+        };
+      }
       expect(await c.next()).toEqual({ welcome: { uid: u } });
       return c;
     }
@@ -131,6 +139,7 @@ for (const store of ["pg", "pglite"] as const)
         expect(await as("101", "message/updateMessageReceiveStatus", { msg_id: "1", status: 4 })).toEqual(e);
         expect(await as("101", "message/updateMessageReadStatus", { msg_id: "1,2", status: 4 })).toEqual(e);
         expect(await as("101", "user/getUserList", { belong_id: "x y", search_type: 1 }, { method: "GET" })).toEqual(e);
+        expect(await as("101", "message/noSuchThing", {})).toEqual(e);
         // A write takes POST only.
         expect(await as("101", "message/sendMessage", { to_uid: "102", message: text("x") }, { method: "GET" })).toEqual(e);
         expect(await stored("d:101:102")).toBe(0);

@@ -84,6 +84,8 @@ export function socialApi(app: SocialNode) {
     api.post(`/${name}`, handler, { parse: "none", detail });
     api.get(`/${name}`, handler, { detail });
   }
+  // Anything else under the base path: the protocol's parameter error, not the server API's 404.
+  api.all("/*", () => refused(PARAM_ERROR, "no such interface"), { parse: "none", detail: { hide: true } });
   return api;
 }
 
