@@ -123,6 +123,14 @@ for (const store of ["pg", "pglite"] as const)
         expect(await stored("d:102:900")).toBe(0);
       });
 
+      test("the push socket closes when its token expires (4001)", async () => {
+        const short = (await srv.api("/api/users/106/token", { body: { ttlSec: 1 } })).body.token;
+        const s = await Client.connect(`${srv.wsUrl}${BASE}/push?uid=106&token=${short}`);
+        open.push(s);
+        expect(await s.next()).toEqual({ welcome: { uid: "106" } });
+        expect((await s.closed).code).toBe(4001);
+      });
+
       test("the push socket refuses a bad token", async () => {
         await expect(Client.connect(`${srv.wsUrl}${BASE}/push?uid=101&token=bad`)).rejects.toThrow();
         await expect(Client.connect(`${srv.wsUrl}${BASE}/push?uid=101&token=${tok["102"]}`)).rejects.toThrow();
@@ -284,6 +292,8 @@ for (const store of ["pg", "pglite"] as const)
         const page = await as("102", "user/getUserList", { belong_id: "7001", search_type: 1, page: 2, page_size: 2 }, { method: "GET" });
         expect(page.datas.total).toBe("3");
         expect(page.datas.users).toHaveLength(1);
+        // search_type 2: a neighbourhood's members.
+        expect((await as("103", "user/getUserList", { belong_id: "7003", search_type: 2 }, { method: "GET" })).datas).toMatchObject({ belong_id: "7003", search_type: "2", total: "3" });
         // Not a member: refused; not an interest group: not found.
         expect(await as("104", "user/getUserList", { belong_id: "7001", search_type: 1 }, { method: "GET" })).toMatchObject({ error_code: "10002" });
         expect(await as("102", "user/getUserList", { belong_id: "7002", search_type: 1 }, { method: "GET" })).toMatchObject({ error_code: "10003" });
@@ -313,6 +323,12 @@ for (const store of ["pg", "pglite"] as const)
         expect(await as("104", "message/sendGroupMessage", { group_type: 1, to_uid: "7002", message: text("x") })).toMatchObject({ error_code: "10002" });
         expect(await as("101", "message/sendGroupMessage", { group_type: 4, to_uid: "900", message: text("x") })).toMatchObject({ error_code: "10002" });
         expect(await stored("g:900")).toBe(0);
+        // Receipts in a group: the sender's socket gets counts (debounced), from members' marks.
+        const a = await push("101");
+        const g = await as("101", "message/sendGroupMessage", { group_type: 2, to_uid: "7001", message: text("read me") });
+        expect(await as("102", "message/updateMessageReadStatus", { msg_id: g.datas, status: 4 })).toEqual({ datas: 1 });
+        const counts = await a.next((f) => f.receipt_counts?.group_id === "7001" && f.receipt_counts.counts.some((c: any) => c.seq === 2 && c.read === 1));
+        expect(counts.receipt_counts.counts).toContainEqual({ seq: 2, received: 1, read: 1 });
         // The account itself posts a rich card to its subscribers.
         const card = { msg_type: 3, body: { title: "Water cut on Monday", date: "1700000000", img: "http://a.test/w.jpg", desc: "9:00-12:00", url: "http://a.test/n/1" } };
         const r = await as("900", "message/sendGroupMessage", { group_type: 4, to_uid: "900", message: card });
