@@ -2,7 +2,7 @@
 // API key), what it costs from the caller's rate limit, its decoder, and the core command it runs. A refusal is
 // the CoreError the core throws; index.ts answers it in the protocol's error format.
 import type { App } from "../../app.ts";
-import { directPeer, groupConvId, groupIdOf } from "../../core/conv-ids.ts";
+import { directPeer, groupConvId, groupIdOf, isRoomsConv } from "../../core/conv-ids.ts";
 import { CoreError, fail } from "../../core/errors.ts";
 import { GROUP_KINDS } from "../../core/groups.ts";
 import type { Charge } from "../../core/limits.ts";
@@ -153,7 +153,9 @@ export function socialInterfaces(app: SocialCore): Map<string, Interface> {
           // A push its socket already wrote out is marked before the pull: it is not given twice.
           await hub.flushMarks(me);
           const { msgs, more } = await chat.pull(me, { limit: c.size });
-          return { total: String(msgs.length), more: more ? 1 : 0, msgs: await pushes(msgs, fmt) };
+          // What this protocol shows: 1:1 chats and groups (as its push socket), not other protocols' rooms.
+          const shown = msgs.filter((m) => (m.conv.startsWith("d:") || m.conv.startsWith("g:")) && !isRoomsConv(m.conv));
+          return { total: String(shown.length), more: more ? 1 : 0, msgs: await pushes(shown, fmt) };
         },
       },
     ],
