@@ -12,6 +12,8 @@ import type { Groups } from "./core/groups.ts";
 import type { Live } from "./core/live.ts";
 import type { Memberships } from "./core/ports.ts";
 import type { Social } from "./core/social.ts";
+import type { MessageRefs } from "./core/message-refs.ts";
+import type { ServiceAccounts } from "./core/service-accounts.ts";
 import type { Recalls } from "./core/recall.ts";
 import type { TokenService } from "./core/tokens.ts";
 import type { Hub } from "./hub/hub.ts";
@@ -45,6 +47,10 @@ export interface App {
   recalls: Recalls;
   /** Live rooms: join/leave, droppable and must-deliver messages, slow mode, mutes. */
   live: Live;
+  /** Receipts given as message ids (the social API). */
+  messageRefs: MessageRefs;
+  /** Service accounts: users writing to them, back-office pushes from them, their inbox and outbox. */
+  serviceAccounts: ServiceAccounts;
   log: Logger;
   startedAt: number;
   /** true once SIGTERM (or stop()) began: new connections are refused. */

@@ -78,6 +78,11 @@ export interface Config {
   deskPort?: number;
   /** Rooms protocol: the heartbeat texts clients send, answered by silence (ROOMS_HEARTBEATS, comma-separated). */
   roomsHeartbeats: string[];
+  /** Social API (docs/social.md): the IANA time zone of `send_time` and the other times it shows. */
+  socialTimeZone: string;
+  /** Social API: URL templates of an image's small and big picture in pushes ({id} {hash} {host} {format} {ext} {width} {height}). */
+  socialImageSmallUrl: string;
+  socialImageBigUrl: string;
 }
 
 export class ConfigError extends Error {}
@@ -195,6 +200,9 @@ export function loadConfig(env: Env = process.env): Config {
     roomsIdleMs: int(env, "ROOMS_IDLE_MS", 60_000, 100, 3_600_000),
     deskPort: optPort(env, "DESK_PORT"),
     roomsHeartbeats: heartbeats(env),
+    socialTimeZone: timeZone(env, "SOCIAL_TIME_ZONE", "Asia/Shanghai"),
+    socialImageSmallUrl: env.SOCIAL_IMAGE_SMALL_URL || "http://pic{host}.ajkimg.com/display/{hash}/100x100c.{ext}",
+    socialImageBigUrl: env.SOCIAL_IMAGE_BIG_URL || "http://pic{host}.ajkimg.com/display/{hash}/{width}x{height}.{ext}",
   };
   if (cfg.workers > 1) {
     // Worker processes are nodes of one cluster: they need the shared bus and store, and a fixed port to share.
@@ -227,4 +235,15 @@ function heartbeats(env: Env): string[] {
     if (t.startsWith("{") || t.startsWith("[")) throw new ConfigError(`ROOMS_HEARTBEATS: a heartbeat text cannot look like JSON, got "${t}"`);
   }
   return list;
+}
+
+/** An IANA time zone name (`Asia/Shanghai`, `UTC`), checked against the runtime's zone database. */
+function timeZone(env: Env, name: string, def: string): string {
+  const v = env[name] || def;
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: v });
+  } catch {
+    throw new ConfigError(`${name} must be an IANA time zone such as Asia/Shanghai or UTC, got "${v}"`);
+  }
+  return v;
 }

@@ -15,6 +15,9 @@ import { Groups } from "./core/groups.ts";
 import { Live } from "./core/live.ts";
 import { Social } from "./core/social.ts";
 import { Recalls } from "./core/recall.ts";
+import { MessageRefs } from "./core/message-refs.ts";
+import { ServiceAccounts } from "./core/service-accounts.ts";
+import { MessageIndexStore } from "./store/message-index.ts";
 import { IdGen, slotOf } from "./core/ids.ts";
 import { TokenService } from "./core/tokens.ts";
 import { LoginThrottle, MemoryAttempts } from "./core/ratelimit.ts";
@@ -25,6 +28,7 @@ import { deskDialect } from "./dialects/desk/index.ts";
 import { jimDialect } from "./dialects/jim/index.ts";
 import { nativeDialect } from "./dialects/native/index.ts";
 import { roomsDialect } from "./dialects/rooms/index.ts";
+import { SOCIAL_PUSH_PATH, socialPush } from "./dialects/social/index.ts";
 import { httpApp } from "./http/api.ts";
 import { Hub } from "./hub/hub.ts";
 import { MemoryPresence } from "./presence/memory.ts";
@@ -174,6 +178,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   });
   // One send command for every protocol and the server API: direct, group, desk, live room or rooms conversation.
   const messaging = new Messaging({ chat, groups, desk: deskService, live, containers });
+  const messageIndex = new MessageIndexStore(db.db);
   const app: App = {
     cfg,
     store,
@@ -195,6 +200,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     messaging,
     limits: new SessionLimits({ rate: cfg.sendRate, burst: cfg.sendBurst, readCost: cfg.readCost }),
     containers,
+    messageRefs: new MessageRefs(messageIndex, chat),
+    serviceAccounts: new ServiceAccounts({ index: messageIndex, chat, messaging }),
     log,
     startedAt: Date.now(),
     draining: false,
@@ -205,6 +212,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const desk = deskDialect(app);
   const rooms = roomsDialect(app);
   const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim, "/desk": desk, "/rooms": rooms };
+  routes[SOCIAL_PUSH_PATH] = socialPush(app);
   const http = httpApp(app);
   const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort });
   const listeners = [main];

@@ -12,7 +12,7 @@ export const TOKEN_SECRET = "bench-secret-bench-secret-bench-secret-0001";
 export const API_KEY = "bench-api-key";
 const LOGS = join(ROOT, "bench/results/logs");
 
-export type ServerKind = "ours" | "bun-raw" | "node-ws" | "socketio";
+export type ServerKind = "ours" | "bun-raw" | "node-ws" | "socketio" | "bun-http";
 /** How the load generator speaks to a server: our native protocol, plain echo/publish, Engine.IO framing. */
 export type Proto = "native" | "raw" | "sio";
 export const protoOf = (k: ServerKind): Proto => (k === "ours" ? "native" : k === "socketio" ? "sio" : "raw");
@@ -22,6 +22,7 @@ export const LABEL: Record<ServerKind, string> = {
   "bun-raw": "Bun.serve raw",
   "node-ws": "Node ws",
   socketio: "Socket.IO",
+  "bun-http": "Bun.serve raw HTTP",
 };
 
 export interface Server {
@@ -70,6 +71,7 @@ export async function startServer(kind: ServerKind, opts: StartOpts = {}): Promi
     // BENCH_PROFILE=1: each of our servers writes a CPU profile (markdown) under results/logs/prof at exit.
     cmd = process.env.BENCH_PROFILE ? [BUN, "--cpu-prof-md", `--cpu-prof-dir=${join(LOGS, "prof")}`, "bench/lib/ours.ts"] : [BUN, "bench/lib/ours.ts"];
   } else if (kind === "bun-raw") cmd = [BUN, "bench/peers/bun-raw.ts"];
+  else if (kind === "bun-http") cmd = [BUN, "bench/peers/bun-http.ts"];
   else {
     if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;
     cmd = ["node", "--expose-gc", kind === "node-ws" ? "bench/peers/node-ws.mjs" : "bench/peers/socketio.mjs"];

@@ -43,6 +43,8 @@ const KNOWN_USERS_MAX = 100_000;
 export const MAX_PAGE = 500;
 export const CONV_KINDS = ["direct", "group", "room", "container"];
 export const KIND_RE = /^[\w.:-]{1,32}$/;
+/** The message kind of a rich card (title, image, description, link): sent by service accounts only. */
+export const CARD_KIND = "card";
 
 const mSent = metric("chat_messages_in_total", "Messages accepted and committed");
 const mBlocked = metric("chat_messages_blocked_total", "Sends refused by the recipient's blacklist");
@@ -53,7 +55,7 @@ export class Chat {
    * Active users seen recently (id → role, until when trusted), so a send does not look its recipient up every
    * time. Bounded; an entry lives KNOWN_USER_TTL_MS, and a change anywhere in the cluster drops it (forgetUser).
    */
-  private readonly knownUsers = new Map<string, { role: string; until: number }>();
+  private readonly knownUsers = new Map<string, { role: string; nick: string; avatar: string; until: number }>();
   readonly receipts: Receipts;
 
   constructor(private readonly d: ChatDeps) {
@@ -62,17 +64,24 @@ export class Chat {
 
   /** The role of an active (existing, not disabled) user, or undefined. */
   async activeUser(id: string): Promise<{ id: string; role: string } | undefined> {
+    const k = await this.known(id);
+    return k && { id, role: k.role };
+  }
+
+  /** The cached record (role, nick, avatar) of an active user, read once per KNOWN_USER_TTL_MS. */
+  private async known(id: string): Promise<{ role: string; nick: string; avatar: string } | undefined> {
     const now = Date.now();
     const known = this.knownUsers.get(id);
-    if (known && known.until > now) return { id, role: known.role };
+    if (known && known.until > now) return known;
     const u = await this.d.store.getUser(id);
     if (!u || u.disabled) {
       this.knownUsers.delete(id);
       return undefined;
     }
     if (this.knownUsers.size >= KNOWN_USERS_MAX) this.knownUsers.clear();
-    this.knownUsers.set(id, { role: u.role, until: now + KNOWN_USER_TTL_MS });
-    return { id, role: u.role };
+    const entry = { role: u.role, nick: u.nick, avatar: u.avatar, until: now + KNOWN_USER_TTL_MS };
+    this.knownUsers.set(id, entry);
+    return entry;
   }
 
   async userExists(id: string): Promise<boolean> {
@@ -119,6 +128,8 @@ export class Chat {
     create?: { kind: string; members: string[] },
     /** a 1:1 recipient, whose blacklist is checked in the writing transaction */
     recipient?: string,
+    /** the kind of group (core/groups.ts) a group message is posted to, carried on its event */
+    group?: string,
   ): Promise<Ack> {
     const kind = input.kind ?? "text";
     if (!KIND_RE.test(kind)) fail("bad_request", "`kind` must be 1-32 characters of [A-Za-z0-9_.:-]");
@@ -129,6 +140,11 @@ export class Chat {
     // Every send of every protocol passes here: what Postgres cannot store is refused before the writer.
     storableText(input.cmid, "`cmid`");
     storableJson(input.body, "`body`");
+    // The sender's name and avatar travel with the message event (protocols that show them with a push read
+    // them there); cached like any active user.
+    const who = await this.known(from);
+    // A rich card (kind `card`) comes from a service account, or is posted into a service group by its owner or admins.
+    if (kind === CARD_KIND && who?.role !== "service" && group !== "service") fail("forbidden", "only service accounts send rich cards");
     const now = Date.now();
     const r = await this.d.writer.append({
       id: this.d.ids.next(now),
@@ -150,7 +166,7 @@ export class Chat {
     if (dup) mDup.value++;
     else {
       mSent.value++;
-      this.d.emit({ type: "message", msg, to }, skip);
+      this.d.emit({ type: "message", msg, to, ...(who ? { sender: { nick: who.nick, avatar: who.avatar } } : {}), ...(group ? { group } : {}) }, skip);
     }
     return ackOf(msg, dup);
   }

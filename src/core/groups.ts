@@ -213,7 +213,7 @@ export class Groups {
       if (left > 0) fail("muted", `you are muted in this group for ${Math.ceil(left / 1000)} s`, left);
       if (c.subtype === "service" && m.role === "member") fail("forbidden", "only the owner and admins post in a service group");
     }
-    return this.chat.commit(from, c.id, input, await this.store.memberIds(c.id), skip);
+    return this.chat.commit(from, c.id, input, await this.store.memberIds(c.id), skip, undefined, undefined, c.subtype ?? undefined);
   }
 
   private async addUsers(actor: Actor, conv: string, userIds: string[]): Promise<string[]> {

@@ -31,4 +31,25 @@ export class SessionLimits {
     if (!b) this.buckets.set(session, (b = new TokenBucket(this.s.rate, this.s.burst)));
     return b.take(undefined, cost);
   }
+
+  /**
+   * Protocols without a connection (HTTP: the social API) charge the user instead: one bucket per user and
+   * node, with the same settings, made on first use. At most USER_BUCKETS_MAX are kept; past that the oldest
+   * goes (it starts full again when that user comes back).
+   */
+  takeUser(userId: string, what: Charge): number {
+    const cost = what === "send" ? 1 : this.s.readCost;
+    if (!cost) return 0;
+    let b = this.users.get(userId);
+    if (!b) {
+      if (this.users.size >= USER_BUCKETS_MAX) this.users.delete(this.users.keys().next().value!);
+      this.users.set(userId, (b = new TokenBucket(this.s.rate, this.s.burst)));
+    }
+    return b.take(undefined, cost);
+  }
+
+  private readonly users = new Map<string, TokenBucket>();
 }
+
+/** Per-user buckets (SessionLimits.takeUser) kept per node. */
+export const USER_BUCKETS_MAX = 100_000;

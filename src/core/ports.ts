@@ -182,3 +182,13 @@ export interface EventSink {
   /** To every connection subscribed to `topic` (rooms, containers), across the cluster. */
   publish(topic: string, ev: CoreEvent): void;
 }
+
+/** Messages found by id, and a user's 1:1 messages page by page (service accounts' inboxes). (store/message-index.ts) */
+export interface MessageIndex {
+  byIds(ids: bigint[]): Promise<Message[]>;
+  /**
+   * The 1:1 messages `user` received (`sent` false) or sent, newest first, in all its direct conversations or in
+   * `conv` only; with their total.
+   */
+  directPage(user: string, q: { sent: boolean; conv?: string; offset: number; limit: number }): Promise<{ total: number; msgs: Message[] }>;
+}

@@ -75,6 +75,11 @@ export class Social {
     return this.graph.blockedBy(me);
   }
 
+  /** Whether `me` blocked `other`. */
+  isBlocked(me: string, other: string): Promise<boolean> {
+    return this.graph.isBlocked(me, other);
+  }
+
   async follow(me: string, host: string): Promise<boolean> {
     await this.other(me, host);
     return this.graph.follow(me, host);

@@ -28,7 +28,15 @@ export interface Ack {
 
 /** Events the core pushes outward; the hub routes them, dialects encode them. */
 export type CoreEvent =
-  | { type: "message"; msg: Message; to: string[] }
+  | {
+      type: "message";
+      msg: Message;
+      to: string[];
+      /** the sender's name and avatar when it sent (for protocols that show them with each push) */
+      sender?: { nick: string; avatar: string };
+      /** a group message: the group's kind (user | interest | neighbourhood | service) */
+      group?: string;
+    }
   | { type: "cursor"; conv: string; user: string; field: "delivered" | "read"; seq: number; to: string[] }
   | {
       type: "member";

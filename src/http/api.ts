@@ -16,6 +16,7 @@ import { presenceHttp } from "./presence.ts";
 import { roomsHttp } from "./rooms.ts";
 import { ErrorBody, errorBody, httpStatus, UserId } from "./schemas.ts";
 import { socialHttp } from "./social.ts";
+import { socialApi } from "../dialects/social/index.ts";
 
 const UserFields = {
   nick: t.Optional(t.String({ maxLength: 128 })),
@@ -225,5 +226,6 @@ export function httpApp(app: App) {
     .use(deskHttp(app, cfg.apiKey))
     .use(roomsHttp(app, cfg.apiKey))
     .use(jimHttp(app, cfg.apiKey))
-    .use(presenceHttp(app, cfg.apiKey));
+    .use(presenceHttp(app, cfg.apiKey))
+    .use(socialApi(app));
 }

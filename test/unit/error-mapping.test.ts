@@ -7,6 +7,7 @@ import { FAILURE } from "../../src/dialects/jim/encode.ts";
 import { Cmd } from "../../src/dialects/jim/decode.ts";
 import { errorFrame as nativeError } from "../../src/dialects/native/encode.ts";
 import { errorFrame as roomsError } from "../../src/dialects/rooms/encode.ts";
+import { CODES as SOCIAL } from "../../src/dialects/social/encode.ts";
 
 const NAMES = Object.keys(ErrorCodes) as ErrorName[];
 
@@ -85,4 +86,26 @@ describe("J-IM: each command that reaches the core has its own failure answer (f
     expect(FAILURE).toEqual(JIM);
     for (const [code] of Object.values(FAILURE)) expect(code).not.toBe(10017);
   });
+});
+
+// The social API (docs/social.md): every core error has a code, and the codes the docs promise stay as they are.
+describe("social: every core error has its documented code", () => {
+  const DOCUMENTED: Record<ErrorName, string> = {
+    bad_frame: "10000",
+    unknown_type: "10000",
+    bad_request: "10000",
+    unauthorized: "10001",
+    forbidden: "10002",
+    not_member: "10002",
+    not_found: "10003",
+    blocked: "10004",
+    rate_limited: "10005",
+    slow_mode: "10005",
+    unavailable: "10006",
+    muted: "10007",
+    conflict: "10008",
+    recall_expired: "10008",
+    internal: "10009",
+  };
+  for (const name of NAMES) test(name, () => expect(SOCIAL[name]).toBe(DOCUMENTED[name]));
 });
