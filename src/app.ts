@@ -10,6 +10,7 @@ import type { Messaging } from "./core/send.ts";
 import type { Desk } from "./core/desk.ts";
 import type { Groups } from "./core/groups.ts";
 import type { Live } from "./core/live.ts";
+import type { Livepush } from "./core/livepush.ts";
 import type { Memberships } from "./core/ports.ts";
 import type { Social } from "./core/social.ts";
 import type { Recalls } from "./core/recall.ts";
@@ -45,6 +46,8 @@ export interface App {
   recalls: Recalls;
   /** Live rooms: join/leave, droppable and must-deliver messages, slow mode, mutes. */
   live: Live;
+  /** Livepush protocol rules: its messages, server-driven pushes and hosting (core/livepush.ts). */
+  livepush: Livepush;
   log: Logger;
   startedAt: number;
   /** true once SIGTERM (or stop()) began: new connections are refused. */

@@ -13,6 +13,7 @@ import { Messaging } from "./core/send.ts";
 import { Desk } from "./core/desk.ts";
 import { Groups } from "./core/groups.ts";
 import { Live } from "./core/live.ts";
+import { Livepush } from "./core/livepush.ts";
 import { Social } from "./core/social.ts";
 import { Recalls } from "./core/recall.ts";
 import { IdGen, slotOf } from "./core/ids.ts";
@@ -25,6 +26,7 @@ import { deskDialect } from "./dialects/desk/index.ts";
 import { jimDialect } from "./dialects/jim/index.ts";
 import { nativeDialect } from "./dialects/native/index.ts";
 import { roomsDialect } from "./dialects/rooms/index.ts";
+import { POLL_PATH as LIVEPUSH_POLL_PATH } from "./dialects/livepush/index.ts";
 import { httpApp } from "./http/api.ts";
 import { Hub } from "./hub/hub.ts";
 import { MemoryPresence } from "./presence/memory.ts";
@@ -115,7 +117,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     receipts: new ReceiptStore(db.db),
     writer,
     ids,
-    emit: (ev, skip) => hub.dispatch(ev, skip),
+    emit: (ev, skip) => {
+      hub.dispatch(ev, skip);
+      livepush.observe(ev); // hosting auto-replies, for messages of every protocol
+    },
     receiptDebounceMs: cfg.receiptDebounceMs,
     log: (m) => log.error(m),
     userChanged: (id) => userChanges.changed(id),
@@ -166,6 +171,31 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   });
   // One send command for every protocol and the server API: direct, group, desk, live room or rooms conversation.
   const messaging = new Messaging({ chat, groups, desk: deskService, live, containers });
+  const socialGraph = new SocialStore(db.db);
+  const livepush: Livepush = new Livepush({
+    chat,
+    messaging,
+    users,
+    graph: socialGraph,
+    online: presence,
+    emit: (ev) => hub.dispatch(ev),
+    newId: () => String(ids.next(Date.now())),
+    settings: {
+      systemUser: cfg.livepushSystemUser,
+      newUserSec: cfg.livepushNewUserSec,
+      onlineCooldownSec: cfg.livepushOnlineCooldownSec,
+      vipHosts: cfg.livepushVipHosts,
+      newUserHosts: cfg.livepushNewUserHosts,
+      vipBuyHosts: cfg.livepushVipBuyHosts,
+      hostingMales: cfg.livepushHostingMales,
+      followersMax: cfg.livepushFollowersMax,
+      replyWindowSec: cfg.livepushReplyWindowSec,
+      greetMax: cfg.livepushGreetMax,
+      profileTtlSec: cfg.livepushProfileTtlSec,
+    },
+    log: warn,
+  });
+  await livepush.start();
   const app: App = {
     cfg,
     store,
@@ -180,9 +210,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     contacts: new Contacts({ store, memberships, inboxes, chat, presence }),
     groups,
     memberships,
-    social: new Social(new SocialStore(db.db), users, chat, (ev) => hub.dispatch(ev)),
+    social: new Social(socialGraph, users, chat, (ev) => hub.dispatch(ev), (me, other) => livepush.followed(me, other)),
     recalls: new Recalls(new RecallStore(db.db), conversations, live, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip)),
     live,
+    livepush,
     desk: deskService,
     messaging,
     limits: new SessionLimits({ rate: cfg.sendRate, burst: cfg.sendBurst, readCost: cfg.readCost }),
@@ -198,7 +229,9 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const rooms = roomsDialect(app);
   const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim, "/desk": desk, "/rooms": rooms };
   const http = httpApp(app);
-  const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort });
+  // A long poll outlives Bun's HTTP idle timeout: its request gets the poll timeout and some margin.
+  const holds = new Map([[LIVEPUSH_POLL_PATH, cfg.livepushPollSec + 10]]);
+  const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort, holds });
   const listeners = [main];
   // Original J-IM clients connect to ws://host:<JIM_PORT>/ on any path, and call /im/vanke/* on the same host.
   if (cfg.jimPort !== undefined) {

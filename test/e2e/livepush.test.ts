@@ -1,0 +1,257 @@
+// The livepush protocol end to end (docs/livepush.md): long polls and sends over HTTP against a real server, on
+// Postgres and on PGlite: held polls, timeouts, logins, answers lost on the way, every chat_type and its trigger,
+// hosting, profiles, and a livepush user and a native user in one conversation.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "../helpers/client.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+const POLL = "/app/im/user_conn.php";
+const SEND = "/app/mailbox/send_message.php";
+
+export class Livepush {
+  constructor(
+    readonly url: string,
+    readonly uid: string,
+    readonly token: string,
+  ) {}
+  /** One poll; resolves with the whole answer. */
+  async poll(extra: Record<string, string> = {}, signal?: AbortSignal): Promise<any> {
+    const q = new URLSearchParams({ uid: this.uid, token: this.token, ...extra });
+    const res = await fetch(`${this.url}${POLL}?${q}`, { signal });
+    expect(res.status).toBe(200);
+    return res.json();
+  }
+  /** Polls until an answer carries messages (result 1); the messages. */
+  async msgs(extra: Record<string, string> = {}): Promise<any[]> {
+    for (;;) {
+      const a = await this.poll(extra);
+      if (a.data.result === 1) return a.data.msgs;
+      if (a.data.result !== 3) throw new Error(`poll: ${JSON.stringify(a)}`);
+    }
+  }
+  async send(fields: Record<string, unknown>, json = false): Promise<any> {
+    const body = { uid: this.uid, token: this.token, ...fields };
+    const res = await fetch(`${this.url}${SEND}`, {
+      method: "POST",
+      headers: { "content-type": json ? "application/json" : "application/x-www-form-urlencoded" },
+      body: json ? JSON.stringify(body) : new URLSearchParams(Object.entries(body).map(([k, v]) => [k, String(v)])).toString(),
+    });
+    expect(res.status).toBe(200);
+    return res.json();
+  }
+}
+
+const PROFILE_KEYS = ["id", "nickname", "head_image", "vip", "sex", "user_type", "enable_call", "video_price", "audio_price", "gift_count"];
+const MSG_KEYS = ["msg_id", "uid", "receive_uid", "content", "ctime", "is_hello", "chat_type", "content_type", "audio_time", "charge_photo", "is_recommend", "user_info"];
+
+for (const store of ["pg", "pglite"] as const)
+  describe(`livepush on ${store}`, () => {
+    let srv: TestServer;
+    const lp: Record<string, Livepush> = {};
+    const tok: Record<string, string> = {};
+    const open: Client[] = [];
+
+    async function user(id: string, fields: Record<string, unknown> = {}): Promise<Livepush> {
+      tok[id] = await srv.user(id, { nick: id.toUpperCase(), ...fields });
+      return (lp[id] = new Livepush(srv.url, id, tok[id]!));
+    }
+
+    beforeAll(async () => {
+      srv = await startTestServer({
+        store,
+        bus: store === "pg" ? "redis" : "memory",
+        env: { SEND_RATE: "1000", SEND_BURST: "1000", LIVEPUSH_POLL_SEC: "2", REDIS_PREFIX: `lp${store}${process.pid}:` },
+      });
+      // Old users (not new: LIVEPUSH_NEW_USER_SEC is measured from creation, so mark them welcomed).
+      const old = { attributes: { livepush_welcomed: 1 } };
+      await user("10010002", { ...old, sex: 1, vip: 0, avatar: "a.png", attributes: { livepush_welcomed: 1, enable_call: 1, video_price: 60, audio_price: 30, gift_count: 300 } });
+      await user("10010007", { ...old, sex: 2, role: "host" });
+      await user("robot1", { ...old, role: "robot" });
+      await user("mm1", { ...old, role: "advisor" });
+      await user("svc1", { ...old, role: "service" });
+      await user("nat1", old);
+      await user("u3", { ...old, sex: 1 });
+    });
+    afterAll(async () => {
+      for (const c of open) c.ws.close();
+      await srv.stop();
+    });
+
+    test("a bad token, a token of another user, no uid: result 2; the envelope as the seed", async () => {
+      const bad = new Livepush(srv.url, "10010002", "nope");
+      expect(await bad.poll()).toEqual({ code: 200, data: { result: 2, msgs: [] }, desc: "未登录" });
+      const other = new Livepush(srv.url, "10010002", tok["10010007"]!);
+      expect((await other.poll()).data.result).toBe(2);
+      expect((await other.send({ to_uid: "10010007", content: "x" })).data.result).toBe(2);
+      const res = await fetch(`${srv.url}${POLL}?token=${tok["10010002"]}`);
+      expect((await res.json()).data.result).toBe(2);
+    });
+
+    test("a held poll is answered by a message; an empty poll times out with result 3", async () => {
+      const a = lp["10010002"]!;
+      const b = lp["10010007"]!;
+      const t0 = Date.now();
+      expect(await b.poll()).toEqual({ code: 200, data: { result: 3, msgs: [] }, desc: "连接超时" });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+      const held = b.poll();
+      const sent = await a.send({ to_uid: "10010007", content: "我想认识你可以吗", is_hello: 1 });
+      expect(sent).toMatchObject({ code: 200, data: { result: 1, msg_id: expect.any(String) }, desc: "成功" });
+      const got = await held;
+      expect(got.data.result).toBe(1);
+      expect(got.data.msgs).toHaveLength(1);
+      const m = got.data.msgs[0];
+      expect(Object.keys(m).sort()).toEqual([...MSG_KEYS].sort());
+      expect(m).toMatchObject({
+        msg_id: sent.data.msg_id,
+        uid: 10010002,
+        receive_uid: 10010007,
+        content: "我想认识你可以吗",
+        is_hello: 1,
+        chat_type: 4,
+        content_type: 1,
+        audio_time: 0,
+        charge_photo: 0,
+      });
+      expect(Math.abs(m.ctime - Date.now() / 1000)).toBeLessThan(60);
+      // user_info is the other party's profile, attributes included.
+      expect(m.user_info).toEqual({
+        id: "10010002",
+        nickname: "10010002",
+        head_image: "a.png",
+        vip: "0",
+        sex: "1",
+        user_type: "0",
+        enable_call: 1,
+        video_price: 60,
+        audio_price: 30,
+        gift_count: 300,
+      });
+      expect(Object.keys(m.user_info).sort()).toEqual([...PROFILE_KEYS].sort());
+      // The next poll confirms it: nothing twice.
+      expect((await b.poll()).data).toEqual({ result: 3, msgs: [] });
+    });
+
+    test("an answer lost on the way: the next poll gets it again until one confirms it", async () => {
+      const a = lp["10010002"]!;
+      const b = lp["10010007"]!;
+      const s1 = await a.send({ to_uid: "10010007", content: "one" });
+      const first = await b.msgs();
+      expect(first.map((m) => m.msg_id)).toEqual([s1.data.msg_id]);
+      // The client says it took nothing of it (ack=0): the same message comes again, same msg_id.
+      const again = await b.msgs({ ack: "0" });
+      expect(again.map((m) => m.msg_id)).toEqual([s1.data.msg_id]);
+      // A client that went away while its poll was held gets nothing then, and the message on its next poll.
+      const ctl = new AbortController();
+      const lost = b.poll({}, ctl.signal).catch(() => "aborted");
+      ctl.abort();
+      expect(await lost).toBe("aborted");
+      const s2 = await a.send({ to_uid: "10010007", content: "two" });
+      // This poll (no ack) confirms "one" and gets "two".
+      expect((await b.msgs()).map((m) => m.msg_id)).toEqual([s2.data.msg_id]);
+      expect((await b.poll()).data.result).toBe(3);
+    });
+
+    test("a second poll of the same user answers the first at once, empty", async () => {
+      const b = lp["10010007"]!;
+      // Two polls at once: whichever the server holds first is answered empty as soon as the other arrives.
+      const polls = [b.poll(), b.poll()];
+      const t0 = Date.now();
+      const first = await Promise.race(polls.map((p, i) => p.then((a) => ({ i, a }))));
+      expect(first.a.data).toEqual({ result: 3, msgs: [] });
+      expect(Date.now() - t0).toBeLessThan(1500);
+      const s = await lp["10010002"]!.send({ to_uid: "10010007", content: "to the second" });
+      expect((await polls[1 - first.i]!).data.msgs.map((m: any) => m.msg_id)).toEqual([s.data.msg_id]);
+      expect((await b.poll()).data.result).toBe(3);
+    });
+
+    test("send: JSON and form; bad input result 3; blocked result 7; a livepush user and a native user in one conversation", async () => {
+      const a = lp["10010002"]!;
+      expect((await a.send({ to_uid: "10010007", content: "json", content_type: 2, audio_time: 5 }, true)).data.result).toBe(1);
+      expect((await a.send({ to_uid: "10010007", content: "x", content_type: 9 })).data).toMatchObject({ result: 3 });
+      expect((await a.send({ content: "x" })).data.result).toBe(3);
+      const voice = (await lp["10010007"]!.msgs()).find((m) => m.content === "json");
+      expect(voice).toMatchObject({ content_type: 2, audio_time: 5, chat_type: 4 });
+      // Native user nat1 and livepush user 10010002: one conversation.
+      const nat = await Client.native(srv.wsUrl, tok.nat1!, "nat1");
+      open.push(nat);
+      const s = await a.send({ to_uid: "nat1", content: "hello native" });
+      const push = await nat.next((f) => f.t === "msg");
+      expect(push.msg).toMatchObject({ id: s.data.msg_id, from: "10010002", conv: "d:10010002:nat1", body: { content: "hello native", chat_type: 4 } });
+      const back = await nat.ok({ t: "send", to: "10010002", body: { text: "hello livepush" }, cmid: "n1" });
+      const got = await a.msgs();
+      expect(got).toEqual([expect.objectContaining({ msg_id: back.msg.id, uid: "nat1", receive_uid: 10010002, content: "hello livepush", chat_type: 4 })]);
+      expect(got[0].user_info).toMatchObject({ id: "nat1", nickname: "NAT1" });
+      // The blacklist holds for this protocol too.
+      expect((await srv.api("/api/users/nat1/blocks/10010002", { method: "PUT" })).status).toBe(200);
+      expect((await a.send({ to_uid: "nat1", content: "blocked?" })).data.result).toBe(7);
+      await srv.api("/api/users/nat1/blocks/10010002", { method: "DELETE" });
+    });
+
+    test("chat_type from the roles: 1 to a robot, 3 from a robot, 2 from a matchmaker, 5 to one, 6 from service", async () => {
+      const a = lp["10010002"]!;
+      await a.send({ to_uid: "robot1", content: "r" });
+      await lp.robot1!.send({ to_uid: "10010002", content: "from robot" });
+      await lp.mm1!.send({ to_uid: "10010002", content: "from matchmaker" });
+      await a.send({ to_uid: "mm1", content: "to matchmaker" });
+      await lp.svc1!.send({ to_uid: "10010002", content: "from service" });
+      const got = new Map<string, any>();
+      while (got.size < 3) for (const m of await a.msgs()) got.set(m.content, m);
+      expect(got.get("from robot")).toMatchObject({ chat_type: 3, user_info: { user_type: "1" } });
+      expect(got.get("from matchmaker").chat_type).toBe(2);
+      expect(got.get("from service").chat_type).toBe(6);
+      expect((await lp.robot1!.msgs())[0]).toMatchObject({ content: "r", chat_type: 1 });
+      expect((await lp.mm1!.msgs())[0]).toMatchObject({ content: "to matchmaker", chat_type: 5 });
+    });
+
+    test("the app backend's calls and gifts: 7, 8 (not stored), 9, 10 → 40 to the others, 11, and a gift demand", async () => {
+      const host = "10010007";
+      const pub = (body: Record<string, unknown>) => srv.api("/api/livepush/messages", { body });
+      const r7 = await pub({ chat_type: 7, uid: host, receive_uid: "10010002", content_type: 4, is_recommend: 1, call_data: { call_id: "c7", video_price: "60", audio_price: "30" } });
+      expect(r7.status).toBe(200);
+      const [m7] = await lp["10010002"]!.msgs();
+      expect(m7).toMatchObject({ msg_id: r7.body.msg_ids[0], chat_type: 7, content_type: 4, is_recommend: 1, call_data: { call_id: "c7", video_price: "60", audio_price: "30" } });
+      expect(m7.user_info.id).toBe(host);
+      // A group dial: pushed to the polls, not stored.
+      const held = [lp["10010002"]!.poll(), lp.u3!.poll()];
+      // wait until both are online (bound), then dial
+      for (;;) {
+        const on = (await srv.api("/api/presence?users=10010002,u3")).body.online;
+        if (on.length === 2) break;
+        await Bun.sleep(20);
+      }
+      const r8 = await pub({ chat_type: 8, uid: host, receive_uid: ["10010002", "u3"], content_type: 4, call_data: { call_id: "g1", video_price: "60", audio_price: "30" } });
+      expect(r8.body).toEqual({ msg_ids: [], pushed: 2 });
+      const dials = (await Promise.all(held)).map((a) => a.data.msgs);
+      for (const d of dials) expect(d).toEqual([expect.objectContaining({ chat_type: 8, uid: 10010007, call_data: { call_id: "g1", video_price: "60", audio_price: "30" } })]);
+      // u3 answers (10): the others who got the dial are told (40).
+      const r10 = await pub({ chat_type: 10, uid: "u3", receive_uid: host, content_type: 4, call_data: { call_id: "g1", video_price: "60", audio_price: "30" } });
+      expect(r10.status).toBe(200);
+      const told = await lp["10010002"]!.msgs();
+      expect(told).toEqual([expect.objectContaining({ chat_type: 40, uid: 10010007, receive_uid: 10010002, call_data: { call_id: "g1" } })]);
+      expect(told[0].user_info.id).toBe(host);
+      expect((await lp[host]!.msgs())).toEqual([expect.objectContaining({ chat_type: 10, uid: "u3", call_data: expect.objectContaining({ call_id: "g1" }) })]);
+      const r9 = await pub({ chat_type: 9, uid: host, receive_uid: "10010002", content_type: 4, call_data: { call_id: "c7" } });
+      expect(r9.status).toBe(200);
+      const r11 = await pub({ chat_type: 11, uid: "10010002", receive_uid: host, content_type: 6, redpacket: 1, gift_data: { call_id: 0, gid: 8, name: "玫瑰花", unit_profit: "100", img: "x", num: 3 } });
+      const d7 = await pub({ chat_type: 4, uid: host, receive_uid: "10010002", content_type: 7, content: "送我钻石", demand_gift: { content: "送我钻石", gid: 1, g_num: 20, g_img: "i", g_price: 100, g_name: "大钻石" } });
+      expect([r11.status, d7.status]).toEqual([200, 200]);
+      expect((await lp[host]!.msgs())).toEqual([expect.objectContaining({ chat_type: 11, content_type: 6, redpacket: 1, gift_data: { call_id: 0, gid: 8, name: "玫瑰花", unit_profit: "100", img: "x", num: 3 } })]);
+      const mine = new Map<number, any>();
+      while (mine.size < 2) for (const m of await lp["10010002"]!.msgs()) mine.set(m.chat_type, m);
+      expect(mine.get(9)).toMatchObject({ call_data: { call_id: "c7" } });
+      expect(mine.get(4)).toMatchObject({ content_type: 7, demand_gift: { gid: 1, g_num: 20, g_name: "大钻石" } });
+      expect((await pub({ chat_type: 7, uid: host, receive_uid: "10010002" })).status).toBe(400);
+    });
+
+    test("43: a follow tells the followed; 24: a host coming online tells her followers", async () => {
+      expect((await srv.api("/api/users/u3/follows/10010007", { method: "PUT" })).body).toEqual({ followed: true });
+      const [f] = await lp["10010007"]!.msgs();
+      expect(f).toMatchObject({ chat_type: 43, uid: "u3", receive_uid: 10010007, user_info: { id: "u3" } });
+      // A host who was never online comes online: u3 (her follower) is told.
+      await user("h24", { role: "host", sex: 2 });
+      await srv.api("/api/users/u3/follows/h24", { method: "PUT" });
+      expect((await lp.h24!.msgs())[0]).toMatchObject({ chat_type: 43 });
+      const seen = (await lp.u3!.msgs()).filter((m) => m.chat_type === 24);
+      expect(seen).toEqual([expect.objectContaining({ uid: "h24", receive_uid: "u3", user_info: expect.objectContaining({ id: "h24" }) })]);
+    });
+  });
