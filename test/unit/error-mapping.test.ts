@@ -7,6 +7,7 @@ import { FAILURE } from "../../src/dialects/jim/encode.ts";
 import { Cmd } from "../../src/dialects/jim/decode.ts";
 import { errorFrame as nativeError } from "../../src/dialects/native/encode.ts";
 import { errorFrame as roomsError } from "../../src/dialects/rooms/encode.ts";
+import { ERROR_RESULT as LIVEPUSH } from "../../src/dialects/livepush/encode.ts";
 
 const NAMES = Object.keys(ErrorCodes) as ErrorName[];
 
@@ -84,5 +85,29 @@ describe("J-IM: each command that reaches the core has its own failure answer (f
   test("the table", () => {
     expect(FAILURE).toEqual(JIM);
     for (const [code] of Object.values(FAILURE)) expect(code).not.toBe(10017);
+  });
+});
+
+// Livepush answers in the app's envelope with a `result` code (docs/livepush.md): every core error has one.
+describe("livepush: each core error has its result code", () => {
+  test("the table", () => {
+    expect(LIVEPUSH).toEqual({
+      bad_frame: 3,
+      unknown_type: 3,
+      bad_request: 3,
+      unauthorized: 2,
+      forbidden: 4,
+      blocked: 7,
+      muted: 7,
+      not_member: 3,
+      not_found: 3,
+      conflict: 5,
+      recall_expired: 3,
+      rate_limited: 6,
+      slow_mode: 6,
+      unavailable: 8,
+      internal: 9,
+    });
+    for (const n of NAMES) expect(typeof LIVEPUSH[n]).toBe("number");
   });
 });
