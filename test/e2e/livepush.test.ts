@@ -41,6 +41,16 @@ export class Livepush {
   }
 }
 
+/** Until the server API's presence reports every one of `ids` online (their polls are bound). */
+export async function waitOnline(srv: { api: TestServer["api"] }, ids: string[]): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const on: string[] = (await srv.api(`/api/presence?users=${ids.join(",")}`)).body.online;
+    if (on.length === ids.length) return;
+    await Bun.sleep(25);
+  }
+  throw new Error(`not online: ${ids}`);
+}
+
 const PROFILE_KEYS = ["id", "nickname", "head_image", "vip", "sex", "user_type", "enable_call", "video_price", "audio_price", "gift_count"];
 const MSG_KEYS = ["msg_id", "uid", "receive_uid", "content", "ctime", "is_hello", "chat_type", "content_type", "audio_time", "charge_photo", "is_recommend", "user_info"];
 
@@ -213,12 +223,7 @@ for (const store of ["pg", "pglite"] as const)
       expect(m7.user_info.id).toBe(host);
       // A group dial: pushed to the polls, not stored.
       const held = [lp["10010002"]!.poll(), lp.u3!.poll()];
-      // wait until both are online (bound), then dial
-      for (;;) {
-        const on = (await srv.api("/api/presence?users=10010002,u3")).body.online;
-        if (on.length === 2) break;
-        await Bun.sleep(20);
-      }
+      await waitOnline(srv, ["10010002", "u3"]);
       const r8 = await pub({ chat_type: 8, uid: host, receive_uid: ["10010002", "u3"], content_type: 4, call_data: { call_id: "g1", video_price: "60", audio_price: "30" } });
       expect(r8.body).toEqual({ msg_ids: [], pushed: 2 });
       const dials = (await Promise.all(held)).map((a) => a.data.msgs);
@@ -253,5 +258,84 @@ for (const store of ["pg", "pglite"] as const)
       expect((await lp.h24!.msgs())[0]).toMatchObject({ chat_type: 43 });
       const seen = (await lp.u3!.msgs()).filter((m) => m.chat_type === 24);
       expect(seen).toEqual([expect.objectContaining({ uid: "h24", receive_uid: "u3", user_info: expect.objectContaining({ id: "h24" }) })]);
+    });
+
+    test("hosting: 29 when she comes online, 26 once per window, 27/41/42/44 on the backend's trigger, 25 to a new user, and her copy of each", async () => {
+      const old = { livepush_welcomed: 1 };
+      const h9 = await user("h9", { role: "host", sex: 2, attributes: old });
+      const setHosting = (who: Livepush, fields: Record<string, string>) =>
+        fetch(`${srv.url}/app/im/auto_reply.php`, { method: "POST", body: new URLSearchParams({ uid: who.uid, token: who.token, ...fields }) }).then((r) => r.json());
+      const set = await setHosting(h9, {
+        on: "1",
+        greeting: "你好呀",
+        replies: JSON.stringify(["我在忙，稍后回你"]),
+        lines: JSON.stringify(["在吗？"]),
+        scripts: JSON.stringify(["新来的？"]),
+        declines: JSON.stringify(["怎么不接呀"]),
+        behaviours: JSON.stringify(["你看了我的主页"]),
+      });
+      expect(set).toMatchObject({ code: 200, data: { result: 1, hosting: { on: true, greeting: "你好呀", replies: ["我在忙，稍后回你"] } } });
+      expect((await setHosting(lp.u3!, { on: "1" })).data.result).toBe(4);
+      const shown = await (await fetch(`${srv.url}/app/im/show_auto.php?uid=h9&token=${h9.token}`)).json();
+      expect(shown.data.hosting).toMatchObject({ on: true, lines: ["在吗？"] });
+      // 29: male users online now get her hosting greeting when she comes online; a female user does not.
+      await user("f1", { sex: 2, attributes: old });
+      const males = [lp.u3!.poll(), lp["10010002"]!.poll(), lp.f1!.poll()];
+      await waitOnline(srv, ["u3", "10010002", "f1"]);
+      const copies = await h9.msgs();
+      const got = await Promise.all(males);
+      for (const a of got.slice(0, 2)) expect(a.data.msgs).toEqual([expect.objectContaining({ chat_type: 29, uid: "h9", content: "你好呀", is_hello: 1 })]);
+      expect(got[2].data).toEqual({ result: 3, msgs: [] });
+      const more = copies.length < 2 ? await h9.msgs() : [];
+      const all29 = [...copies, ...more];
+      expect(all29.map((m) => m.receive_uid).sort()).toEqual([10010002, "u3"].sort() as any);
+      for (const c of all29) expect(c).toMatchObject({ chat_type: 29, uid: "h9", content: "你好呀" });
+      expect(all29.find((c) => c.receive_uid === "u3").user_info.id).toBe("u3");
+      // 26: a user writes to her; the server answers for her once per window; her poll gets his message and her copy.
+      await lp.u3!.send({ to_uid: "h9", content: "在吗" });
+      expect(await lp.u3!.msgs()).toEqual([expect.objectContaining({ chat_type: 26, uid: "h9", receive_uid: "u3", content: "我在忙，稍后回你", user_info: expect.objectContaining({ id: "h9" }) })]);
+      const hers = new Map<number, any>();
+      while (hers.size < 2) for (const m of await h9.msgs()) hers.set(m.chat_type, m);
+      expect(hers.get(4)).toMatchObject({ uid: "u3", content: "在吗" });
+      expect(hers.get(26)).toMatchObject({ uid: "h9", receive_uid: "u3", content: "我在忙，稍后回你", user_info: expect.objectContaining({ id: "u3" }) });
+      await lp.u3!.send({ to_uid: "h9", content: "还在吗" });
+      expect((await h9.msgs()).map((m) => m.content)).toEqual(["还在吗"]);
+      expect((await lp.u3!.poll()).data).toEqual({ result: 3, msgs: [] });
+      // A native user writing to her is answered too (one core, every protocol).
+      const nat = await Client.native(srv.wsUrl, tok.nat1!, "nat1");
+      open.push(nat);
+      await nat.ok({ t: "send", to: "h9", body: { text: "hi" }, cmid: "h9-1" });
+      expect((await nat.next((f) => f.t === "msg")).msg).toMatchObject({ from: "h9", body: { chat_type: 26, content: "我在忙，稍后回你" } });
+      const fromNat = new Map<number, any>();
+      while (fromNat.size < 2) for (const m of await h9.msgs()) fromNat.set(m.chat_type, m);
+      expect(fromNat.get(26)).toMatchObject({ uid: "h9", receive_uid: "nat1" });
+      // 27, 41, 42, 44: the app backend asks, her hosting sends one of her lines of that kind.
+      const lines: Record<number, string> = { 27: "在吗？", 41: "新来的？", 42: "怎么不接呀", 44: "你看了我的主页" };
+      for (const ct of [27, 41, 42, 44]) {
+        const r = await srv.api("/api/livepush/hosting/h9/send", { body: { receive_uid: "u3", chat_type: ct } });
+        expect(r.status).toBe(200);
+        expect(await lp.u3!.msgs()).toEqual([expect.objectContaining({ msg_id: r.body.msg_id, chat_type: ct, uid: "h9", content: lines[ct] })]);
+        expect(await h9.msgs()).toEqual([expect.objectContaining({ chat_type: ct, uid: "h9", receive_uid: "u3", content: lines[ct] })]);
+      }
+      // 25 and 22: a new user comes online: online hosts are told (22) and the hosting ones among them greet it (25).
+      const n1 = await user("n1", { sex: 1 });
+      const greeted = await n1.msgs();
+      expect(greeted).toEqual([expect.objectContaining({ chat_type: 25, uid: "h9", receive_uid: "n1", content: "你好呀", is_hello: 1 })]);
+      const h9got = new Map<number, any>();
+      while (h9got.size < 2) for (const m of await h9.msgs()) h9got.set(m.chat_type, m);
+      expect(h9got.get(22)).toMatchObject({ uid: "n1", receive_uid: "h9", user_info: expect.objectContaining({ id: "n1" }) });
+      expect(h9got.get(25)).toMatchObject({ uid: "h9", receive_uid: "n1" });
+      // Hosting off: the backend's trigger is refused.
+      await srv.api("/api/livepush/hosting/h9", { method: "PUT", body: { on: false } });
+      expect((await srv.api("/api/livepush/hosting/h9/send", { body: { receive_uid: "u3", chat_type: 27 } })).status).toBe(409);
+    });
+
+    test("28: one-click greeting to several users; a recipient who blocked the sender is skipped", async () => {
+      await srv.api("/api/users/u3/blocks/nat1", { method: "PUT" });
+      const r = await lp.nat1!.send({ to_uid: "10010002,u3,robot1", content: "大家好" });
+      expect(r.data).toMatchObject({ result: 1, sent: 2, refused: 1 });
+      expect(await lp["10010002"]!.msgs()).toEqual([expect.objectContaining({ chat_type: 28, uid: "nat1", is_hello: 1, content: "大家好" })]);
+      expect((await lp.robot1!.msgs())[0]).toMatchObject({ chat_type: 28 });
+      expect((await lp.u3!.poll()).data.result).toBe(3);
     });
   });
