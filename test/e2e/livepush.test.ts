@@ -3,53 +3,8 @@
 // hosting, profiles, and a livepush user and a native user in one conversation.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
+import { Livepush, POLL, waitOnline } from "../helpers/livepush.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-
-const POLL = "/app/im/user_conn.php";
-const SEND = "/app/mailbox/send_message.php";
-
-export class Livepush {
-  constructor(
-    readonly url: string,
-    readonly uid: string,
-    readonly token: string,
-  ) {}
-  /** One poll; resolves with the whole answer. */
-  async poll(extra: Record<string, string> = {}, signal?: AbortSignal): Promise<any> {
-    const q = new URLSearchParams({ uid: this.uid, token: this.token, ...extra });
-    const res = await fetch(`${this.url}${POLL}?${q}`, { signal });
-    expect(res.status).toBe(200);
-    return res.json();
-  }
-  /** Polls until an answer carries messages (result 1); the messages. */
-  async msgs(extra: Record<string, string> = {}): Promise<any[]> {
-    for (;;) {
-      const a = await this.poll(extra);
-      if (a.data.result === 1) return a.data.msgs;
-      if (a.data.result !== 3) throw new Error(`poll: ${JSON.stringify(a)}`);
-    }
-  }
-  async send(fields: Record<string, unknown>, json = false): Promise<any> {
-    const body = { uid: this.uid, token: this.token, ...fields };
-    const res = await fetch(`${this.url}${SEND}`, {
-      method: "POST",
-      headers: { "content-type": json ? "application/json" : "application/x-www-form-urlencoded" },
-      body: json ? JSON.stringify(body) : new URLSearchParams(Object.entries(body).map(([k, v]) => [k, String(v)])).toString(),
-    });
-    expect(res.status).toBe(200);
-    return res.json();
-  }
-}
-
-/** Until the server API's presence reports every one of `ids` online (their polls are bound). */
-export async function waitOnline(srv: { api: TestServer["api"] }, ids: string[]): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const on: string[] = (await srv.api(`/api/presence?users=${ids.join(",")}`)).body.online;
-    if (on.length === ids.length) return;
-    await Bun.sleep(25);
-  }
-  throw new Error(`not online: ${ids}`);
-}
 
 const PROFILE_KEYS = ["id", "nickname", "head_image", "vip", "sex", "user_type", "enable_call", "video_price", "audio_price", "gift_count"];
 const MSG_KEYS = ["msg_id", "uid", "receive_uid", "content", "ctime", "is_hello", "chat_type", "content_type", "audio_time", "charge_photo", "is_recommend", "user_info"];
@@ -339,3 +294,17 @@ for (const store of ["pg", "pglite"] as const)
       expect((await lp.u3!.poll()).data.result).toBe(3);
     });
   });
+
+describe("livepush: a poll longer than Bun's HTTP idle timeout (10 s)", () => {
+  test("is held to LIVEPUSH_POLL_SEC and answered result 3, not cut", async () => {
+    const srv = await startTestServer({ store: "pglite", env: { LIVEPUSH_POLL_SEC: "12" } });
+    try {
+      const token = await srv.user("slow1");
+      const t0 = Date.now();
+      expect((await new Livepush(srv.url, "slow1", token).poll()).data).toEqual({ result: 3, msgs: [] });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(11_000);
+    } finally {
+      await srv.stop();
+    }
+  }, 30_000);
+});

@@ -9,7 +9,8 @@
 //    an answer lost on the way is answered again; a poll whose client went away before the answer is not
 //    answered at all (the messages stay pending);
 //  - a second poll of the user answers the first at once (empty, result 3); on another node, through the user's
-//    channel (a `{poll: node}` notice);
+//    channel (a `{poll: node, ack}` notice), which also confirms the answer that node gave last (a poll on another
+//    node may read before that confirmation lands, and repeat that answer's messages once: same msg_id);
 //  - a notice that is not stored (a group dial) waits in the entry until a poll takes it (best effort).
 import type { ServerWebSocket } from "bun";
 import type { Chat } from "../../core/chat.ts";
@@ -87,7 +88,7 @@ export class Polls {
   async poll(user: string, role: string, req: Request, ack?: string): Promise<PollAnswer> {
     const up = this.users.get(user) ?? (await this.open(user, role));
     if (up.held) this.answer(up, EMPTY);
-    if (this.d.clustered) this.d.hub.dispatch({ type: "notice", proto: "livepush", body: { poll: this.d.nodeId }, to: [user] });
+    if (this.d.clustered) this.d.hub.dispatch({ type: "notice", proto: "livepush", body: { poll: this.d.nodeId, ...(ack !== undefined ? { ack } : {}) }, to: [user] });
     if (up.returned) {
       const done = acked(up.returned, ack);
       if (done.length) await this.d.chat.confirmAll(user, done, "delivered");
@@ -159,15 +160,20 @@ export class Polls {
   private frame(up: UserPoll, f: string | Uint8Array): void {
     if (typeof f !== "string") return;
     if (f !== "m") {
-      let n: { poll?: string; msg_id?: string };
+      let n: { poll?: string; ack?: string; msg_id?: string };
       try {
         n = JSON.parse(f);
       } catch {
         return;
       }
       if (n.poll !== undefined) {
-        // The user polls on another node now: the poll held here is answered at once.
-        if (n.poll !== this.d.nodeId && up.held) this.answer(up, EMPTY);
+        // The user polls on another node now: the poll held here is answered at once, and the previous answer
+        // given here is confirmed as that poll says (its next poll arrived, there).
+        if (n.poll === this.d.nodeId) return;
+        if (up.held) this.answer(up, EMPTY);
+        const done = up.returned && acked(up.returned, n.ack);
+        up.returned = undefined;
+        if (done?.length) void this.d.chat.confirmAll(up.user, done, "delivered").catch((e) => this.d.log(`livepush confirm of ${up.user}: ${(e as Error).message}`));
         return;
       }
       if (up.notices.length >= NOTICES_MAX) up.notices.shift();
