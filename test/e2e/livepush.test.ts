@@ -3,7 +3,9 @@
 // hosting, profiles, and a livepush user and a native user in one conversation.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
-import { Livepush, POLL, waitOnline } from "../helpers/livepush.ts";
+import postgres from "postgres";
+import { Livepush, POLL, SEND, waitOnline } from "../helpers/livepush.ts";
+import { freshPgUrl } from "../helpers/services.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const PROFILE_KEYS = ["id", "nickname", "head_image", "vip", "sex", "user_type", "enable_call", "video_price", "audio_price", "gift_count"];
@@ -307,4 +309,51 @@ describe("livepush: a poll longer than Bun's HTTP idle timeout (10 s)", () => {
       await srv.stop();
     }
   }, 30_000);
+});
+
+describe("livepush: the store down, rate limits, bad input", () => {
+  test("poll and send answer result 8 (retry) while Postgres refuses connections, never HTTP 500; they work again after", async () => {
+    const databaseUrl = await freshPgUrl();
+    const srv = await startTestServer({ databaseUrl, env: { DB_CONNECT_TIMEOUT_SEC: "1", SEND_COMMIT_TIMEOUT_MS: "2000" } });
+    const dbName = new URL(databaseUrl).pathname.slice(1);
+    const admin = postgres(process.env.TEST_PG_URL!, { max: 1, onnotice: () => {} });
+    try {
+      const a = new Livepush(srv.url, "sd1", await srv.user("sd1"));
+      await srv.user("sd2");
+      expect((await a.send({ to_uid: "sd2", content: "before" })).data.result).toBe(1);
+      await admin.unsafe(`alter database ${dbName} allow_connections false`);
+      await admin.unsafe(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${dbName}'`);
+      expect(await a.send({ to_uid: "sd2", content: "during", cmid: "sd-1" })).toMatchObject({ code: 200, data: { result: 8 }, desc: expect.any(String) });
+      expect((await a.poll()).data).toEqual({ result: 8, msgs: [] });
+      await admin.unsafe(`alter database ${dbName} allow_connections true`);
+      let r: any;
+      for (let i = 0; i < 100; i++) {
+        r = await a.send({ to_uid: "sd2", content: "during", cmid: "sd-1" });
+        if (r.data.result === 1) break;
+        await Bun.sleep(100);
+      }
+      expect(r.data.result).toBe(1);
+    } finally {
+      await admin.unsafe(`alter database ${dbName} allow_connections true`).catch(() => {});
+      await admin.end();
+      await srv.stop();
+    }
+  }, 60_000);
+
+  test("rate limit: result 6; a body that is not form or JSON: result 2 before anything else; unknown fields ignored", async () => {
+    const srv = await startTestServer({ store: "pglite", env: { SEND_RATE: "1", SEND_BURST: "2" } });
+    try {
+      const a = new Livepush(srv.url, "rl1", await srv.user("rl1"));
+      await srv.user("rl2");
+      const results: number[] = [];
+      for (let i = 0; i < 4; i++) results.push((await a.send({ to_uid: "rl2", content: `m${i}`, extra: "x" })).data.result);
+      expect(results.slice(0, 2)).toEqual([1, 1]);
+      expect(results.slice(2)).toContain(6);
+      const res = await fetch(`${srv.url}${SEND}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
+      expect(res.status).toBe(200);
+      expect((await res.json()).data.result).toBe(2);
+    } finally {
+      await srv.stop();
+    }
+  });
 });
