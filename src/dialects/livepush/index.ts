@@ -81,10 +81,16 @@ export function livepushHttp(app: Pick<App, "cfg" | "logins" | "livepush" | "lim
 
   const none = { parse: "none" as const };
   const doc = (summary: string, description: string) => ({ ...none, detail: { summary, description, tags: ["livepush"] } });
-  return new Elysia({ name: "livepush" })
-    .get(POLL_PATH, ({ request }) => handle("poll", request), doc("Livepush: long poll", "docs/livepush.md. `uid`, `token`, optional `ack`; held up to LIVEPUSH_POLL_SEC."))
-    .post(POLL_PATH, ({ request }) => handle("poll", request), doc("Livepush: long poll (form or JSON)", "As the GET."))
-    .post(SEND_PATH, ({ request }) => handle("send", request), doc("Livepush: send a message", "`uid`, `token`, `to_uid` (one, or several: a one-click greeting), `content`, `content_type`, `audio_time`, `charge_photo`, `is_hello`, optional `cmid`; form or JSON."))
-    .post(HOSTING_SET_PATH, ({ request }) => handle("hosting_set", request), doc("Livepush: a host sets her hosting", "`on`, `greeting`, `replies`, `lines`, `scripts`, `declines`, `behaviours` (JSON arrays)."))
-    .get(HOSTING_GET_PATH, ({ request }) => handle("hosting_get", request), doc("Livepush: a host's hosting", "Her hosting settings."));
+  // Each endpoint answers GET and POST alike (its parameters from the query string and a form or JSON body).
+  const routes: [string, string, string, string][] = [
+    [POLL_PATH, "poll", "Livepush: long poll", "docs/livepush.md. `uid`, `token`, optional `ack`; held up to LIVEPUSH_POLL_SEC."],
+    [SEND_PATH, "send", "Livepush: send a message", "`uid`, `token`, `to_uid` (one, or several: a one-click greeting), `content`, `content_type`, `audio_time`, `charge_photo`, `is_hello`, optional `cmid`; form or JSON."],
+    [HOSTING_SET_PATH, "hosting_set", "Livepush: a host sets her hosting", "`on`, `greeting`, `replies`, `lines`, `scripts`, `declines`, `behaviours` (JSON arrays)."],
+    [HOSTING_GET_PATH, "hosting_get", "Livepush: a host's hosting", "Her hosting settings."],
+  ];
+  let http = new Elysia({ name: "livepush" });
+  for (const [path, name, summary, description] of routes) {
+    http = http.get(path, ({ request }) => handle(name, request), doc(summary, description)).post(path, ({ request }) => handle(name, request), doc(summary, description));
+  }
+  return http;
 }
