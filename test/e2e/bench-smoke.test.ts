@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable", "direct"];
+const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable", "direct", "longpoll"];
 
 test(
   "bun run bench --smoke: every scenario completes and reports",
@@ -38,6 +38,7 @@ test(
       expect(servers("fanout")).toEqual(["ours must-deliver", "ours danmaku", "Bun.serve raw", "Node ws", "Socket.IO"]);
       expect(servers("cluster")).toEqual(["ours 1 node", "ours 2 nodes", "Socket.IO 1 node", "Socket.IO 2 nodes"]);
       expect(servers("direct")).toEqual(["ours 1 node", "ours 2 nodes"]);
+      expect(servers("longpoll")).toEqual(["ours long poll", "ours native WebSocket", "ours push to 10 of 50 online hosts"]);
       expect(readFileSync(join(out, "latest.svg"), "utf8")).toStartWith("<svg");
     } finally {
       rmSync(out, { recursive: true, force: true });
