@@ -89,6 +89,11 @@ describe("livepush on two nodes over Redis", () => {
     expect(new Set(told23).size).toBe(30);
     expect(told23.some((h) => HOSTS_A.includes(h)) && told23.some((h) => HOSTS_B.includes(h))).toBe(true);
     expect(await storedFor(OFF_HOSTS)).toBe(0);
+    // Never the user herself: a host's own purchase is told to 30 other hosts.
+    const own = await round(hosts, async () => expect((await a.api("/api/livepush/users/ha0/vip", { body: {} })).body).toEqual({ told: 30 }));
+    const toldOwn = [...own].filter(([, msgs]) => msgs.some((m) => m.chat_type === 23 && m.uid === "ha0")).map(([id]) => id);
+    expect(new Set(toldOwn).size).toBe(30);
+    expect(toldOwn).not.toContain("ha0");
   });
 
   test("29: a female host with hosting comes online → 50 distinct online male users from both nodes, never a female; her 50 copies", async () => {

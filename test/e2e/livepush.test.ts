@@ -311,6 +311,32 @@ describe("livepush: a poll longer than Bun's HTTP idle timeout (10 s)", () => {
   }, 30_000);
 });
 
+describe("livepush: online while polling", () => {
+  test("a polling user is online (cluster presence) and goes offline LIVEPUSH_GRACE_SEC after her last poll ends", async () => {
+    const srv = await startTestServer({ store: "pglite", env: { LIVEPUSH_POLL_SEC: "1", LIVEPUSH_GRACE_SEC: "1" } });
+    try {
+      const a = new Livepush(srv.url, "on1", await srv.user("on1", { role: "host" }));
+      const online = async () => (await srv.api("/api/presence?users=on1")).body.online as string[];
+      const sample = async () => (await srv.api("/api/presence/roles/host/sample?n=10")).body.users as string[];
+      expect(await online()).toEqual([]);
+      const held = a.poll();
+      await waitOnline(srv, ["on1"]);
+      expect(await sample()).toEqual(["on1"]);
+      expect((await held).data.result).toBe(3);
+      const t0 = Date.now();
+      while ((await online()).length) {
+        if (Date.now() - t0 > 5000) throw new Error("still online");
+        await Bun.sleep(50);
+      }
+      // the grace period, then the once-a-second sweep
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
+      expect(await sample()).toEqual([]);
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
 describe("livepush: the store down, rate limits, bad input", () => {
   test("poll and send answer result 8 (retry) while Postgres refuses connections, never HTTP 500; they work again after", async () => {
     const databaseUrl = await freshPgUrl();
