@@ -126,7 +126,19 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     userChanged: (id) => userChanges.changed(id),
   });
   // A user changed on any node (disabled, role): every node drops its cached copy and ends a disabled user's connections.
-  const userChanges = new UserChanges(bus, keys, chat, hub, warn);
+  const userChanges = new UserChanges(
+    bus,
+    keys,
+    {
+      dropUser: (id) => {
+        chat.dropUser(id);
+        livepush.dropProfile(id);
+      },
+      activeUser: (id) => chat.activeUser(id),
+    },
+    hub,
+    warn,
+  );
   await userChanges.start();
   const throttle = new LoginThrottle(
     attempts ?? new MemoryAttempts(),

@@ -62,7 +62,7 @@ export interface OnlineSampler {
 }
 
 export interface LivepushDeps {
-  chat: Pick<Chat, "commit" | "pending" | "confirmAll" | "profiles" | "userExists" | "forgetUser">;
+  chat: Pick<Chat, "commit" | "pending" | "confirmAll" | "profiles" | "userExists" | "forgetUser" | "history">;
   messaging: Pick<Messaging, "send">;
   users: Pick<Users, "getUser" | "upsertUser">;
   graph: Pick<SocialGraph, "isBlocked" | "followList">;
@@ -162,6 +162,8 @@ const MAX_LINES = 20;
 const CACHE_MAX = 100_000;
 const CALLS_MAX = 10_000;
 const CALL_TTL_MS = 10 * 60_000;
+/** the last messages of a conversation read for an auto-reply given within the window (on any node) */
+const REPLY_LOOKBACK = 50;
 
 interface Cached {
   info: UserInfo;
@@ -227,6 +229,11 @@ export class Livepush {
       }
     }
     return out;
+  }
+
+  /** A user's record changed (on any node): its cached profile and hosting settings are read again. */
+  dropProfile(id: string): void {
+    this.cache.delete(id);
   }
 
   private async profile(id: string): Promise<Cached | undefined> {
@@ -489,7 +496,8 @@ export class Livepush {
 
   /**
    * Every committed message passes here (any protocol): a message to a host with hosting on gets her
-   * auto-reply (26), at most once per user per LIVEPUSH_REPLY_WINDOW_SEC (per node).
+   * auto-reply (26), at most once per user per LIVEPUSH_REPLY_WINDOW_SEC: a per-node map first, then the last
+   * REPLY_LOOKBACK messages of their conversation (a reply another node gave).
    */
   observe(ev: CoreEvent): void {
     if (ev.type !== "message") return;
@@ -513,6 +521,10 @@ export class Livepush {
     if (this.replied.size >= CACHE_MAX) for (const [k, t] of this.replied) if (t <= now) this.replied.delete(k);
     if (this.replied.size >= CACHE_MAX) this.replied.clear();
     this.replied.set(key, now + this.s.replyWindowSec * 1000);
+    // Another node may have answered within the window: her recent messages to the user say so.
+    const since = now - this.s.replyWindowSec * 1000;
+    const { msgs } = await this.d.chat.history(host, directConvId(host, user), { limit: REPLY_LOOKBACK, desc: true });
+    if (msgs.some((m) => m.from === host && m.ts > since && bodyOf(m.body).chat_type === 26)) return;
     await this.onBehalf(host, user, 26, h.replies[Math.floor(Math.random() * h.replies.length)]!);
   }
 

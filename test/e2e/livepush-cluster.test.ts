@@ -111,4 +111,18 @@ describe("livepush on two nodes over Redis", () => {
     expect(copies.map((c) => c.receive_uid).sort()).toEqual([...told].sort());
     for (const c of copies) expect(c).toMatchObject({ chat_type: 29, uid: "fh", content: "来聊天呀" });
   });
+
+  test("26: hosting set on one node holds on the other at once; a host auto-replies once per window across nodes", async () => {
+    expect((await a.api("/api/livepush/hosting/hb1", { method: "PUT", body: { on: true, replies: ["稍等哦"] } })).status).toBe(200);
+    // mb1 polls on B (as before); its first message goes through B, the second through A.
+    await on(b, "mb1").send({ to_uid: "hb1", content: "你好" });
+    const got: any[] = [];
+    while (!got.some((m) => m.chat_type === 26)) got.push(...(await on(b, "mb1").msgs()));
+    expect(got.filter((m) => m.chat_type === 26)).toEqual([expect.objectContaining({ uid: "hb1", receive_uid: "mb1", content: "稍等哦" })]);
+    expect((await on(a, "mb1").send({ to_uid: "hb1", content: "在吗" })).data.result).toBe(1);
+    const hers: any[] = [];
+    while (!hers.some((m) => m.content === "在吗")) hers.push(...(await on(b, "hb1").msgs()));
+    expect(hers.filter((m) => m.chat_type === 26 && m.receive_uid === "mb1")).toHaveLength(1);
+    expect((await on(b, "mb1").poll()).data).toEqual({ result: 3, msgs: [] });
+  });
 });
