@@ -12,6 +12,7 @@ import { direct } from "./scenarios/direct.ts";
 import { durable } from "./scenarios/durable.ts";
 import { fanout } from "./scenarios/fanout.ts";
 import { heartbeat } from "./scenarios/heartbeat.ts";
+import { longpoll } from "./scenarios/longpoll.ts";
 import { offlinePull } from "./scenarios/offline-pull.ts";
 import { socialHttp } from "./scenarios/social-http.ts";
 
@@ -24,13 +25,14 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   durable,
   direct,
   "social-http": socialHttp,
+  longpoll,
 };
 
 const HELP = `usage: bun run bench [scenario...] [options]
 scenarios: ${Object.keys(SCENARIOS).join(", ")} (default: all)
 options:
   --smoke           tiny N and a second per window: checks that each scenario completes and reports
-  --n N             connections (heartbeat, connections) or room members (fan-out, cluster) or senders (durable, direct, social-http)
+  --n N             connections (heartbeat, connections) or room members (fan-out, cluster) or senders (durable, direct, social-http) or polling users (longpoll)
   --seconds S       length of each measured window (default 10; smoke 1)
   --warmup S        warm-up before each window (default 2; smoke 0.5)
   --rate R          open-loop rate (heartbeat: pings/s; fan-out: messages/s; offline-pull: pulls/s)

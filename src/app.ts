@@ -10,6 +10,7 @@ import type { Messaging } from "./core/send.ts";
 import type { Desk } from "./core/desk.ts";
 import type { Groups } from "./core/groups.ts";
 import type { Live } from "./core/live.ts";
+import type { Livepush } from "./core/livepush.ts";
 import type { Memberships } from "./core/ports.ts";
 import type { Social } from "./core/social.ts";
 import type { MessageRefs } from "./core/message-refs.ts";
@@ -51,6 +52,8 @@ export interface App {
   messageRefs: MessageRefs;
   /** Service accounts: users writing to them, back-office pushes from them, their inbox and outbox. */
   serviceAccounts: ServiceAccounts;
+  /** Livepush protocol rules: its messages, server-driven pushes and hosting (core/livepush.ts). */
+  livepush: Livepush;
   log: Logger;
   startedAt: number;
   /** true once SIGTERM (or stop()) began: new connections are refused. */

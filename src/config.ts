@@ -83,6 +83,25 @@ export interface Config {
   /** Social API: URL templates of an image's small and big picture in pushes ({id} {hash} {host} {format} {ext} {width} {height}). */
   socialImageSmallUrl: string;
   socialImageBigUrl: string;
+  /** Livepush (docs/livepush.md): a poll is held this long at most, then answered `result: 3`. */
+  livepushPollSec: number;
+  /** A polling user stays online (bound, in presence) this long after a poll ends without another. */
+  livepushGraceSec: number;
+  /** Messages in one poll answer. */
+  livepushPollMax: number;
+  /** The user notices and hosting copies come from (created at start). */
+  livepushSystemUser: string;
+  /** Rules of the server-driven pushes (core/livepush.ts). */
+  livepushNewUserSec: number;
+  livepushOnlineCooldownSec: number;
+  livepushVipHosts: number;
+  livepushNewUserHosts: number;
+  livepushVipBuyHosts: number;
+  livepushHostingMales: number;
+  livepushFollowersMax: number;
+  livepushReplyWindowSec: number;
+  livepushGreetMax: number;
+  livepushProfileTtlSec: number;
 }
 
 export class ConfigError extends Error {}
@@ -203,6 +222,20 @@ export function loadConfig(env: Env = process.env): Config {
     socialTimeZone: timeZone(env, "SOCIAL_TIME_ZONE", "Asia/Shanghai"),
     socialImageSmallUrl: env.SOCIAL_IMAGE_SMALL_URL || "http://pic{host}.ajkimg.com/display/{hash}/100x100c.{ext}",
     socialImageBigUrl: env.SOCIAL_IMAGE_BIG_URL || "http://pic{host}.ajkimg.com/display/{hash}/{width}x{height}.{ext}",
+    livepushPollSec: int(env, "LIVEPUSH_POLL_SEC", 25, 1, 300),
+    livepushGraceSec: int(env, "LIVEPUSH_GRACE_SEC", 30, 1, 3600),
+    livepushPollMax: int(env, "LIVEPUSH_POLL_MAX", 100, 1, 500),
+    livepushSystemUser: env.LIVEPUSH_SYSTEM_USER || "livepush",
+    livepushNewUserSec: int(env, "LIVEPUSH_NEW_USER_SEC", 86400, 0, 365 * 86400),
+    livepushOnlineCooldownSec: int(env, "LIVEPUSH_ONLINE_COOLDOWN_SEC", 300, 0, 86400),
+    livepushVipHosts: int(env, "LIVEPUSH_VIP_HOSTS", 10, 0, 1000),
+    livepushNewUserHosts: int(env, "LIVEPUSH_NEW_USER_HOSTS", 10, 0, 1000),
+    livepushVipBuyHosts: int(env, "LIVEPUSH_VIP_BUY_HOSTS", 30, 0, 1000),
+    livepushHostingMales: int(env, "LIVEPUSH_HOSTING_MALES", 50, 0, 1000),
+    livepushFollowersMax: int(env, "LIVEPUSH_FOLLOWERS_MAX", 1000, 0, 100_000),
+    livepushReplyWindowSec: int(env, "LIVEPUSH_REPLY_WINDOW_SEC", 3600, 0, 30 * 86400),
+    livepushGreetMax: int(env, "LIVEPUSH_GREET_MAX", 50, 1, 1000),
+    livepushProfileTtlSec: int(env, "LIVEPUSH_PROFILE_TTL_SEC", 30, 0, 3600),
   };
   if (cfg.workers > 1) {
     // Worker processes are nodes of one cluster: they need the shared bus and store, and a fixed port to share.

@@ -13,6 +13,7 @@ import { Messaging } from "./core/send.ts";
 import { Desk } from "./core/desk.ts";
 import { Groups } from "./core/groups.ts";
 import { Live } from "./core/live.ts";
+import { Livepush } from "./core/livepush.ts";
 import { Social } from "./core/social.ts";
 import { Recalls } from "./core/recall.ts";
 import { MessageRefs } from "./core/message-refs.ts";
@@ -29,6 +30,7 @@ import { jimDialect } from "./dialects/jim/index.ts";
 import { nativeDialect } from "./dialects/native/index.ts";
 import { roomsDialect } from "./dialects/rooms/index.ts";
 import { SOCIAL_PUSH_PATH, socialPush } from "./dialects/social/index.ts";
+import { POLL_PATH as LIVEPUSH_POLL_PATH } from "./dialects/livepush/index.ts";
 import { httpApp } from "./http/api.ts";
 import { Hub } from "./hub/hub.ts";
 import { MemoryPresence } from "./presence/memory.ts";
@@ -127,13 +129,28 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     receipts: new ReceiptStore(db.db),
     writer,
     ids,
-    emit: (ev, skip) => hub.dispatch(ev, skip),
+    emit: (ev, skip) => {
+      hub.dispatch(ev, skip);
+      livepush.observe(ev); // hosting auto-replies, for messages of every protocol
+    },
     receiptDebounceMs: cfg.receiptDebounceMs,
     log: (m) => log.error(m),
     userChanged: (id) => userChanges.changed(id),
   });
   // A user changed on any node (disabled, role): every node drops its cached copy and ends a disabled user's connections.
-  const userChanges = new UserChanges(bus, keys, chat, hub, warn);
+  const userChanges = new UserChanges(
+    bus,
+    keys,
+    {
+      dropUser: (id) => {
+        chat.dropUser(id);
+        livepush.dropProfile(id);
+      },
+      activeUser: (id) => chat.activeUser(id),
+    },
+    hub,
+    warn,
+  );
   await userChanges.start();
   const throttle = new LoginThrottle(
     attempts ?? new MemoryAttempts(),
@@ -179,6 +196,31 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   // One send command for every protocol and the server API: direct, group, desk, live room or rooms conversation.
   const messaging = new Messaging({ chat, groups, desk: deskService, live, containers });
   const messageIndex = new MessageIndexStore(db.db);
+  const socialGraph = new SocialStore(db.db);
+  const livepush: Livepush = new Livepush({
+    chat,
+    messaging,
+    users,
+    graph: socialGraph,
+    online: presence,
+    emit: (ev) => hub.dispatch(ev),
+    newId: () => String(ids.next(Date.now())),
+    settings: {
+      systemUser: cfg.livepushSystemUser,
+      newUserSec: cfg.livepushNewUserSec,
+      onlineCooldownSec: cfg.livepushOnlineCooldownSec,
+      vipHosts: cfg.livepushVipHosts,
+      newUserHosts: cfg.livepushNewUserHosts,
+      vipBuyHosts: cfg.livepushVipBuyHosts,
+      hostingMales: cfg.livepushHostingMales,
+      followersMax: cfg.livepushFollowersMax,
+      replyWindowSec: cfg.livepushReplyWindowSec,
+      greetMax: cfg.livepushGreetMax,
+      profileTtlSec: cfg.livepushProfileTtlSec,
+    },
+    log: warn,
+  });
+  await livepush.start();
   const app: App = {
     cfg,
     store,
@@ -193,9 +235,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     contacts: new Contacts({ store, memberships, inboxes, chat, presence }),
     groups,
     memberships,
-    social: new Social(new SocialStore(db.db), users, chat, (ev) => hub.dispatch(ev)),
+    social: new Social(socialGraph, users, chat, (ev) => hub.dispatch(ev), (me, other) => livepush.followed(me, other)),
     recalls: new Recalls(new RecallStore(db.db), conversations, live, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip)),
     live,
+    livepush,
     desk: deskService,
     messaging,
     limits: new SessionLimits({ rate: cfg.sendRate, burst: cfg.sendBurst, readCost: cfg.readCost }),
@@ -214,7 +257,9 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim, "/desk": desk, "/rooms": rooms };
   routes[SOCIAL_PUSH_PATH] = socialPush(app);
   const http = httpApp(app);
-  const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort });
+  // A long poll outlives Bun's HTTP idle timeout: its request gets the poll timeout and some margin.
+  const holds = new Map([[LIVEPUSH_POLL_PATH, cfg.livepushPollSec + 10]]);
+  const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort, holds });
   const listeners = [main];
   // Original J-IM clients connect to ws://host:<JIM_PORT>/ on any path, and call /im/vanke/* on the same host.
   if (cfg.jimPort !== undefined) {

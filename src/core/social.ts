@@ -18,6 +18,8 @@ export class Social {
     private readonly users: Users,
     private readonly chat: Pick<Chat, "userExists">,
     private readonly emit: (ev: CoreEvent) => void,
+    /** told of each new follow (livepush's 43) */
+    private readonly onFollow?: (me: string, other: string) => Promise<void>,
   ) {}
 
   /** Asks `to` to be friends; a pending request the other way is accepted instead. */
@@ -82,7 +84,9 @@ export class Social {
 
   async follow(me: string, host: string): Promise<boolean> {
     await this.other(me, host);
-    return this.graph.follow(me, host);
+    const added = await this.graph.follow(me, host);
+    if (added) void this.onFollow?.(me, host).catch(() => {});
+    return added;
   }
 
   unfollow(me: string, host: string): Promise<boolean> {

@@ -73,6 +73,8 @@ export type CoreEvent =
   | { type: "resync"; conv: string; after: number; dropped: number }
   /** To every connection of a node whose bus was away: pushes from other nodes may have been missed, sync. */
   | { type: "gap" }
+  /** A protocol's own push that is not stored (livepush: group dials, poll hand-over), to the users' connections. */
+  | { type: "notice"; proto: string; body: unknown; to: string[] }
   /**
    * Rooms protocol (core/containers.ts), to a room's or container's topic: a connection came in or went out
    * (`count`: connections there across the cluster), a container closed (`outAll`: everyone is out), or a

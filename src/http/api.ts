@@ -12,6 +12,8 @@ import { deskHttp } from "./desk.ts";
 import { messagingHttp } from "./groups.ts";
 import { jimHttp } from "./jim.ts";
 import { liveHttp } from "./live.ts";
+import { livepushApi } from "./livepush.ts";
+import { livepushHttp } from "../dialects/livepush/index.ts";
 import { presenceHttp } from "./presence.ts";
 import { roomsHttp } from "./rooms.ts";
 import { ErrorBody, errorBody, httpStatus, UserId } from "./schemas.ts";
@@ -227,5 +229,7 @@ export function httpApp(app: App) {
     .use(roomsHttp(app, cfg.apiKey))
     .use(jimHttp(app, cfg.apiKey))
     .use(presenceHttp(app, cfg.apiKey))
-    .use(socialApi(app));
+    .use(socialApi(app))
+    .use(livepushApi(app, cfg.apiKey))
+    .use(livepushHttp(app));
 }

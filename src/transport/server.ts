@@ -125,7 +125,14 @@ export function listen(
   app: App,
   http: Handler,
   routes: Record<string, Dialect>,
-  opts: { port: number; hostname: string; reusePort?: boolean; anyPath?: Dialect },
+  opts: {
+    port: number;
+    hostname: string;
+    reusePort?: boolean;
+    anyPath?: Dialect;
+    /** paths of long-poll requests → their idle timeout in seconds (Bun's default would cut them at 10 s) */
+    holds?: ReadonlyMap<string, number>;
+  },
 ): Listener {
   const { cfg, hub } = app;
   onCollect(() => (mConnections.value = hub.all.size));
@@ -140,6 +147,8 @@ export function listen(
       const url = new URL(req.url);
       const dialect = opts.anyPath ?? routes[url.pathname];
       if (!dialect || req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        const hold = opts.holds?.get(url.pathname);
+        if (hold !== undefined) server.timeout(req, hold);
         const limited = await limitBody(req, bodyLimit(url.pathname, cfg.maxBodyBytes));
         return limited instanceof Response ? limited : http.fetch(limited);
       }

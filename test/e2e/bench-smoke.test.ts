@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable", "direct", "social-http"];
+const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable", "direct", "social-http", "longpoll"];
 
 test(
   "bun run bench --smoke: every scenario completes and reports",
@@ -39,6 +39,7 @@ test(
       expect(servers("cluster")).toEqual(["ours 1 node", "ours 2 nodes", "Socket.IO 1 node", "Socket.IO 2 nodes"]);
       expect(servers("direct")).toEqual(["ours 1 node", "ours 2 nodes"]);
       expect(servers("social-http")).toEqual(["ours social HTTP", "ours native WebSocket", "Bun.serve raw HTTP"]);
+      expect(servers("longpoll")).toEqual(["ours long poll", "ours native WebSocket", "ours push to 10 of 50 online hosts"]);
       expect(readFileSync(join(out, "latest.svg"), "utf8")).toStartWith("<svg");
     } finally {
       rmSync(out, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { Cmd } from "../../src/dialects/jim/decode.ts";
 import { errorFrame as nativeError } from "../../src/dialects/native/encode.ts";
 import { errorFrame as roomsError } from "../../src/dialects/rooms/encode.ts";
 import { CODES as SOCIAL } from "../../src/dialects/social/encode.ts";
+import { ERROR_RESULT as LIVEPUSH } from "../../src/dialects/livepush/encode.ts";
 
 const NAMES = Object.keys(ErrorCodes) as ErrorName[];
 
@@ -108,4 +109,28 @@ describe("social: every core error has its documented code", () => {
     internal: "10009",
   };
   for (const name of NAMES) test(name, () => expect(SOCIAL[name]).toBe(DOCUMENTED[name]));
+});
+
+// Livepush answers in the app's envelope with a `result` code (docs/livepush.md): every core error has one.
+describe("livepush: each core error has its result code", () => {
+  test("the table", () => {
+    expect(LIVEPUSH).toEqual({
+      bad_frame: 3,
+      unknown_type: 3,
+      bad_request: 3,
+      unauthorized: 2,
+      forbidden: 4,
+      blocked: 7,
+      muted: 7,
+      not_member: 3,
+      not_found: 3,
+      conflict: 5,
+      recall_expired: 3,
+      rate_limited: 6,
+      slow_mode: 6,
+      unavailable: 8,
+      internal: 9,
+    });
+    for (const n of NAMES) expect(typeof LIVEPUSH[n]).toBe("number");
+  });
 });

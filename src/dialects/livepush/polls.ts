@@ -1,0 +1,255 @@
+// Held long polls of this node (docs/livepush.md "Delivery"). One entry per polling user: a hub session bound to
+// the user (so the cluster's presence counts a polling user as online, and pushes for the user reach this node
+// through its user channel), the poll held now, and what the previous answer carried. A held poll has no timer
+// of its own: one shared sweep, once a second while any user polls here, answers polls whose timeout passed and
+// unbinds users whose grace period after their last poll ended.
+//  - a stored message for the user (any protocol, any node) reaches the hub session as "m": the held poll reads
+//    the user's pending messages (from the delivered cursor) and answers;
+//  - the cursor moves over an answer's messages only when the user's next poll arrives (or up to its `ack`), so
+//    an answer lost on the way is answered again; a poll whose client went away before the answer is not
+//    answered at all (the messages stay pending);
+//  - a second poll of the user answers the first at once (empty, result 3); on another node, through the user's
+//    channel (a `{poll: node, ack}` notice), which also confirms the answer that node gave last (a poll on another
+//    node may read before that confirmation lands, and repeat that answer's messages once: same msg_id);
+//  - a notice that is not stored (a group dial) waits in the entry until a poll takes it (best effort).
+import type { ServerWebSocket } from "bun";
+import type { Chat } from "../../core/chat.ts";
+import type { Livepush, LpMessage } from "../../core/livepush.ts";
+import type { Message } from "../../core/types.ts";
+import type { Hub } from "../../hub/hub.ts";
+import { NO_TOPICS, type Dialect, type Session } from "../../hub/session.ts";
+import { Result } from "./encode.ts";
+
+export interface PollAnswer {
+  result: number;
+  msgs: LpMessage[];
+}
+
+interface Held {
+  resolve(a: PollAnswer): void;
+  until: number;
+  req: Request;
+}
+
+interface UserPoll {
+  user: string;
+  s: Session;
+  held?: Held;
+  /** the stored messages of the previous answer, in its order: confirmed by the next poll */
+  returned?: Message[];
+  /** notices not stored (group dials) waiting for a poll */
+  notices: LpMessage[];
+  /** when the user goes offline without another poll */
+  idleUntil: number;
+  /** something arrived since the last read */
+  dirty: boolean;
+  reading: boolean;
+}
+
+export interface PollDeps {
+  hub: Pick<Hub, "add" | "bindUser" | "remove" | "dispatch">;
+  chat: Pick<Chat, "pending" | "confirmAll">;
+  livepush: Pick<Livepush, "view" | "cameOnline">;
+  presence: { isOnline(user: string): Promise<boolean> };
+  /** whether other nodes may hold a poll of the user (the bus has peers) */
+  clustered: boolean;
+  dialect: Dialect;
+  nodeId: string;
+  pollMs: number;
+  graceMs: number;
+  pollMax: number;
+  log(msg: string): void;
+}
+
+const NOTICES_MAX = 100;
+const EMPTY: PollAnswer = { result: Result.timeout, msgs: [] };
+let nextId = 0;
+
+export class Polls {
+  private readonly users = new Map<string, UserPoll>();
+  private readonly opening = new Map<string, Promise<UserPoll>>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly d: PollDeps) {}
+
+  /** Users with an entry here (polling now or within their grace period). */
+  get size(): number {
+    return this.users.size;
+  }
+
+  /** Polls held now. */
+  get held(): number {
+    let n = 0;
+    for (const up of this.users.values()) if (up.held) n++;
+    return n;
+  }
+
+  /** A poll of `user`: answered at once when something waits, else held until something does or the timeout. */
+  async poll(user: string, role: string, req: Request, ack?: string): Promise<PollAnswer> {
+    const up = this.users.get(user) ?? (await this.open(user, role));
+    if (up.held) this.answer(up, EMPTY);
+    if (this.d.clustered) this.d.hub.dispatch({ type: "notice", proto: "livepush", body: { poll: this.d.nodeId, ...(ack !== undefined ? { ack } : {}) }, to: [user] });
+    if (up.returned) {
+      const done = acked(up.returned, ack);
+      if (done.length) await this.d.chat.confirmAll(user, done, "delivered");
+      up.returned = undefined;
+    }
+    if (req.signal.aborted) return EMPTY;
+    return new Promise<PollAnswer>((resolve) => {
+      const held: Held = { resolve, until: Date.now() + this.d.pollMs, req };
+      up.held = held;
+      up.dirty = true;
+      req.signal.addEventListener(
+        "abort",
+        () => {
+          // The client went away: nothing is answered, so nothing counts as returned.
+          if (up.held !== held) return;
+          up.held = undefined;
+          up.idleUntil = Date.now() + this.d.graceMs;
+        },
+        { once: true },
+      );
+      this.tick();
+      this.wake(up);
+    });
+  }
+
+  /** Closes every entry (shutdown): held polls are answered empty. */
+  closeAll(): void {
+    for (const up of [...this.users.values()]) this.end(up);
+  }
+
+  private async open(user: string, role: string): Promise<UserPoll> {
+    let p = this.opening.get(user);
+    if (!p) {
+      p = this.bind(user, role).finally(() => this.opening.delete(user));
+      this.opening.set(user, p);
+    }
+    return p;
+  }
+
+  private async bind(user: string, role: string): Promise<UserPoll> {
+    const wasOnline = await this.d.presence.isOnline(user).catch(() => true);
+    const up: UserPoll = { user, s: undefined as unknown as Session, notices: [], idleUntil: Infinity, dirty: false, reading: false };
+    const ws = {
+      send: (f: string | Uint8Array) => (this.frame(up, f), 1),
+      close: () => this.end(up),
+      getBufferedAmount: () => 0,
+    } as unknown as ServerWebSocket<Session>;
+    up.s = {
+      id: `lp${++nextId}`,
+      dialect: this.d.dialect,
+      codec: this.d.dialect.name,
+      userId: user,
+      role,
+      ws,
+      closed: false,
+      topics: NO_TOPICS as Set<string>,
+      inflight: 0,
+      refusedInRow: 0,
+      state: {},
+    };
+    this.users.set(user, up);
+    this.d.hub.add(up.s);
+    await this.d.hub.bindUser(up.s, user, role);
+    if (!wasOnline) void this.d.livepush.cameOnline(user).catch((e) => this.d.log(`livepush online pushes of ${user}: ${(e as Error).message}`));
+    return up;
+  }
+
+  /** What the user's hub session received. */
+  private frame(up: UserPoll, f: string | Uint8Array): void {
+    if (typeof f !== "string") return;
+    if (f !== "m") {
+      let n: { poll?: string; ack?: string; msg_id?: string };
+      try {
+        n = JSON.parse(f);
+      } catch {
+        return;
+      }
+      if (n.poll !== undefined) {
+        // The user polls on another node now: the poll held here is answered at once, and the previous answer
+        // given here is confirmed as that poll says (its next poll arrived, there).
+        if (n.poll === this.d.nodeId) return;
+        if (up.held) this.answer(up, EMPTY);
+        const done = up.returned && acked(up.returned, n.ack);
+        up.returned = undefined;
+        if (done?.length) void this.d.chat.confirmAll(up.user, done, "delivered").catch((e) => this.d.log(`livepush confirm of ${up.user}: ${(e as Error).message}`));
+        return;
+      }
+      if (up.notices.length >= NOTICES_MAX) up.notices.shift();
+      up.notices.push(n as LpMessage);
+    }
+    up.dirty = true;
+    this.wake(up);
+  }
+
+  private wake(up: UserPoll): void {
+    if (up.held && !up.reading) void this.drain(up);
+  }
+
+  /** Reads what waits for the user while a poll is held and something arrived; answers when it found any. */
+  private async drain(up: UserPoll): Promise<void> {
+    up.reading = true;
+    try {
+      while (up.held && up.dirty) {
+        up.dirty = false;
+        const { msgs } = await this.d.chat.pending(up.user, { limit: this.d.pollMax });
+        if (!up.held) break;
+        const shown = await this.d.livepush.view(up.user, msgs);
+        if (!up.held) break;
+        const notices = up.notices.splice(0);
+        if (shown.length + notices.length === 0) continue;
+        const byId = new Map(msgs.map((m) => [m.id, m]));
+        this.answer(up, { result: Result.ok, msgs: [...shown, ...notices] }, shown.map((v) => byId.get(v.msg_id)!));
+      }
+    } catch (e) {
+      this.d.log(`livepush poll of ${up.user}: ${(e as Error).message}`);
+      this.answer(up, { result: Result.unavailable, msgs: [] });
+    } finally {
+      up.reading = false;
+    }
+  }
+
+  private answer(up: UserPoll, a: PollAnswer, returned?: Message[]): void {
+    const held = up.held;
+    if (!held) return;
+    up.held = undefined;
+    up.idleUntil = Date.now() + this.d.graceMs;
+    if (returned?.length && !held.req.signal.aborted) up.returned = returned;
+    held.resolve(a);
+  }
+
+  /** The user's entry ends: a held poll is answered empty, the hub session unbound (offline after the last one). */
+  private end(up: UserPoll): void {
+    if (this.users.get(up.user) !== up) return;
+    this.answer(up, EMPTY);
+    this.users.delete(up.user);
+    up.s.closed = true;
+    this.d.hub.remove(up.s);
+  }
+
+  /** Starts the shared sweep when it is not running. */
+  private tick(): void {
+    this.timer ??= setInterval(() => this.sweep(), 1000);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const up of this.users.values()) {
+      if (up.held) {
+        if (up.held.until <= now) this.answer(up, EMPTY);
+      } else if (!up.reading && up.idleUntil <= now) this.end(up);
+    }
+    if (this.users.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
+
+/** The messages of the previous answer a poll confirms: all of them, none ("0"), or up to and including `ack`. */
+function acked(returned: Message[], ack: string | undefined): Message[] {
+  if (ack === undefined) return returned;
+  const i = returned.findIndex((m) => m.id === ack);
+  return i < 0 ? [] : returned.slice(0, i + 1);
+}
