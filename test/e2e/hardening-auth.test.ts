@@ -22,9 +22,11 @@ async function jwt(sub: string, claims: { exp?: number; iat?: number }): Promise
 }
 
 /** A J-IM handshake: the login answer's code (10007 in, 10008 refused). */
+/** A J-IM login's answer code, or the close code when the connection ended first (e.g. 4001: the user was disabled
+ * while its login was under way). */
 async function jimLogin(wsBase: string, query: Record<string, string>): Promise<number> {
   const c = await Client.connect(`${wsBase}/jim?${new URLSearchParams(query)}`);
-  const r = await c.next();
+  const r: { code: number } = await c.next().catch(() => c.closed);
   c.ws.close();
   return r.code;
 }

@@ -8,7 +8,9 @@ import { isNotice } from "../helpers/protocol/rooms.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const { rooms } = protocols;
-const IDLE_MS = 600;
+// Long enough that a loaded machine's event-loop stalls (hundreds of ms on 2 busy cores) never look like 4 idle
+// checks in a row to a connection that gets a frame every ~100 ms.
+const IDLE_MS = 2000;
 const SEED_HEARTBEAT = "d98591378b184375b1c3ab5ded0964f0e6c00ba934154583ac97";
 const isMsg = (content: string) => (f: any) => f.messageContent === content && f.messageType !== "notice" && f.messageType !== "error";
 
