@@ -57,13 +57,20 @@ export class MessageStore implements Messages {
    * Pull and mark delivered in one statement: the page of `pending` (up to `limit` + 1 rows: the extra one,
    * not marked, tells whether more wait) and, in the same statement, every conversation's delivered cursor moved to
    * the highest seq of the first `limit` rows. Returns the page and the cursors' new values.
+   *
+   * The cursor is advisory (a lost update only repeats messages the client drops by seq), so this statement's
+   * transaction commits without waiting for its WAL flush (`synchronous_commit` off for it alone, set inside
+   * the statement: no extra round trip). Messages are never written so: an ack waits for its flush.
    */
   async pull(userId: string, opts: { conv?: string; limit: number }): Promise<{ msgs: Message[]; moved: Map<string, number> }> {
     const rows = await prepared<RawMessage & { rn: number | string; moved: [string, number | string][] | string | null }>(
       this.db,
       sql`
         with page as (${pendingPage(userId, { conv: opts.conv, limit: opts.limit + 1 }, true)}),
-        top as (select conv_id, max(seq) as s from page where rn <= ${opts.limit} group by conv_id),
+        top as (
+          select conv_id, max(seq) as s from page
+           where rn <= ${opts.limit} and set_config('synchronous_commit', 'off', true) = 'off'
+           group by conv_id),
         moved as (
           update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
             from top where mb.conv_id = top.conv_id and mb.user_id = ${userId}
