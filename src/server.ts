@@ -88,7 +88,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const deskState = cfg.redisUrl && presence instanceof RedisPresence ? await RedisDeskState.connect(cfg.redisUrl, keys, presence, log) : new MemoryDeskState();
 
   const ids = new IdGen(cfg.nodeId, presence instanceof RedisPresence ? presence.slot : undefined);
-  const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs, {
+  const writer = new GroupWriter((items, stages) => store.appendBatch(items, stages), cfg.writerBatchRows, cfg.writerBatchMs, {
     queueMax: cfg.writerQueueMax,
     commitTimeoutMs: cfg.sendCommitTimeoutMs,
   });

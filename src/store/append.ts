@@ -1,5 +1,6 @@
 // The group-commit writer's store function (the core's AppendBatch): a batch of messages in one transaction.
 import { sql, type SQL } from "drizzle-orm";
+import type { AppendStages } from "../core/ports.ts";
 import type { AppendItem, AppendResult } from "../core/records.ts";
 import type { Message } from "../core/types.ts";
 import { rowsOf, type Db } from "./db.ts";
@@ -69,7 +70,7 @@ type Locked = { id: string; last_seq: string | number };
  * direct chats are missing: create them with their members and lock them; (3) reserve the seq ranges, insert
  * the rows, move the senders' last_sent_seq.
  */
-export async function appendBatch(db: Db, items: AppendItem[]): Promise<AppendResult[]> {
+export async function appendBatch(db: Db, items: AppendItem[], stages: AppendStages = {}): Promise<AppendResult[]> {
   return inTransaction(db, async (run) => {
     const results: (AppendResult | undefined)[] = new Array(items.length);
     // A retry is the same client id from the same sender in the same conversation: the id is the
@@ -152,6 +153,9 @@ export async function appendBatch(db: Db, items: AppendItem[]): Promise<AppendRe
       for (const r of out2[2] as Locked[]) next.set(r.id, Number(r.last_seq));
     }
     for (const { it } of fresh) if (!next.has(it.conv)) throw new Error(`conversation ${it.conv} does not exist`);
+    // Every conversation this batch writes is locked: the writer may start the next batch (its locks wait for ours).
+    stages.locked?.();
+    if (stages.proceed) await stages.proceed();
 
     if (fresh.length) {
       const counts = new Map<string, number>();

@@ -1,7 +1,7 @@
 // Stored messages and the members' delivered/read cursors over them (the core's Messages port). Raw SQL where
 // the query builder's cost shows (bench: offline-pull); the same code runs on postgres.js and PGlite.
 import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from "drizzle-orm";
-import type { Messages } from "../core/ports.ts";
+import type { AppendStages, Messages } from "../core/ports.ts";
 import type { AppendItem, AppendResult, HistoryQuery } from "../core/records.ts";
 import type { Message } from "../core/types.ts";
 import { appendBatch } from "./append.ts";
@@ -38,8 +38,8 @@ export class MessageStore implements Messages {
   constructor(private readonly db: Db) {}
 
   /** One batch in one transaction (store/append.ts). */
-  appendBatch(items: AppendItem[]): Promise<AppendResult[]> {
-    return appendBatch(this.db, items);
+  appendBatch(items: AppendItem[], stages?: AppendStages): Promise<AppendResult[]> {
+    return appendBatch(this.db, items, stages);
   }
 
   /**
