@@ -19,6 +19,8 @@ export interface Options {
   /** fan-out: open-loop rate in messages per second (default: 100,000 deliveries/s) */
   rate?: number;
   window?: number;
+  /** runs of each scenario (`--repeat`; `--full`: 3) */
+  repeat: number;
 }
 
 export interface Row {
@@ -41,8 +43,18 @@ export interface Target {
   name: string;
   goal: string;
   value: string;
-  met: boolean;
+  /** undefined: no goal is set, the figure is only reported (never shown as met) */
+  met: boolean | undefined;
   note?: string;
+}
+
+/** One figure's min / median / max over repeated runs (lib/repeat.ts). */
+export interface Spread {
+  name: string;
+  min: number;
+  median: number;
+  max: number;
+  runs: number;
 }
 
 export interface Result {
@@ -55,6 +67,9 @@ export interface Result {
   targets: Target[];
   notes: string[];
   seconds: number;
+  /** runs folded into this result (`--repeat`), and each ratio's, target's and row's spread over them */
+  repeats?: number;
+  spreads?: Spread[];
 }
 
 export class Ctx {
@@ -194,7 +209,8 @@ export function ratiosOf(rows: Row[]): Result["ratios"] {
   return out;
 }
 
-export const target = (name: string, goal: string, value: number, ok: boolean, digits = 2, note?: string): Target => ({
+/** A target (`ok`: whether its goal is reached), or, with `ok` undefined, a figure reported with no goal. */
+export const target = (name: string, goal: string, value: number, ok: boolean | undefined, digits = 2, note?: string): Target => ({
   name,
   goal,
   value: Number.isFinite(value) ? value.toFixed(digits) : "n/a",

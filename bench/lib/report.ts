@@ -33,12 +33,19 @@ export function table(run: Run): string {
     ]);
     out.push(...grid([head, ...lines]));
     if (r.ratios.length) out.push("ratios: " + r.ratios.map((x) => `${x.ours} / ${x.peer} = ${x.ratio.toFixed(2)}×`).join(" · "));
-    for (const t of r.targets) out.push(`target ${t.met ? "MET   " : "MISSED"} ${t.name}: ${t.value} (goal ${t.goal})${t.note ? ` — ${t.note}` : ""}`);
+    for (const t of r.targets) out.push(`${targetWord(t.met)} ${t.name}: ${t.value} (goal ${t.goal})${t.note ? ` — ${t.note}` : ""}`);
+    if (r.spreads?.length) {
+      out.push(`spreads over ${r.repeats} runs (min / median / max; the rows above are the median run):`);
+      for (const x of r.spreads) out.push(`  ${x.name}: ${fmt(x.min)} / ${fmt(x.median)} / ${fmt(x.max)}`);
+    }
     for (const n of r.notes) out.push(`note: ${n}`);
   }
   for (const f of run.failures) out.push("", `## ${f.scenario} FAILED: ${f.error}`);
   return out.join("\n");
 }
+
+/** MET only where a goal is set and reached; a figure without a goal is only reported. */
+export const targetWord = (met: boolean | undefined) => (met === undefined ? "reported     " : met ? "target MET   " : "target MISSED");
 
 function grid(rows: string[][]): string[] {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -86,7 +93,8 @@ export function svg(run: Run): string {
     const ratios = r.ratios.map((x) => `${x.ours}/${x.peer} ${x.ratio.toFixed(2)}×`).join("  ·  ");
     if (ratios) parts.push(`<text x="20" y="${y + 8}" font-size="10" fill="#333">${esc(ratios)}</text>`), (y += 14);
     for (const t of r.targets) {
-      parts.push(`<text x="20" y="${y + 8}" font-size="10" fill="${t.met ? "#276749" : "#c53030"}">${esc(`${t.met ? "✓" : "✗"} ${t.name}: ${t.value} (goal ${t.goal})`)}</text>`);
+      const [colour, mark] = t.met === undefined ? ["#555", "·"] : t.met ? ["#276749", "✓"] : ["#c53030", "✗"];
+      parts.push(`<text x="20" y="${y + 8}" font-size="10" fill="${colour}">${esc(`${mark} ${t.name}: ${t.value} (goal ${t.goal})`)}</text>`);
       y += 13;
     }
     y += 6;
