@@ -145,20 +145,21 @@ export class Ctx {
     const report = await lg.report(t);
     // Load-generator CPU as a share of the cores it could use: near 100% means the figure is the
     // generator's limit, not the server's (the machine has 2 cores for servers and generator alike).
-    const gen = (lg.cpu() - g0) / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
+    const genCpu = lg.cpu() - g0;
+    const gen = genCpu / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
     const cpu = servers.map((s, i) => s.cpu() - cpu0[i]!);
     const db = o.db ? (await this.dbCpu()) - db0 : NaN;
     const redis = o.redisPid ? (await import("./machine.ts")).cpuSeconds(o.redisPid) - r0 : NaN;
     const rate = report.counters.count / report.seconds;
     this.say(
-      `  ${label}: ${fmt(rate)}/s  p50 ${fmtMs(report.hist.pct(0.5))}  p99 ${fmtMs(report.hist.pct(0.99))}  server CPU ${cpu.map((c) => c.toFixed(2)).join("+")} s  generator ${(gen * 100).toFixed(0)}%` +
+      `  ${label}: ${fmt(rate)}/s  p50 ${fmtMs(report.hist.pct(0.5))}  p99 ${fmtMs(report.hist.pct(0.99))}  server CPU ${cpu.map((c) => c.toFixed(2)).join("+")} s  generator ${(gen * 100).toFixed(0)}% (${genCpu.toFixed(2)} CPU s of ${(report.seconds * navigator.hardwareConcurrency).toFixed(1)} on the machine)` +
         (o.db ? `  db CPU ${db.toFixed(2)} s` : "") +
         (report.counters.lost || report.counters.errors || report.counters.resyncs || report.counters.closed
           ? `  (lost ${report.counters.lost}, errors ${report.counters.errors}, resyncs ${report.counters.resyncs}, closed ${report.counters.closed})`
           : "") +
         (report.counters.lastError ? `\n    first error: ${report.counters.lastError}` : ""),
     );
-    return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen };
+    return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen, genCpu };
   }
 
   private async tick(label: string, seconds: number, _lg: LoadGen): Promise<void> {
@@ -179,6 +180,8 @@ export interface Measured {
   cpuEach: number[];
   db: number;
   redis: number;
+  /** load-generator CPU seconds over the window (all its processes, from /proc) */
+  genCpu: number;
   /** load-generator CPU over the window, as a fraction of the cores it could use */
   gen: number;
 }
