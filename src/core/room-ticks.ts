@@ -35,7 +35,7 @@ export interface RoomTicksDeps {
   /** Connections in the room across the cluster (presence). */
   count(conv: string): Promise<number>;
   log(msg: string): void;
-  /** The clock and timer (tests inject their own); default performance.now, setTimeout. */
+  /** The clock and timer (tests inject their own); default performance.now, setImmediate for 0 ms, else setTimeout. */
   now?: () => number;
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (t: unknown) => void;
@@ -62,8 +62,15 @@ export class RoomTicks {
 
   constructor(private readonly d: RoomTicksDeps) {
     this.now = d.now ?? (() => performance.now());
-    this.setTimer = d.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
-    this.clearTimer = d.clearTimer ?? ((t) => clearTimeout(t as ReturnType<typeof setTimeout>));
+    // "At once" is the next turn of the event loop (setImmediate: after this turn's acks, with no timer's delay).
+    this.setTimer = d.setTimer ?? ((fn, ms) => (ms <= 0 ? { now: setImmediate(fn) } : { later: setTimeout(fn, ms) }));
+    this.clearTimer =
+      d.clearTimer ??
+      ((t) => {
+        const h = t as { now?: ReturnType<typeof setImmediate>; later?: ReturnType<typeof setTimeout> };
+        if (h.now) clearImmediate(h.now);
+        else clearTimeout(h.later);
+      });
   }
 
   /** Queues an item for the room's next frame: at once in a quiet room, at its next tick in a busy one. */
