@@ -178,7 +178,9 @@ export class GroupWriter {
       mFailed.value++;
       if (prev) {
         // Started beside a batch before it: written again, in front of the queue, once that one is done
-        // (whether it failed or this one did, the order of the seqs stays the order of the sends).
+        // (whether it failed or this one did, the order of the seqs stays the order of the sends). Nothing
+        // starts beside that one again: a store failing at once (a closed pool) must not spin.
+        prev.open = false;
         this.queue.unshift(...rows.filter((p) => !p.done));
         mQueue.value = this.queue.length;
         return;

@@ -141,6 +141,31 @@ describe("GroupWriter bounds", () => {
     for (const e of await Promise.all([first, ...queued])) expect(e.message).toContain("not committed within 300 ms");
   });
 
+  test("a batch started beside another that fails at once is queued again, not restarted beside it (no spin)", async () => {
+    let writes = 0;
+    let releaseFirst!: () => void;
+    const write = (items: AppendItem[], stages?: AppendStages): Promise<AppendResult[]> => {
+      writes++;
+      if (writes === 1) {
+        stages?.locked?.();
+        return new Promise((resolve) => (releaseFirst = () => resolve(items.map((it) => ({ msg: { id: it.id.toString() } as never, dup: false })))));
+      }
+      if (writes > 50) return new Promise(() => {}); // stops a spinning writer, so the test can tell
+      return Promise.reject(Object.assign(new Error("write CONNECTION_ENDED"), { code: "CONNECTION_ENDED" }));
+    };
+    const writer = new GroupWriter(write, 1, 0);
+    const first = writer.append(item(1));
+    const second = writer.append(item(2)).catch((e) => e);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(writes).toBe(2); // the second batch failed beside the first and waits for it in the queue
+    releaseFirst();
+    await first;
+    const err = await second;
+    expect(err).toBeInstanceOf(CoreError);
+    expect(err.name).toBe("unavailable");
+    expect(writes).toBe(3);
+  });
+
   test("a store that cannot be reached fails the whole batch at once, without retrying row by row", async () => {
     let writes = 0;
     const writer = new GroupWriter(
