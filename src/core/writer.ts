@@ -45,6 +45,8 @@ export interface WriterOptions {
   queueMax?: number;
   /** Longest a send waits for its commit before it is answered `unavailable`. */
   commitTimeoutMs?: number;
+  /** Called when a batch committed, before its sends are answered (the hub corks the acks and pushes that follow). */
+  onCommit?: () => void;
 }
 
 const mBatches = metric("chat_writer_batches_total", "Group-commit batches written");
@@ -64,6 +66,7 @@ export class GroupWriter {
   private sweeper: ReturnType<typeof setTimeout> | undefined;
   private readonly queueMax: number;
   private readonly commitTimeoutMs: number;
+  private readonly onCommit: (() => void) | undefined;
   /** Why the last write failed for the store being unreachable; cleared by the next commit. */
   storeError: string | undefined;
   /** Transactions attempted (batches, and the halves of failed batches). */
@@ -77,6 +80,7 @@ export class GroupWriter {
   ) {
     this.queueMax = opts.queueMax ?? 100_000;
     this.commitTimeoutMs = opts.commitTimeoutMs ?? 10_000;
+    this.onCommit = opts.onCommit;
   }
 
   append(item: AppendItem): Promise<AppendResult> {
@@ -199,6 +203,7 @@ export class GroupWriter {
   }
 
   private committed(rows: Pending[], results: AppendResult[]): void {
+    this.onCommit?.();
     this.storeError = undefined;
     rows.forEach((p, i) => this.settle(p, results[i]!));
     mRows.value += rows.length;
