@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ctx, type Options, type Result } from "./lib/harness.ts";
 import { machine } from "./lib/machine.ts";
+import { merge } from "./lib/repeat.ts";
 import { svg, table, type Run } from "./lib/report.ts";
 import type { ServerKind } from "./lib/servers.ts";
 import { cluster } from "./scenarios/cluster.ts";
@@ -39,7 +40,9 @@ options:
   --window W        closed-loop messages in flight per sender (fan-out, durable, direct)
   --store M         offline-pull: messages in the store (default 1,000,000)
   --peers a,b       peers to run beside ours: bun-raw,node-ws,socketio (default all; "none" for none)
-  --out DIR         where results go (default bench/results)`;
+  --out DIR         where results go (default bench/results)
+  --repeat N        runs of each scenario, printed with min / median / max of each ratio (default 1)
+  --full            every scenario 3 times (--repeat 3)`;
 
 function parse(argv: string[]): { scenarios: string[]; opts: Options; out: string } {
   const scenarios: string[] = [];
@@ -51,6 +54,7 @@ function parse(argv: string[]): { scenarios: string[]; opts: Options; out: strin
       process.exit(0);
     }
     if (a === "--smoke") flags.smoke = "1";
+    else if (a === "--full") flags.full = "1";
     else if (a.startsWith("--")) {
       const [k, v] = a.includes("=") ? a.slice(2).split("=", 2) : [a.slice(2), argv[++i]];
       if (v === undefined) throw new Error(`${a} needs a value`);
@@ -73,6 +77,7 @@ function parse(argv: string[]): { scenarios: string[]; opts: Options; out: strin
       store: num("store"),
       rate: num("rate"),
       window: num("window"),
+      repeat: num("repeat") ?? (flags.full === "1" ? 3 : 1),
     },
     out: flags.out ?? join(import.meta.dir, "results"),
   };
@@ -103,7 +108,9 @@ ctx.say(`bench: ${scenarios.join(", ")} on ${run.machine.nproc} × ${run.machine
 try {
   for (const s of scenarios) {
     try {
-      run.results.push(await SCENARIOS[s]!(ctx));
+      const runs = [];
+      for (let k = 0; k < opts.repeat; k++) runs.push(await SCENARIOS[s]!(ctx));
+      run.results.push(merge(runs));
     } catch (e) {
       ctx.say(`${s} failed: ${(e as Error).stack ?? e}`);
       run.failures.push({ scenario: s, error: (e as Error).message ?? String(e) });

@@ -94,9 +94,11 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const deskState = cfg.redisUrl && presence instanceof RedisPresence ? await RedisDeskState.connect(cfg.redisUrl, keys, presence, log) : new MemoryDeskState();
 
   const ids = new IdGen(cfg.nodeId, presence instanceof RedisPresence ? presence.slot : undefined);
-  const writer = new GroupWriter((items) => store.appendBatch(items), cfg.writerBatchRows, cfg.writerBatchMs, {
+  const writer = new GroupWriter((items, stages) => store.appendBatch(items, stages), cfg.writerBatchRows, cfg.writerBatchMs, {
     queueMax: cfg.writerQueueMax,
     commitTimeoutMs: cfg.sendCommitTimeoutMs,
+    // A batch's acks and pushes go out corked: one write per socket (Hub.corkTurn).
+    onCommit: () => hub.corkTurn(),
   });
   // The hub and the core call each other: the core pushes events through the hub, and the hub reports the
   // pushes a socket wrote out (delivered marks) and the topics a connection entered or left (live rooms).

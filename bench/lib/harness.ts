@@ -19,6 +19,8 @@ export interface Options {
   /** fan-out: open-loop rate in messages per second (default: 100,000 deliveries/s) */
   rate?: number;
   window?: number;
+  /** runs of each scenario (`--repeat`; `--full`: 3) */
+  repeat: number;
 }
 
 export interface Row {
@@ -41,8 +43,18 @@ export interface Target {
   name: string;
   goal: string;
   value: string;
-  met: boolean;
+  /** undefined: no goal is set, the figure is only reported (never shown as met) */
+  met: boolean | undefined;
   note?: string;
+}
+
+/** One figure's min / median / max over repeated runs (lib/repeat.ts). */
+export interface Spread {
+  name: string;
+  min: number;
+  median: number;
+  max: number;
+  runs: number;
 }
 
 export interface Result {
@@ -55,6 +67,9 @@ export interface Result {
   targets: Target[];
   notes: string[];
   seconds: number;
+  /** runs folded into this result (`--repeat`), and each ratio's, target's and row's spread over them */
+  repeats?: number;
+  spreads?: Spread[];
 }
 
 export class Ctx {
@@ -130,20 +145,21 @@ export class Ctx {
     const report = await lg.report(t);
     // Load-generator CPU as a share of the cores it could use: near 100% means the figure is the
     // generator's limit, not the server's (the machine has 2 cores for servers and generator alike).
-    const gen = (lg.cpu() - g0) / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
+    const genCpu = lg.cpu() - g0;
+    const gen = genCpu / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
     const cpu = servers.map((s, i) => s.cpu() - cpu0[i]!);
     const db = o.db ? (await this.dbCpu()) - db0 : NaN;
     const redis = o.redisPid ? (await import("./machine.ts")).cpuSeconds(o.redisPid) - r0 : NaN;
     const rate = report.counters.count / report.seconds;
     this.say(
-      `  ${label}: ${fmt(rate)}/s  p50 ${fmtMs(report.hist.pct(0.5))}  p99 ${fmtMs(report.hist.pct(0.99))}  server CPU ${cpu.map((c) => c.toFixed(2)).join("+")} s  generator ${(gen * 100).toFixed(0)}%` +
+      `  ${label}: ${fmt(rate)}/s  p50 ${fmtMs(report.hist.pct(0.5))}  p99 ${fmtMs(report.hist.pct(0.99))}  server CPU ${cpu.map((c) => c.toFixed(2)).join("+")} s  generator ${(gen * 100).toFixed(0)}% (${genCpu.toFixed(2)} CPU s of ${(report.seconds * navigator.hardwareConcurrency).toFixed(1)} on the machine)` +
         (o.db ? `  db CPU ${db.toFixed(2)} s` : "") +
         (report.counters.lost || report.counters.errors || report.counters.resyncs || report.counters.closed
           ? `  (lost ${report.counters.lost}, errors ${report.counters.errors}, resyncs ${report.counters.resyncs}, closed ${report.counters.closed})`
           : "") +
         (report.counters.lastError ? `\n    first error: ${report.counters.lastError}` : ""),
     );
-    return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen };
+    return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen, genCpu };
   }
 
   private async tick(label: string, seconds: number, _lg: LoadGen): Promise<void> {
@@ -164,6 +180,8 @@ export interface Measured {
   cpuEach: number[];
   db: number;
   redis: number;
+  /** load-generator CPU seconds over the window (all its processes, from /proc) */
+  genCpu: number;
   /** load-generator CPU over the window, as a fraction of the cores it could use */
   gen: number;
 }
@@ -194,7 +212,8 @@ export function ratiosOf(rows: Row[]): Result["ratios"] {
   return out;
 }
 
-export const target = (name: string, goal: string, value: number, ok: boolean, digits = 2, note?: string): Target => ({
+/** A target (`ok`: whether its goal is reached), or, with `ok` undefined, a figure reported with no goal. */
+export const target = (name: string, goal: string, value: number, ok: boolean | undefined, digits = 2, note?: string): Target => ({
   name,
   goal,
   value: Number.isFinite(value) ? value.toFixed(digits) : "n/a",

@@ -34,7 +34,18 @@ export type { DeskState } from "./desk-state.ts";
 export type { AttemptCounter } from "./ratelimit.ts";
 
 /** Appends a batch of messages in one transaction (the group-commit writer's store function). (store/append.ts) */
-export type AppendBatch = (items: AppendItem[]) => Promise<AppendResult[]>;
+export type AppendBatch = (items: AppendItem[], stages?: AppendStages) => Promise<AppendResult[]>;
+
+/**
+ * How a batch's transaction lets the next one overlap it (core/writer.ts): `locked` is called once the batch
+ * holds the row locks of every conversation it writes (a next batch may start: its locks queue behind these);
+ * `proceed` is awaited before the batch writes anything: it rejects when the batch before failed (this one is
+ * then rolled back and queued again, so seqs keep the order of the sends).
+ */
+export interface AppendStages {
+  locked?(): void;
+  proceed?(): Promise<void>;
+}
 
 /** User records. (store/users.ts) */
 export interface Users {

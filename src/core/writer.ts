@@ -2,6 +2,11 @@
 // committed together in one transaction, so the per-commit cost (fsync, round trips) is shared by the
 // batch. Every promise resolves only after its batch committed: an ack always follows a commit.
 //
+// Two batches overlap: once a batch holds the row locks of every conversation it writes, the next one may
+// start (its locks queue behind those, so seqs follow the order of the sends); it writes nothing before the
+// first one committed, and when the first one fails it is rolled back and queued again, in front, so a bad
+// row's bisection keeps the order too.
+//
 // Bounded: at most `queueMax` sends wait (past it a send is refused at once with `unavailable`), and a send
 // waits at most `commitTimeoutMs` for its commit (then it is refused with `unavailable`). A send refused
 // while its transaction was already in flight may still commit: the client's retry with the same client id
@@ -10,7 +15,7 @@
 import { storeDown, storeFailure } from "./store-errors.ts";
 import { CoreError } from "./errors.ts";
 import { histogram, metric } from "./metrics.ts";
-import type { AppendBatch } from "./ports.ts";
+import type { AppendBatch, AppendStages } from "./ports.ts";
 import type { AppendItem, AppendResult } from "./records.ts";
 
 interface Pending {
@@ -22,11 +27,26 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+/** A batch's transaction in progress. */
+interface Flight {
+  rows: Pending[];
+  /** the batch holds its locks and has not failed: the next batch may start */
+  open: boolean;
+  /** settles when the batch's first transaction committed (or rejects when it failed) */
+  committed: Promise<void>;
+  commit(): void;
+  fail(e: unknown): void;
+  /** the whole run, its bisection included */
+  done?: Promise<void>;
+}
+
 export interface WriterOptions {
   /** Sends waiting for a batch (not counting the one being written); past it a send is refused. */
   queueMax?: number;
   /** Longest a send waits for its commit before it is answered `unavailable`. */
   commitTimeoutMs?: number;
+  /** Called when a batch committed, before its sends are answered (the hub corks the acks and pushes that follow). */
+  onCommit?: () => void;
 }
 
 const mBatches = metric("chat_writer_batches_total", "Group-commit batches written");
@@ -40,13 +60,13 @@ const mQueue = metric("chat_writer_queue", "Messages waiting for the next batch"
 
 export class GroupWriter {
   private queue: Pending[] = [];
-  /** the batch being written */
-  private inflight: Pending[] = [];
+  /** the batches being written, oldest first (at most two) */
+  private flights: Flight[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private sweeper: ReturnType<typeof setTimeout> | undefined;
-  private running: Promise<void> | undefined;
   private readonly queueMax: number;
   private readonly commitTimeoutMs: number;
+  private readonly onCommit: (() => void) | undefined;
   /** Why the last write failed for the store being unreachable; cleared by the next commit. */
   storeError: string | undefined;
   /** Transactions attempted (batches, and the halves of failed batches). */
@@ -60,6 +80,7 @@ export class GroupWriter {
   ) {
     this.queueMax = opts.queueMax ?? 100_000;
     this.commitTimeoutMs = opts.commitTimeoutMs ?? 10_000;
+    this.onCommit = opts.onCommit;
   }
 
   append(item: AppendItem): Promise<AppendResult> {
@@ -71,7 +92,7 @@ export class GroupWriter {
       this.queue.push({ item, deadline: performance.now() + this.commitTimeoutMs, done: false, resolve, reject });
       mQueue.value = this.queue.length;
       this.sweeper ??= setTimeout(() => this.sweep(), this.commitTimeoutMs);
-      if (this.running) return; // the running batch drains the queue when it ends
+      if (!this.canStart()) return; // a batch in flight starts the next one when it holds its locks or ends
       if (this.queue.length >= this.batchRows) this.kick();
       else this.timer ??= setTimeout(() => this.kick(), this.batchMs);
     });
@@ -79,36 +100,58 @@ export class GroupWriter {
 
   /** Resolves once everything queued so far is committed or refused (used at shutdown). */
   async flush(): Promise<void> {
-    while (this.queue.length || this.running) {
-      if (!this.running) this.kick();
-      await this.running;
+    while (this.queue.length || this.flights.length) {
+      if (!this.flights.length) this.kick();
+      await Promise.all(this.flights.map((f) => f.done));
     }
+  }
+
+  /** A batch may start: none in flight, or one that holds its locks. */
+  private canStart(): boolean {
+    return this.flights.length === 0 || (this.flights.length === 1 && this.flights[0]!.open);
   }
 
   private kick(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.running || this.queue.length === 0) return;
-    this.running = this.drain().finally(() => {
-      this.running = undefined;
+    if (this.queue.length === 0 || !this.canStart()) return;
+    const prev = this.flights[0];
+    const rows = this.queue.splice(0, this.batchRows);
+    mQueue.value = this.queue.length;
+    let commit!: () => void;
+    let fail!: (e: unknown) => void;
+    const committed = new Promise<void>((res, rej) => ((commit = res), (fail = rej)));
+    committed.catch(() => {});
+    const f: Flight = { rows, open: false, committed, commit, fail };
+    this.flights.push(f);
+    f.done = this.drain(f, prev).finally(() => {
+      this.flights.splice(this.flights.indexOf(f), 1);
       if (this.queue.length) this.kick();
     });
   }
 
+  /** The batch in flight holds its locks: the next one starts now when full, else after WRITER_BATCH_MS. */
+  private locked(f: Flight): void {
+    f.open = true;
+    if (this.queue.length >= this.batchRows) this.kick();
+    else if (this.queue.length) this.timer ??= setTimeout(() => this.kick(), this.batchMs);
+  }
+
   /**
    * Answers `unavailable` to every send past its deadline: those still queued are dropped (never written),
-   * those in the batch being written are answered now (the batch may still commit; see the file comment).
+   * those in a batch being written are answered now (the batch may still commit; see the file comment).
    */
   private sweep(): void {
     this.sweeper = undefined;
     const now = performance.now();
     const late = () => new CoreError("unavailable", `not committed within ${this.commitTimeoutMs} ms: retry with the same cmid`, 1000);
-    for (const p of this.inflight) if (!p.done && p.deadline <= now) this.settle(p, undefined, late());
+    const inflight = this.flights.flatMap((f) => f.rows);
+    for (const p of inflight) if (!p.done && p.deadline <= now) this.settle(p, undefined, late());
     let n = 0;
     while (n < this.queue.length && this.queue[n]!.deadline <= now) this.settle(this.queue[n++]!, undefined, late());
     if (n) this.queue.splice(0, n);
     mQueue.value = this.queue.length;
-    const next = [this.queue[0], ...this.inflight.filter((p) => !p.done)].reduce((d, p) => (p ? Math.min(d, p.deadline) : d), Infinity);
+    const next = [this.queue[0], ...inflight.filter((p) => !p.done)].reduce((d, p) => (p ? Math.min(d, p.deadline) : d), Infinity);
     if (next !== Infinity) this.sweeper = setTimeout(() => this.sweep(), Math.max(1, next - now));
   }
 
@@ -121,46 +164,86 @@ export class GroupWriter {
     } else p.resolve(r!);
   }
 
-  private async drain(): Promise<void> {
-    const batch = this.queue.splice(0, this.batchRows);
-    mQueue.value = this.queue.length;
-    this.inflight = batch;
+  private async drain(f: Flight, prev: Flight | undefined): Promise<void> {
     const t0 = performance.now();
-    await this.commit(batch);
-    this.inflight = [];
+    const rows = f.rows.filter((p) => !p.done);
+    if (!rows.length) return f.commit();
+    this.writes++;
+    const stages: AppendStages = { locked: () => this.locked(f) };
+    if (prev) stages.proceed = () => prev.committed;
+    try {
+      const results = await this.write(rows.map((p) => p.item), stages);
+      f.open = false;
+      f.commit();
+      this.committed(rows, results);
+    } catch (err) {
+      f.open = false;
+      f.fail(err);
+      mFailed.value++;
+      if (prev) {
+        // Started beside a batch before it: written again, in front of the queue, once that one is done
+        // (whether it failed or this one did, the order of the seqs stays the order of the sends). Nothing
+        // starts beside that one again: a store failing at once (a closed pool) must not spin.
+        prev.open = false;
+        this.queue.unshift(...rows.filter((p) => !p.done));
+        mQueue.value = this.queue.length;
+        return;
+      }
+      if (!this.failed(rows, err)) {
+        const half = Math.ceil(rows.length / 2);
+        await this.commit(rows.slice(0, half));
+        await this.commit(rows.slice(half));
+      }
+    }
     const sec = (performance.now() - t0) / 1000;
     mBatches.value++;
     mSeconds.value += sec;
-    hRows.observe(batch.length);
+    hRows.observe(rows.length);
     hSeconds.observe(sec);
   }
 
+  private committed(rows: Pending[], results: AppendResult[]): void {
+    this.onCommit?.();
+    this.storeError = undefined;
+    rows.forEach((p, i) => this.settle(p, results[i]!));
+    mRows.value += rows.length;
+  }
+
   /**
-   * Writes `rows` in one transaction. When it fails for one of its rows (bad data, a unique race with
-   * another node), the halves are retried, so a batch with one bad row costs about 2·log2(n) transactions
-   * instead of n, and only the bad row is refused. When the store itself is unreachable, all are refused
-   * at once with `unavailable` (bisecting would only multiply the failing round trips).
+   * A failed transaction: when the store itself is unreachable, all are refused at once with `unavailable`
+   * (bisecting would only multiply the failing round trips); a single row the store refused is that sender's
+   * bad request. Returns false when the rows are to be bisected.
+   */
+  private failed(rows: Pending[], err: unknown): boolean {
+    const down = storeDown(err);
+    if (down) {
+      this.storeError = down;
+      const e = new CoreError("unavailable", "the message store is unavailable: retry later with the same cmid", 1000);
+      for (const p of rows) this.settle(p, undefined, e);
+      return true;
+    }
+    // One row left: a value the store refused is that sender's bad request (core/store-errors.ts).
+    if (rows.length === 1) {
+      this.settle(rows[0]!, undefined, storeFailure(err));
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Writes `rows` in one transaction (alone: no batch overlaps a bisection). When it fails for one of its rows
+   * (bad data, a unique race with another node), the halves are retried, so a batch with one bad row costs
+   * about 2·log2(n) transactions instead of n, and only the bad row is refused.
    */
   private async commit(rows: Pending[]): Promise<void> {
     rows = rows.filter((p) => !p.done);
     if (!rows.length) return;
     this.writes++;
     try {
-      const results = await this.write(rows.map((p) => p.item));
-      this.storeError = undefined;
-      rows.forEach((p, i) => this.settle(p, results[i]!));
-      mRows.value += rows.length;
+      this.committed(rows, await this.write(rows.map((p) => p.item)));
     } catch (err) {
       mFailed.value++;
-      const down = storeDown(err);
-      if (down) {
-        this.storeError = down;
-        const e = new CoreError("unavailable", "the message store is unavailable: retry later with the same cmid", 1000);
-        for (const p of rows) this.settle(p, undefined, e);
-        return;
-      }
-      // One row left: a value the store refused is that sender's bad request (core/store-errors.ts).
-      if (rows.length === 1) return this.settle(rows[0]!, undefined, storeFailure(err));
+      if (this.failed(rows, err)) return;
       const half = Math.ceil(rows.length / 2);
       await this.commit(rows.slice(0, half));
       await this.commit(rows.slice(half));

@@ -33,6 +33,27 @@ const mDropped = metric("chat_send_dropped_total", "Sends dropped by the socket 
 const mBusIn = metric("chat_bus_received_total", "Envelopes received from the bus");
 const mBusOut = metric("chat_bus_published_total", "Envelopes published to the bus");
 
+/** Hubs holding frames of a corked turn (Hub.corkTurn): a socket's close writes what they hold for it first. */
+const holding = new Set<Hub>();
+/** Prototypes of Bun's server sockets whose close was made to write held frames first. */
+const hooked = new WeakSet<object>();
+
+/**
+ * Makes `close` on every socket of `ws`'s class write the frames a corked turn holds for it first (they were sent
+ * before the close). Once per class of socket: no per-connection cost. A plain object (a test's fake socket) is
+ * left alone.
+ */
+function hookClose(ws: object): void {
+  const proto = Object.getPrototypeOf(ws) as { close?: (...a: unknown[]) => unknown } | null;
+  if (!proto || proto === Object.prototype || hooked.has(proto) || typeof proto.close !== "function") return;
+  hooked.add(proto);
+  const close = proto.close;
+  proto.close = function (this: { data?: Session }, ...args: unknown[]) {
+    if (holding.size && this.data) for (const h of holding) h.flushHeld(this.data);
+    return close.apply(this, args);
+  };
+}
+
 /** Told when a user's connection enters or leaves a topic. */
 export interface TopicWatcher {
   joined(userId: string, topic: string): void;
@@ -104,6 +125,48 @@ export class Hub implements EventSink {
 
   add(s: Session): void {
     this.all.add(s);
+    hookClose(s.ws);
+  }
+
+  /** Frames of the corked turn (corkTurn), per socket, in order, each with the message it carries. */
+  private held: Map<Session, [Frame | Frame[], Message | undefined][]> | undefined;
+
+  /**
+   * Corks the rest of this turn of the event loop: frames sent until its end (setImmediate: after the promise
+   * continuations of what runs now) are held per socket, then each socket's are written in one corked write —
+   * one syscall per socket instead of one per frame. For bursts that answer many sockets at once (a committed
+   * batch's acks and pushes). Order holds: a topic publish writes everything held first, a socket's close
+   * what is held for it.
+   */
+  corkTurn(): void {
+    if (this.held) return;
+    this.held = new Map();
+    holding.add(this);
+    setImmediate(() => this.uncork());
+  }
+
+  /** Writes everything held and ends the corked turn. */
+  private uncork(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    holding.delete(this);
+    for (const [s, frames] of held) this.writeHeld(s, frames);
+  }
+
+  /** Writes what the corked turn holds for one socket now (it is about to close). */
+  flushHeld(s: Session): void {
+    const frames = this.held?.get(s);
+    if (!frames) return;
+    this.held!.delete(s);
+    this.writeHeld(s, frames);
+  }
+
+  private writeHeld(s: Session, frames: [Frame | Frame[], Message | undefined][]): void {
+    if (s.closed) return;
+    s.ws.cork(() => {
+      for (const [f, msg] of frames) if (!this.sendNow(s, f, msg)) break;
+    });
   }
 
   /**
@@ -251,6 +314,7 @@ export class Hub implements EventSink {
   }
 
   private publishLocal(topic: string, ev: CoreEvent, except?: Session): void {
+    this.uncork(); // frames sent before this event go out before it
     this.topics.fanOut(topic, ev, except);
     for (const fn of this.topicListeners) fn(topic, ev);
   }
@@ -275,6 +339,18 @@ export class Hub implements EventSink {
    * socket wrote it out when the protocol marks on push (a push from the user itself is not marked).
    */
   send(s: Session, frame: Frame | Frame[], msg?: Message): boolean {
+    if (this.held) {
+      // A corked turn: written at its end (a frame then dropped closes the socket with 4100 as below).
+      if (s.closed) return false;
+      let frames = this.held.get(s);
+      if (!frames) this.held.set(s, (frames = []));
+      frames.push([frame, msg]);
+      return true;
+    }
+    return this.sendNow(s, frame, msg);
+  }
+
+  private sendNow(s: Session, frame: Frame | Frame[], msg?: Message): boolean {
     const ok = Array.isArray(frame) ? frame.every((f) => this.write(s, f)) : this.write(s, frame);
     if (ok && msg && s.dialect.marksOnPush && s.userId && s.userId !== msg.from) this.marks?.accepted(s, s.userId, msg.conv, msg.seq);
     return ok;

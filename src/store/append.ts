@@ -1,10 +1,58 @@
 // The group-commit writer's store function (the core's AppendBatch): a batch of messages in one transaction.
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
+import type { AppendStages } from "../core/ports.ts";
 import type { AppendItem, AppendResult } from "../core/records.ts";
 import type { Message } from "../core/types.ts";
 import { rowsOf, type Db } from "./db.ts";
 import { fromRaw, toMessage, type RawMessage } from "./message-rows.ts";
-import { conversations, members } from "./schema.ts";
+
+/** Runs statements of one transaction in order; on postgres.js they travel together (one round trip). */
+type Run = (queries: SQL[]) => Promise<unknown[][]>;
+
+type PgTx = { unsafe(query: string, params?: unknown[], opts?: { prepare: boolean }): Promise<unknown[]> };
+type PostgresJs = { begin<T>(fn: (tx: PgTx) => Promise<T>): Promise<T> };
+type Dialect = { sqlToQuery(q: SQL): { sql: string; params: unknown[] } };
+
+/**
+ * One transaction whose statements go out in pipelined groups. On postgres.js: every statement of a group is
+ * prepared and sent at once, so a batch costs four round trips (begin, two groups, commit; one more when it
+ * creates direct chats) instead of one per statement. A group stops at its first failing statement (Postgres
+ * refuses the rest of an aborted transaction): that first error is thrown and the transaction rolls back.
+ * postgres.js's own `begin` holds the connection, so a connection lost mid-transaction fails the transaction.
+ * On PGlite (in-process, no round trips): a drizzle transaction, statements one by one.
+ */
+async function inTransaction<T>(db: Db, body: (run: Run) => Promise<T>): Promise<T> {
+  const client = (db as unknown as { $client: Partial<PostgresJs> }).$client;
+  if (typeof client?.begin !== "function") {
+    return db.transaction(async (tx) =>
+      body(async (queries) => {
+        const out: unknown[][] = [];
+        for (const q of queries) out.push(rowsOf(await tx.execute(q)));
+        return out;
+      }),
+    );
+  }
+  const dialect = (db as unknown as { dialect: Dialect }).dialect;
+  return client.begin((tx) =>
+    body(async (queries) => {
+      const sent = queries.map((q) => {
+        const { sql: text, params } = dialect.sqlToQuery(q);
+        return tx.unsafe(text, params, { prepare: true });
+      });
+      const settled = await Promise.allSettled(sent);
+      const failed = settled.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      return settled.map((r) => (r as PromiseFulfilledResult<unknown[]>).value);
+    }),
+  );
+}
+
+/** Locks conversation rows in id order (so concurrent batches cannot deadlock) and reads their last seq. */
+const lockSql = (ids: string[]) => sql`
+  select c.id, c.last_seq from conversations c
+   where c.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))
+   order by c.id for update`;
+type Locked = { id: string; last_seq: string | number };
 
 /**
  * Appends a batch in one transaction: retried client ids resolve to their first message, each
@@ -14,27 +62,58 @@ import { conversations, members } from "./schema.ts";
  *
  * Blacklist: a 1:1 message (`recipient`) is refused when the recipient blocked the sender; a message in
  * a container conversation (desk guests, rooms containers) when the conversation's owner — the agent
- * serving it — blocked the sender. Both are read in the writing transaction, the owner under the row
- * lock, so neither a block nor a transfer committed before the message can be bypassed.
+ * serving it — blocked the sender. Both are read in the writing transaction, the owner after the row
+ * lock was taken, so neither a block nor a transfer committed before the message can be bypassed.
+ *
+ * Statements go in groups (one round trip each on postgres.js): (1) lock every conversation the batch names,
+ * then (reading after the lock) retried client ids, 1:1 blocks and container owners' blocks; (2) only when
+ * direct chats are missing: create them with their members and lock them; (3) reserve the seq ranges, insert
+ * the rows, move the senders' last_sent_seq.
  */
-export async function appendBatch(db: Db, items: AppendItem[]): Promise<AppendResult[]> {
-  return db.transaction(async (tx) => {
+export async function appendBatch(db: Db, items: AppendItem[], stages: AppendStages = {}): Promise<AppendResult[]> {
+  return inTransaction(db, async (run) => {
     const results: (AppendResult | undefined)[] = new Array(items.length);
     // A retry is the same client id from the same sender in the same conversation: the id is the
     // client's, and clients make them per conversation, so a reuse elsewhere is a new message.
     const keyOf = (it: AppendItem) => `${it.conv}\u0000${it.sender}\u0000${it.cmid}`;
-
-    // 1. Idempotency: earlier messages with the same (conversation, sender, client msg id), and repeats inside the batch.
+    const allConvs = [...new Set(items.map((it) => it.conv))].sort();
     const withCmid = items.filter((i) => i.cmid);
-    const firstByKey = new Map<string, number>();
+    const direct = items.map((it, i) => ({ it, i })).filter(({ it }) => it.recipient);
+
+    // 1. Lock, then read what the lock protects. In READ COMMITTED each statement reads what was committed
+    // when it starts, so the statements after the lock see every transfer, block or message committed before it.
+    const group1: SQL[] = [lockSql(allConvs)];
+    // Idempotency: earlier messages with the same (conversation, sender, client msg id).
     if (withCmid.length) {
       const keys = JSON.stringify(withCmid.map((i) => ({ s: i.sender, c: i.cmid, v: i.conv })));
-      const found = rowsOf<RawMessage>(
-        await tx.execute(sql`
-          select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
-            from jsonb_to_recordset(${keys}::jsonb) as k(s text, c text, v text)
-            join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.conv_id = k.v`),
-      );
+      group1.push(sql`
+        select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
+          from jsonb_to_recordset(${keys}::jsonb) as k(s text, c text, v text)
+          join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.conv_id = k.v`);
+    }
+    // Blacklist of 1:1 messages: a recipient who blocked the sender refuses the message.
+    if (direct.length) {
+      const pairs = JSON.stringify(direct.map(({ it }) => ({ u: it.recipient, b: it.sender })));
+      group1.push(sql`
+        select b.user_id, b.blocked_id from jsonb_to_recordset(${pairs}::jsonb) as k(u text, b text)
+          join blocks b on b.user_id = k.u and b.blocked_id = k.b`);
+    }
+    // Blacklist of container conversations: the owner (the serving agent) who blocked the sender. The
+    // owner is read after the row lock: a transfer cannot slip in between.
+    const senders = JSON.stringify(items.map((it, n) => ({ n, v: it.conv, s: it.sender })));
+    group1.push(sql`
+      select k.n from jsonb_to_recordset(${senders}::jsonb) as k(n int, v text, s text)
+        join conversations c on c.id = k.v and c.kind = 'container' and c.owner_id <> k.s
+        join blocks b on b.user_id = c.owner_id and b.blocked_id = k.s`);
+    const out1 = await run(group1);
+    let at = 0;
+    const locked = out1[at++] as Locked[];
+    const found = withCmid.length ? (out1[at++] as RawMessage[]) : [];
+    const blockedDirect = direct.length ? (out1[at++] as { user_id: string; blocked_id: string }[]) : [];
+    const blockedByOwner = new Set((out1[at++] as { n: number | string }[]).map((r) => Number(r.n)));
+
+    const firstByKey = new Map<string, number>();
+    if (withCmid.length) {
       const byKey = new Map(found.map((r) => [`${r.conv_id}\u0000${r.sender_id}\u0000${r.client_msg_id}`, fromRaw(r)]));
       items.forEach((it, i) => {
         if (!it.cmid) return;
@@ -45,71 +124,38 @@ export async function appendBatch(db: Db, items: AppendItem[]): Promise<AppendRe
         else firstByKey.set(key, i);
       });
     }
+    const blocked = new Set(blockedDirect.map((b) => `${b.user_id}\u0000${b.blocked_id}`));
+    for (const { it, i } of direct) if (!results[i] && blocked.has(`${it.recipient}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
+    items.forEach((_, i) => {
+      if (!results[i] && blockedByOwner.has(i)) results[i] = { refused: "blocked" };
+    });
 
-    // 2. Blacklist of 1:1 messages: a recipient who blocked the sender refuses the message (checked in the
-    // writing transaction, so a block committed before it can never let a message through).
-    const checked = items.map((it, i) => ({ it, i })).filter(({ it, i }) => !results[i] && it.recipient);
-    if (checked.length) {
-      const pairs = JSON.stringify(checked.map(({ it }) => ({ u: it.recipient, b: it.sender })));
-      const found = rowsOf<{ user_id: string; blocked_id: string }>(
-        await tx.execute(sql`
-          select b.user_id, b.blocked_id from jsonb_to_recordset(${pairs}::jsonb) as k(u text, b text)
-            join blocks b on b.user_id = k.u and b.blocked_id = k.b`),
-      );
-      const blocked = new Set(found.map((b) => `${b.user_id}\u0000${b.blocked_id}`));
-      for (const { it, i } of checked) if (blocked.has(`${it.recipient}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
-    }
-
-    let fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
+    const fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
     /** each touched conversation's last seq, read under its row lock */
     const next = new Map<string, number>();
-    if (fresh.length) {
-      // 3. Lock the touched conversation rows in id order and read their last seq (and, for containers,
-      // their owner). Direct chats are created by their first message: missing ones are inserted (with
-      // members), then locked too.
-      const convIds = [...new Set(fresh.map(({ it }) => it.conv))].sort();
-      const lock = async (ids: string[]) =>
-        rowsOf<{ id: string; last_seq: string | number; owner: string | null }>(
-          await tx.execute(sql`
-            select c.id, c.last_seq, case when c.kind = 'container' then c.owner_id end as owner from conversations c
-             where c.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))
-             order by c.id for update`),
-        );
-      const locked = await lock(convIds);
-      for (const r of locked) next.set(r.id, Number(r.last_seq));
-      const creates = new Map<string, { kind: string; members: string[] }>();
-      for (const { it } of fresh) if (!next.has(it.conv) && it.create && !creates.has(it.conv)) creates.set(it.conv, it.create);
-      if (creates.size) {
-        // In id order too, so two batches creating the same chats wait for each other, never in a cycle.
-        const made = [...creates].sort(([a], [b]) => (a < b ? -1 : 1));
-        await tx
-          .insert(conversations)
-          .values(made.map(([id, c]) => ({ id, kind: c.kind })))
-          .onConflictDoNothing();
-        await tx
-          .insert(members)
-          .values(made.flatMap(([id, c]) => c.members.map((userId) => ({ convId: id, userId }))))
-          .onConflictDoNothing();
-        for (const r of await lock(made.map(([id]) => id))) next.set(r.id, Number(r.last_seq));
-      }
-      for (const id of convIds) if (!next.has(id)) throw new Error(`conversation ${id} does not exist`);
+    for (const r of locked) next.set(r.id, Number(r.last_seq));
 
-      // 3b. Blacklist of container conversations: the owner (the serving agent) who blocked the sender
-      // refuses its messages. The owner was read under the row lock: a transfer cannot slip in between.
-      const owners = new Map(locked.filter((r) => r.owner !== null).map((r) => [r.id, r.owner!]));
-      const toOwner = fresh.filter(({ it }) => owners.has(it.conv) && owners.get(it.conv) !== it.sender);
-      if (toOwner.length) {
-        const pairs = JSON.stringify(toOwner.map(({ it }) => ({ u: owners.get(it.conv), b: it.sender })));
-        const found = rowsOf<{ user_id: string; blocked_id: string }>(
-          await tx.execute(sql`
-            select b.user_id, b.blocked_id from jsonb_to_recordset(${pairs}::jsonb) as k(u text, b text)
-              join blocks b on b.user_id = k.u and b.blocked_id = k.b`),
-        );
-        const blocked = new Set(found.map((b) => `${b.user_id}\u0000${b.blocked_id}`));
-        for (const { it, i } of toOwner) if (blocked.has(`${owners.get(it.conv)}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
-        fresh = fresh.filter(({ i }) => !results[i]);
-      }
+    // 2. Direct chats are created by their first message: missing ones are inserted (with members), in id
+    // order too, so two batches creating the same chats wait for each other, never in a cycle; then locked.
+    const creates = new Map<string, { kind: string; members: string[] }>();
+    for (const { it } of fresh) if (!next.has(it.conv) && it.create && !creates.has(it.conv)) creates.set(it.conv, it.create);
+    if (creates.size) {
+      const made = [...creates].sort(([a], [b]) => (a < b ? -1 : 1));
+      const convRows = JSON.stringify(made.map(([id, c]) => ({ id, k: c.kind })));
+      const memberRows = JSON.stringify(made.flatMap(([id, c]) => c.members.map((u) => ({ c: id, u }))));
+      const out2 = await run([
+        sql`insert into conversations (id, kind) select x.id, x.k from jsonb_to_recordset(${convRows}::jsonb) as x(id text, k text)
+             order by x.id on conflict do nothing`,
+        sql`insert into members (conv_id, user_id) select x.c, x.u from jsonb_to_recordset(${memberRows}::jsonb) as x(c text, u text)
+             order by x.c, x.u on conflict do nothing`,
+        lockSql(made.map(([id]) => id)),
+      ]);
+      for (const r of out2[2] as Locked[]) next.set(r.id, Number(r.last_seq));
     }
+    for (const { it } of fresh) if (!next.has(it.conv)) throw new Error(`conversation ${it.conv} does not exist`);
+    // Every conversation this batch writes is locked: the writer may start the next batch (its locks wait for ours).
+    stages.locked?.();
+    if (stages.proceed) await stages.proceed();
 
     if (fresh.length) {
       const counts = new Map<string, number>();
@@ -120,13 +166,9 @@ export async function appendBatch(db: Db, items: AppendItem[]): Promise<AppendRe
       }
       const convIds = [...counts.keys()].sort();
 
-      // 4. Reserve the seq ranges.
+      // 3. Reserve the seq ranges, insert the whole batch, move the senders' own latest seq per conversation
+      // ("awaiting reply" is derived from it), commit.
       const ranges = JSON.stringify(convIds.map((id) => ({ id, s: next.get(id)! + counts.get(id)!, t: lastAt.get(id)!.toISOString() })));
-      await tx.execute(sql`
-        update conversations as c set last_seq = v.s, last_msg_at = v.t
-          from jsonb_to_recordset(${ranges}::jsonb) as v(id text, s bigint, t timestamptz) where c.id = v.id`);
-
-      // 5. One insert of the whole batch.
       const rows = fresh.map(({ it }) => {
         const seq = next.get(it.conv)! + 1;
         next.set(it.conv, seq);
@@ -135,19 +177,22 @@ export async function appendBatch(db: Db, items: AppendItem[]): Promise<AppendRe
       const payload = JSON.stringify(
         rows.map((r) => ({ i: r.id.toString(), c: r.convId, q: r.seq, s: r.senderId, k: r.kind, b: r.body ?? null, m: r.clientMsgId, t: r.createdAt.toISOString() })),
       );
-      await tx.execute(sql`
-        insert into messages (id, conv_id, seq, sender_id, kind, body, client_msg_id, created_at)
-        select i, c, q, s, k, coalesce(b, 'null'::jsonb), m, t from jsonb_to_recordset(${payload}::jsonb)
-          as x(i bigint, c text, q bigint, s text, k text, b jsonb, m text, t timestamptz)`);
       fresh.forEach(({ i }, k) => (results[i] = { msg: toMessage({ ...rows[k]!, recalledAt: null }), dup: false }));
-
-      // 6. The sender's own latest seq per conversation ("awaiting reply" is derived from it).
       const sent = new Map<string, { c: string; u: string; s: number }>();
       for (const r of rows) sent.set(`${r.convId}\u0000${r.senderId}`, { c: r.convId, u: r.senderId, s: r.seq });
-      await tx.execute(sql`
-        update members as m set last_sent_seq = greatest(m.last_sent_seq, v.s)
-          from jsonb_to_recordset(${JSON.stringify([...sent.values()])}::jsonb) as v(c text, u text, s bigint)
-         where m.conv_id = v.c and m.user_id = v.u`);
+      await run([
+        sql`
+          update conversations as c set last_seq = v.s, last_msg_at = v.t
+            from jsonb_to_recordset(${ranges}::jsonb) as v(id text, s bigint, t timestamptz) where c.id = v.id`,
+        sql`
+          insert into messages (id, conv_id, seq, sender_id, kind, body, client_msg_id, created_at)
+          select i, c, q, s, k, coalesce(b, 'null'::jsonb), m, t from jsonb_to_recordset(${payload}::jsonb)
+            as x(i bigint, c text, q bigint, s text, k text, b jsonb, m text, t timestamptz)`,
+        sql`
+          update members as m set last_sent_seq = greatest(m.last_sent_seq, v.s)
+            from jsonb_to_recordset(${JSON.stringify([...sent.values()])}::jsonb) as v(c text, u text, s bigint)
+           where m.conv_id = v.c and m.user_id = v.u`,
+      ]);
     }
 
     // Repeats inside one batch resolve to the message stored for their first occurrence.

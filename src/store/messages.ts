@@ -1,7 +1,7 @@
 // Stored messages and the members' delivered/read cursors over them (the core's Messages port). Raw SQL where
 // the query builder's cost shows (bench: offline-pull); the same code runs on postgres.js and PGlite.
 import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from "drizzle-orm";
-import type { Messages } from "../core/ports.ts";
+import type { AppendStages, Messages } from "../core/ports.ts";
 import type { AppendItem, AppendResult, HistoryQuery } from "../core/records.ts";
 import type { Message } from "../core/types.ts";
 import { appendBatch } from "./append.ts";
@@ -38,8 +38,8 @@ export class MessageStore implements Messages {
   constructor(private readonly db: Db) {}
 
   /** One batch in one transaction (store/append.ts). */
-  appendBatch(items: AppendItem[]): Promise<AppendResult[]> {
-    return appendBatch(this.db, items);
+  appendBatch(items: AppendItem[], stages?: AppendStages): Promise<AppendResult[]> {
+    return appendBatch(this.db, items, stages);
   }
 
   /**
@@ -57,13 +57,20 @@ export class MessageStore implements Messages {
    * Pull and mark delivered in one statement: the page of `pending` (up to `limit` + 1 rows: the extra one,
    * not marked, tells whether more wait) and, in the same statement, every conversation's delivered cursor moved to
    * the highest seq of the first `limit` rows. Returns the page and the cursors' new values.
+   *
+   * The cursor is advisory (a lost update only repeats messages the client drops by seq), so this statement's
+   * transaction commits without waiting for its WAL flush (`synchronous_commit` off for it alone, set inside
+   * the statement: no extra round trip). Messages are never written so: an ack waits for its flush.
    */
   async pull(userId: string, opts: { conv?: string; limit: number }): Promise<{ msgs: Message[]; moved: Map<string, number> }> {
     const rows = await prepared<RawMessage & { rn: number | string; moved: [string, number | string][] | string | null }>(
       this.db,
       sql`
         with page as (${pendingPage(userId, { conv: opts.conv, limit: opts.limit + 1 }, true)}),
-        top as (select conv_id, max(seq) as s from page where rn <= ${opts.limit} group by conv_id),
+        top as (
+          select conv_id, max(seq) as s from page
+           where rn <= ${opts.limit} and set_config('synchronous_commit', 'off', true) = 'off'
+           group by conv_id),
         moved as (
           update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
             from top where mb.conv_id = top.conv_id and mb.user_id = ${userId}

@@ -1,7 +1,7 @@
 // The chat store: users, conversations and messages, one implementation per port (users.ts,
 // conversations.ts, messages.ts), joined into one object for the services that read more than one of them.
 import { sql } from "drizzle-orm";
-import type { ChatStore, Conversations, Messages, Users } from "../core/ports.ts";
+import type { AppendStages, ChatStore, Conversations, Messages, Users } from "../core/ports.ts";
 import type { AppendItem, HistoryQuery, NewConversation, UserInput } from "../core/records.ts";
 import type { Db } from "./db.ts";
 
@@ -45,8 +45,8 @@ export class Store implements ChatStore {
     return this.conversations.memberIds(convId);
   }
 
-  appendBatch(items: AppendItem[]) {
-    return this.messages.appendBatch(items);
+  appendBatch(items: AppendItem[], stages?: AppendStages) {
+    return this.messages.appendBatch(items, stages);
   }
   pending(userId: string, opts: { conv?: string; limit: number; after?: { conv: string; seq: number } }) {
     return this.messages.pending(userId, opts);

@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { directConvId } from "../../src/core/conv-ids.ts";
 import { IdGen } from "../../src/core/ids.ts";
-import { openDb, type OpenDb } from "../../src/store/db.ts";
+import { sql } from "drizzle-orm";
+import { openDb, rowsOf, type OpenDb } from "../../src/store/db.ts";
 import { blocks } from "../../src/store/schema.ts";
 import type { AppendItem } from "../../src/core/records.ts";
 import { ConversationStore } from "../../src/store/conversations.ts";
@@ -181,6 +182,35 @@ for (const [name, open] of drivers) {
       await expect(store.appendBatch([item("ann", "ok"), bad])).rejects.toThrow();
       const [r] = await store.appendBatch([item("ann", "after")]);
       expect(r!.msg!.seq).toBe(9);
+    });
+
+    test("a pull's cursor update commits without waiting for the WAL flush; appended messages always wait", async () => {
+      // A trigger records the synchronous_commit in force when each row is written.
+      await db.db.execute(sql`create table commit_modes (tbl text, mode text)`);
+      await db.db.execute(sql`create function log_commit_mode() returns trigger language plpgsql as $$
+        begin insert into commit_modes values (tg_table_name, current_setting('synchronous_commit')); return new; end $$`);
+      await db.db.execute(sql`create trigger log_members after update on members for each row execute function log_commit_mode()`);
+      await db.db.execute(sql`create trigger log_messages after insert on messages for each row execute function log_commit_mode()`);
+      try {
+        await store.appendBatch([item("ann", "sync1"), item("ann", "sync2")]);
+        const appended = rowsOf<{ tbl: string; mode: string }>(await db.db.execute(sql`select tbl, mode from commit_modes`));
+        expect(appended.map((r) => r.tbl).sort()).toEqual(["members", "messages", "messages"]);
+        expect(appended.every((r) => r.mode === "on")).toBe(true);
+        await db.db.execute(sql`delete from commit_modes`);
+        const pulled = await store.pull("ben", { limit: 100 });
+        expect(pulled.msgs.map((m) => m.body).slice(-2)).toEqual(["sync1", "sync2"]);
+        const modes = rowsOf<{ tbl: string; mode: string }>(await db.db.execute(sql`select tbl, mode from commit_modes`));
+        expect(modes.length).toBeGreaterThan(0);
+        expect(modes.every((r) => r.tbl === "members" && r.mode === "off")).toBe(true);
+        // The setting was the pull's transaction's only: the next statement commits synchronously again.
+        const after = rowsOf<{ s: string }>(await db.db.execute(sql`select current_setting('synchronous_commit') as s`));
+        expect(after[0]!.s).toBe("on");
+      } finally {
+        await db.db.execute(sql`drop trigger log_members on members`);
+        await db.db.execute(sql`drop trigger log_messages on messages`);
+        await db.db.execute(sql`drop function log_commit_mode`);
+        await db.db.execute(sql`drop table commit_modes`);
+      }
     });
   });
 }

@@ -6,6 +6,7 @@ import { directConvId } from "../../src/core/conv-ids.ts";
 import { IdGen } from "../../src/core/ids.ts";
 import { GroupWriter } from "../../src/core/writer.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
+import type { AppendStages } from "../../src/core/ports.ts";
 import type { AppendItem, AppendResult } from "../../src/core/records.ts";
 import { ConversationStore } from "../../src/store/conversations.ts";
 import { MessageStore } from "../../src/store/messages.ts";
@@ -40,6 +41,8 @@ for (const [name, open] of drivers) {
       store = new Store(db.db, { users: new UserStore(db.db), conversations: new ConversationStore(db.db), messages: new MessageStore(db.db) });
       await store.upsertUser({ id: "ann" });
       await store.upsertUser({ id: "ben" });
+      await store.upsertUser({ id: "cat" });
+      await store.upsertUser({ id: "dan" });
     });
     afterAll(() => db.close());
 
@@ -68,6 +71,50 @@ for (const [name, open] of drivers) {
       expect(page.some((m) => m.cmid === "c317")).toBe(false);
       expect((await store.getConversation(conv))?.lastSeq).toBe(499);
     });
+
+    /** The store function as the server wires it (stages passed on), counting transactions in flight at once. */
+    const overlapping = () => {
+      const seen = { writes: 0, inFlight: 0, maxInFlight: 0, requeued: 0 };
+      const write = async (items: AppendItem[], stages?: AppendStages) => {
+        seen.writes++;
+        seen.maxInFlight = Math.max(seen.maxInFlight, ++seen.inFlight);
+        try {
+          const proceed = stages?.proceed;
+          return await store.appendBatch(items, {
+            locked: stages?.locked,
+            proceed: proceed && (() => proceed().catch((e) => (seen.requeued++, Promise.reject(e)))),
+          });
+        } finally {
+          seen.inFlight--;
+        }
+      };
+      return { seen, write };
+    };
+    const to = (c: string, body: unknown): AppendItem => ({ ...item(body), conv: c, sender: "ben", create: { kind: "direct", members: c.split(":").slice(1) } });
+
+    test("two batches overlap: the next starts once the first holds its locks, and seqs follow the order of the sends", async () => {
+      const c = directConvId("ben", "cat");
+      const { seen, write } = overlapping();
+      const writer = new GroupWriter(write, 10, 1000);
+      const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => writer.append(to(c, i))));
+      expect(seen.maxInFlight).toBe(2);
+      expect(acks.map((a) => a.msg!.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      expect((await store.getConversation(c))?.lastSeq).toBe(50);
+    });
+
+    test("when the first of two overlapping batches fails, the second is rolled back and written again after its bisection", async () => {
+      const c = directConvId("ben", "dan");
+      const { seen, write } = overlapping();
+      const writer = new GroupWriter(write, 10, 1000);
+      // Row 3 of the first batch cannot be stored (a NUL in its body): that batch fails after taking its locks.
+      const settled = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => writer.append(to(c, i === 3 ? { text: "bad\u0000" } : i))));
+      expect(seen.requeued).toBeGreaterThan(0);
+      expect(settled.flatMap((r, i) => (r.status === "rejected" ? [i] : []))).toEqual([3]);
+      const seqs = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value.msg!.seq] : []));
+      expect(seqs).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+      const stored = await store.history(c, { limit: 50 });
+      expect(stored.map((m) => m.body)).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 3));
+    });
   });
 }
 
@@ -92,6 +139,31 @@ describe("GroupWriter bounds", () => {
     expect(err.message).toContain("not keeping up");
     // The others are refused once their commit timeout has passed: nothing is left waiting.
     for (const e of await Promise.all([first, ...queued])) expect(e.message).toContain("not committed within 300 ms");
+  });
+
+  test("a batch started beside another that fails at once is queued again, not restarted beside it (no spin)", async () => {
+    let writes = 0;
+    let releaseFirst!: () => void;
+    const write = (items: AppendItem[], stages?: AppendStages): Promise<AppendResult[]> => {
+      writes++;
+      if (writes === 1) {
+        stages?.locked?.();
+        return new Promise((resolve) => (releaseFirst = () => resolve(items.map((it) => ({ msg: { id: it.id.toString() } as never, dup: false })))));
+      }
+      if (writes > 50) return new Promise(() => {}); // stops a spinning writer, so the test can tell
+      return Promise.reject(Object.assign(new Error("write CONNECTION_ENDED"), { code: "CONNECTION_ENDED" }));
+    };
+    const writer = new GroupWriter(write, 1, 0);
+    const first = writer.append(item(1));
+    const second = writer.append(item(2)).catch((e) => e);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(writes).toBe(2); // the second batch failed beside the first and waits for it in the queue
+    releaseFirst();
+    await first;
+    const err = await second;
+    expect(err).toBeInstanceOf(CoreError);
+    expect(err.name).toBe("unavailable");
+    expect(writes).toBe(3);
   });
 
   test("a store that cannot be reached fails the whole batch at once, without retrying row by row", async () => {
