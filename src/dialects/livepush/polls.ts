@@ -135,6 +135,7 @@ export class Polls {
       send: (f: string | Uint8Array) => (this.frame(up, f), 1),
       close: () => this.end(up),
       getBufferedAmount: () => 0,
+      cork: <T>(fn: () => T) => fn(),
     } as unknown as ServerWebSocket<Session>;
     up.s = {
       id: `lp${++nextId}`,
