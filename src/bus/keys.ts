@@ -105,4 +105,13 @@ export class Keys {
   deskVersion(): string {
     return `${this.prefix}d:ver`;
   }
+  // ---- operator's console (console/stats.ts) ----
+  /** STRING (JSON, expiring): a node's latest console snapshot. */
+  consoleSnapshot(nodeId: string): string {
+    return `${this.prefix}console:n:${nodeId}`;
+  }
+  /** LIST (JSON, the last 600): a node's per-second console samples. */
+  consoleHistory(nodeId: string): string {
+    return `${this.prefix}console:h:${nodeId}`;
+  }
 }

@@ -17,6 +17,8 @@ import { roomsHttp } from "./rooms.ts";
 import { ErrorBody, errorBody, httpStatus, UserId } from "./schemas.ts";
 import { socialHttp } from "./social.ts";
 import { socialApi } from "../dialects/social/index.ts";
+import type { ConsoleStats } from "../console/stats.ts";
+import { consoleHttp } from "./console.ts";
 
 const UserFields = {
   nick: t.Optional(t.String({ maxLength: 128 })),
@@ -104,7 +106,7 @@ function usersHttp(app: Pick<App, "store" | "tokens" | "chat">, apiKey: string |
 }
 
 /** The HTTP app: health, metrics and the server API's routers, each given the services it calls. */
-export function httpApp(app: App) {
+export function httpApp(app: App, consoleStats?: ConsoleStats) {
   const { cfg, store } = app;
 
   /**
@@ -227,5 +229,6 @@ export function httpApp(app: App) {
     .use(roomsHttp(app, cfg.apiKey))
     .use(jimHttp(app, cfg.apiKey))
     .use(presenceHttp(app, cfg.apiKey))
-    .use(socialApi(app));
+    .use(socialApi(app))
+    .use(consoleStats ? consoleHttp(app, cfg.apiKey, consoleStats) : new Elysia());
 }

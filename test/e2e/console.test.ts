@@ -1,0 +1,149 @@
+// The operator's console (docs/console.md) in headless Chromium (Debian `chromium`, driven by playwright-core)
+// against a real two-node cluster in this process (one Postgres database, one Redis prefix). Skipped, with a
+// message, only where no Chromium is installed (test/run.sh installs it when it can).
+// CONSOLE_SCREENSHOTS=<dir> saves a screenshot of each page there (docs/console/ holds the committed ones).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { Client } from "../helpers/client.ts";
+import { protocols } from "../helpers/protocol/index.ts";
+import { API_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
+import { freshPgUrl } from "../helpers/services.ts";
+
+const { desk } = protocols;
+const CHROMIUM = process.env.CHROMIUM_PATH || Bun.which("chromium") || Bun.which("chromium-browser") || undefined;
+if (!CHROMIUM) console.warn("console.test.ts: SKIPPED, no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)");
+const SHOTS = process.env.CONSOLE_SCREENSHOTS;
+
+let a: TestServer;
+let b: TestServer;
+let browser: Browser;
+let page: Page;
+const clients: Client[] = [];
+/** every URL the signed-in page asked for, and every console error or uncaught exception in it */
+const requests: string[] = [];
+const errors: string[] = [];
+
+async function shot(name: string): Promise<void> {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+/** Waits (at most `ms`) until the text of `selector` on the page is `want`. */
+async function textIs(selector: string, want: string, ms = 5000): Promise<void> {
+  await page.waitForFunction(([sel, w]) => document.querySelector(sel!)?.textContent?.trim() === w, [selector, want], { timeout: ms, polling: 50 });
+}
+
+describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
+  beforeAll(async () => {
+    const databaseUrl = await freshPgUrl();
+    const env = { SEND_RATE: "1000", SEND_BURST: "1000", REDIS_PREFIX: `con${process.pid}${Date.now().toString(36)}:` };
+    a = await startTestServer({ databaseUrl, bus: "redis", env });
+    b = await startTestServer({ databaseUrl, bus: "redis", env });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on("request", (r) => requests.push(r.url()));
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    page.on("pageerror", (e) => errors.push(String(e)));
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of clients) c.ws.close();
+    await browser?.close();
+    await a?.stop();
+    await b?.stop();
+  });
+
+  test("a wrong key is refused, and nothing of the cluster is shown", async () => {
+    const other = await browser.newPage();
+    await other.goto(`${a.url}/console`);
+    await other.fill("#key", "not-the-key");
+    await other.click("#login");
+    await other.waitForFunction(() => document.querySelector("#login-error")?.textContent === "Wrong API key.", undefined, { timeout: 5000 });
+    expect(await other.$("#nodes")).toBeNull();
+    expect(await other.$("#nav-cluster")).toBeNull();
+    // The page itself holds no data: the API refuses the wrong key.
+    expect((await a.api("/api/console/cluster", { key: "not-the-key" })).status).toBe(401);
+    await other.close();
+  });
+
+  test("signed in, the cluster page shows both nodes", async () => {
+    await page.goto(`${a.url}/console`);
+    await page.fill("#key", API_KEY);
+    await page.click("#login");
+    for (const n of [a, b]) await page.waitForSelector(`[data-node="${n.app.cfg.nodeId}"]`, { timeout: 5000 });
+    expect(await page.$$eval(".node", (els) => els.length)).toBe(2);
+    await shot("cluster");
+  });
+
+  test("clients joining a room raise its online count on the page within two seconds", async () => {
+    const users = ["v1", "v2", "v3"];
+    const tokens = await Promise.all(users.map((u) => a.user(u)));
+    await page.click("#nav-rooms");
+    const first = await Client.native(a.wsUrl, tokens[0]!, "v1");
+    clients.push(first);
+    await first.request({ t: "join_room", room: "stage" });
+    await textIs('[data-room="stage"] .online', "1", 2000);
+    // Two more, one of them on the other node.
+    for (const [i, srv] of [[1, b], [2, a]] as const) {
+      const c = await Client.native(srv.wsUrl, tokens[i]!, users[i]!);
+      clients.push(c);
+      await c.request({ t: "join_room", room: "stage" });
+    }
+    await textIs('[data-room="stage"] .online', "3", 2000);
+    await shot("rooms");
+    await page.click('[data-room="stage"]');
+    await textIs("#room-online", "3", 2000);
+    await page.fill("#slow-sec", "5");
+    await page.click("text=Set");
+    await textIs("#room-slow", "5 s", 3000);
+    expect((await a.api("/api/rooms/stage")).body.slowModeSec).toBe(5);
+    await shot("room");
+  });
+
+  test("a guest waiting in a desk queue appears, and disappears when assigned", async () => {
+    await desk.group(a, "support");
+    const token = await desk.agent(a, "agent1", "support");
+    await page.click("#nav-desk");
+    await page.waitForSelector('[data-group="support"]', { timeout: 3000 });
+    expect(await page.$('[data-guest="guest1"]')).toBeNull();
+    const guest = await desk.login(b, "guest1", { group: "support" });
+    clients.push(guest);
+    await page.waitForSelector('[data-group="support"] [data-guest="guest1"]', { timeout: 3000 });
+    await shot("desk");
+    const agent = await desk.login(a, "agent1", { agent: token });
+    clients.push(agent);
+    await page.waitForSelector('[data-guest="guest1"]', { state: "detached", timeout: 3000 });
+    await textIs('[data-agent="agent1"] td:nth-child(3)', "1 / 10", 3000);
+  });
+
+  test("a user lookup shows an unread count that changes after a send", async () => {
+    await a.user("ann");
+    await a.user("ben");
+    expect((await a.api("/api/messages", { body: { from: "ben", to: "ann", body: { text: "one" } } })).status).toBe(200);
+    await page.click("#nav-users");
+    await page.fill("#user-id", "ann");
+    await page.click("#lookup");
+    const conv = '[data-conv="d:ann:ben"] .unread';
+    await textIs(conv, "1", 3000);
+    expect((await b.api("/api/messages", { body: { from: "ben", to: "ann", body: { text: "two" } } })).status).toBe(200);
+    await textIs(conv, "2", 3000);
+    await page.click('[data-conv="d:ann:ben"]');
+    await page.waitForFunction(() => document.querySelectorAll("#conv-msgs tr").length === 2, undefined, { timeout: 3000 });
+    await shot("users");
+    // Disable and enable again through the page.
+    await page.click("#toggle-disabled");
+    await textIs("#user-state", "disabled", 3000);
+    expect((await a.api("/api/users/ann")).body.disabled).toBe(true);
+    await page.click("#toggle-disabled");
+    await textIs("#user-state", "active", 3000);
+  });
+
+  test("the page asked no host but the server, and logged no error", () => {
+    const origin = new URL(a.url).origin;
+    expect(requests.length).toBeGreaterThan(10);
+    expect(requests.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith("data:"))).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+});
