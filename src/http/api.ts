@@ -19,6 +19,7 @@ import { socialHttp } from "./social.ts";
 import { socialApi } from "../dialects/social/index.ts";
 import type { ConsoleStats } from "../console/stats.ts";
 import { consoleHttp } from "./console.ts";
+import { OPENAPI_UI, openapiAssets } from "./openapi-assets.ts";
 
 const UserFields = {
   nick: t.Optional(t.String({ maxLength: 128 })),
@@ -135,12 +136,16 @@ export function httpApp(app: App, consoleStats?: ConsoleStats) {
     .use(
       openapi({
         path: "/openapi",
+        // Swagger UI from the npm package swagger-ui-dist, served below: the page fetches nothing elsewhere.
+        provider: "swagger-ui",
+        swagger: { ...OPENAPI_UI } as never,
         documentation: {
           info: { title: "chatd server API", version: "0.1.0", description: "Server-to-server API for app backends." },
           components: { securitySchemes: { apikey: { type: "apiKey", in: "header", name: "Authorization" } } },
         },
       }),
     )
+    .use(openapiAssets())
     // Authentication first: a request for the server API without its key is answered 401 before its
     // body is parsed or anything validated (the body limit is checked before this, in the transport).
     .onRequest(apiGate(cfg.apiKey))

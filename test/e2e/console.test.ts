@@ -140,7 +140,14 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     await textIs("#user-state", "active", 3000);
   });
 
-  test("the page asked no host but the server, and logged no error", () => {
+  test("the OpenAPI reference page loads its assets from the server", async () => {
+    await page.goto(`${a.url}/openapi`);
+    await page.waitForFunction(() => document.querySelector(".swagger-ui .info .title")?.textContent?.includes("chatd server API"), undefined, { timeout: 10_000 });
+    await page.waitForSelector('[data-path="/api/console/cluster"]', { timeout: 5000 });
+    await shot("openapi");
+  });
+
+  test("the pages asked no host but the server, and logged no error", () => {
     const origin = new URL(a.url).origin;
     expect(requests.length).toBeGreaterThan(10);
     expect(requests.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith("data:"))).toEqual([]);
