@@ -74,7 +74,6 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     await page.click("#login");
     for (const n of [a, b]) await page.waitForSelector(`[data-node="${n.app.cfg.nodeId}"]`, { timeout: 5000 });
     expect(await page.$$eval(".node", (els) => els.length)).toBe(2);
-    await shot("cluster");
   });
 
   test("clients joining a room raise its online count on the page within two seconds", async () => {
@@ -96,9 +95,19 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     await page.click('[data-room="stage"]');
     await textIs("#room-online", "3", 2000);
     await page.fill("#slow-sec", "5");
-    await page.click("text=Set");
+    await page.click("#slow-set");
     await textIs("#room-slow", "5 s", 3000);
     expect((await a.api("/api/rooms/stage")).body.slowModeSec).toBe(5);
+    // Mute and publish through the page: the server API carries them out.
+    await page.fill("#mute-user", "v2");
+    await page.click("#mute-set");
+    await page.waitForSelector('[data-muted="v2"]', { timeout: 3000 });
+    await page.fill("#pub-from", "v1");
+    await page.selectOption("#pub-class", "must");
+    await page.fill("#pub-text", "a gift for the host");
+    await page.click("#pub-send");
+    await page.waitForFunction(() => document.querySelector("#room-msgs")?.textContent?.includes("a gift for the host"), undefined, { timeout: 3000 });
+    expect((await a.api("/api/rooms/stage/messages")).body.msgs.map((m: any) => m.body)).toEqual([{ text: "a gift for the host" }]);
     await shot("room");
   });
 
@@ -122,11 +131,17 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     await a.user("ann");
     await a.user("ben");
     expect((await a.api("/api/messages", { body: { from: "ben", to: "ann", body: { text: "one" } } })).status).toBe(200);
+    const annA = await Client.native(a.wsUrl, await a.user("ann"), "ann");
+    const annB = await Client.native(b.wsUrl, await a.user("ann"), "ann");
+    clients.push(annA, annB);
     await page.click("#nav-users");
     await page.fill("#user-id", "ann");
     await page.click("#lookup");
     const conv = '[data-conv="d:ann:ben"] .unread';
     await textIs(conv, "1", 3000);
+    // Online on both nodes; the answering node tells the protocol of its connection.
+    const shown = [a.app.cfg.nodeId, b.app.cfg.nodeId].sort().map((n) => (n === a.app.cfg.nodeId ? `${n} (native 1)` : n));
+    await textIs("#user-online", shown.join("; "), 3000);
     expect((await b.api("/api/messages", { body: { from: "ben", to: "ann", body: { text: "two" } } })).status).toBe(200);
     await textIs(conv, "2", 3000);
     await page.click('[data-conv="d:ann:ben"]');
@@ -145,6 +160,17 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     await page.waitForFunction(() => document.querySelector(".swagger-ui .info .title")?.textContent?.includes("chatd server API"), undefined, { timeout: 10_000 });
     await page.waitForSelector('[data-path="/api/console/cluster"]', { timeout: 5000 });
     await shot("openapi");
+  });
+
+  test("the cluster page charts the last minutes of each node", async () => {
+    await page.goto(`${a.url}/console`);
+    await page.fill("#key", API_KEY);
+    await page.click("#login");
+    await page.waitForSelector(`[data-node="${b.app.cfg.nodeId}"] .chart polyline`, { timeout: 5000 });
+    // Messages were sent a few seconds ago: the messages-in chart of the answering node has them.
+    const points = await page.$eval(`[data-node="${a.app.cfg.nodeId}"] .chart polyline`, (el) => el.getAttribute("points")!.split(" ").length);
+    expect(points).toBeGreaterThan(5);
+    await shot("cluster");
   });
 
   test("the pages asked no host but the server, and logged no error", () => {
