@@ -27,7 +27,7 @@ const errors: string[] = [];
 async function shot(name: string): Promise<void> {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+  await page.screenshot({ path: `${SHOTS}/${name}.png` });
 }
 
 /** Waits (at most `ms`) until the text of `selector` on the page is `want`. */
