@@ -114,4 +114,12 @@ export class Keys {
   consoleHistory(nodeId: string): string {
     return `${this.prefix}console:h:${nodeId}`;
   }
+  /** ZSET user id → the Redis-clock ms until which a console wants to know its connections per protocol. */
+  consoleWants(): string {
+    return `${this.prefix}console:wants`;
+  }
+  /** HASH node id → JSON of that node's connections of one wanted user per protocol (expiring). */
+  consoleUser(userId: string): string {
+    return `${this.prefix}console:u:${userId}`;
+  }
 }

@@ -15,6 +15,8 @@ export const HISTORY = 600;
 const SAMPLE_MS = 1000;
 /** A node's snapshot outlives its last write by this much (then the node shows without numbers). */
 const SNAPSHOT_TTL_MS = 5000;
+/** How long a user looked up in the console stays wanted: its nodes report its connections meanwhile. */
+const WANT_MS = 10_000;
 
 /** One second of a node: rates per second and the writer's batches in that second. */
 export interface Sample {
@@ -199,6 +201,7 @@ export class ConsoleStats {
       .pexpire(k.consoleHistory(node), HISTORY * SAMPLE_MS)
       .exec()
       .catch((e) => this.app.log.debug(`console stats: ${e}`));
+    await this.reportWanted().catch((e) => this.app.log.debug(`console stats: ${e}`));
   }
 
   /**
@@ -210,8 +213,7 @@ export class ConsoleStats {
     if (!this.redis) return [self];
     const k = this.keys;
     try {
-      const [sec, usec] = await this.redis.time();
-      const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+      const nowMs = await this.redisNow();
       const ids = (await this.redis.zrangebyscore(k.nodes(), `(${nowMs}`, "+inf")).filter((n) => n !== self.node).sort();
       const out: (NodeSnapshot | { node: string; stale: true })[] = [self];
       if (ids.length === 0) return out;
@@ -228,23 +230,66 @@ export class ConsoleStats {
     }
   }
 
-  /** The nodes a user is connected to, from the presence entries of live nodes (this node's own when alone). */
-  async userNodes(user: string): Promise<string[]> {
-    const local = this.app.hub.sessionsOf(user)?.size ? [this.app.cfg.nodeId] : [];
+  /** This node's open connections of a user, per protocol (undefined when it has none). */
+  private protocolsOf(user: string): Record<string, number> | undefined {
+    let out: Record<string, number> | undefined;
+    for (const s of this.app.hub.sessionsOf(user) ?? []) {
+      if (s.closed) continue;
+      out ??= Object.create(null) as Record<string, number>;
+      out[s.dialect.name] = (out[s.dialect.name] ?? 0) + 1;
+    }
+    return out;
+  }
+
+  /**
+   * The nodes a user is connected to (presence entries of live nodes; this node's own when alone), each with its
+   * connections per protocol where known: this node's now; another node's once it has reported them. Asking
+   * marks the user as wanted for WANT_MS, and every node reports its connections of wanted users at its next
+   * sample (at most a second later), so a console that keeps asking sees every node's protocols.
+   */
+  async userNodes(user: string): Promise<{ node: string; protocols?: Record<string, number> }[]> {
+    const self = this.app.cfg.nodeId;
+    const mine = this.protocolsOf(user);
+    const local = mine ? [{ node: self, protocols: mine }] : [];
     if (!this.redis) return local;
+    const k = this.keys;
     try {
-      const [sec, usec] = await this.redis.time();
-      const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-      const nodes = await this.redis.smembers(this.keys.userNodes(user));
-      const alive: string[] = [];
-      for (const n of nodes) {
-        const until = await this.redis.zscore(this.keys.nodes(), n);
-        if (until !== null && Number(until) > nowMs) alive.push(n);
+      const nowMs = await this.redisNow();
+      await this.redis.multi().zremrangebyscore(k.consoleWants(), "-inf", nowMs).zadd(k.consoleWants(), nowMs + WANT_MS, user).exec();
+      const [nodes, reported] = await Promise.all([this.redis.smembers(k.userNodes(user)), this.redis.hgetall(k.consoleUser(user))]);
+      const out: { node: string; protocols?: Record<string, number> }[] = [...local];
+      for (const n of nodes.sort()) {
+        if (n === self) continue;
+        const until = await this.redis.zscore(k.nodes(), n);
+        if (until === null || Number(until) <= nowMs) continue;
+        const p = reported[n];
+        out.push(p ? { node: n, protocols: JSON.parse(p) as Record<string, number> } : { node: n });
       }
-      return [...new Set([...local, ...alive])].sort();
+      return out.sort((a, b) => (a.node < b.node ? -1 : 1));
     } catch {
       return local;
     }
+  }
+
+  /** Writes this node's connections of the users a console asked for lately (one report a second). */
+  private async reportWanted(): Promise<void> {
+    const k = this.keys;
+    const node = this.app.cfg.nodeId;
+    const users = await this.redis!.zrangebyscore(k.consoleWants(), `(${await this.redisNow()}`, "+inf", "LIMIT", 0, 100);
+    if (users.length === 0) return;
+    const m = this.redis!.multi();
+    for (const u of users) {
+      const p = this.protocolsOf(u);
+      if (p) m.hset(k.consoleUser(u), node, JSON.stringify(p)).pexpire(k.consoleUser(u), WANT_MS);
+      else m.hdel(k.consoleUser(u), node);
+    }
+    await m.exec();
+  }
+
+  /** Redis's clock in ms (leases are on it: presence/redis.ts). */
+  private async redisNow(): Promise<number> {
+    const [sec, usec] = await this.redis!.time();
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   }
 
   async stop(): Promise<void> {
