@@ -91,6 +91,9 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
       await c.request({ t: "join_room", room: "stage" });
     }
     await textIs('[data-room="stage"] .online', "3", 2000);
+    // Danmaku published to the room show as a rate.
+    for (let i = 0; i < 20; i++) expect((await b.api("/api/rooms/stage/messages", { body: { from: "v3", class: "droppable", kind: "danmaku", body: { text: `666 #${i}` } } })).status).toBe(200);
+    await page.waitForFunction(() => Number(document.querySelector('[data-room="stage"] .danmaku')?.textContent) > 0, undefined, { timeout: 3000, polling: 50 });
     await shot("rooms");
     await page.click('[data-room="stage"]');
     await textIs("#room-online", "3", 2000);

@@ -109,7 +109,8 @@ function loginPage(message = ""): void {
           if (!location.hash || location.hash === "#") location.hash = "#cluster";
           route();
         } catch (x) {
-          err.textContent = x instanceof ApiError && x.status === 401 ? "Wrong API key." : `Cannot sign in: ${(x as Error).message}`;
+          // 401: a wrong key, or a server without API_KEY (its message says so).
+          err.textContent = x instanceof ApiError && x.status === 401 ? (x.message.includes("API_KEY") ? `Cannot sign in: ${x.message}` : "Wrong API key.") : `Cannot sign in: ${(x as Error).message}`;
         }
       },
     },
@@ -191,7 +192,9 @@ function clusterPage(): void {
             "div",
             { className: "charts" },
             spark("messages in / s", hist.map((s) => s.msgsIn)),
+            spark("frames in / s", hist.map((s) => s.framesIn)),
             spark("frames out / s", hist.map((s) => s.framesOut)),
+            spark("room messages / s", hist.map((s) => s.roomMsgs)),
             spark("writer rows / batch", hist.map((s) => s.batchRows)),
             spark("writer ms / batch", hist.map((s) => s.batchMs)),
             spark("bus in / s", hist.map((s) => s.busIn)),
@@ -226,8 +229,8 @@ function roomsPage(): void {
               { className: "link", "data-room": r.room, onclick: () => (location.hash = `#rooms/${encodeURIComponent(r.room)}`) },
               h("td", {}, r.room),
               h("td", { className: "online" }, r.online),
-              h("td", {}, n2(r.danmaku)),
-              h("td", {}, n2(r.must)),
+              h("td", { className: "danmaku" }, n2(r.danmaku)),
+              h("td", { className: "must" }, n2(r.must)),
               h("td", {}, r.dropped),
             ),
           )
