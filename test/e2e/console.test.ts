@@ -183,3 +183,34 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     expect(errors).toEqual([]);
   });
 });
+
+// The console's server API on one node alone (no Redis), without a browser.
+describe("the console's server API on a single node", () => {
+  let one: TestServer;
+  const mine: Client[] = [];
+  beforeAll(async () => {
+    one = await startTestServer({ store: "pglite" });
+  });
+  afterAll(async () => {
+    for (const c of mine) c.ws.close();
+    await one?.stop();
+  });
+
+  test("needs the API key; lists this node alone; a room's count and a user's protocols come from this node", async () => {
+    for (const path of ["/api/console/cluster", "/api/console/rooms", "/api/console/desk", "/api/console/users/x/online"]) {
+      expect((await one.api(path, { key: null })).status).toBe(401);
+    }
+    const c = (await one.api("/api/console/cluster")).body;
+    expect(c.nodes.map((n: any) => n.node)).toEqual([one.app.cfg.nodeId]);
+    expect(c.nodes[0]).toMatchObject({ bus: { kind: "memory", state: "ok" }, connections: {} });
+    const v = await Client.native(one.wsUrl, await one.user("solo"), "solo");
+    mine.push(v);
+    await v.request({ t: "join_room", room: "alone" });
+    expect((await one.api("/api/console/rooms")).body.rooms).toEqual([{ room: "alone", conv: "r:alone", online: 1, danmaku: 0, must: 0, dropped: 0 }]);
+    expect((await one.api("/api/console/users/solo/online")).body).toEqual({ online: true, nodes: [{ node: one.app.cfg.nodeId, protocols: { native: 1 } }] });
+    expect((await one.api("/api/console/rooms/bad%20id")).status).toBe(400);
+    const page = await fetch(`${one.url}/console`);
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(await page.text()).not.toContain("http");
+  });
+});
