@@ -56,6 +56,7 @@ import { Store } from "./store/store.ts";
 import { UserStore } from "./store/users.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
 import { PresenceNotices } from "./core/presence-notices.ts";
+import { ConsoleStats } from "./console/stats.ts";
 
 export interface Running {
   app: App;
@@ -258,7 +259,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const rooms = roomsDialect(app);
   const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim, "/desk": desk, "/rooms": rooms };
   routes[SOCIAL_PUSH_PATH] = socialPush(app);
-  const http = httpApp(app);
+  const consoleStats = new ConsoleStats(app, keys);
+  const http = httpApp(app, consoleStats);
   // A long poll outlives Bun's HTTP idle timeout: its request gets the poll timeout and some margin.
   const holds = new Map([[LIVEPUSH_POLL_PATH, cfg.livepushPollSec + 10]]);
   const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort, holds });
@@ -295,6 +297,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       await hub.marks?.stop();
       chat.receipts.stop();
       live.stop();
+      await consoleStats.stop();
       for (const l of listeners) l.server.stop(true);
       await app.desk.close().catch((e) => log.warn(`desk close: ${e}`));
       await presence.close();

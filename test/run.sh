@@ -15,6 +15,15 @@ if ! command -v redis-server >/dev/null; then
     echo "redis-server is missing: apt-get install redis-server" >&2; exit 1
   fi
 fi
+# The console's browser tests (test/e2e/console.test.ts) drive Debian's chromium; without it they are skipped.
+if ! command -v chromium >/dev/null && [ -z "${CHROMIUM_PATH:-}" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing chromium..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || echo "chromium could not be installed: the console's browser tests will be skipped" >&2
+  else
+    echo "chromium is missing (apt-get install chromium): the console's browser tests will be skipped" >&2
+  fi
+fi
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$PGBIN/initdb" ] || { echo "Postgres server binaries not found under /usr/lib/postgresql" >&2; exit 1; }
 

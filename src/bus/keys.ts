@@ -105,4 +105,21 @@ export class Keys {
   deskVersion(): string {
     return `${this.prefix}d:ver`;
   }
+  // ---- operator's console (console/stats.ts) ----
+  /** STRING (JSON, expiring): a node's latest console snapshot. */
+  consoleSnapshot(nodeId: string): string {
+    return `${this.prefix}console:n:${nodeId}`;
+  }
+  /** LIST (JSON, the last 600): a node's per-second console samples. */
+  consoleHistory(nodeId: string): string {
+    return `${this.prefix}console:h:${nodeId}`;
+  }
+  /** ZSET user id → the Redis-clock ms until which a console wants to know its connections per protocol. */
+  consoleWants(): string {
+    return `${this.prefix}console:wants`;
+  }
+  /** HASH node id → JSON of that node's connections of one wanted user per protocol (expiring). */
+  consoleUser(userId: string): string {
+    return `${this.prefix}console:u:${userId}`;
+  }
 }

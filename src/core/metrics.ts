@@ -83,3 +83,21 @@ export function renderMetrics(): string {
 export function forgetMetric(name: string, labels: Labels): void {
   families.get(name)?.series.delete(JSON.stringify(labels));
 }
+
+/** The current value of one series, or undefined when it does not exist (read without creating it). */
+export function peekMetric(name: string, labels: Labels = {}): number | undefined {
+  return families.get(name)?.series.get(JSON.stringify(labels))?.value;
+}
+
+/** The sum of every series of a family (0 when there is none). */
+export function sumMetric(name: string): number {
+  let n = 0;
+  for (const s of families.get(name)?.series.values() ?? []) n += s.value;
+  return n;
+}
+
+/** A histogram's running sum and count, or undefined when it is not registered. */
+export function peekHistogram(name: string): { sum: number; count: number } | undefined {
+  const h = histograms.get(name);
+  return h && { sum: h.sum, count: h.count };
+}

@@ -19,6 +19,9 @@ import { roomsHttp } from "./rooms.ts";
 import { ErrorBody, errorBody, httpStatus, UserId } from "./schemas.ts";
 import { socialHttp } from "./social.ts";
 import { socialApi } from "../dialects/social/index.ts";
+import type { ConsoleStats } from "../console/stats.ts";
+import { consoleHttp } from "./console.ts";
+import { OPENAPI_UI, openapiAssets } from "./openapi-assets.ts";
 
 const UserFields = {
   nick: t.Optional(t.String({ maxLength: 128 })),
@@ -106,7 +109,7 @@ function usersHttp(app: Pick<App, "store" | "tokens" | "chat">, apiKey: string |
 }
 
 /** The HTTP app: health, metrics and the server API's routers, each given the services it calls. */
-export function httpApp(app: App) {
+export function httpApp(app: App, consoleStats?: ConsoleStats) {
   const { cfg, store } = app;
 
   /**
@@ -135,12 +138,16 @@ export function httpApp(app: App) {
     .use(
       openapi({
         path: "/openapi",
+        // Swagger UI from the npm package swagger-ui-dist, served below: the page fetches nothing elsewhere.
+        provider: "swagger-ui",
+        swagger: { ...OPENAPI_UI } as never,
         documentation: {
           info: { title: "chatd server API", version: "0.1.0", description: "Server-to-server API for app backends." },
           components: { securitySchemes: { apikey: { type: "apiKey", in: "header", name: "Authorization" } } },
         },
       }),
     )
+    .use(openapiAssets())
     // Authentication first: a request for the server API without its key is answered 401 before its
     // body is parsed or anything validated (the body limit is checked before this, in the transport).
     .onRequest(apiGate(cfg.apiKey))
@@ -231,5 +238,6 @@ export function httpApp(app: App) {
     .use(presenceHttp(app, cfg.apiKey))
     .use(socialApi(app))
     .use(livepushApi(app, cfg.apiKey))
-    .use(livepushHttp(app));
+    .use(livepushHttp(app))
+    .use(consoleStats ? consoleHttp(app, cfg.apiKey, consoleStats) : new Elysia());
 }
