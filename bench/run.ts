@@ -14,6 +14,7 @@ import { fanout } from "./scenarios/fanout.ts";
 import { heartbeat } from "./scenarios/heartbeat.ts";
 import { offlinePull } from "./scenarios/offline-pull.ts";
 import { socialHttp } from "./scenarios/social-http.ts";
+import { moderation } from "./scenarios/moderation.ts";
 
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   heartbeat,
@@ -24,6 +25,7 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   durable,
   direct,
   "social-http": socialHttp,
+  moderation,
 };
 
 const HELP = `usage: bun run bench [scenario...] [options]
