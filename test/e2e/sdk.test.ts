@@ -103,6 +103,32 @@ describe("SDK on an in-process server", () => {
     expect(ack.seq).toBeGreaterThan(0);
   }, 15_000);
 
+  test("the token callback is called before exp and the new token extends the open connection (no 4001)", async () => {
+    let calls = 0;
+    let refreshed!: () => void;
+    const second = new Promise<void>((r) => (refreshed = r));
+    const c = client("rf-dave", {
+      token: async () => {
+        calls++;
+        await srv.user("rf-dave");
+        const r = await srv.api("/api/users/rf-dave/token", { body: calls === 1 ? { ttlSec: 3 } : {} });
+        if (calls === 2) setTimeout(refreshed, 0);
+        return r.body.token;
+      },
+      refreshBeforeExpSec: 2,
+    });
+    const t0 = Date.now();
+    await c.connect();
+    let closed = 0;
+    c.on("disconnected", () => closed++);
+    await second;
+    // Past the first token's exp (+ the server's second of slack): the connection is still the same one.
+    await Bun.sleep(Math.max(0, t0 + 4500 - Date.now())); // an observation window, not a synchronisation
+    expect(closed).toBe(0);
+    expect(calls).toBe(2);
+    expect((await c.send({ to: "s-alice" }, { still: "here" })).seq).toBeGreaterThan(0);
+  }, 15_000);
+
   test("a static token refused stops the client (no reconnect loop)", async () => {
     const c = client("x", { token: "not-a-token" });
     const err = await c.connect().catch((e) => e);

@@ -10,6 +10,7 @@ import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { signature, verifyWebhook, WebhookHeaders, Webhooks } from "../../src/core/webhooks.ts";
 import { fetchSender } from "../../src/adapters/http-sender.ts";
 import { renderMetrics } from "../../src/core/metrics.ts";
+import { ConfigError, loadConfig } from "../../src/config.ts";
 
 const { native, desk } = protocols;
 const SECRET = "webhook-secret-0123456789";
@@ -225,5 +226,18 @@ describe("moderation hook", () => {
     await openSrv.user("op-bob");
     const ack = await o.ok({ t: "send", to: "op-bob", body: { text: "through" } });
     expect(ack.msg.seq).toBe(1);
+  });
+});
+
+describe("settings", () => {
+  test("URLs per kind and for all; a URL without WEBHOOK_SECRET is refused; moderation per kind falls back to MODERATION_URL", () => {
+    const c = loadConfig({ WEBHOOK_URL: "http://a/all", WEBHOOK_URL_USER_ONLINE: "http://a/on", WEBHOOK_SECRET: SECRET, MODERATION_URL: "http://m/all", MODERATION_URL_ROOM: "http://m/room" });
+    expect(c.webhookUrls).toEqual({ "*": "http://a/all", "user.online": "http://a/on" });
+    expect(c.moderationUrls).toEqual({ direct: "http://m/all", group: "http://m/all", room: "http://m/room" });
+    expect(c.moderationFailOpen).toBe(false);
+    expect(() => loadConfig({ WEBHOOK_URL: "http://a/all" })).toThrow(ConfigError);
+    expect(() => loadConfig({ MODERATION_URL_GROUP: "http://m/g", WEBHOOK_SECRET: "short" })).toThrow(/WEBHOOK_SECRET/);
+    expect(() => loadConfig({ WEBHOOK_URL: "ftp://a", WEBHOOK_SECRET: SECRET })).toThrow(ConfigError);
+    expect(loadConfig({}).webhookUrls).toEqual({});
   });
 });
