@@ -233,6 +233,8 @@ export class ChatClient {
     const frame = { t: "send", ...target, body, kind: opts.kind ?? "text", cmid: opts.cmid ?? newCmid() };
     return this.call(frame, true).then((r) => {
       this.own.add(r.msg.id);
+      // Our own message right after the last one handed over: the next push follows it without a history fill.
+      if (this.last.get(r.msg.conv) === r.msg.seq - 1) this.last.set(r.msg.conv, r.msg.seq);
       if (this.own.size > 10_000) this.own.delete(this.own.values().next().value!);
       return r.msg as Ack;
     });
@@ -419,6 +421,7 @@ export class ChatClient {
       case "presence":
         return this.emit(f.t, f);
       case "pong":
+      case "ok": // a `delivered` confirmation's answer
         return;
       default:
         return this.emit("frame", f);
