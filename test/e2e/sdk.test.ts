@@ -58,7 +58,7 @@ describe("SDK on an in-process server", () => {
     expect(err.code).toBe(4040);
   });
 
-  test("a dropped connection (4100) reconnects and resumes: nothing missed, nothing twice, a gap filled from history", async () => {
+  test("a dropped connection reconnects (4100 with backoff, 4200 at once) and resumes: nothing missed, nothing twice, a gap filled from history", async () => {
     const alice = client("r-alice");
     const bob = client("r-bob");
     const got: Message[] = [];
@@ -67,10 +67,21 @@ describe("SDK on an in-process server", () => {
     await alice.send({ to: "r-bob" }, { i: 1 });
     await when(bob, "message", () => got.length === 1);
     // The server closes bob's connection; alice sends meanwhile.
+    const next = () => new Promise<{ code: number; reconnectInMs?: number }>((r) => { const off = bob.on("disconnected", (e) => (off(), r(e))); });
+    let closed = next();
     for (const s of srv.app.hub.sessionsOf("r-bob") ?? []) s.ws.close(4100, "test");
+    // 4100: with backoff (jittered, between half and all of the first 20 ms step).
+    expect(await closed).toMatchObject({ code: 4100 });
+    expect((await closed).reconnectInMs).toBeGreaterThanOrEqual(10);
     const sends = [2, 3, 4].map((i) => alice.send({ to: "r-bob" }, { i }));
     await Promise.all(sends);
     await when(bob, "message", () => got.length === 4);
+    // 4200 (the node is going away): at once.
+    const resumed = new Promise<void>((r) => { const off = bob.on("resumed", () => (off(), r())); });
+    closed = next();
+    for (const s of srv.app.hub.sessionsOf("r-bob") ?? []) s.ws.close(4200, "test");
+    expect(await closed).toMatchObject({ code: 4200, reconnectInMs: 0 });
+    await resumed;
     // A message bob's other device sent in between shows up as a seq jump: filled from history, in order.
     const bobPhone = client("r-bob");
     await bobPhone.connect();
