@@ -200,7 +200,8 @@ export class ChatClient {
       const off = this.on("resumed", () => (off(), offStop(), resolve()));
       const offStop = this.on("stopped", (e) => (off(), offStop(), reject(new ChatError(e.code, "stopped", e.reason))));
     });
-    void this.open();
+    if (this.ready) return Promise.resolve();
+    if (!this.ws && this.reconnectTimer === undefined) void this.open();
     return p;
   }
 
@@ -208,6 +209,7 @@ export class ChatClient {
   close(): void {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     clearTimeout(this.refreshTimer);
     clearInterval(this.pingTimer);
     this.flushConfirms();
@@ -323,7 +325,10 @@ export class ChatClient {
     const step = Math.min(max, min * 2 ** this.attempt++);
     const wait = delay ?? step / 2 + Math.random() * (step / 2);
     this.emit("disconnected", { code, reason, reconnectInMs: wait });
-    this.reconnectTimer = setTimeout(() => void this.open(), wait);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.open();
+    }, wait);
   }
 
   private stop(code: number, reason: string): void {
