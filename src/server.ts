@@ -283,7 +283,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       while (app.hub.all.size > 0 && Date.now() < deadline) await Bun.sleep(20);
       await writer.flush();
       await presenceNotices.settled();
-      webhooks?.stop();
+      // Held webhook events get what is left of the drain time (the offline events of the last users included).
+      await webhooks?.drain(Math.max(0, deadline - Date.now()));
       await hub.marks?.stop();
       chat.receipts.stop();
       live.stop();

@@ -220,6 +220,18 @@ export class Webhooks {
     return new Promise((r) => this.idle.push(r));
   }
 
+  /** A node going down: gathered offline messages go out now, and what is held gets up to `ms` to be delivered. */
+  async drain(ms: number): Promise<void> {
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    for (const u of [...this.batches.keys()]) this.flushBatch(u);
+    this.checkIdle();
+    let t: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.settled(), new Promise<void>((r) => (t = setTimeout(r, ms)))]);
+    clearTimeout(t);
+    this.stop();
+  }
+
   /** Drops what is left (a node going down: at-least-once holds while it runs). */
   stop(): void {
     this.stopped = true;

@@ -142,7 +142,7 @@ describe("webhooks: retries and the bounded queue", () => {
     // A receiver that never answers: every event stays held.
     const hung = receiver(() => new Promise<Response>(() => {}));
     const srv = await startTestServer({
-      env: { WEBHOOK_URL: hung.url, WEBHOOK_SECRET: SECRET, WEBHOOK_QUEUE_MAX: "5", WEBHOOK_BATCH_MS: "0", SEND_RATE: "1000", SEND_BURST: "1000" },
+      env: { WEBHOOK_URL: hung.url, WEBHOOK_SECRET: SECRET, WEBHOOK_QUEUE_MAX: "5", DRAIN_TIMEOUT_SEC: "1", WEBHOOK_BATCH_MS: "0", SEND_RATE: "1000", SEND_BURST: "1000" },
     });
     try {
       await srv.user("ov-bob");
@@ -162,6 +162,24 @@ describe("webhooks: retries and the bounded queue", () => {
       await srv.stop();
       hung.server.stop(true);
     }
+  }, 30_000);
+});
+
+describe("webhooks: a node stopping (SIGTERM) sends what it holds", () => {
+  test("offline messages gathered for a minute go out during the drain", async () => {
+    const rx = receiver();
+    const srv = await startTestServer({ env: { WEBHOOK_URL_MESSAGE_OFFLINE: rx.url, WEBHOOK_SECRET: SECRET, WEBHOOK_BATCH_MS: "60000", DRAIN_TIMEOUT_SEC: "5" } });
+    try {
+      await srv.user("dr-bob");
+      const alice = await native.login(srv, "dr-alice");
+      await alice.ok({ t: "send", to: "dr-bob", body: { text: "before the stop" } });
+      alice.ws.close();
+    } finally {
+      await srv.stop();
+    }
+    // Already there when stop() resolved: no waiting.
+    expect(rx.got.pending().map((r) => r.body.data.messages?.[0]?.body)).toEqual([{ text: "before the stop" }]);
+    rx.server.stop(true);
   }, 30_000);
 });
 
