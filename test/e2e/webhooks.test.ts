@@ -121,6 +121,50 @@ describe("webhooks: every kind arrives signed", () => {
   });
 });
 
+describe("webhooks: a cluster of two nodes sends each event once", () => {
+  test("a user on both nodes is online once and offline once; a room viewed on both has one first and one last viewer", async () => {
+    const rx = receiver();
+    const { freshPgUrl } = await import("../helpers/services.ts");
+    const databaseUrl = await freshPgUrl();
+    const env = { WEBHOOK_URL: rx.url, WEBHOOK_SECRET: SECRET, WEBHOOK_BATCH_MS: "10", REDIS_PREFIX: `whc${Math.random().toString(36).slice(2, 8)}:` };
+    const a = await startTestServer({ bus: "redis", databaseUrl, env: { ...env, NODE_ID: "wha" } });
+    const b = await startTestServer({ bus: "redis", databaseUrl, env: { ...env, NODE_ID: "whb" } });
+    const open: Client[] = [];
+    try {
+      const kinds = (user: string) => rx.got.pending().filter((r) => r.body.data.user === user || r.body.data.room === user).map((r) => r.body.kind);
+      const onA = await native.login(a, "cl-alice", { keep: open });
+      await rx.got.next((r) => r.body.kind === "user.online" && r.body.data.user === "cl-alice");
+      const onB = await native.login(b, "cl-alice", { keep: open });
+      // A later event of node B: had B reported alice online, that came before this.
+      await native.login(b, "cl-sentinel1", { keep: open });
+      await rx.got.next((r) => r.body.kind === "user.online" && r.body.data.user === "cl-sentinel1");
+      expect(kinds("cl-alice")).toEqual([]);
+
+      await onA.ok({ t: "join_room", room: "cl-live" });
+      await rx.got.next((r) => r.body.kind === "room.first_viewer" && r.body.data.room === "cl-live");
+      await onB.ok({ t: "join_room", room: "cl-live" });
+      await onA.ok({ t: "leave_room", room: "cl-live" });
+      await onB.ok({ t: "leave_room", room: "cl-live" });
+      const last = await rx.got.next((r) => r.body.kind === "room.last_viewer" && r.body.data.room === "cl-live");
+      expect(last.body.node).toBe("whb");
+      expect(kinds("cl-live")).toEqual([]);
+
+      onA.ws.close();
+      await onA.closed;
+      await native.login(a, "cl-sentinel2", { keep: open });
+      await rx.got.next((r) => r.body.kind === "user.online" && r.body.data.user === "cl-sentinel2");
+      expect(kinds("cl-alice")).toEqual([]);
+      onB.ws.close();
+      const off = await rx.got.next((r) => r.body.kind === "user.offline" && r.body.data.user === "cl-alice");
+      expect(off.body.node).toBe("whb");
+    } finally {
+      for (const c of open) c.ws.close();
+      await Promise.all([a.stop(), b.stop()]);
+      rx.server.stop(true);
+    }
+  }, 30_000);
+});
+
 describe("webhooks: retries and the bounded queue", () => {
   test("a receiver that fails twice gets the event on the third try, with the same event id", async () => {
     const rx = receiver((_p, _b, n) => new Response("no", { status: n <= 2 ? 503 : 200 }));
