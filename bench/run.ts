@@ -16,6 +16,7 @@ import { heartbeat } from "./scenarios/heartbeat.ts";
 import { longpoll } from "./scenarios/longpoll.ts";
 import { offlinePull } from "./scenarios/offline-pull.ts";
 import { socialHttp } from "./scenarios/social-http.ts";
+import { moderation } from "./scenarios/moderation.ts";
 
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   heartbeat,
@@ -27,6 +28,7 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   direct,
   "social-http": socialHttp,
   longpoll,
+  moderation,
 };
 
 const HELP = `usage: bun run bench [scenario...] [options]

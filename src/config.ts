@@ -1,4 +1,5 @@
 // The one place that reads the environment. Everything else receives a Config.
+import { WEBHOOK_KINDS, type WebhookKind } from "./core/webhooks.ts";
 
 export interface Config {
   port: number;
@@ -102,6 +103,24 @@ export interface Config {
   livepushReplyWindowSec: number;
   livepushGreetMax: number;
   livepushProfileTtlSec: number;
+  /** Webhooks (docs/webhooks.md): URL per event kind (`*`: every kind without its own); none = off. */
+  webhookUrls: Partial<Record<WebhookKind | "*", string>>;
+  /** HMAC-SHA256 key of webhook and moderation requests; required when any of their URLs is set. */
+  webhookSecret: string;
+  webhookTimeoutMs: number;
+  /** how long a webhook event is retried before it is given up */
+  webhookRetrySec: number;
+  /** webhook events held in memory; past it new ones are dropped and counted */
+  webhookQueueMax: number;
+  /** offline messages to one user are gathered this long into one `message.offline` event */
+  webhookBatchMs: number;
+  /** a desk guest waiting this long in its group's queue makes a `desk.guest_waiting` event */
+  webhookDeskWaitMs: number;
+  /** Moderation hook URL per conversation kind; none = sends are not moderated. */
+  moderationUrls: Partial<Record<"direct" | "group" | "room", string>>;
+  moderationTimeoutMs: number;
+  /** a moderation receiver down or late: true lets the message through, false refuses it (unavailable) */
+  moderationFailOpen: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -236,6 +255,7 @@ export function loadConfig(env: Env = process.env): Config {
     livepushReplyWindowSec: int(env, "LIVEPUSH_REPLY_WINDOW_SEC", 3600, 0, 30 * 86400),
     livepushGreetMax: int(env, "LIVEPUSH_GREET_MAX", 50, 1, 1000),
     livepushProfileTtlSec: int(env, "LIVEPUSH_PROFILE_TTL_SEC", 30, 0, 3600),
+    ...hooks(env),
   };
   if (cfg.workers > 1) {
     // Worker processes are nodes of one cluster: they need the shared bus and store, and a fixed port to share.
@@ -279,4 +299,39 @@ function timeZone(env: Env, name: string, def: string): string {
     throw new ConfigError(`${name} must be an IANA time zone such as Asia/Shanghai or UTC, got "${v}"`);
   }
   return v;
+}
+
+/** Webhook and moderation settings: WEBHOOK_URL, WEBHOOK_URL_<KIND> (message.offline → MESSAGE_OFFLINE), MODERATION_URL[_<KIND>]. */
+function hooks(env: Env) {
+  const web = ["http:", "https:"];
+  const webhookUrls: Config["webhookUrls"] = {};
+  const all = url(env, "WEBHOOK_URL", web);
+  if (all) webhookUrls["*"] = all;
+  for (const k of WEBHOOK_KINDS) {
+    const u = url(env, `WEBHOOK_URL_${k.replace(".", "_").toUpperCase()}`, web);
+    if (u) webhookUrls[k] = u;
+  }
+  const moderationUrls: Config["moderationUrls"] = {};
+  for (const k of ["direct", "group", "room"] as const) {
+    const u = url(env, `MODERATION_URL_${k.toUpperCase()}`, web) ?? url(env, "MODERATION_URL", web);
+    if (u) moderationUrls[k] = u;
+  }
+  const webhookSecret = env.WEBHOOK_SECRET ?? "";
+  if ((Object.keys(webhookUrls).length || Object.keys(moderationUrls).length) && webhookSecret.length < 16) {
+    throw new ConfigError("WEBHOOK_SECRET (at least 16 characters) is required when a WEBHOOK_URL or MODERATION_URL is set: requests are signed with it");
+  }
+  const failOpen = env.MODERATION_FAIL_OPEN ?? "0";
+  if (!["0", "1", "true", "false"].includes(failOpen)) throw new ConfigError(`MODERATION_FAIL_OPEN must be 0 or 1, got "${failOpen}"`);
+  return {
+    webhookUrls,
+    webhookSecret,
+    webhookTimeoutMs: int(env, "WEBHOOK_TIMEOUT_MS", 5000, 10, 600_000),
+    webhookRetrySec: int(env, "WEBHOOK_RETRY_SEC", 600, 0, 7 * 86400),
+    webhookQueueMax: int(env, "WEBHOOK_QUEUE_MAX", 10_000, 1, 10_000_000),
+    webhookBatchMs: int(env, "WEBHOOK_BATCH_MS", 1000, 0, 600_000),
+    webhookDeskWaitMs: int(env, "WEBHOOK_DESK_WAIT_MS", 60_000, 10, 86_400_000),
+    moderationUrls,
+    moderationTimeoutMs: int(env, "MODERATION_TIMEOUT_MS", 500, 10, 60_000),
+    moderationFailOpen: failOpen === "1" || failOpen === "true",
+  };
 }

@@ -57,6 +57,9 @@ import { UserStore } from "./store/users.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
 import { PresenceNotices } from "./core/presence-notices.ts";
 import { ConsoleStats } from "./console/stats.ts";
+import { Webhooks } from "./core/webhooks.ts";
+import { Moderation } from "./core/moderation.ts";
+import { fetchSender } from "./adapters/http-sender.ts";
 
 export interface Running {
   app: App;
@@ -101,6 +104,28 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     // A batch's acks and pushes go out corked: one write per socket (Hub.corkTurn).
     onCommit: () => hub.corkTurn(),
   });
+  // Webhooks to the app backend (core/webhooks.ts): absent without a WEBHOOK_URL*.
+  const webhooks = Object.keys(cfg.webhookUrls).length
+    ? new Webhooks(
+        {
+          urls: cfg.webhookUrls,
+          secret: cfg.webhookSecret,
+          timeoutMs: cfg.webhookTimeoutMs,
+          retryForMs: cfg.webhookRetrySec * 1000,
+          queueMax: cfg.webhookQueueMax,
+          batchMs: cfg.webhookBatchMs,
+          deskWaitMs: cfg.webhookDeskWaitMs,
+        },
+        {
+          sender: fetchSender,
+          node: cfg.nodeId,
+          onlineOf: (u) => presence.onlineOf(u),
+          roomCount: (t) => presence.roomCount(t),
+          guestPosition: async (g) => (await deskState.guest(g)).position,
+          log: warn,
+        },
+      )
+    : undefined;
   // The hub and the core call each other: the core pushes events through the hub, and the hub reports the
   // pushes a socket wrote out (delivered marks) and the topics a connection entered or left (live rooms).
   const hub: Hub = new Hub(
@@ -113,16 +138,19 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       resyncMs: cfg.roomResyncMs,
       // Pushes of protocols without acknowledgements are marked delivered once written out (core/delivery.ts).
       markDelivered: (user, pushed) => chat.markPushed(user, pushed),
-      watcher: { joined: (u, t) => live.entered(u, t), left: (u, t) => live.left(u, t) },
+      watcher: {
+        joined: (u, t) => (live.entered(u, t), webhooks?.room(t, 1)),
+        left: (u, t) => (live.left(u, t), webhooks?.room(t, -1)),
+      },
       // A user online anywhere / offline everywhere: the members of its groups are told (core/presence-notices.ts).
-      presenceChanged: (u, change) => presenceNotices.changed(u, change),
+      presenceChanged: (u, change) => (webhooks?.presence(u, change), presenceNotices.changed(u, change)),
     },
     keys,
   );
   const presenceNotices = new PresenceNotices({ memberships, users, presence, emit: (ev) => hub.dispatch(ev), log: warn });
   // The users of a node that died are offline once its lease is swept (by one node): their groups are told too.
   if (presence instanceof RedisPresence) {
-    presence.onUsersGone((ids) => void (async () => { for (const u of ids) await presenceNotices.changed(u, "offline"); })());
+    presence.onUsersGone((ids) => void (async () => { for (const u of ids) (webhooks?.presence(u, "offline"), await presenceNotices.changed(u, "offline")); })());
   }
 
   // The core, in dependency order.
@@ -132,9 +160,12 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     receipts: new ReceiptStore(db.db),
     writer,
     ids,
+    // Hosting auto-replies see messages of every protocol; the committing node tells the app of messages to users
+    // offline everywhere (once per message).
     emit: (ev, skip) => {
       hub.dispatch(ev, skip);
-      livepush.observe(ev); // hosting auto-replies, for messages of every protocol
+      livepush.observe(ev);
+      webhooks?.observe(ev);
     },
     receiptDebounceMs: cfg.receiptDebounceMs,
     log: (m) => log.error(m),
@@ -185,7 +216,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     log: warn,
   });
   const groups = new Groups(store, memberships, chat, ids, (ev, skip) => hub.dispatch(ev, skip));
-  const deskService = new Desk(store, new DeskStore(db.db), chat, (ev) => hub.dispatch(ev), warn, deskState);
+  const deskService = new Desk(store, new DeskStore(db.db), chat, (ev) => hub.dispatch(ev), warn, deskState, webhooks && ((g, grp) => webhooks.guestQueued(g, grp)));
   const containers = new Containers({
     throttle,
     store,
@@ -197,7 +228,10 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     log: warn,
   });
   // One send command for every protocol and the server API: direct, group, desk, live room or rooms conversation.
-  const messaging = new Messaging({ chat, groups, desk: deskService, live, containers });
+  const moderation = Object.keys(cfg.moderationUrls).length
+    ? new Moderation({ urls: cfg.moderationUrls, secret: cfg.webhookSecret, timeoutMs: cfg.moderationTimeoutMs, failOpen: cfg.moderationFailOpen }, fetchSender, warn)
+    : undefined;
+  const messaging = new Messaging({ chat, groups, desk: deskService, live, containers, moderation });
   const messageIndex = new MessageIndexStore(db.db);
   const socialGraph = new SocialStore(db.db);
   const livepush: Livepush = new Livepush({
@@ -239,7 +273,13 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     groups,
     memberships,
     social: new Social(socialGraph, users, chat, (ev) => hub.dispatch(ev), (me, other) => livepush.followed(me, other)),
-    recalls: new Recalls(new RecallStore(db.db), conversations, live, cfg.recallWindowSec, (ev, skip) => hub.dispatch(ev, skip)),
+    recalls: new Recalls(
+      new RecallStore(db.db),
+      conversations,
+      webhooks ? { recalled: (conv, id, seq, by) => (live.recalled(conv, id, seq, by), webhooks.recalled(conv, id, seq, by)) } : live,
+      cfg.recallWindowSec,
+      (ev, skip) => (hub.dispatch(ev, skip), webhooks?.observe(ev)),
+    ),
     live,
     livepush,
     desk: deskService,
@@ -294,6 +334,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       while (app.hub.all.size > 0 && Date.now() < deadline) await Bun.sleep(20);
       await writer.flush();
       await presenceNotices.settled();
+      // Held webhook events get what is left of the drain time (the offline events of the last users included).
+      await webhooks?.drain(Math.max(0, deadline - Date.now()));
       await hub.marks?.stop();
       chat.receipts.stop();
       live.stop();

@@ -52,6 +52,8 @@ export class Desk {
     private readonly emit: (ev: CoreEvent) => void,
     private readonly log: (msg: string) => void,
     private readonly state: DeskState,
+    /** Told when a guest came online and waits in its group's queue (webhooks: a guest waiting too long). */
+    private readonly onQueued?: (guest: string, group: string) => void,
   ) {
     state.onFreed((group) => this.drainSoon(group));
   }
@@ -102,6 +104,7 @@ export class Desk {
     const r = await this.state.guestUp(guest, group, conv.ownerId ?? undefined);
     if (r.freed) void this.drainSoon(r.freed);
     if (r.agent && r.v !== undefined) await this.settle({ guest, agent: r.agent, v: r.v });
+    else if (!r.agent) this.onQueued?.(guest, group);
   }
 
   /** A guest's connection closed; its last one anywhere frees its agent's place. */

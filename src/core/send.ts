@@ -10,6 +10,7 @@ import type { Desk } from "./desk.ts";
 import { fail } from "./errors.ts";
 import type { Groups } from "./groups.ts";
 import type { Live, RoomAck, RoomSendInput } from "./live.ts";
+import type { ModeratedKind, Moderation } from "./moderation.ts";
 
 /** Exactly one of: a user (a 1:1 message), or a conversation id. */
 export interface SendTarget {
@@ -46,6 +47,8 @@ export interface MessagingDeps {
   desk: Desk;
   live: Pick<Live, "send" | "publish">;
   containers: Pick<Containers, "sendToRoom" | "sendToContainer">;
+  /** The app's moderation hook (core/moderation.ts): absent, sends never wait for it. */
+  moderation?: Pick<Moderation, "covers" | "check">;
 }
 
 export class Messaging {
@@ -54,6 +57,7 @@ export class Messaging {
   async send(from: string, target: SendTarget, input: MessageInput, o: SendOptions = {}): Promise<SendAck> {
     const { to, conv } = target;
     if ((to === undefined) === (conv === undefined)) fail("bad_request", "give exactly one of `to` (a user) or `conv`");
+    if (this.d.moderation && !o.trusted) input = await this.moderated(from, target, input);
     if (typeof conv === "string") {
       const room = roomIdOf(conv);
       if (room !== undefined) return this.toLiveRoom(from, conv, room, input, o);
@@ -72,6 +76,21 @@ export class Messaging {
     const guest = guestOf(conv);
     if (guest !== undefined) return this.d.desk.send(from, guest, input, o.session);
     return fail("not_found", `cannot send to ${conv}`);
+  }
+
+  /** A user's message checked by the app's moderation hook when it covers the conversation's kind (the server API's are not). */
+  private async moderated(from: string, { to, conv }: SendTarget, input: MessageInput): Promise<MessageInput> {
+    let kind: ModeratedKind | undefined;
+    if (to !== undefined) kind = "direct";
+    else if (typeof conv === "string") {
+      if (roomIdOf(conv) !== undefined) kind = "room";
+      else if (directPeer(conv, from) !== undefined) kind = "direct";
+      else if (groupIdOf(conv) !== undefined && !isRoomsConv(conv)) kind = "group";
+    }
+    if (kind === undefined || !this.d.moderation!.covers(kind)) return input;
+    const message = { kind: input.kind ?? "text", body: input.body, ...(input.cmid !== undefined ? { cmid: input.cmid } : {}) };
+    const body = await this.d.moderation!.check({ kind, from, ...(to !== undefined ? { to } : { conv }), message });
+    return body === input.body ? input : { ...input, body };
   }
 
   /** A live room: the server API publishes (creating the room); a client posts from a connection in the room. */

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable", "direct", "social-http", "longpoll"];
+const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable", "direct", "social-http", "longpoll", "moderation"];
 
 test(
   "bun run bench --smoke: every scenario completes and reports",
