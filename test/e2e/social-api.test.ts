@@ -328,7 +328,11 @@ for (const store of ["pg", "pglite"] as const)
         const g = await as("101", "message/sendGroupMessage", { group_type: 2, to_uid: "7001", message: text("read me") });
         expect(await as("102", "message/updateMessageReadStatus", { msg_id: g.datas, status: 4 })).toEqual({ datas: 1 });
         const counts = await a.next((f) => f.receipt_counts?.group_id === "7001" && f.receipt_counts.counts.some((c: any) => c.seq === 2 && c.read === 1));
-        expect(counts.receipt_counts.counts).toContainEqual({ seq: 2, received: 1, read: 1 });
+        // Received: 102, who read it, and 103 (its push socket from the 1:1 tests is still open) once the push to it
+        // has been marked delivered, which may land before or after the debounced count: 1 or 2, never more.
+        const c2 = counts.receipt_counts.counts.find((c: any) => c.seq === 2);
+        expect(c2.read).toBe(1);
+        expect([1, 2]).toContain(c2.received);
         // The account itself posts a rich card to its subscribers.
         const card = { msg_type: 3, body: { title: "Water cut on Monday", date: "1700000000", img: "http://a.test/w.jpg", desc: "9:00-12:00", url: "http://a.test/n/1" } };
         const r = await as("900", "message/sendGroupMessage", { group_type: 4, to_uid: "900", message: card });
