@@ -31,6 +31,8 @@ test(
           expect(row.value).toBeGreaterThan(0);
         }
         expect(stdout).toContain(`## ${r.scenario} — `);
+        // A target is MET or MISSED only where a goal is set (≥ or ≤ a figure); any other figure is only reported.
+        for (const t of r.targets) if (t.met !== undefined) expect(`${r.scenario}: ${t.name}: ${t.goal}`).toMatch(/: [≥≤] /);
       }
       // Ours and every peer took part where the scenario has peers.
       const servers = (s: string) => run.results.find((r: { scenario: string }) => r.scenario === s).rows.map((x: { server: string }) => x.server);
