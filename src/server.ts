@@ -167,6 +167,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       livepush.observe(ev);
       webhooks?.observe(ev);
     },
+    flushPushed: (u) => hub.flushMarks(u),
     receiptDebounceMs: cfg.receiptDebounceMs,
     log: (m) => log.error(m),
     userChanged: (id) => userChanges.changed(id),

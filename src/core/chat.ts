@@ -30,6 +30,11 @@ export interface ChatDeps {
   receiptDebounceMs?: number;
   log?: (msg: string) => void;
   /**
+   * Stores the delivered marks of the pushes the user's connections (any protocol) wrote out so far. Every offline
+   * read calls it first, so a pull never offers again what a socket already took.
+   */
+  flushPushed?(userId: string): Promise<void>;
+  /**
    * Told when a user's record changed here (role, disabled, deleted), so every node drops what it cached of the
    * user (and ends a disabled user's connections); the composition root carries it across the cluster.
    */
@@ -174,6 +179,7 @@ export class Chat {
   /** Messages others wrote above the user's delivered cursor (all conversations, or one). Does not move it. */
   async pending(userId: string, opts: { conv?: string; limit?: number; after?: { conv: string; seq: number } }) {
     const limit = clampLimit(opts.limit, 100);
+    await this.d.flushPushed?.(userId);
     const msgs = await this.d.store.pending(userId, { ...opts, limit: limit + 1 });
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
   }
@@ -181,6 +187,7 @@ export class Chat {
   /** Pull and mark delivered: the page returned is confirmed in the same call. */
   async pull(userId: string, opts: { conv?: string; limit?: number }, skip?: string) {
     const limit = clampLimit(opts.limit, 100);
+    await this.d.flushPushed?.(userId);
     const { msgs, moved } = await this.d.store.pull(userId, { conv: opts.conv, limit });
     for (const [conv, v] of moved) this.advanced(userId, conv, "delivered", v, skip);
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };

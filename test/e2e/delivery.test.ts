@@ -137,19 +137,21 @@ describe("delivered marks of many pushes", () => {
     // A pull right after: every push above was written out, so none comes again.
     b.send(JSON.stringify({ cmd: 19, type: 0, userId: "m-b" }));
     expect((await b.next((f) => f.command === 20)).data).toEqual({ friends: {}, groups: {}, userId: "m-b", userid: "m-b" });
+    // Nothing offline for m-rb either, asked while rb is still open: a pull first stores the marks of what rb's socket
+    // wrote out. (Once rb closes, marks its socket had not yet written out when last checked are dropped, never
+    // guessed: under load the socket can still hold the last frames then, and they would be offered again.)
+    const token = (await srv.api("/api/users/m-rb/token", { body: {} })).body.token;
+    const n = await Client.native(srv.wsUrl, token, "m-rb");
+    expect((await n.ok({ t: "sync" })).msgs).toEqual([]);
     await rb.close();
     const elapsed = performance.now() - t0;
-    // At most one statement per flush interval, plus the pull's and the close's own flushes (before the fix: one per push).
+    // At most one statement per flush interval, plus the pulls' and the close's own flushes (before the fix: one per push).
     const bound = Math.ceil(elapsed / MARK_FLUSH_MS) + 2;
     console.log(`delivered-mark statements for ${N} pushes in ${Math.round(elapsed)} ms: J-IM ${calls.get("m-b")}, rooms ${calls.get("m-rb")} (bound ${bound})`);
     expect(calls.get("m-b") ?? 0).toBeGreaterThan(0);
     expect(calls.get("m-b")!).toBeLessThanOrEqual(bound);
     expect(calls.get("m-rb") ?? 0).toBeGreaterThan(0);
     expect(calls.get("m-rb")!).toBeLessThanOrEqual(bound);
-    // The marks moved the cursors: nothing offline for either of them.
-    const token = (await srv.api("/api/users/m-rb/token", { body: {} })).body.token;
-    const n = await Client.native(srv.wsUrl, token, "m-rb");
-    expect((await n.ok({ t: "sync" })).msgs).toEqual([]);
     for (const c of [a, b, ra, n]) c.ws.close();
   }, 60_000);
 });

@@ -81,8 +81,6 @@ export function jimDialect(app: JimNode): Dialect {
           const [code, command] = FAILURE[cmd!]!;
           return void send(s, code, command);
         }
-        // A pull never repeats a push this user's connections already wrote out: their marks are stored first.
-        if (cmd === Cmd.getMessageReq) await hub.flushMarks(s.userId);
         await c.run(s, s.userId, f);
       } catch (err) {
         // J-IM has no retryable code: a store that cannot be reached gets the command's failure code too.

@@ -150,8 +150,6 @@ export function socialInterfaces(app: SocialCore): Map<string, Interface> {
         summary: "Addition: what waits offline, in the push format, marked delivered by this call",
         async run({ me, fmt }, p) {
           const c = decoders.offline(p);
-          // A push its socket already wrote out is marked before the pull: it is not given twice.
-          await hub.flushMarks(me);
           const { msgs, more } = await chat.pull(me, { limit: c.size });
           // What this protocol shows: 1:1 chats and groups (as its push socket), not other protocols' rooms.
           const shown = msgs.filter((m) => (m.conv.startsWith("d:") || m.conv.startsWith("g:")) && !isRoomsConv(m.conv));
