@@ -1,6 +1,7 @@
 // Livepush requests in (docs/livepush.md): the query string and a form or JSON body read into one Map (keys are
 // client input), then each endpoint's typed request, or the reason it is refused. Pure except reading the body.
 import { USER_ID_RE } from "../../core/ids.ts";
+import type { SendFields } from "../../core/livepush.ts";
 
 export type Params = Map<string, unknown>;
 
@@ -47,14 +48,9 @@ export function pollRequest(p: Params): PollRequest {
   return ack === undefined ? {} : { ack };
 }
 
-export interface SendRequest {
+/** A send: the recipients and the message's fields as the core takes them. */
+export interface SendRequest extends SendFields {
   to: string[];
-  content?: unknown;
-  content_type?: unknown;
-  audio_time?: unknown;
-  charge_photo?: unknown;
-  is_hello?: unknown;
-  cmid?: string;
 }
 
 export function sendRequest(p: Params): SendRequest | string {
