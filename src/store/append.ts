@@ -15,9 +15,9 @@ type Dialect = { sqlToQuery(q: SQL): { sql: string; params: unknown[] } };
 
 /**
  * One transaction whose statements go out in pipelined groups. On postgres.js: every statement of a group is
- * prepared and sent at once, so a batch costs four round trips (begin, two groups, commit; one more when it
- * creates direct chats) instead of one per statement. A group stops at its first failing statement (Postgres
- * refuses the rest of an aborted transaction): that first error is thrown and the transaction rolls back.
+ * prepared and sent at once, so a batch costs four round trips (begin, two groups, commit) instead of one per
+ * statement; a batch that creates direct chats costs one attempt and one short transaction more. A group stops
+ * at its first failing statement (Postgres refuses the rest of an aborted transaction): that first error is thrown and the transaction rolls back.
  * postgres.js's own `begin` holds the connection, so a connection lost mid-transaction fails the transaction.
  * On PGlite (in-process, no round trips): a drizzle transaction, statements one by one.
  */
@@ -66,12 +66,43 @@ type Locked = { id: string; last_seq: string | number };
  * lock was taken, so neither a block nor a transfer committed before the message can be bypassed.
  *
  * Statements go in groups (one round trip each on postgres.js): (1) lock every conversation the batch names,
- * then (reading after the lock) retried client ids, 1:1 blocks and container owners' blocks; (2) only when
- * direct chats are missing: create them with their members and lock them; (3) reserve the seq ranges, insert
- * the rows, move the senders' last_sent_seq.
+ * then (reading after the lock) retried client ids, 1:1 blocks and container owners' blocks; (2) reserve the
+ * seq ranges, insert the rows, move the senders' last_sent_seq.
+ *
+ * Direct chats are created by their first message, but never inside the batch's transaction: inserting a
+ * conversation waits for any other transaction inserting the same id, and doing that while holding the
+ * batch's row locks closes a cycle with a batch on another node that locked those rows first and is now
+ * creating the same chat (both halves of a pair sending their first message at once). So when group 1 finds
+ * direct chats missing, the transaction ends holding nothing it wrote, the chats are created (with their
+ * members) in a short transaction of their own, in id order, and the batch runs again, now finding them all.
  */
 export async function appendBatch(db: Db, items: AppendItem[], stages: AppendStages = {}): Promise<AppendResult[]> {
-  return inTransaction(db, async (run) => {
+  const first = await appendOnce(db, items, stages);
+  if (!(first instanceof Map)) return first;
+  await createDirectChats(db, first);
+  const again = await appendOnce(db, items, stages);
+  if (again instanceof Map) throw new Error(`conversation ${[...again.keys()][0]} does not exist`);
+  return again;
+}
+
+/** Creates missing direct chats with their members, committed on their own (see appendBatch). */
+async function createDirectChats(db: Db, creates: Map<string, { kind: string; members: string[] }>): Promise<void> {
+  const made = [...creates].sort(([a], [b]) => (a < b ? -1 : 1));
+  const convRows = JSON.stringify(made.map(([id, c]) => ({ id, k: c.kind })));
+  const memberRows = JSON.stringify(made.flatMap(([id, c]) => c.members.map((u) => ({ c: id, u }))));
+  await inTransaction(db, (run) =>
+    run([
+      sql`insert into conversations (id, kind) select x.id, x.k from jsonb_to_recordset(${convRows}::jsonb) as x(id text, k text)
+           order by x.id on conflict do nothing`,
+      sql`insert into members (conv_id, user_id) select x.c, x.u from jsonb_to_recordset(${memberRows}::jsonb) as x(c text, u text)
+           order by x.c, x.u on conflict do nothing`,
+    ]),
+  );
+}
+
+/** One attempt: the results, or the direct chats that must be created first (nothing was written). */
+async function appendOnce(db: Db, items: AppendItem[], stages: AppendStages): Promise<AppendResult[] | Map<string, { kind: string; members: string[] }>> {
+  return inTransaction(db, async (run): Promise<AppendResult[] | Map<string, { kind: string; members: string[] }>> => {
     const results: (AppendResult | undefined)[] = new Array(items.length);
     // A retry is the same client id from the same sender in the same conversation: the id is the
     // client's, and clients make them per conversation, so a reuse elsewhere is a new message.
@@ -135,23 +166,10 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
     const next = new Map<string, number>();
     for (const r of locked) next.set(r.id, Number(r.last_seq));
 
-    // 2. Direct chats are created by their first message: missing ones are inserted (with members), in id
-    // order too, so two batches creating the same chats wait for each other, never in a cycle; then locked.
+    // Direct chats missing: end this transaction (it wrote nothing) and create them outside it.
     const creates = new Map<string, { kind: string; members: string[] }>();
     for (const { it } of fresh) if (!next.has(it.conv) && it.create && !creates.has(it.conv)) creates.set(it.conv, it.create);
-    if (creates.size) {
-      const made = [...creates].sort(([a], [b]) => (a < b ? -1 : 1));
-      const convRows = JSON.stringify(made.map(([id, c]) => ({ id, k: c.kind })));
-      const memberRows = JSON.stringify(made.flatMap(([id, c]) => c.members.map((u) => ({ c: id, u }))));
-      const out2 = await run([
-        sql`insert into conversations (id, kind) select x.id, x.k from jsonb_to_recordset(${convRows}::jsonb) as x(id text, k text)
-             order by x.id on conflict do nothing`,
-        sql`insert into members (conv_id, user_id) select x.c, x.u from jsonb_to_recordset(${memberRows}::jsonb) as x(c text, u text)
-             order by x.c, x.u on conflict do nothing`,
-        lockSql(made.map(([id]) => id)),
-      ]);
-      for (const r of out2[2] as Locked[]) next.set(r.id, Number(r.last_seq));
-    }
+    if (creates.size) return creates;
     for (const { it } of fresh) if (!next.has(it.conv)) throw new Error(`conversation ${it.conv} does not exist`);
     // Every conversation this batch writes is locked: the writer may start the next batch (its locks wait for ours).
     stages.locked?.();
@@ -166,7 +184,7 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
       }
       const convIds = [...counts.keys()].sort();
 
-      // 3. Reserve the seq ranges, insert the whole batch, move the senders' own latest seq per conversation
+      // 2. Reserve the seq ranges, insert the whole batch, move the senders' own latest seq per conversation
       // ("awaiting reply" is derived from it), commit.
       const ranges = JSON.stringify(convIds.map((id) => ({ id, s: next.get(id)! + counts.get(id)!, t: lastAt.get(id)!.toISOString() })));
       const rows = fresh.map(({ it }) => {

@@ -2,7 +2,8 @@
 // row first), so two of them on the same group cannot deadlock: an ownership hand-over racing the group's
 // message batches. Postgres only: the embedded PGlite runs one statement at a time.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { groupConvId } from "../../src/core/conv-ids.ts";
+import postgres from "postgres";
+import { directConvId, groupConvId } from "../../src/core/conv-ids.ts";
 import { IdGen } from "../../src/core/ids.ts";
 import { openDb, type OpenDb } from "../../src/store/db.ts";
 import { MembershipStore } from "../../src/store/memberships.ts";
@@ -16,14 +17,16 @@ describe("lock order on Postgres", () => {
   let db: OpenDb;
   let store: Store;
   let memberships: MembershipStore;
+  let url: string;
   const ids = new IdGen("locks");
   const conv = groupConvId("locks");
 
   beforeAll(async () => {
-    db = await openDb({ databaseUrl: await freshPgUrl() });
+    url = await freshPgUrl();
+    db = await openDb({ databaseUrl: url });
     store = new Store(db.db, { users: new UserStore(db.db), conversations: new ConversationStore(db.db), messages: new MessageStore(db.db) });
     memberships = new MembershipStore(db.db);
-    for (const id of ["ann", "ben"]) await store.upsertUser({ id });
+    for (const id of ["ann", "ben", "cat"]) await store.upsertUser({ id });
     expect(await store.createConversation({ id: conv, kind: "group", subtype: "user", ownerId: "ann" }, { ann: "owner", ben: "member" })).toBe(true);
   });
   afterAll(() => db.close());
@@ -38,5 +41,45 @@ describe("lock order on Postgres", () => {
       owner = heir;
     }
     expect((await store.getConversation(conv))?.lastSeq).toBe(120);
+  });
+
+  test("a batch creating a direct chat that another transaction is creating holds no lock while it waits (no deadlock)", async () => {
+    // Both halves of a pair send their first message at once from two nodes: one node's batch locked the
+    // conversations it had (here ann–cat) and finds ann–ben missing, while the other node is inserting ann–ben
+    // and then needs ann–cat. Creating the chat inside the locked batch closes a cycle Postgres breaks after
+    // deadlock_timeout by aborting one side.
+    const known = directConvId("ann", "cat");
+    const fresh = directConvId("ann", "ben");
+    const dm = (conv: string, recipient: string) => ({ id: ids.next(), conv, sender: "ann", recipient, kind: "text", body: "hi", at: new Date(), create: { kind: "direct", members: ["ann", recipient] } });
+    await store.appendBatch([dm(known, "cat")]);
+    const other = postgres(url, { max: 1, onnotice: () => {} });
+    const watch = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await other.unsafe("begin");
+      await other.unsafe("insert into conversations (id, kind) values ($1, 'direct')", [fresh]);
+      const batch = store.appendBatch([dm(known, "cat"), dm(fresh, "ben")]);
+      const batchError = batch.then(() => undefined, (e: Error) => e);
+      // Wait until the batch waits for the other transaction's insert.
+      for (;;) {
+        const [w] = await watch.unsafe("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
+        if ((w as { n: number }).n > 0 || (await Promise.race([batchError, Promise.resolve("pending")])) !== "pending") break;
+        await Bun.sleep(5);
+      }
+      const lockedKnown = await other.unsafe("select id from conversations where id = $1 for update", [known]).then(
+        (rows) => rows.length,
+        (e: Error) => e.message,
+      );
+      await other.unsafe("commit").catch(() => other.unsafe("rollback"));
+      expect(lockedKnown).toBe(1);
+      expect(await batchError).toBeUndefined();
+      const [a, b] = await batch;
+      expect(a?.msg?.seq).toBe(2);
+      expect(b?.msg?.seq).toBe(1);
+      const members = await watch.unsafe("select user_id from members where conv_id = $1 order by user_id", [fresh]);
+      expect(members.map((r) => r.user_id)).toEqual(["ann", "ben"]);
+    } finally {
+      await other.end();
+      await watch.end();
+    }
   });
 });
