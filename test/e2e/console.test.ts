@@ -9,6 +9,7 @@ import { Client } from "../helpers/client.ts";
 import { protocols } from "../helpers/protocol/index.ts";
 import { API_KEY, startTestServer, type TestServer } from "../helpers/server.ts";
 import { freshPgUrl } from "../helpers/services.ts";
+import { openSse } from "../helpers/sse.ts";
 
 const { desk } = protocols;
 const CHROMIUM = process.env.CHROMIUM_PATH || Bun.which("chromium") || Bun.which("chromium-browser") || undefined;
@@ -212,5 +213,65 @@ describe("the console's server API on a single node", () => {
     const page = await fetch(`${one.url}/console`);
     expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
     expect(await page.text()).not.toContain("http");
+  });
+
+  test("the live stream needs the key, pushes what the page's server API reads answer, and their changes", async () => {
+    const url = `${one.url}/api/console/stream`;
+    expect((await openSse(`${url}?page=rooms`)).status).toBe(401);
+    expect((await openSse(`${url}?page=rooms`, "apikey wrong")).status).toBe(401);
+    for (const q of ["page=nope", "page=room", "page=room&room=bad%20id", "page=user", "page=user&user=a%00b"]) {
+      expect(await openSse(`${url}?${q}`, `apikey ${API_KEY}`)).toMatchObject({ status: 400, body: { error: "bad_request" } });
+    }
+    const rooms = (await openSse(`${url}?page=rooms`, `apikey ${API_KEY}`)).stream!;
+    const first = await rooms.next();
+    expect(first).toMatchObject({ event: "data", data: { rooms: (await one.api("/api/console/rooms?limit=50")).body } });
+    const w = await Client.native(one.wsUrl, await one.user("watcher"), "watcher");
+    mine.push(w);
+    await w.request({ t: "join_room", room: "alone" });
+    const next = await rooms.next(3000);
+    expect(next.data.rooms.rooms.find((r: any) => r.room === "alone").online).toBe(2);
+    expect(next.at - first.at).toBeGreaterThanOrEqual(990);
+    await rooms.close();
+
+    // A user's page: the profile, the nodes, the conversations, the clicked conversation's messages.
+    expect((await one.api("/api/messages", { body: { from: "watcher", to: "solo", body: { text: "hi" } } })).status).toBe(200);
+    const user = (await openSse(`${url}?page=user&user=solo&conv=d:solo:watcher`, `apikey ${API_KEY}`)).stream!;
+    const u = (await user.next()).data;
+    expect(u.user).toEqual((await one.api("/api/users/solo")).body);
+    expect(u.online).toEqual({ online: true, nodes: [{ node: one.app.cfg.nodeId, protocols: { native: 1 } }] });
+    expect(u.convs.map((c: any) => [c.conv, c.unread])).toEqual([["d:solo:watcher", 1]]);
+    expect(u.msgs.msgs.map((m: any) => m.body)).toEqual([{ text: "hi" }]);
+    await user.close();
+    // A read the API refuses is an `error` event; the stream stays open.
+    const nobody = (await openSse(`${url}?page=user&user=nobody`, `apikey ${API_KEY}`)).stream!;
+    expect(await nobody.next()).toMatchObject({ event: "error", data: { status: 404, part: "user", body: { error: "not_found" } } });
+    await nobody.close();
+  });
+
+  test("open streams are capped (CONSOLE_STREAMS_MAX): one more is refused 429 `rate_limited`", async () => {
+    const small = await startTestServer({ env: { CONSOLE_STREAMS_MAX: "1" } });
+    try {
+      const first = (await openSse(`${small.url}/api/console/stream?page=desk`, `apikey ${API_KEY}`)).stream!;
+      expect((await first.next()).data).toEqual({ desk: { groups: [] } });
+      const res = await fetch(`${small.url}/api/console/stream?page=cluster`, { headers: { authorization: `apikey ${API_KEY}` } });
+      expect(res.status).toBe(429);
+      expect(res.headers.get("retry-after")).toBe("1");
+      const body = await res.json();
+      expect(body).toMatchObject({ error: "rate_limited" });
+      expect(body.message).toContain("CONSOLE_STREAMS_MAX");
+      await first.close();
+    } finally {
+      await small.stop();
+    }
+  });
+
+  test("shutting the server down ends its streams with `unavailable`", async () => {
+    const cluster = (await openSse(`${one.url}/api/console/stream?page=cluster`, `apikey ${API_KEY}`)).stream!;
+    expect((await cluster.next()).data.cluster.nodes.map((n: any) => n.node)).toEqual([one.app.cfg.nodeId]);
+    for (const c of mine.splice(0)) c.ws.close();
+    const stopped = one.stop();
+    expect(await cluster.next()).toMatchObject({ event: "end", data: { error: "unavailable" } });
+    await cluster.ended;
+    await stopped;
   });
 });
