@@ -31,6 +31,14 @@ async function shot(name: string): Promise<void> {
   await page.screenshot({ path: `${SHOTS}/${name}.png` });
 }
 
+/** The server API requests the page made from `from` on in its request log (paths with their queries). */
+const apiCalls = (from: number) =>
+  requests
+    .slice(from)
+    .map((u) => new URL(u))
+    .filter((u) => u.pathname.startsWith("/api/"))
+    .map((u) => u.pathname + u.search);
+
 /** Waits (at most `ms`) until the text of `selector` on the page is `want`. */
 async function textIs(selector: string, want: string, ms = 5000): Promise<void> {
   await page.waitForFunction(([sel, w]) => document.querySelector(sel!)?.textContent?.trim() === w, [selector, want], { timeout: ms, polling: 50 });
@@ -69,17 +77,26 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     await other.close();
   });
 
-  test("signed in, the cluster page shows both nodes", async () => {
+  test("signed in, the cluster page shows both nodes, live over one stream", async () => {
     await page.goto(`${a.url}/console`);
+    const from = requests.length;
     await page.fill("#key", API_KEY);
     await page.click("#login");
     for (const n of [a, b]) await page.waitForSelector(`[data-node="${n.app.cfg.nodeId}"]`, { timeout: 5000 });
     expect(await page.$$eval(".node", (els) => els.length)).toBe(2);
+    await textIs("#live", "live");
+    // The uptime shown moves on (the page is pushed new data) while the page asks nothing more.
+    const uptime = () => page.$eval(`[data-node="${a.app.cfg.nodeId}"] .kv span:nth-child(2)`, (el) => el.textContent);
+    const before = await uptime();
+    await page.waitForFunction(([sel, was]) => document.querySelector(sel!)?.textContent !== was, [`[data-node="${a.app.cfg.nodeId}"] .kv span:nth-child(2)`, before], { timeout: 3000, polling: 50 });
+    // The sign-in check, then the page's one stream.
+    expect(apiCalls(from)).toEqual(["/api/console/cluster", "/api/console/stream?page=cluster"]);
   });
 
   test("clients joining a room raise its online count on the page within two seconds", async () => {
     const users = ["v1", "v2", "v3"];
     const tokens = await Promise.all(users.map((u) => a.user(u)));
+    const from = requests.length;
     await page.click("#nav-rooms");
     const first = await Client.native(a.wsUrl, tokens[0]!, "v1");
     clients.push(first);
@@ -92,10 +109,13 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
       await c.request({ t: "join_room", room: "stage" });
     }
     await textIs('[data-room="stage"] .online', "3", 2000);
+    // Pushed: one stream request, and no repeated data requests, while the count rose.
+    expect(apiCalls(from)).toEqual(["/api/console/stream?page=rooms"]);
     // Danmaku published to the room show as a rate.
     for (let i = 0; i < 20; i++) expect((await b.api("/api/rooms/stage/messages", { body: { from: "v3", class: "droppable", kind: "danmaku", body: { text: `666 #${i}` } } })).status).toBe(200);
     await page.waitForFunction(() => Number(document.querySelector('[data-room="stage"] .danmaku')?.textContent) > 0, undefined, { timeout: 3000, polling: 50 });
     await shot("rooms");
+    const roomFrom = requests.length;
     await page.click('[data-room="stage"]');
     await textIs("#room-online", "3", 2000);
     await page.fill("#slow-sec", "5");
@@ -112,12 +132,20 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     await page.click("#pub-send");
     await page.waitForFunction(() => document.querySelector("#room-msgs")?.textContent?.includes("a gift for the host"), undefined, { timeout: 3000 });
     expect((await a.api("/api/rooms/stage/messages")).body.msgs.map((m: any) => m.body)).toEqual([{ text: "a gift for the host" }]);
+    // The room's stream, and the three actions; the page read nothing else.
+    expect(apiCalls(roomFrom)).toEqual([
+      "/api/console/stream?page=room&room=stage",
+      "/api/rooms/stage",
+      "/api/rooms/stage/mutes/v2",
+      "/api/rooms/stage/messages",
+    ]);
     await shot("room");
   });
 
   test("a guest waiting in a desk queue appears, and disappears when assigned", async () => {
     await desk.group(a, "support");
     const token = await desk.agent(a, "agent1", "support");
+    const from = requests.length;
     await page.click("#nav-desk");
     await page.waitForSelector('[data-group="support"]', { timeout: 3000 });
     expect(await page.$('[data-guest="guest1"]')).toBeNull();
@@ -129,6 +157,7 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     clients.push(agent);
     await page.waitForSelector('[data-guest="guest1"]', { state: "detached", timeout: 3000 });
     await textIs('[data-agent="agent1"] td:nth-child(3)', "1 / 10", 3000);
+    expect(apiCalls(from)).toEqual(["/api/console/stream?page=desk"]);
   });
 
   test("a user lookup shows an unread count that changes after a send", async () => {
@@ -138,6 +167,7 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     const annA = await Client.native(a.wsUrl, await a.user("ann"), "ann");
     const annB = await Client.native(b.wsUrl, await a.user("ann"), "ann");
     clients.push(annA, annB);
+    const from = requests.length;
     await page.click("#nav-users");
     await page.fill("#user-id", "ann");
     await page.click("#lookup");
@@ -148,8 +178,11 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     await textIs("#user-online", shown.join("; "), 3000);
     expect((await b.api("/api/messages", { body: { from: "ben", to: "ann", body: { text: "two" } } })).status).toBe(200);
     await textIs(conv, "2", 3000);
+    expect(apiCalls(from)).toEqual(["/api/console/stream?page=user&user=ann"]);
     await page.click('[data-conv="d:ann:ben"]');
     await page.waitForFunction(() => document.querySelectorAll("#conv-msgs tr").length === 2, undefined, { timeout: 3000 });
+    // The click opened the page's stream again, with the conversation's messages.
+    expect(apiCalls(from).slice(1)).toEqual([`/api/console/stream?page=user&user=ann&conv=${encodeURIComponent("d:ann:ben")}`]);
     await shot("users");
     // Disable and enable again through the page.
     await page.click("#toggle-disabled");
@@ -176,6 +209,35 @@ describe.skipIf(!CHROMIUM)("operator's console in headless Chromium", () => {
     expect(points).toBeGreaterThan(5);
     await shot("cluster");
   });
+
+  test("a stream that drops shows `reconnecting`, and the page reconnects to the server back on its port", async () => {
+    const databaseUrl = await freshPgUrl();
+    let one = await startTestServer({ databaseUrl });
+    const port = String(one.port);
+    const other = await browser.newPage();
+    const failures: string[] = [];
+    other.on("console", (m) => m.type() === "error" && failures.push(m.text()));
+    other.on("pageerror", (e) => failures.push(String(e)));
+    try {
+      await other.goto(`${one.url}/console`);
+      await other.fill("#key", API_KEY);
+      await other.click("#login");
+      await other.waitForSelector(`[data-node="${one.app.cfg.nodeId}"]`, { timeout: 5000 });
+      expect(await other.textContent("#live")).toBe("live");
+      // The server stops: it ends the stream ("shutting down"); the page says so and tries again, backing off.
+      await one.stop();
+      await other.waitForFunction(() => document.querySelector("#live")?.textContent === "reconnecting", undefined, { timeout: 3000, polling: 50 });
+      expect(await other.textContent(".status .error")).toContain("shutting down");
+      one = await startTestServer({ databaseUrl, env: { PORT: port } });
+      await other.waitForSelector(`[data-node="${one.app.cfg.nodeId}"]`, { timeout: 15_000 });
+      expect(await other.textContent("#live")).toBe("live");
+    } finally {
+      await other.close();
+      await one.stop();
+    }
+    // Attempts made while nothing listened failed to connect; nothing else went wrong.
+    expect(failures.filter((f) => !f.includes("net::ERR_CONNECTION_REFUSED"))).toEqual([]);
+  }, 30_000);
 
   test("the pages asked no host but the server, and logged no error", () => {
     const origin = new URL(a.url).origin;
