@@ -255,7 +255,9 @@ export function consoleHttp(app: Pick<App, "desk" | "presence" | "cfg">, apiKey:
           set.status = 400;
           return errorBody("bad_request", parts);
         }
-        const opened = streams?.open(headers.authorization!, parts, request.signal) ?? { status: 503, error: "unavailable" as const, message: "no console streams here" };
+        // The key itself (checked before this) is the credential: `APIKEY  k` and `apikey k` count as one.
+        const key = headers.authorization?.match(/^apikey\s+(.+)$/i)?.[1] ?? "";
+        const opened = streams?.open(`apikey ${key}`, parts, request.signal) ?? { status: 503, error: "unavailable" as const, message: "no console streams here" };
         if (opened instanceof Response) return opened;
         set.status = opened.status;
         set.headers["retry-after"] = "1";

@@ -310,17 +310,18 @@ describe("the console's server API on a single node", () => {
     await nobody.close();
   });
 
-  test("open streams are capped (CONSOLE_STREAMS_MAX): one more is refused 429 `rate_limited`", async () => {
-    const small = await startTestServer({ env: { CONSOLE_STREAMS_MAX: "1" } });
+  test("open streams of one key are capped (CONSOLE_STREAMS_PER_KEY): one more is refused 429 `rate_limited`", async () => {
+    const small = await startTestServer({ env: { CONSOLE_STREAMS_PER_KEY: "1" } });
     try {
       const first = (await openSse(`${small.url}/api/console/stream?page=desk`, `apikey ${API_KEY}`)).stream!;
       expect((await first.next()).data).toEqual({ desk: { groups: [] } });
-      const res = await fetch(`${small.url}/api/console/stream?page=cluster`, { headers: { authorization: `apikey ${API_KEY}` } });
+      // The same key written otherwise is the same credential.
+      const res = await fetch(`${small.url}/api/console/stream?page=cluster`, { headers: { authorization: `APIKEY   ${API_KEY}` } });
       expect(res.status).toBe(429);
       expect(res.headers.get("retry-after")).toBe("1");
       const body = await res.json();
       expect(body).toMatchObject({ error: "rate_limited" });
-      expect(body.message).toContain("CONSOLE_STREAMS_MAX");
+      expect(body.message).toContain("CONSOLE_STREAMS_PER_KEY");
       await first.close();
     } finally {
       await small.stop();
