@@ -255,6 +255,8 @@ export function consoleHttp(app: Pick<App, "desk" | "presence" | "cfg">, apiKey:
           set.status = 400;
           return errorBody("bad_request", parts);
         }
+        // HEAD: the headers a stream would have, and no stream (its body would never end).
+        if (request.method === "HEAD") return new Response(null, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store" } });
         // The key itself (checked before this) is the credential: `APIKEY  k` and `apikey k` count as one.
         const key = headers.authorization?.match(/^apikey\s+(.+)$/i)?.[1] ?? "";
         const opened = streams?.open(`apikey ${key}`, parts, request.signal) ?? { status: 503, error: "unavailable" as const, message: "no console streams here" };

@@ -310,9 +310,13 @@ describe("the console's server API on a single node", () => {
     await nobody.close();
   });
 
-  test("open streams of one key are capped (CONSOLE_STREAMS_PER_KEY): one more is refused 429 `rate_limited`", async () => {
+  test("open streams of one key are capped (CONSOLE_STREAMS_PER_KEY): one more is refused 429 `rate_limited`; HEAD opens none", async () => {
     const small = await startTestServer({ env: { CONSOLE_STREAMS_PER_KEY: "1" } });
     try {
+      // HEAD answers at once with a stream's headers, and takes no place.
+      const head = await fetch(`${small.url}/api/console/stream?page=desk`, { method: "HEAD", headers: { authorization: `apikey ${API_KEY}` }, signal: AbortSignal.timeout(3000) });
+      expect(head.status).toBe(200);
+      expect(head.headers.get("content-type")).toStartWith("text/event-stream");
       const first = (await openSse(`${small.url}/api/console/stream?page=desk`, `apikey ${API_KEY}`)).stream!;
       expect((await first.next()).data).toEqual({ desk: { groups: [] } });
       // The same key written otherwise is the same credential.
