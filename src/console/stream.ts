@@ -126,6 +126,7 @@ export class ConsoleStreams {
       cancel: () => this.drop(stream),
     });
     signal?.addEventListener("abort", () => this.drop(stream), { once: true });
+    if (signal?.aborted) this.drop(stream); // the client left already
     // A new feed reads at once; a stream joining a feed gets its next push (at most a second away).
     if (fresh) void this.run(feed);
     return new Response(body, {

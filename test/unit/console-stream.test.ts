@@ -148,3 +148,23 @@ test("closing (server shutdown) ends every stream with `unavailable` and refuses
   expect(s.feedCount).toBe(0);
   expect(s.open(KEY, PAGE)).toMatchObject({ status: 503, error: "unavailable" });
 });
+
+test("a stream whose request was aborted already takes no place and starts no reads", async () => {
+  const a = api();
+  const s = new ConsoleStreams({ max: 10, perCredential: 10 });
+  s.serveWith(a.call);
+  const gone = new AbortController();
+  gone.abort();
+  expect(s.open(KEY, PAGE, gone.signal)).toBeInstanceOf(Response);
+  expect(s.size).toBe(0);
+  expect(s.feedCount).toBe(0);
+  // Aborted later: the same.
+  const leaving = new AbortController();
+  const st = open(s);
+  expect(s.open(KEY, PAGE, leaving.signal)).toBeInstanceOf(Response);
+  expect(s.size).toBe(2);
+  leaving.abort();
+  expect(s.size).toBe(1);
+  await st.close();
+  expect(a.reads.length).toBeLessThanOrEqual(1);
+});
