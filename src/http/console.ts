@@ -1,7 +1,8 @@
 // The operator's console (docs/console.md): its page at /console, built from src/console/web/ by Bun's bundler
 // on the first request and kept in memory (nothing is fetched from elsewhere), and the server API routes only it
 // needs (`/api/console`, apikey like every /api route). The page holds no data: it asks for the API key and reads
-// everything through the server API with it.
+// everything through the server API with it, each page over one live stream (`/api/console/stream`, server-sent
+// events made of the page's server API reads: src/console/stream.ts).
 import { resolve } from "node:path";
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
