@@ -121,6 +121,9 @@ export interface Config {
   moderationTimeoutMs: number;
   /** a moderation receiver down or late: true lets the message through, false refuses it (unavailable) */
   moderationFailOpen: boolean;
+  /** Operator's console: live streams (GET /api/console/stream) open on this node, and of one key. */
+  consoleStreamsMax: number;
+  consoleStreamsPerKey: number;
 }
 
 export class ConfigError extends Error {}
@@ -256,6 +259,8 @@ export function loadConfig(env: Env = process.env): Config {
     livepushGreetMax: int(env, "LIVEPUSH_GREET_MAX", 50, 1, 1000),
     livepushProfileTtlSec: int(env, "LIVEPUSH_PROFILE_TTL_SEC", 30, 0, 3600),
     ...hooks(env),
+    consoleStreamsMax: int(env, "CONSOLE_STREAMS_MAX", 64, 1, 100_000),
+    consoleStreamsPerKey: int(env, "CONSOLE_STREAMS_PER_KEY", 16, 1, 100_000),
   };
   if (cfg.workers > 1) {
     // Worker processes are nodes of one cluster: they need the shared bus and store, and a fixed port to share.

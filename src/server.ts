@@ -57,6 +57,7 @@ import { UserStore } from "./store/users.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
 import { PresenceNotices } from "./core/presence-notices.ts";
 import { ConsoleStats } from "./console/stats.ts";
+import { ConsoleStreams } from "./console/stream.ts";
 import { Webhooks } from "./core/webhooks.ts";
 import { Moderation } from "./core/moderation.ts";
 import { fetchSender } from "./adapters/http-sender.ts";
@@ -301,7 +302,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const routes: Record<string, Dialect> = { "/ws": nativeDialect(app), "/jim": jim, "/desk": desk, "/rooms": rooms };
   routes[SOCIAL_PUSH_PATH] = socialPush(app);
   const consoleStats = new ConsoleStats(app, keys);
-  const http = httpApp(app, consoleStats);
+  const consoleStreams = new ConsoleStreams({ max: cfg.consoleStreamsMax, perCredential: cfg.consoleStreamsPerKey });
+  const http = httpApp(app, consoleStats, consoleStreams);
   // A long poll outlives Bun's HTTP idle timeout: its request gets the poll timeout and some margin.
   const holds = new Map([[LIVEPUSH_POLL_PATH, cfg.livepushPollSec + 10]]);
   const main = listen(app, http, routes, { port: cfg.port, hostname: cfg.host, reusePort: opts.reusePort, holds });
@@ -330,6 +332,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       if (app.draining) return;
       app.draining = true;
       closeAll(app);
+      consoleStreams.close();
       // Clients close their side and go; the writes they sent before are flushed either way.
       const deadline = Date.now() + cfg.drainTimeoutSec * 1000;
       while (app.hub.all.size > 0 && Date.now() < deadline) await Bun.sleep(20);

@@ -20,6 +20,7 @@ import { ErrorBody, errorBody, httpStatus, UserId } from "./schemas.ts";
 import { socialHttp } from "./social.ts";
 import { socialApi } from "../dialects/social/index.ts";
 import type { ConsoleStats } from "../console/stats.ts";
+import type { ConsoleStreams } from "../console/stream.ts";
 import { consoleHttp } from "./console.ts";
 import { OPENAPI_UI, openapiAssets } from "./openapi-assets.ts";
 
@@ -109,7 +110,7 @@ function usersHttp(app: Pick<App, "store" | "tokens" | "chat">, apiKey: string |
 }
 
 /** The HTTP app: health, metrics and the server API's routers, each given the services it calls. */
-export function httpApp(app: App, consoleStats?: ConsoleStats) {
+export function httpApp(app: App, consoleStats?: ConsoleStats, consoleStreams?: ConsoleStreams) {
   const { cfg, store } = app;
 
   /**
@@ -134,7 +135,7 @@ export function httpApp(app: App, consoleStats?: ConsoleStats) {
     return probe;
   }
 
-  return new Elysia()
+  const root = new Elysia()
     .use(
       openapi({
         path: "/openapi",
@@ -239,5 +240,8 @@ export function httpApp(app: App, consoleStats?: ConsoleStats) {
     .use(socialApi(app))
     .use(livepushApi(app, cfg.apiKey))
     .use(livepushHttp(app))
-    .use(consoleStats ? consoleHttp(app, cfg.apiKey, consoleStats) : new Elysia());
+    .use(consoleStats ? consoleHttp(app, cfg.apiKey, consoleStats, consoleStreams) : new Elysia());
+  // The console's live streams read the server API through this app itself (its key check, its routes).
+  consoleStreams?.serveWith((req) => root.handle(req));
+  return root;
 }

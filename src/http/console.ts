@@ -1,15 +1,17 @@
 // The operator's console (docs/console.md): its page at /console, built from src/console/web/ by Bun's bundler
 // on the first request and kept in memory (nothing is fetched from elsewhere), and the server API routes only it
 // needs (`/api/console`, apikey like every /api route). The page holds no data: it asks for the API key and reads
-// everything through the server API with it.
+// everything through the server API with it, each page over one live stream (`/api/console/stream`, server-sent
+// events made of the page's server API reads: src/console/stream.ts).
 import { resolve } from "node:path";
 import { Elysia, t } from "elysia";
 import type { App } from "../app.ts";
 import type { ConsoleStats, NodeSnapshot } from "../console/stats.ts";
+import type { ConsoleStreams, Part } from "../console/stream.ts";
 import { ROOM_ID_RE } from "../core/live.ts";
 import { USER_ID_RE } from "../core/ids.ts";
 import { serverAuth } from "./auth.ts";
-import { ErrorBody, Int } from "./schemas.ts";
+import { ConvId, ErrorBody, errorBody, Int, RoomId, UserId } from "./schemas.ts";
 
 const WEB = resolve(import.meta.dir, "../console/web");
 
@@ -93,7 +95,42 @@ function mergeRooms(nodes: (NodeSnapshot | { node: string; stale: true })[]) {
   return rooms;
 }
 
-export function consoleHttp(app: Pick<App, "desk" | "presence" | "cfg">, apiKey: string | undefined, stats: ConsoleStats) {
+/** What a page of the console shows: the server API reads of its stream (src/console/web/main.ts renders them). */
+const PAGES = ["cluster", "rooms", "room", "desk", "user"] as const;
+function pageParts(q: { page: (typeof PAGES)[number]; room?: string; user?: string; conv?: string }): readonly Part[] | string {
+  const e = encodeURIComponent;
+  switch (q.page) {
+    case "cluster":
+      return [["cluster", "/api/console/cluster"]];
+    case "rooms":
+      return [["rooms", "/api/console/rooms?limit=50"]];
+    case "desk":
+      return [["desk", "/api/console/desk"]];
+    case "room": {
+      if (!q.room) return "room: required with page=room";
+      const r = e(q.room);
+      return [
+        ["info", `/api/rooms/${r}`],
+        ["stat", `/api/console/rooms/${r}`],
+        ["mutes", `/api/rooms/${r}/mutes`],
+        ["msgs", `/api/rooms/${r}/messages?before=${Number.MAX_SAFE_INTEGER}&limit=20`],
+      ];
+    }
+    case "user": {
+      if (!q.user) return "user: required with page=user";
+      const u = e(q.user);
+      const parts: Part[] = [
+        ["user", `/api/users/${u}`],
+        ["online", `/api/console/users/${u}/online`],
+        ["convs", `/api/users/${u}/conversations?empty=true&limit=100`],
+      ];
+      if (q.conv) parts.push(["msgs", `/api/conversations/${e(q.conv)}/messages?user=${u}&desc=true&limit=20`]);
+      return parts;
+    }
+  }
+}
+
+export function consoleHttp(app: Pick<App, "desk" | "presence" | "cfg">, apiKey: string | undefined, stats: ConsoleStats, streams?: ConsoleStreams) {
   const { desk, presence } = app;
   /** group \0 guest → when this node's console first saw the guest waiting (the queue keeps no times). */
   const firstSeen = new Map<string, number>();
@@ -207,6 +244,49 @@ export function consoleHttp(app: Pick<App, "desk" | "presence" | "cfg">, apiKey:
         detail: {
           summary: "The nodes a user is connected to, with its connections per protocol on each",
           description: "Asking marks the user wanted for 10 s: every node reports its connections of the user at its next sample, so another node's protocols appear within a second of the first ask.",
+          tags,
+        },
+      },
+    )
+    .get(
+      "/stream",
+      ({ query, headers, request, set }) => {
+        const parts = pageParts(query);
+        if (typeof parts === "string") {
+          set.status = 400;
+          return errorBody("bad_request", parts);
+        }
+        // HEAD: the headers a stream would have, and no stream (its body would never end).
+        if (request.method === "HEAD") return new Response(null, { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store" } });
+        // The key itself (checked before this) is the credential: `APIKEY  k` and `apikey k` count as one.
+        const key = headers.authorization?.match(/^apikey\s+(.+)$/i)?.[1] ?? "";
+        const opened = streams?.open(`apikey ${key}`, parts, request.signal) ?? { status: 503, error: "unavailable" as const, message: "no console streams here" };
+        if (opened instanceof Response) return opened;
+        set.status = opened.status;
+        set.headers["retry-after"] = "1";
+        return errorBody(opened.error, opened.message);
+      },
+      {
+        query: t.Object({
+          page: t.Union(PAGES.map((p) => t.Literal(p)), { description: "the page: what it reads (see the description)" }),
+          room: t.Optional(RoomId("page=room: the room")),
+          user: t.Optional(UserId("page=user: the user looked up")),
+          conv: t.Optional(ConvId("page=user: the conversation whose recent messages are shown")),
+        }),
+        response: { 400: ErrorBody, 401: ErrorBody, 429: ErrorBody, 503: ErrorBody },
+        detail: {
+          summary: "A console page's data, pushed as server-sent events while the stream is open (at most once a second)",
+          description:
+            "`text/event-stream`. Every event's data is one JSON object of the answers of the server API routes the page reads, " +
+            "made with this request's own `Authorization`: cluster `{cluster}` (GET /api/console/cluster); rooms `{rooms}` " +
+            "(GET /api/console/rooms?limit=50); room `{info, stat, mutes, msgs}` (GET /api/rooms/{room}, /api/console/rooms/{room}, " +
+            "/api/rooms/{room}/mutes, /api/rooms/{room}/messages?before=…&limit=20); desk `{desk}` (GET /api/console/desk); user " +
+            "`{user, online, convs, msgs?}` (GET /api/users/{user}, /api/console/users/{user}/online, /api/users/{user}/conversations, " +
+            "and with `conv` /api/conversations/{conv}/messages). Events: `data` (sent when it differs from the last one), " +
+            "`error` `{status, part, body}` (a read failed; the stream goes on and reads again a second later), `end` (an error body: " +
+            "`unauthorized` when the key is no longer accepted, `unavailable` when the server shuts down; the stream closes). " +
+            "Streams of one page and key share their reads (one round a second). Open streams are capped per key " +
+            "(CONSOLE_STREAMS_PER_KEY) and per node (CONSOLE_STREAMS_MAX): 429 `rate_limited` past either; 503 while the server stops.",
           tags,
         },
       },

@@ -1,12 +1,13 @@
 /// <reference lib="dom" />
 // The operator's console in the browser: plain DOM, bundled by Bun (src/http/console.ts). The API key is asked
 // for and kept in this page's memory only (never stored); every call goes to this server's API with it. Each
-// page refreshes itself once a second (one request at a time: the next waits for the previous answer).
+// page opens one live stream (server-sent events, GET /api/console/stream) and renders what it pushes, at most
+// once a second; nothing polls.
 
 type Json = any;
 
 let apiKey = "";
-/** bumped on every page change: a refresh of a page left behind stops */
+/** bumped on every page change (and stream change): a stream of a page left behind stops */
 let generation = 0;
 const root = document.getElementById("root")!;
 
@@ -70,29 +71,101 @@ function spark(label: string, values: number[]): HTMLElement {
   return h("div", { className: "chart" }, h("div", {}, `${label}: ${n2(last)} (max ${n2(max)}, 10 min)`), svg);
 }
 
-/** Runs `fn` now and once a second after each answer, while the page is the current one. */
-function live(fn: () => Promise<void>, status: HTMLElement): void {
-  const gen = generation;
-  const loop = async () => {
-    if (gen !== generation) return;
-    try {
-      await fn();
-      status.textContent = `updated ${fmtTime(Date.now())}`;
-      status.className = "status muted";
-    } catch (e) {
-      if (gen !== generation) return;
-      status.textContent = e instanceof Error ? e.message : String(e);
-      status.className = "status error";
-      if (e instanceof ApiError && e.status === 401) return logout();
-    }
-    if (gen === generation) setTimeout(loop, 1000);
+/** An event of the live stream (server-sent events: `event:` and `data:` lines, a blank line after). */
+function parseEvent(block: string): { event: string; data: string } | undefined {
+  let event = "message";
+  const data: string[] = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith(":")) continue; // a comment: the stream is alive
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") event = value;
+    else if (field === "data") data.push(value);
+  }
+  return data.length ? { event, data: data.join("\n") } : undefined;
+}
+
+/** Closes the current page's stream (set by `live`). */
+let closeStream = () => {};
+/** Reconnects wait 0.5 s, doubling up to this (± 25 %); data arriving resets it. */
+const MAX_BACKOFF_MS = 5000;
+
+/**
+ * Opens the page's live stream (`GET /api/console/stream?<query>`, read with fetch: EventSource cannot send the
+ * key) and renders each pushed `data` event (at most one a second). A stream that drops or cannot open is opened
+ * again after a backoff; the indicator says "live" or "reconnecting". Leaving the page closes its stream.
+ */
+function live(query: string, render: (d: Json) => void, status: HTMLElement): void {
+  closeStream();
+  const gen = ++generation;
+  const ctl = { abort: new AbortController(), timer: undefined as ReturnType<typeof setTimeout> | undefined };
+  closeStream = () => {
+    clearTimeout(ctl.timer);
+    ctl.abort.abort();
   };
-  void loop();
+  const indicator = h("span", { id: "live", className: "live" }, "connecting");
+  const note = h("span", { className: "muted" });
+  status.className = "status";
+  status.replaceChildren(indicator, " ", note);
+  const show = (state: "live" | "reconnecting", text: string, bad = false) => {
+    indicator.textContent = state;
+    indicator.className = `live ${state === "live" ? "on" : "off"}`;
+    note.textContent = text;
+    note.className = bad ? "error" : "muted";
+  };
+  let backoff = 0;
+  const connect = async () => {
+    if (gen !== generation) return;
+    const abort = (ctl.abort = new AbortController());
+    let why = "the stream closed";
+    try {
+      const res = await fetch(`/api/console/stream?${query}`, { headers: { authorization: `apikey ${apiKey}` }, signal: abort.signal });
+      if (res.status === 401) return logout();
+      if (!res.ok || !res.body) {
+        const body = await res.json().catch(() => undefined);
+        throw new Error(body?.message ?? `HTTP ${res.status}`);
+      }
+      show("live", "");
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || gen !== generation) break;
+        buf += value.replace(/\r\n?/g, "\n");
+        for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
+          const ev = parseEvent(buf.slice(0, i));
+          buf = buf.slice(i + 2);
+          if (!ev || gen !== generation) continue;
+          const body = JSON.parse(ev.data);
+          if (ev.event === "data") {
+            render(body);
+            backoff = 0;
+            show("live", `updated ${fmtTime(Date.now())}`);
+          } else if (ev.event === "error") {
+            show("live", body.body?.message ?? `HTTP ${body.status}`, true);
+          } else if (ev.event === "end") {
+            if (body.error === "unauthorized") return logout();
+            why = body.message ?? "the stream ended";
+          }
+        }
+      }
+    } catch (e) {
+      why = e instanceof Error ? e.message : String(e);
+    }
+    if (gen !== generation) return; // left the page: its stream was closed on purpose
+    backoff = Math.min(backoff ? backoff * 2 : 500, MAX_BACKOFF_MS);
+    const wait = Math.round(backoff * (0.75 + Math.random() / 2));
+    show("reconnecting", `${why}; again in ${(wait / 1000).toFixed(1)} s`, true);
+    ctl.timer = setTimeout(() => void connect(), wait);
+  };
+  void connect();
 }
 
 // ---- login ----
 
 function loginPage(message = ""): void {
+  closeStream();
   generation++;
   const key = h("input", { type: "password", id: "key", placeholder: "API key", autocomplete: "off", required: true });
   const err = h("div", { className: "error", id: "login-error" }, message);
@@ -106,8 +179,9 @@ function loginPage(message = ""): void {
           await api("/api/console/cluster", {}, key.value);
           apiKey = key.value;
           key.value = "";
+          // A new hash routes (hashchange); the same hash is routed here.
           if (!location.hash || location.hash === "#") location.hash = "#cluster";
-          route();
+          else route();
         } catch (x) {
           // 401: a wrong key, or a server without API_KEY (its message says so).
           err.textContent = x instanceof ApiError && x.status === 401 ? (x.message.includes("API_KEY") ? `Cannot sign in: ${x.message}` : "Wrong API key.") : `Cannot sign in: ${(x as Error).message}`;
@@ -148,6 +222,7 @@ function shell(current: string, ...content: Node[]): void {
 
 function route(): void {
   if (!apiKey) return loginPage();
+  closeStream();
   generation++;
   const [page, arg] = decodeURIComponent(location.hash.slice(1)).split("/", 2) as [string, string | undefined];
   if (page === "rooms" && arg) return roomPage(arg);
@@ -164,8 +239,7 @@ function clusterPage(): void {
   const status = h("div", { className: "status" });
   const cards = h("div", { className: "cards", id: "nodes" });
   shell("cluster", h("h2", {}, "Cluster"), status, cards);
-  live(async () => {
-    const c = await api("/api/console/cluster");
+  live("page=cluster", ({ cluster: c }: Json) => {
     cards.replaceChildren(
       ...c.nodes.map((n: Json) => {
         if (n.stale) return h("div", { className: "card node", "data-node": n.node }, h("h3", {}, n.node), h("p", { className: "muted" }, "lease holds, no numbers for 5 s"));
@@ -219,8 +293,7 @@ function roomsPage(): void {
     status,
     h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "room"), h("th", {}, "online"), h("th", {}, "danmaku / s"), h("th", {}, "must-deliver / s"), h("th", {}, "dropped"))), body),
   );
-  live(async () => {
-    const { rooms } = await api("/api/console/rooms?limit=50");
+  live("page=rooms", ({ rooms: { rooms } }: Json) => {
     body.replaceChildren(
       ...(rooms.length
         ? rooms.map((r: Json) =>
@@ -278,13 +351,7 @@ function roomPage(room: string): void {
     ),
   );
   let slowSeen: number | undefined;
-  live(async () => {
-    const [info, stat, mu, hist] = await Promise.all([
-      api(`/api/rooms/${enc}`),
-      api(`/api/console/rooms/${enc}`),
-      api(`/api/rooms/${enc}/mutes`),
-      api(`/api/rooms/${enc}/messages?before=${Number.MAX_SAFE_INTEGER}&limit=20`),
-    ]);
+  live(`page=room&room=${enc}`, ({ info, stat, mutes: mu, msgs: hist }: Json) => {
     if (slowSeen !== info.slowModeSec) slow.value = String((slowSeen = info.slowModeSec));
     facts.replaceChildren(
       h("span", {}, "online"), h("span", { id: "room-online" }, stat.online),
@@ -315,8 +382,7 @@ function deskPage(): void {
   const status = h("div", { className: "status" });
   const list = h("div", { id: "desk" });
   shell("desk", h("h2", {}, "Desk"), status, list);
-  live(async () => {
-    const { groups } = await api("/api/console/desk");
+  live("page=desk", ({ desk: { groups } }: Json) => {
     list.replaceChildren(
       ...(groups.length
         ? groups.map((g: Json) =>
@@ -358,7 +424,6 @@ function usersPage(user?: string): void {
   );
   if (!user) return;
   const enc = encodeURIComponent(user);
-  let conv: string | undefined;
   const profile = h("div", { className: "kv", id: "profile" });
   const convs = h("tbody", { id: "convs" });
   const msgs = h("tbody", { id: "conv-msgs" });
@@ -379,8 +444,7 @@ function usersPage(user?: string): void {
       h("div", { className: "msgs" }, convTitle, h("table", {}, msgs)),
     ),
   );
-  live(async () => {
-    const [u, on, list] = await Promise.all([api(`/api/users/${enc}`), api(`/api/console/users/${enc}/online`), api(`/api/users/${enc}/conversations?empty=true&limit=100`)]);
+  const render = ({ user: u, online: on, convs: list, msgs: hist }: Json) => {
     disabled = u.disabled;
     toggle.textContent = u.disabled ? "Enable user" : "Disable user";
     profile.replaceChildren(
@@ -395,7 +459,7 @@ function usersPage(user?: string): void {
       ...list.map((c: Json) =>
         h(
           "tr",
-          { className: "link", "data-conv": c.conv, onclick: () => ((conv = c.conv), (convTitle.textContent = `Recent messages of ${c.conv}`)) },
+          { className: "link", "data-conv": c.conv, onclick: () => watch(c.conv) },
           h("td", {}, c.name ? `${c.name} (${c.conv})` : c.conv),
           h("td", {}, c.kind),
           h("td", { className: "unread" }, c.unread),
@@ -403,11 +467,14 @@ function usersPage(user?: string): void {
         ),
       ),
     );
-    if (conv) {
-      const hist = await api(`/api/conversations/${encodeURIComponent(conv)}/messages?user=${enc}&desc=true&limit=20`);
-      msgs.replaceChildren(...hist.msgs.map((m: Json) => h("tr", {}, h("td", {}, `#${m.seq} ${fmtTime(m.ts)}`), h("td", {}, m.from), h("td", {}, text(m.body)))));
-    }
-  }, status);
+    if (hist) msgs.replaceChildren(...hist.msgs.map((m: Json) => h("tr", {}, h("td", {}, `#${m.seq} ${fmtTime(m.ts)}`), h("td", {}, m.from), h("td", {}, text(m.body)))));
+  };
+  /** (Re)opens the page's stream, with the recent messages of `conv` when one was clicked. */
+  const watch = (conv?: string) => {
+    if (conv) convTitle.textContent = `Recent messages of ${conv}`;
+    live(`page=user&user=${enc}${conv ? `&conv=${encodeURIComponent(conv)}` : ""}`, render, status);
+  };
+  watch();
 }
 
 route();
