@@ -61,8 +61,8 @@ describe("lock order on Postgres", () => {
       const batchError = batch.then(() => undefined, (e: Error) => e);
       // Wait until the batch waits for the other transaction's insert.
       for (;;) {
-        const [w] = await watch.unsafe("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
-        if ((w as { n: number }).n > 0 || (await Promise.race([batchError, Promise.resolve("pending")])) !== "pending") break;
+        const [w] = await watch.unsafe<{ n: number }[]>("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
+        if (w!.n > 0 || (await Promise.race([batchError, Promise.resolve("pending")])) !== "pending") break;
         await Bun.sleep(5);
       }
       const lockedKnown = await other.unsafe("select id from conversations where id = $1 for update", [known]).then(
