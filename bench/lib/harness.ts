@@ -1,6 +1,6 @@
 // What every scenario shares: options, lazily started services, our server on a seeded database,
 // measurement windows (load-generator counters + CPU of each process over the same seconds), progress.
-import { groupCpu, sleep } from "./machine.ts";
+import { cpuSeconds, groupCpu, machineCpu, sleep } from "./machine.ts";
 import { type LoadGen, type Report } from "./loadgen.ts";
 import { freshDb, copyUsers } from "./seed.ts";
 import { startPostgres, startRedis, type Pg, type Redis } from "./services.ts";
@@ -48,6 +48,18 @@ export interface Target {
   note?: string;
 }
 
+export interface Ratio {
+  ours: string;
+  peer: string;
+  ratio: number;
+  p99Ratio?: number;
+  /** the figure compared, when not the rows' main one */
+  what?: string;
+}
+
+/** A ratio's name in spreads and charts: "ours / peer" (and the figure compared). */
+export const ratioName = (x: Ratio) => `${x.ours} / ${x.peer}${x.what ? ` (${x.what})` : ""}`;
+
 /** One figure's min / median / max over repeated runs (lib/repeat.ts). */
 export interface Spread {
   name: string;
@@ -62,14 +74,38 @@ export interface Result {
   title: string;
   params: Record<string, unknown>;
   rows: Row[];
-  /** ours vs each peer: "ours row / peer row" → ratio of `value` */
-  ratios: { ours: string; peer: string; ratio: number; p99Ratio?: number }[];
+  /**
+   * ours vs each peer: "ours row / peer row" → ratio of `value` (of the figure named by `what`, when set:
+   * e.g. frames/s, or a CPU cost given as peer / ours so that above 1× is ours costing less)
+   */
+  ratios: Ratio[];
   targets: Target[];
   notes: string[];
   seconds: number;
   /** runs folded into this result (`--repeat`), and each ratio's, target's and row's spread over them */
   repeats?: number;
   spreads?: Spread[];
+  /** every measured window of every run (JSON only): its latency histogram and the CPU seconds of each process */
+  windows?: WindowRecord[];
+}
+
+/** One measured window as the JSON keeps it. */
+export interface WindowRecord {
+  /** the run (0-based) of a repeated scenario */
+  run: number;
+  label: string;
+  seconds: number;
+  /** counted events (deliveries, round trips, acks …) and the fan-out's frames, payload bytes and messages sent */
+  count: number;
+  frames: number;
+  bytes: number;
+  sent: number;
+  /** CPU seconds over the window of each process: `server <kind> <i>`, `postgres`, `redis`, `generator <i>` */
+  cpu: Record<string, number>;
+  /** the machine's busy share of all its cores over the window (/proc/stat) */
+  machineBusy: number;
+  /** latency histogram: [bucket, count] pairs of lib/hist.ts (1%-wide log buckets; bucket i's upper edge is 1.01^i µs) */
+  hist: [number, number][];
 }
 
 export class Ctx {
@@ -77,6 +113,7 @@ export class Ctx {
   private redisP?: Promise<Redis>;
   private statusAt = 0;
   private cleanups: (() => Promise<void>)[] = [];
+  private windows: WindowRecord[] = [];
 
   constructor(readonly opts: Options) {}
 
@@ -130,27 +167,46 @@ export class Ctx {
     return startServer(kind, { redisUrl, name: o.name });
   }
 
+  /** The windows measured since the last call, attached to the scenario's result (run.ts). */
+  collect(r: Result, run = 0): Result {
+    r.windows = [...(r.windows ?? []), ...this.windows.map((w) => ({ ...w, run }))];
+    this.windows = [];
+    return r;
+  }
+
   /**
    * One measured window: warm up, reset the workers' counters, run `seconds`, read them back; CPU of
-   * `servers` (and of Postgres / Redis when asked) over exactly that window.
+   * `servers` (and of Postgres / Redis when asked) over exactly that window. `seconds` / `warmup` override
+   * the run's (the short steps of a search).
    */
-  async window(lg: LoadGen, servers: Server[], label: string, o: { db?: boolean; redisPid?: number } = {}): Promise<Measured> {
-    await this.tick(label, this.opts.warmup, lg);
+  async window(lg: LoadGen, servers: Server[], label: string, o: { db?: boolean; redisPid?: number; seconds?: number; warmup?: number } = {}): Promise<Measured> {
+    await this.tick(label, o.warmup ?? this.opts.warmup, lg);
     const cpu0 = servers.map((s) => s.cpu());
     const db0 = o.db ? await this.dbCpu() : NaN;
-    const r0 = o.redisPid ? (await import("./machine.ts")).cpuSeconds(o.redisPid) : NaN;
-    const g0 = lg.cpu();
+    const r0 = o.redisPid ? cpuSeconds(o.redisPid) : NaN;
+    const g0 = lg.cpuEach();
+    const m0 = machineCpu();
     const t = await lg.measure();
-    await this.tick(label, this.opts.seconds, lg);
+    await this.tick(label, o.seconds ?? this.opts.seconds, lg);
     const report = await lg.report(t);
     // Load-generator CPU as a share of the cores it could use: near 100% means the figure is the
     // generator's limit, not the server's (the machine has 2 cores for servers and generator alike).
-    const genCpu = lg.cpu() - g0;
+    const gens = lg.cpuEach().map((c, i) => c - g0[i]!);
+    const genCpu = gens.reduce((a, b) => a + b, 0);
     const gen = genCpu / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
     const cpu = servers.map((s, i) => s.cpu() - cpu0[i]!);
     const db = o.db ? (await this.dbCpu()) - db0 : NaN;
-    const redis = o.redisPid ? (await import("./machine.ts")).cpuSeconds(o.redisPid) - r0 : NaN;
+    const redis = o.redisPid ? cpuSeconds(o.redisPid) - r0 : NaN;
+    const m1 = machineCpu();
+    const machineBusy = (m1.busy - m0.busy) / (m1.total - m0.total);
     const rate = report.counters.count / report.seconds;
+    const procs: Record<string, number> = {};
+    servers.forEach((s, i) => (procs[`server ${s.kind} ${i + 1}`] = round2(cpu[i]!)));
+    if (o.db) procs.postgres = round2(db);
+    if (o.redisPid) procs.redis = round2(redis);
+    gens.forEach((g, i) => (procs[`generator ${i + 1}`] = round2(g)));
+    const c = report.counters;
+    this.windows.push({ run: 0, label, seconds: round2(report.seconds), count: c.count, frames: c.frames, bytes: c.bytes, sent: c.sent, cpu: procs, machineBusy: round2(machineBusy), hist: report.hist.toJSON() });
     this.say(
       `  ${label}: ${fmt(rate)}/s  p50 ${fmtMs(report.hist.pct(0.5))}  p99 ${fmtMs(report.hist.pct(0.99))}  server CPU ${cpu.map((c) => c.toFixed(2)).join("+")} s  generator ${(gen * 100).toFixed(0)}% (${genCpu.toFixed(2)} CPU s of ${(report.seconds * navigator.hardwareConcurrency).toFixed(1)} on the machine)` +
         (o.db ? `  db CPU ${db.toFixed(2)} s` : "") +
@@ -159,7 +215,7 @@ export class Ctx {
           : "") +
         (report.counters.lastError ? `\n    first error: ${report.counters.lastError}` : ""),
     );
-    return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen, genCpu };
+    return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen, genCpu, gens, machineBusy };
   }
 
   private async tick(label: string, seconds: number, _lg: LoadGen): Promise<void> {
@@ -184,7 +240,13 @@ export interface Measured {
   genCpu: number;
   /** load-generator CPU over the window, as a fraction of the cores it could use */
   gen: number;
+  /** CPU seconds of each load-generator process over the window */
+  gens: number[];
+  /** the machine's busy share of all its cores over the window */
+  machineBusy: number;
 }
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
 
 export function fmt(n: number): string {
   if (!Number.isFinite(n)) return "–";

@@ -9,7 +9,10 @@
 // Deliveries are counted by the marker `"bt":` (the send time every published body carries) in each
 // frame received, without parsing: the same cheap work for every server, whether it sends one frame per
 // message (the peers) or coalesces many messages into one frame (our room ticks). Sampled connections
-// also read the number after each marker to time it.
+// also read the number after each marker to time it. Every frame a member receives is counted with its
+// payload's length (frames/s and bytes/s: what each server puts on the wire for the same deliveries), and
+// every message a sender publishes (an open loop's offered load, to tell a server that keeps up from one
+// whose backlog grows).
 import { TokenService } from "../../src/core/tokens.ts";
 import { Hist } from "./hist.ts";
 import type { Cmd, Counters, Proto } from "./loadgen.ts";
@@ -54,7 +57,7 @@ let durableBody = "";
 let durableClosed = true;
 
 function fresh(): Counters {
-  return { count: 0, lost: 0, errors: 0, resyncs: 0, closed: 0, msgs: 0, startedAt: now() };
+  return { count: 0, lost: 0, errors: 0, resyncs: 0, closed: 0, msgs: 0, frames: 0, bytes: 0, sent: 0, startedAt: now() };
 }
 
 const hbFrame = () => (proto === "sio" ? '42["hb",1]' : '{"t":"ping","id":1}');
@@ -94,6 +97,8 @@ function onFrame(cn: Conn, data: unknown): void {
       return;
     }
     case "fan": {
+      c.frames++;
+      c.bytes += data.length;
       if (data.charCodeAt(0) === 123 /* { */ && data.startsWith('{"t":"')) {
         if (data.startsWith('{"t":"resync"')) c.resyncs++;
         else if (data.startsWith('{"t":"error"')) {
@@ -152,6 +157,7 @@ function onFrame(cn: Conn, data: unknown): void {
 }
 
 function pubFrame(cn: Conn, t: number): string {
+  c.sent++;
   const body = `{"bt":${t},"q":"${cn.tag}","n":${++cn.sent}}`;
   if (proto === "native") return `{"t":"room_send","room":"${fan!.room}","class":"${fan!.cls}","kind":"bench","body":${body}}`;
   if (proto === "sio") return `42["pub",${body}]`;
@@ -417,6 +423,14 @@ process.on("message", async (cmd: Cmd) => {
           }, 500),
         );
       } else schedule(senders, cmd.rate, (cn, t) => cn.ws.send(pubFrame(cn, t)));
+      return send({ op: "started" });
+    }
+    case "fanWindow": {
+      // Raised: each sender tops up at once; lowered: it sends again once fewer are in flight.
+      if (mode === "fan" && fan?.mode === "closed") {
+        fan.window = cmd.window;
+        for (const cn of conns) if (cn.tag) topUp(cn);
+      }
       return send({ op: "started" });
     }
     case "durable": {
