@@ -268,7 +268,9 @@ export function fanRatios(rows: Row[]): Ratio[] {
       const x = (k: string) => Number(o.extra?.[k]) / Number(p.extra?.[k]);
       out.push({ ours: o.server, peer: p.server, what: "frames/s", ratio: x("frames/s") });
       out.push({ ours: o.server, peer: p.server, what: "bytes/s", ratio: x("bytes/s") });
-      out.push({ ours: o.server, peer: p.server, what: "CPU per delivery, peer / ours", ratio: (p.cpu ?? NaN) / (o.cpu ?? NaN) });
+      // None when ours used no measurable CPU (/proc's 10 ms ticks, a smoke run's second).
+      const cpu = (p.cpu ?? NaN) / (o.cpu ?? NaN);
+      if (Number.isFinite(cpu)) out.push({ ours: o.server, peer: p.server, what: "CPU per delivery, peer / ours", ratio: cpu });
     }
   }
   return out;
@@ -336,7 +338,7 @@ export async function fanout(ctx: Ctx): Promise<Result> {
   const co = vs("bun-coalesce");
   if (co !== undefined) {
     targets.push(target("must-deliver vs Bun.serve coalescing, deliveries/s", "≥ 0.85×", co, co >= 0.85));
-    const cpu = vs("bun-coalesce", "CPU per delivery, peer / ours")!;
+    const cpu = vs("bun-coalesce", "CPU per delivery, peer / ours") ?? NaN;
     targets.push(target("must-deliver vs Bun.serve coalescing, CPU per delivery (peer / ours; ours counts Postgres)", "none (reported)", cpu, undefined));
   }
   const sio = vs("socketio");

@@ -43,7 +43,8 @@ export async function heartbeat(ctx: Ctx): Promise<Result> {
           "closed-loop p50 ms": closed.report.hist.pct(0.5),
           "closed-loop p99 ms": closed.report.hist.pct(0.99),
           "open-loop achieved/s": open.rate,
-          "open-loop server CPU µs per round trip": Number(((open.cpu / Math.max(1, open.report.counters.count)) * 1e6).toFixed(1)),
+          // /proc counts CPU in 10 ms ticks: under 50 ms of it (a smoke run) the figure would be noise.
+          "open-loop server CPU µs per round trip": open.cpu >= 0.05 ? Number(((open.cpu / Math.max(1, open.report.counters.count)) * 1e6).toFixed(1)) : "too little to measure",
           "open-loop machine busy %": Math.round(open.machineBusy * 100),
           "generator CPU %": Math.round(closed.gen * 100),
         },
@@ -57,10 +58,10 @@ export async function heartbeat(ctx: Ctx): Promise<Result> {
   const raw = ratios.find((r) => r.peer === LABEL["bun-raw"]);
   // Server CPU per round trip in the open loop (a rate that leaves the machine headroom), raw / ours: above
   // 1× ours costs less per round trip.
-  const openCpu = (r?: Row) => (r?.extra?.["open-loop server CPU µs per round trip"] as number | undefined) ?? NaN;
+  const openCpu = (r?: Row) => Number(r?.extra?.["open-loop server CPU µs per round trip"] ?? NaN);
   const rawRow = rows.find((r) => r.server === LABEL["bun-raw"]);
   const cpuRatio = openCpu(rawRow) / openCpu(rows[0]);
-  if (rawRow) ratios.push({ ours: "ours", peer: rawRow.server, ratio: cpuRatio, what: "server CPU per round trip at the open-loop rate, peer / ours" });
+  if (rawRow && Number.isFinite(cpuRatio)) ratios.push({ ours: "ours", peer: rawRow.server, ratio: cpuRatio, what: "server CPU per round trip at the open-loop rate, peer / ours" });
   return {
     scenario: "heartbeat",
     title: "Heartbeat round trips",
