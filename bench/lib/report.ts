@@ -42,11 +42,12 @@ export function table(run: Run): string {
     }
     for (const t of r.targets) {
       const sp = many ? spread(t.name) : undefined;
-      out.push(`${targetWord(t.met)} ${t.name}: ${t.value}${sp ? ` (${fmt(sp.min)} / ${fmt(sp.median)} / ${fmt(sp.max)})` : ""} (goal ${t.goal})${t.note ? ` — ${t.note}` : ""}`);
+      // (a target with no figure in any run, "n/a", has no spread to print)
+      out.push(`${targetWord(t.met)} ${t.name}: ${t.value}${sp?.runs ? ` (${fmt(sp.min)} / ${fmt(sp.median)} / ${fmt(sp.max)})` : ""} (goal ${t.goal})${t.note ? ` — ${t.note}` : ""}`);
     }
     if (many && r.spreads?.length) {
       out.push(`spreads over ${r.repeats} runs (min / median / max; the rows above are the median run):`);
-      for (const x of r.spreads) out.push(`  ${x.name}: ${fmt(x.min)} / ${fmt(x.median)} / ${fmt(x.max)}`);
+      for (const x of r.spreads) if (x.runs) out.push(`  ${x.name}: ${fmt(x.min)} / ${fmt(x.median)} / ${fmt(x.max)}${x.runs < (r.repeats ?? 1) ? ` (${x.runs} of ${r.repeats} runs)` : ""}`);
     }
     for (const n of r.notes) out.push(`note: ${n}`);
   }
