@@ -218,6 +218,71 @@ export class Ctx {
     return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen, genCpu, gens, machineBusy };
   }
 
+  /**
+   * Sizes a closed loop to the server: its window (requests in flight per sender, already running at `start`)
+   * doubles, a short step each, until a process saturates — a server process, Postgres (when `o.db`), the
+   * busiest load-generator process (≥ 90% of a core each: one JS thread), or the bench's processes together
+   * fill the machine (≥ 90% of all its cores) — or the throughput stops growing (two doublings without 5% over
+   * the best step: the window goes back to the best one), or the window reaches `ceiling`. Says which.
+   */
+  async sizeWindow(
+    lg: LoadGen,
+    servers: Server[],
+    label: string,
+    o: { db?: boolean; redisPid?: number },
+    s: { start: number; ceiling: number; ceilingWhy?: string; set(window: number): Promise<void> },
+  ): Promise<{ window: number; saturated: string; steps: Step[] }> {
+    const step = this.opts.smoke ? { seconds: 0.2, warmup: 0.1 } : { seconds: 2, warmup: 1 };
+    const cores = navigator.hardwareConcurrency;
+    const steps: Step[] = [];
+    let window = s.start;
+    let saturated = "";
+    for (let k = 0; ; k++) {
+      const m = await this.window(lg, servers, `${label} closed loop, window ${window}`, { ...o, ...step });
+      const x: Step = {
+        window,
+        rate: m.rate,
+        server: Math.max(...m.cpuEach) / m.report.seconds,
+        db: Number.isFinite(m.db) ? m.db / m.report.seconds : 0,
+        generator: Math.max(...m.gens) / m.report.seconds,
+        machine: m.machineBusy,
+      };
+      const best = steps.reduce<Step | undefined>((b, y) => (!b || y.rate > b.rate ? y : b), undefined);
+      steps.push(x);
+      // Flat: two doublings in a row without 5% more than the best step so far (one step is noise on a busy machine).
+      const flat = best && steps.length >= 3 && steps.slice(-2).every((y) => y.rate < best.rate * 1.05) && best.window < steps.at(-2)!.window;
+      const bench = (m.cpu + (Number.isFinite(m.db) ? m.db : 0) + m.genCpu) / m.report.seconds / cores;
+      const cpus = `server ${x.server.toFixed(2)}${o.db ? `, Postgres ${x.db.toFixed(2)}` : ""}, busiest generator process ${x.generator.toFixed(2)} cores; machine ${(x.machine * 100).toFixed(0)}% busy`;
+      saturated =
+        x.server >= SATURATED
+          ? `the server saturated (${cpus})`
+          : x.db >= SATURATED
+            ? `Postgres saturated (${cpus})`
+            : x.generator >= SATURATED
+              ? `the generator saturated (${cpus})`
+              : bench >= SATURATED
+                ? `the machine saturated: server, Postgres and generator together use ${(bench * 100).toFixed(0)}% of its ${cores} cores (${cpus})`
+                : flat
+                  ? `throughput stopped growing with nothing of the bench saturated (best ${fmt(best.rate)}/s at window ${best.window}, then ${steps
+                      .slice(-2)
+                      .map((y) => `${fmt(y.rate)}/s at ${y.window}`)
+                      .join(", ")}; ${cpus})`
+                  : window >= s.ceiling
+                    ? `window ceiling ${s.ceiling}${s.ceilingWhy ? ` (${s.ceilingWhy})` : ""} (${cpus})`
+                    : this.opts.smoke && k >= 1
+                      ? `smoke: 2 steps at most (${cpus})`
+                      : "";
+      if (saturated) {
+        // Stopped because it no longer grew: measure at the window that did best.
+        if (flat && best.window !== window) await s.set((window = best.window));
+        break;
+      }
+      await s.set((window = Math.min(s.ceiling, window * 2)));
+    }
+    this.say(`  ${label}: closed loop at window ${window}: ${saturated}`);
+    return { window, saturated, steps };
+  }
+
   private async tick(label: string, seconds: number, _lg: LoadGen): Promise<void> {
     const end = Date.now() + seconds * 1000;
     while (Date.now() < end) {
@@ -247,6 +312,20 @@ export interface Measured {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** Share of a core (or of the machine's cores) at which a process counts as saturated. */
+const SATURATED = 0.9;
+
+/** One step of a closed loop's sizing: its window, its rate and the cores each process used. */
+export interface Step {
+  window: number;
+  rate: number;
+  /** the busiest server process, Postgres, the busiest generator process (cores), and the machine's busy share */
+  server: number;
+  db: number;
+  generator: number;
+  machine: number;
+}
 
 export function fmt(n: number): string {
   if (!Number.isFinite(n)) return "–";

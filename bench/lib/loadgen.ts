@@ -52,6 +52,8 @@ export type Cmd =
   | { op: "fan"; worker: number; senders: number[]; mode: "closed" | "open"; window: number; rate: number; room: string; cls: "must" | "droppable" }
   /** closed-loop fan-out: raise each sender's window to `window` (messages in flight) */
   | { op: "fanWindow"; window: number }
+  /** closed-loop durable sends: set each connection's window (raised: sent at once; lowered: as acks come) */
+  | { op: "durableWindow"; window: number }
   | { op: "durable"; mode: "closed" | "open"; /** user → the user it sends to */ peers: Record<string, string>; window: number; rate: number; bodyChars: number }
   | {
       op: "pull";

@@ -55,6 +55,8 @@ let timers: ReturnType<typeof setInterval>[] = [];
 let fan: Extract<Cmd, { op: "fan" }> | undefined;
 let durableBody = "";
 let durableClosed = true;
+/** closed-loop durable sends: requests in flight per connection */
+let durableWindow = 1;
 
 function fresh(): Counters {
   return { count: 0, lost: 0, errors: 0, resyncs: 0, closed: 0, msgs: 0, frames: 0, bytes: 0, sent: 0, startedAt: now() };
@@ -142,14 +144,14 @@ function onFrame(cn: Conn, data: unknown): void {
           hist.add(now() - t);
           c.count++;
         }
-        if (durableClosed) sendDurable(cn);
+        if (durableClosed) topUpDurable(cn);
       } else if (data.startsWith('{"t":"msg"')) c.msgs++;
       else if (data.startsWith('{"t":"error"')) {
         c.errors++;
         c.lastError ??= data.slice(0, 300);
         const id = Number(/"id":(\d+)/.exec(data)?.[1]);
         cn.pending!.delete(id);
-        if (durableClosed) sendDurable(cn);
+        if (durableClosed) topUpDurable(cn);
       }
       return;
     }
@@ -169,6 +171,11 @@ function topUp(cn: Conn): void {
     cn.inflight++;
     cn.ws.send(pubFrame(cn, now()));
   }
+}
+
+/** Closed loop: sends until the connection has the window's count in flight (none while it is over it). */
+function topUpDurable(cn: Conn): void {
+  while (cn.pending!.size < durableWindow) sendDurable(cn);
 }
 
 function sendDurable(cn: Conn): void {
@@ -433,15 +440,21 @@ process.on("message", async (cmd: Cmd) => {
       }
       return send({ op: "started" });
     }
+    case "durableWindow": {
+      durableWindow = cmd.window;
+      if (mode === "durable" && durableClosed) for (const cn of conns) if (cn.pending) topUpDurable(cn);
+      return send({ op: "started" });
+    }
     case "durable": {
       stopLoops();
       mode = "durable";
       durableBody = JSON.stringify({ text: "x".repeat(cmd.bodyChars) });
       durableClosed = cmd.mode === "closed";
+      durableWindow = cmd.window;
       conns.forEach((cn) => {
         cn.peer = cmd.peers[cn.user!];
         cn.pending = new Map();
-        if (durableClosed) for (let w = 0; w < cmd.window; w++) sendDurable(cn);
+        if (durableClosed) topUpDurable(cn);
       });
       if (!durableClosed) schedule(conns, cmd.rate, (cn) => sendDurable(cn));
       return send({ op: "started" });

@@ -6,7 +6,7 @@
 // coalesced danmaku (droppable); both go out on the room's adaptive tick (ROOM_TICK_MS, 50 ms), one frame
 // per tick holding every message of that tick. Bun.serve coalescing (peers/bun-coalesce.ts) does the same
 // with our tick queue and nothing else; the other peers publish each message as its own frame.
-import { fmt, ratiosOf, target, type Ctx, type Measured, type Ratio, type Result, type Row } from "../lib/harness.ts";
+import { fmt, ratiosOf, target, type Ctx, type Measured, type Ratio, type Result, type Row, type Step } from "../lib/harness.ts";
 import { LoadGen } from "../lib/loadgen.ts";
 import { sleep } from "../lib/machine.ts";
 import { userIds } from "../lib/seed.ts";
@@ -22,7 +22,7 @@ export function senderSplit(lg: LoadGen, senders: number): number[][] {
 export interface FanParams {
   members: number;
   senders: number;
-  /** the closed loop's window: fixed with `--window`, else the ceiling of the search (lib: closedLoop) */
+  /** the closed loop's window: fixed with `--window`, else the ceiling of the search (Ctx.sizeWindow) */
   window: number;
   /** whether the closed loop's window is raised until something saturates (no `--window`) */
   search: boolean;
@@ -42,16 +42,6 @@ export function fanParams(ctx: Ctx, defaultMembers: number): FanParams {
   };
 }
 
-/** One step of the closed loop's search: its window, what it delivered and the CPU each process used (cores). */
-export interface Step {
-  window: number;
-  rate: number;
-  server: number;
-  db: number;
-  generator: number;
-  machine: number;
-}
-
 /** An open loop whose backlog grew: the rates where it kept up and where it stopped to. */
 export interface Overflow {
   /** messages/s offered when it first fell behind (the ramp's first failing step) */
@@ -60,6 +50,9 @@ export interface Overflow {
   keptUpAt: number;
   /** delivered / offered deliveries at the nominal rate */
   share: number;
+  /** latency at `keptUpAt` (ms) */
+  p50?: number;
+  p99?: number;
 }
 
 export interface FanLoops {
@@ -75,9 +68,6 @@ export interface FanLoops {
 /** The loops behind a closed-loop measurement, for fanRow callers that do not pass them (cluster.ts). */
 const loopsOf = new WeakMap<Measured, FanLoops>();
 
-/** Share of a core at which a process counts as saturated (one JS thread: 1 core is its limit). */
-const SATURATED = 0.9;
-
 /**
  * Runs the open and closed loops of one message class on connections already in the room.
  *
@@ -86,10 +76,9 @@ const SATURATED = 0.9;
  * age. Then the rate is ramped up from 1/16 of it, doubling, to find where it started to overflow; its row
  * gives that rate and no latency.
  *
- * Closed loop sized to the server: each sender keeps W messages in flight; W starts small and doubles (a short
- * step each) until the server's process, Postgres (must-deliver), a generator process or the whole machine is
- * busy (≥ 90% of a core each, ≥ 90% of every core for the machine), or the throughput stops growing (< 5% for a
- * doubling), or W reaches its ceiling; then the measured window runs at that W. A coalescer's droppable items
+ * Closed loop sized to the server (Ctx.sizeWindow): each sender keeps W messages in flight; W starts small and
+ * doubles until the server, Postgres (must-deliver), a generator process or the machine saturates, or the
+ * throughput stops growing, or W reaches its ceiling; then the measured window runs at that W. A coalescer's droppable items
  * beyond MAX_TICK_ITEMS (500) per room per tick are dropped by design (a flood guard): its ceiling keeps the
  * messages in flight under 450, or the loop would measure the guard.
  */
@@ -121,66 +110,22 @@ export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanP
         overflow.at = rate;
         break;
       }
-      overflow.keptUpAt = rate;
+      Object.assign(overflow, { keptUpAt: rate, p50: m.report.hist.pct(0.5), p99: m.report.hist.pct(0.99) });
     }
   }
 
-  const steps: Step[] = [];
-  let window = Math.min(ceiling, ctx.opts.smoke ? 4 : 8);
-  let saturated = "fixed window (--window)";
-  if (!p.search) window = ceiling;
+  let window = p.search ? Math.min(ceiling, ctx.opts.smoke ? 4 : 8) : ceiling;
   await start("closed", window, 0);
+  let saturated = "fixed window (--window)";
+  let steps: Step[] = [];
   if (p.search) {
-    const step = ctx.opts.smoke ? { seconds: 0.2, warmup: 0.1 } : { seconds: 2, warmup: 1 };
-    const cores = navigator.hardwareConcurrency;
-    for (let k = 0; ; k++) {
-      const m = await ctx.window(lg, servers, `${label} closed loop, window ${window}`, { ...o, ...step });
-      const s: Step = {
-        window,
-        rate: m.rate,
-        server: Math.max(...m.cpuEach) / m.report.seconds,
-        db: Number.isFinite(m.db) ? m.db / m.report.seconds : 0,
-        generator: Math.max(...m.gens) / m.report.seconds,
-        machine: m.machineBusy,
-      };
-      const best = steps.reduce<Step | undefined>((b, x) => (!b || x.rate > b.rate ? x : b), undefined);
-      steps.push(s);
-      // Flat: two doublings in a row without 5% more than the best step so far (one step is noise on a busy machine).
-      const flat = best && steps.length >= 3 && steps.slice(-2).every((x) => x.rate < best.rate * 1.05) && best.window < steps.at(-2)!.window;
-      const bench = (m.cpu + (Number.isFinite(m.db) ? m.db : 0) + m.genCpu) / m.report.seconds / cores;
-      const cpus = `server ${s.server.toFixed(2)}${o.db ? `, Postgres ${s.db.toFixed(2)}` : ""}, busiest generator process ${s.generator.toFixed(2)} cores; machine ${(s.machine * 100).toFixed(0)}% busy`;
-      const why =
-        s.server >= SATURATED
-          ? `the server saturated (${cpus})`
-          : s.db >= SATURATED
-            ? `Postgres saturated (${cpus})`
-            : s.generator >= SATURATED
-              ? `the generator saturated (${cpus})`
-              : bench >= SATURATED
-                ? `the machine saturated: server, Postgres and generator together use ${(bench * 100).toFixed(0)}% of its ${cores} cores (${cpus})`
-                : flat
-                  ? `throughput stopped growing with nothing of the bench saturated (best ${fmt(best.rate)}/s at window ${best.window}, then ${steps
-                      .slice(-2)
-                      .map((x) => `${fmt(x.rate)}/s at ${x.window}`)
-                      .join(", ")}; ${cpus})`
-                  : window >= ceiling
-                    ? `window ceiling ${ceiling}${coalescer ? " (450 in flight: under the per-tick cap of 500 droppable items)" : ""} (${cpus})`
-                    : ctx.opts.smoke && k >= 2
-                      ? `smoke: 3 steps at most (${cpus})`
-                      : "";
-      if (why) {
-        saturated = why;
-        // Stopped because it no longer grew: measure at the window that did best.
-        if (flat && best.window !== window) {
-          window = best.window;
-          await lg.all({ op: "fanWindow", window }, "started");
-        }
-        break;
-      }
-      window = Math.min(ceiling, window * 2);
-      await lg.all({ op: "fanWindow", window }, "started");
-    }
-    ctx.say(`  ${label}: closed loop at window ${window} per sender: ${saturated}`);
+    const found = await ctx.sizeWindow(lg, servers, label, o, {
+      start: window,
+      ceiling,
+      ceilingWhy: coalescer ? "450 in flight: under the per-tick cap of 500 droppable items" : undefined,
+      set: (w) => lg.all({ op: "fanWindow", window: w }, "started").then(() => {}),
+    });
+    ({ window, saturated, steps } = found);
   }
   const closed = await ctx.window(lg, servers, `${label} closed loop at window ${window}`, o);
   await stop();
@@ -230,7 +175,7 @@ export function fanRow(server: string, members: number, closed: Measured, open: 
       "bytes per delivery": Number((closed.report.counters.bytes / n).toFixed(1)),
       ...(Number.isFinite(closed.db) ? { "server CPU s/1M": Number(((closed.cpu / n) * 1e6).toFixed(3)), "db CPU s/1M": Number(((closed.db / n) * 1e6).toFixed(3)) } : {}),
       ...(loops ? { window: loops.window } : {}),
-      ...(ov ? { "overflows at msgs/s": ov.at, "kept up at msgs/s": ov.keptUpAt } : {}),
+      ...(ov ? { "overflows at msgs/s": ov.at, "kept up at msgs/s": ov.keptUpAt, ...(ov.keptUpAt ? { "p50 there ms": ov.p50 ?? NaN, "p99 there ms": ov.p99 ?? NaN } : {}) } : {}),
       "open-loop deliveries/s": Math.round(open.rate),
       "generator CPU %": Math.round(closed.gen * 100),
       "server CPU s": Number(closed.cpu.toFixed(2)),
