@@ -223,14 +223,15 @@ export class Ctx {
    * doubles, a short step each, until a process saturates — a server process, Postgres (when `o.db`), the
    * busiest load-generator process (≥ 90% of a core each: one JS thread), or the bench's processes together
    * fill the machine (≥ 90% of all its cores) — or the throughput stops growing (two doublings without 5% over
-   * the best step: the window goes back to the best one), or the window reaches `ceiling`. Says which.
+   * the best step: the window goes back to the best one), or the window reaches `ceiling`, or (`stopOnLoss`)
+   * messages were lost (the window goes back to the one before). Says which.
    */
   async sizeWindow(
     lg: LoadGen,
     servers: Server[],
     label: string,
     o: { db?: boolean; redisPid?: number },
-    s: { start: number; ceiling: number; ceilingWhy?: string; set(window: number): Promise<void> },
+    s: { start: number; ceiling: number; ceilingWhy?: string; stopOnLoss?: boolean; set(window: number): Promise<void> },
   ): Promise<{ window: number; saturated: string; steps: Step[] }> {
     const step = this.opts.smoke ? { seconds: 0.2, warmup: 0.1 } : { seconds: 2, warmup: 1 };
     const cores = navigator.hardwareConcurrency;
@@ -253,8 +254,11 @@ export class Ctx {
       const flat = best && steps.length >= 3 && steps.slice(-2).every((y) => y.rate < best.rate * 1.05) && best.window < steps.at(-2)!.window;
       const bench = (m.cpu + (Number.isFinite(m.db) ? m.db : 0) + m.genCpu) / m.report.seconds / cores;
       const cpus = `server ${x.server.toFixed(2)}${o.db ? `, Postgres ${x.db.toFixed(2)}` : ""}, busiest generator process ${x.generator.toFixed(2)} cores; machine ${(x.machine * 100).toFixed(0)}% busy`;
+      const lost = m.report.counters.lost;
       saturated =
-        x.server >= SATURATED
+        lost > 0 && s.stopOnLoss
+          ? `messages were lost at window ${window} (${lost}: dropped, or not back within 3 s), so it stays at ${steps.at(-2)?.window ?? window} (${cpus})`
+          : x.server >= SATURATED
           ? `the server saturated (${cpus})`
           : x.db >= SATURATED
             ? `Postgres saturated (${cpus})`
@@ -275,6 +279,8 @@ export class Ctx {
       if (saturated) {
         // Stopped because it no longer grew: measure at the window that did best.
         if (flat && best.window !== window) await s.set((window = best.window));
+        // Lost messages: back to the window before, which lost none.
+        else if (lost > 0 && s.stopOnLoss && steps.length > 1) await s.set((window = steps.at(-2)!.window));
         break;
       }
       await s.set((window = Math.min(s.ceiling, window * 2)));

@@ -409,7 +409,7 @@ process.on("message", async (cmd: Cmd) => {
       senders.forEach((cn, k) => {
         cn.tag = `w${cmd.worker}s${k}`;
         cn.tagRe = `"q":"${cn.tag}","n":`;
-        cn.sent = cn.seen = cn.got = 0;
+        cn.sent = cn.seen = cn.got = cn.gapsAt = 0;
         cn.progressAt = now();
       });
       if (cmd.mode === "closed") {

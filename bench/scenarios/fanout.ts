@@ -78,12 +78,14 @@ const loopsOf = new WeakMap<Measured, FanLoops>();
  *
  * Closed loop sized to the server (Ctx.sizeWindow): each sender keeps W messages in flight; W starts small and
  * doubles until the server, Postgres (must-deliver), a generator process or the machine saturates, or the
- * throughput stops growing, or W reaches its ceiling; then the measured window runs at that W. A coalescer's droppable items
- * beyond MAX_TICK_ITEMS (500) per room per tick are dropped by design (a flood guard): its ceiling keeps the
- * messages in flight under 450, or the loop would measure the guard.
+ * throughput stops growing, or W reaches its ceiling, or messages are lost; then the measured window runs at
+ * that W. A coalescer drops droppable items beyond MAX_TICK_ITEMS (500) per room per tick by design (a flood
+ * guard): its ceiling keeps 450 in flight in all, and a window that loses messages goes back to the one before,
+ * or the loop would measure the guard.
  */
 export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanParams, cls: "must" | "droppable", label: string, o: { db?: boolean; redisPid?: number } = {}): Promise<FanLoops> {
   const split = senderSplit(lg, p.senders);
+  // A coalescer's droppable messages: at most 450 in flight in all, under its per-tick cap of 500.
   const coalescer = cls === "droppable" && (servers[0]!.kind === "ours" || servers[0]!.kind === "bun-coalesce");
   const ceiling = coalescer ? Math.max(1, Math.min(p.window, Math.floor(450 / p.senders))) : p.window;
   const start = (mode: "closed" | "open", window: number, rate: number) =>
@@ -122,7 +124,8 @@ export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanP
     const found = await ctx.sizeWindow(lg, servers, label, o, {
       start: window,
       ceiling,
-      ceilingWhy: coalescer ? "450 in flight: under the per-tick cap of 500 droppable items" : undefined,
+      ceilingWhy: coalescer ? "450 in flight in all: under the per-tick cap of 500 droppable items" : undefined,
+      stopOnLoss: true,
       set: (w) => lg.all({ op: "fanWindow", window: w }, "started").then(() => {}),
     });
     ({ window, saturated, steps } = found);
