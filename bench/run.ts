@@ -39,9 +39,11 @@ options:
   --seconds S       length of each measured window (default 10; smoke 1)
   --warmup S        warm-up before each window (default 2; smoke 0.5)
   --rate R          open-loop rate (heartbeat: pings/s; fan-out: messages/s; offline-pull: pulls/s)
-  --window W        closed-loop messages in flight per sender (fan-out, durable, direct)
+  --window W        closed-loop messages in flight per sender (durable, direct; fan-out: a fixed window instead of
+                    raising it until the server or the generator saturates)
   --store M         offline-pull: messages in the store (default 1,000,000)
-  --peers a,b       peers to run beside ours: bun-raw,node-ws,socketio (default all; "none" for none)
+  --peers a,b       peers to run beside ours: bun-raw,node-ws,socketio,bun-coalesce (default all; "none" for none;
+                    bun-coalesce, the raw Bun.serve coalescing per tick as ours does, only takes part in fan-out)
   --out DIR         where results go (default bench/results)
   --repeat N        runs of each scenario, printed with min / median / max of each ratio (default 1)
   --full            every scenario 3 times (--repeat 3)`;
@@ -66,8 +68,8 @@ function parse(argv: string[]): { scenarios: string[]; opts: Options; out: strin
   }
   const smoke = flags.smoke === "1";
   const num = (k: string) => (flags[k] !== undefined ? Number(flags[k]!.replace(/_/g, "")) : undefined);
-  const peers = (flags.peers ?? "bun-raw,node-ws,socketio").split(",").filter((p) => p && p !== "none") as ServerKind[];
-  for (const p of peers) if (!["bun-raw", "node-ws", "socketio"].includes(p)) throw new Error(`unknown peer ${p}`);
+  const peers = (flags.peers ?? "bun-raw,node-ws,socketio,bun-coalesce").split(",").filter((p) => p && p !== "none") as ServerKind[];
+  for (const p of peers) if (!["bun-raw", "node-ws", "socketio", "bun-coalesce"].includes(p)) throw new Error(`unknown peer ${p}`);
   return {
     scenarios: scenarios.length ? scenarios : Object.keys(SCENARIOS),
     opts: {
@@ -111,7 +113,7 @@ try {
   for (const s of scenarios) {
     try {
       const runs = [];
-      for (let k = 0; k < opts.repeat; k++) runs.push(await SCENARIOS[s]!(ctx));
+      for (let k = 0; k < opts.repeat; k++) runs.push(ctx.collect(await SCENARIOS[s]!(ctx), k));
       run.results.push(merge(runs));
     } catch (e) {
       ctx.say(`${s} failed: ${(e as Error).stack ?? e}`);

@@ -1,6 +1,6 @@
 // What every scenario shares: options, lazily started services, our server on a seeded database,
 // measurement windows (load-generator counters + CPU of each process over the same seconds), progress.
-import { groupCpu, sleep } from "./machine.ts";
+import { cpuSeconds, groupCpu, machineCpu, sleep } from "./machine.ts";
 import { type LoadGen, type Report } from "./loadgen.ts";
 import { freshDb, copyUsers } from "./seed.ts";
 import { startPostgres, startRedis, type Pg, type Redis } from "./services.ts";
@@ -48,6 +48,18 @@ export interface Target {
   note?: string;
 }
 
+export interface Ratio {
+  ours: string;
+  peer: string;
+  ratio: number;
+  p99Ratio?: number;
+  /** the figure compared, when not the rows' main one */
+  what?: string;
+}
+
+/** A ratio's name in spreads and charts: "ours / peer" (and the figure compared). */
+export const ratioName = (x: Ratio) => `${x.ours} / ${x.peer}${x.what ? ` (${x.what})` : ""}`;
+
 /** One figure's min / median / max over repeated runs (lib/repeat.ts). */
 export interface Spread {
   name: string;
@@ -62,14 +74,38 @@ export interface Result {
   title: string;
   params: Record<string, unknown>;
   rows: Row[];
-  /** ours vs each peer: "ours row / peer row" → ratio of `value` */
-  ratios: { ours: string; peer: string; ratio: number; p99Ratio?: number }[];
+  /**
+   * ours vs each peer: "ours row / peer row" → ratio of `value` (of the figure named by `what`, when set:
+   * e.g. frames/s, or a CPU cost given as peer / ours so that above 1× is ours costing less)
+   */
+  ratios: Ratio[];
   targets: Target[];
   notes: string[];
   seconds: number;
   /** runs folded into this result (`--repeat`), and each ratio's, target's and row's spread over them */
   repeats?: number;
   spreads?: Spread[];
+  /** every measured window of every run (JSON only): its latency histogram and the CPU seconds of each process */
+  windows?: WindowRecord[];
+}
+
+/** One measured window as the JSON keeps it. */
+export interface WindowRecord {
+  /** the run (0-based) of a repeated scenario */
+  run: number;
+  label: string;
+  seconds: number;
+  /** counted events (deliveries, round trips, acks …) and the fan-out's frames, payload bytes and messages sent */
+  count: number;
+  frames: number;
+  bytes: number;
+  sent: number;
+  /** CPU seconds over the window of each process: `server <kind> <i>`, `postgres`, `redis`, `generator <i>` */
+  cpu: Record<string, number>;
+  /** the machine's busy share of all its cores over the window (/proc/stat) */
+  machineBusy: number;
+  /** latency histogram: [bucket, count] pairs of lib/hist.ts (1%-wide log buckets; bucket i's upper edge is 1.01^i µs) */
+  hist: [number, number][];
 }
 
 export class Ctx {
@@ -77,6 +113,7 @@ export class Ctx {
   private redisP?: Promise<Redis>;
   private statusAt = 0;
   private cleanups: (() => Promise<void>)[] = [];
+  private windows: WindowRecord[] = [];
 
   constructor(readonly opts: Options) {}
 
@@ -130,27 +167,46 @@ export class Ctx {
     return startServer(kind, { redisUrl, name: o.name });
   }
 
+  /** The windows measured since the last call, attached to the scenario's result (run.ts). */
+  collect(r: Result, run = 0): Result {
+    r.windows = [...(r.windows ?? []), ...this.windows.map((w) => ({ ...w, run }))];
+    this.windows = [];
+    return r;
+  }
+
   /**
    * One measured window: warm up, reset the workers' counters, run `seconds`, read them back; CPU of
-   * `servers` (and of Postgres / Redis when asked) over exactly that window.
+   * `servers` (and of Postgres / Redis when asked) over exactly that window. `seconds` / `warmup` override
+   * the run's (the short steps of a search).
    */
-  async window(lg: LoadGen, servers: Server[], label: string, o: { db?: boolean; redisPid?: number } = {}): Promise<Measured> {
-    await this.tick(label, this.opts.warmup, lg);
+  async window(lg: LoadGen, servers: Server[], label: string, o: { db?: boolean; redisPid?: number; seconds?: number; warmup?: number } = {}): Promise<Measured> {
+    await this.tick(label, o.warmup ?? this.opts.warmup, lg);
     const cpu0 = servers.map((s) => s.cpu());
     const db0 = o.db ? await this.dbCpu() : NaN;
-    const r0 = o.redisPid ? (await import("./machine.ts")).cpuSeconds(o.redisPid) : NaN;
-    const g0 = lg.cpu();
+    const r0 = o.redisPid ? cpuSeconds(o.redisPid) : NaN;
+    const g0 = lg.cpuEach();
+    const m0 = machineCpu();
     const t = await lg.measure();
-    await this.tick(label, this.opts.seconds, lg);
+    await this.tick(label, o.seconds ?? this.opts.seconds, lg);
     const report = await lg.report(t);
     // Load-generator CPU as a share of the cores it could use: near 100% means the figure is the
     // generator's limit, not the server's (the machine has 2 cores for servers and generator alike).
-    const genCpu = lg.cpu() - g0;
+    const gens = lg.cpuEach().map((c, i) => c - g0[i]!);
+    const genCpu = gens.reduce((a, b) => a + b, 0);
     const gen = genCpu / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
     const cpu = servers.map((s, i) => s.cpu() - cpu0[i]!);
     const db = o.db ? (await this.dbCpu()) - db0 : NaN;
-    const redis = o.redisPid ? (await import("./machine.ts")).cpuSeconds(o.redisPid) - r0 : NaN;
+    const redis = o.redisPid ? cpuSeconds(o.redisPid) - r0 : NaN;
+    const m1 = machineCpu();
+    const machineBusy = (m1.busy - m0.busy) / (m1.total - m0.total);
     const rate = report.counters.count / report.seconds;
+    const procs: Record<string, number> = {};
+    servers.forEach((s, i) => (procs[`server ${s.kind} ${i + 1}`] = round2(cpu[i]!)));
+    if (o.db) procs.postgres = round2(db);
+    if (o.redisPid) procs.redis = round2(redis);
+    gens.forEach((g, i) => (procs[`generator ${i + 1}`] = round2(g)));
+    const c = report.counters;
+    this.windows.push({ run: 0, label, seconds: round2(report.seconds), count: c.count, frames: c.frames, bytes: c.bytes, sent: c.sent, cpu: procs, machineBusy: round2(machineBusy), hist: report.hist.toJSON() });
     this.say(
       `  ${label}: ${fmt(rate)}/s  p50 ${fmtMs(report.hist.pct(0.5))}  p99 ${fmtMs(report.hist.pct(0.99))}  server CPU ${cpu.map((c) => c.toFixed(2)).join("+")} s  generator ${(gen * 100).toFixed(0)}% (${genCpu.toFixed(2)} CPU s of ${(report.seconds * navigator.hardwareConcurrency).toFixed(1)} on the machine)` +
         (o.db ? `  db CPU ${db.toFixed(2)} s` : "") +
@@ -159,7 +215,78 @@ export class Ctx {
           : "") +
         (report.counters.lastError ? `\n    first error: ${report.counters.lastError}` : ""),
     );
-    return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen, genCpu };
+    return { report, rate, cpu: cpu.reduce((a, b) => a + b, 0), cpuEach: cpu, db, redis, gen, genCpu, gens, machineBusy };
+  }
+
+  /**
+   * Sizes a closed loop to the server: its window (requests in flight per sender, already running at `start`)
+   * doubles, a short step each, until a process saturates — a server process, Postgres (when `o.db`), the
+   * busiest load-generator process (≥ 90% of a core each: one JS thread), or the bench's processes together
+   * fill the machine (≥ 90% of all its cores) — or the throughput stops growing (two doublings without 5% over
+   * the best step: the window goes back to the best one), or the window reaches `ceiling`, or (`stopOnLoss`)
+   * messages were lost (the window goes back to the one before). Says which.
+   */
+  async sizeWindow(
+    lg: LoadGen,
+    servers: Server[],
+    label: string,
+    o: { db?: boolean; redisPid?: number },
+    s: { start: number; ceiling: number; ceilingWhy?: string; stopOnLoss?: boolean; set(window: number): Promise<void> },
+  ): Promise<{ window: number; saturated: string; steps: Step[] }> {
+    const step = this.opts.smoke ? { seconds: 0.2, warmup: 0.1 } : { seconds: 2, warmup: 1 };
+    const cores = navigator.hardwareConcurrency;
+    const steps: Step[] = [];
+    let window = s.start;
+    let saturated = "";
+    for (let k = 0; ; k++) {
+      const m = await this.window(lg, servers, `${label} closed loop, window ${window}`, { ...o, ...step });
+      const x: Step = {
+        window,
+        rate: m.rate,
+        server: Math.max(...m.cpuEach) / m.report.seconds,
+        db: Number.isFinite(m.db) ? m.db / m.report.seconds : 0,
+        generator: Math.max(...m.gens) / m.report.seconds,
+        machine: m.machineBusy,
+      };
+      const best = steps.reduce<Step | undefined>((b, y) => (!b || y.rate > b.rate ? y : b), undefined);
+      steps.push(x);
+      // Flat: two doublings in a row without 5% more than the best step so far (one step is noise on a busy machine).
+      const flat = best && steps.length >= 3 && steps.slice(-2).every((y) => y.rate < best.rate * 1.05) && best.window < steps.at(-2)!.window;
+      const bench = (m.cpu + (Number.isFinite(m.db) ? m.db : 0) + m.genCpu) / m.report.seconds / cores;
+      const cpus = `server ${x.server.toFixed(2)}${o.db ? `, Postgres ${x.db.toFixed(2)}` : ""}, busiest generator process ${x.generator.toFixed(2)} cores; machine ${(x.machine * 100).toFixed(0)}% busy`;
+      const lost = m.report.counters.lost;
+      saturated =
+        lost > 0 && s.stopOnLoss
+          ? `messages were lost at window ${window} (${lost}: dropped, or not back within 3 s), so it stays at ${steps.at(-2)?.window ?? window} (${cpus})`
+          : x.server >= SATURATED
+          ? `the server saturated (${cpus})`
+          : x.db >= SATURATED
+            ? `Postgres saturated (${cpus})`
+            : x.generator >= SATURATED
+              ? `the generator saturated (${cpus})`
+              : bench >= SATURATED
+                ? `the machine saturated: server, Postgres and generator together use ${(bench * 100).toFixed(0)}% of its ${cores} cores (${cpus})`
+                : flat
+                  ? `throughput stopped growing with nothing of the bench saturated (best ${fmt(best.rate)}/s at window ${best.window}, then ${steps
+                      .slice(-2)
+                      .map((y) => `${fmt(y.rate)}/s at ${y.window}`)
+                      .join(", ")}; ${cpus})`
+                  : window >= s.ceiling
+                    ? `window ceiling ${s.ceiling}${s.ceilingWhy ? ` (${s.ceilingWhy})` : ""} (${cpus})`
+                    : this.opts.smoke && k >= 1
+                      ? `smoke: 2 steps at most (${cpus})`
+                      : "";
+      if (saturated) {
+        // Stopped because it no longer grew: measure at the window that did best.
+        if (flat && best.window !== window) await s.set((window = best.window));
+        // Lost messages: back to the window before, which lost none.
+        else if (lost > 0 && s.stopOnLoss && steps.length > 1) await s.set((window = steps.at(-2)!.window));
+        break;
+      }
+      await s.set((window = Math.min(s.ceiling, window * 2)));
+    }
+    this.say(`  ${label}: closed loop at window ${window}: ${saturated}`);
+    return { window, saturated, steps };
   }
 
   private async tick(label: string, seconds: number, _lg: LoadGen): Promise<void> {
@@ -184,6 +311,26 @@ export interface Measured {
   genCpu: number;
   /** load-generator CPU over the window, as a fraction of the cores it could use */
   gen: number;
+  /** CPU seconds of each load-generator process over the window */
+  gens: number[];
+  /** the machine's busy share of all its cores over the window */
+  machineBusy: number;
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** Share of a core (or of the machine's cores) at which a process counts as saturated. */
+const SATURATED = 0.9;
+
+/** One step of a closed loop's sizing: its window, its rate and the cores each process used. */
+export interface Step {
+  window: number;
+  rate: number;
+  /** the busiest server process, Postgres, the busiest generator process (cores), and the machine's busy share */
+  server: number;
+  db: number;
+  generator: number;
+  machine: number;
 }
 
 export function fmt(n: number): string {

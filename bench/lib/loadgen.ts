@@ -20,6 +20,11 @@ export interface Counters {
   resyncs: number;
   closed: number;
   msgs: number;
+  /** fan-out: frames and payload bytes (text frames: characters, all ASCII here) received by the members */
+  frames: number;
+  bytes: number;
+  /** fan-out: messages the senders published */
+  sent: number;
   startedAt: number;
   /** the first error frame received, for the log */
   lastError?: string;
@@ -45,6 +50,10 @@ export type Cmd =
   | { op: "hb"; mode: "closed" | "open"; rate: number }
   | { op: "idle"; everyMs: number }
   | { op: "fan"; worker: number; senders: number[]; mode: "closed" | "open"; window: number; rate: number; room: string; cls: "must" | "droppable" }
+  /** closed-loop fan-out: raise each sender's window to `window` (messages in flight) */
+  | { op: "fanWindow"; window: number }
+  /** closed-loop durable sends: set each connection's window (raised: sent at once; lowered: as acks come) */
+  | { op: "durableWindow"; window: number }
   | { op: "durable"; mode: "closed" | "open"; /** user → the user it sends to */ peers: Record<string, string>; window: number; rate: number; bodyChars: number }
   | {
       op: "pull";
@@ -189,6 +198,11 @@ export class LoadGen {
     return this.workers.reduce((s, w) => s + cpuSeconds(w.proc.pid), 0);
   }
 
+  /** CPU seconds each load-generator process has used so far (one JS thread each: 1 core is its limit). */
+  cpuEach(): number[] {
+    return this.workers.map((w) => cpuSeconds(w.proc.pid));
+  }
+
   async measure(): Promise<number> {
     await this.all({ op: "measure" }, "measuring");
     return performance.now();
@@ -221,10 +235,10 @@ export class LoadGen {
 }
 
 function merge(rs: { counters: Counters; hist: [number, number][] }[], seconds: number): Report {
-  const counters: Counters = { count: 0, lost: 0, errors: 0, resyncs: 0, closed: 0, msgs: 0, startedAt: 0 };
+  const counters: Counters = { count: 0, lost: 0, errors: 0, resyncs: 0, closed: 0, msgs: 0, frames: 0, bytes: 0, sent: 0, startedAt: 0 };
   const hist = new Hist();
   for (const r of rs) {
-    for (const k of ["count", "lost", "errors", "resyncs", "closed", "msgs"] as const) counters[k] += r.counters[k];
+    for (const k of ["count", "lost", "errors", "resyncs", "closed", "msgs", "frames", "bytes", "sent"] as const) counters[k] += r.counters[k] ?? 0;
     counters.lastError ??= r.counters.lastError;
     hist.merge(Hist.from(r.hist));
   }

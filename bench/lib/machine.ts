@@ -77,6 +77,17 @@ export function groupCpu(pids: () => number[]): number {
   return pids().reduce((s, p) => s + cpuSeconds(p), 0);
 }
 
+/** The machine's CPU time so far (all cores, /proc/stat, in seconds): busy (not idle nor waiting on I/O) and total. */
+export function machineCpu(): { busy: number; total: number } {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: (total - f[3]! - f[4]!) / TICK, total: total / TICK };
+  } catch {
+    return { busy: NaN, total: NaN };
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

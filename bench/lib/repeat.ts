@@ -1,7 +1,8 @@
 // Repeated runs of one scenario (`--repeat N`, `--full`: 3): the run shown is the median one (by its first
-// ratio, else its first target's value, else its first row's figure), and every ratio and target value gets
-// its min / median / max over the runs, so a figure comes with its spread.
-import type { Result, Spread } from "./harness.ts";
+// ratio, else its first target's value, else its first row's figure), and every ratio, target value and row
+// figure gets its min / median / max over the runs, so a figure comes with its spread. One run gets its
+// spreads too (min = median = max): the JSON has the same shape whatever the number of runs.
+import { ratioName, type Result, type Spread } from "./harness.ts";
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -14,17 +15,25 @@ export function spreadOf(name: string, xs: number[]): Spread {
   return v.length ? { name, min: Math.min(...v), median: median(v), max: Math.max(...v), runs: v.length } : { name, min: NaN, median: NaN, max: NaN, runs: 0 };
 }
 
+/** A target's value as a number ("1.14", "1.14×", "9.09 ms" → the number; "n/a" → NaN). */
+export const targetNumber = (v: string | undefined): number => (v === undefined ? NaN : parseFloat(v.replace(/,/g, "")));
+
 /** Folds the runs of one scenario into one result: the median run's rows, with the spreads of all runs. */
 export function merge(runs: Result[]): Result {
-  if (runs.length === 1) return runs[0]!;
-  const key = (r: Result) => r.ratios[0]?.ratio ?? Number(r.targets[0]?.value ?? NaN) ?? r.rows[0]?.value;
-  const sorted = [...runs].sort((a, b) => (key(a) || 0) - (key(b) || 0));
+  const key = (r: Result) => [r.ratios[0]?.ratio, targetNumber(r.targets[0]?.value), r.rows[0]?.value].find((x) => x !== undefined && Number.isFinite(x)) ?? 0;
+  const sorted = [...runs].sort((a, b) => key(a) - key(b));
   const mid = sorted[(sorted.length - 1) >> 1]!;
   const spreads: Spread[] = [];
-  for (const [i, x] of mid.ratios.entries()) {
-    spreads.push(spreadOf(`${x.ours} / ${x.peer}`, runs.map((r) => r.ratios.find((y) => y.ours === x.ours && y.peer === x.peer)?.ratio ?? r.ratios[i]?.ratio ?? NaN)));
+  for (const x of mid.ratios) {
+    const name = ratioName(x);
+    spreads.push(spreadOf(name, runs.map((r) => r.ratios.find((y) => ratioName(y) === name)?.ratio ?? NaN)));
   }
-  for (const t of mid.targets) spreads.push(spreadOf(t.name, runs.map((r) => Number(r.targets.find((y) => y.name === t.name)?.value ?? NaN))));
-  for (const row of mid.rows) spreads.push(spreadOf(`${row.server} (${row.unit})`, runs.map((r) => r.rows.find((y) => y.server === row.server)?.value ?? NaN)));
-  return { ...mid, spreads, repeats: runs.length, seconds: runs.reduce((s, r) => s + r.seconds, 0) };
+  for (const t of mid.targets) spreads.push(spreadOf(t.name, runs.map((r) => targetNumber(r.targets.find((y) => y.name === t.name)?.value))));
+  for (const row of mid.rows) {
+    const same = (r: Result) => r.rows.find((y) => y.server === row.server);
+    spreads.push(spreadOf(`${row.server} (${row.unit})`, runs.map((r) => same(r)?.value ?? NaN)));
+    if (row.p50 !== undefined) spreads.push(spreadOf(`${row.server} p50 (ms)`, runs.map((r) => same(r)?.p50 ?? NaN)));
+    if (row.p99 !== undefined) spreads.push(spreadOf(`${row.server} p99 (ms)`, runs.map((r) => same(r)?.p99 ?? NaN)));
+  }
+  return { ...mid, spreads, repeats: runs.length, seconds: runs.reduce((s, r) => s + r.seconds, 0), windows: runs.flatMap((r) => r.windows ?? []) };
 }

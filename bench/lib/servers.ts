@@ -12,7 +12,9 @@ export const TOKEN_SECRET = "bench-secret-bench-secret-bench-secret-0001";
 export const API_KEY = "bench-api-key";
 const LOGS = join(ROOT, "bench/results/logs");
 
-export type ServerKind = "ours" | "bun-raw" | "node-ws" | "socketio" | "bun-http";
+export type ServerKind = "ours" | "bun-raw" | "node-ws" | "socketio" | "bun-http" | "bun-coalesce";
+/** Peers that only make sense in a room fan-out (the others skip them). */
+export const FANOUT_ONLY: ServerKind[] = ["bun-coalesce"];
 /** How the load generator speaks to a server: our native protocol, plain echo/publish, Engine.IO framing. */
 export type Proto = "native" | "raw" | "sio";
 export const protoOf = (k: ServerKind): Proto => (k === "ours" ? "native" : k === "socketio" ? "sio" : "raw");
@@ -23,6 +25,7 @@ export const LABEL: Record<ServerKind, string> = {
   "node-ws": "Node ws",
   socketio: "Socket.IO",
   "bun-http": "Bun.serve raw HTTP",
+  "bun-coalesce": "Bun.serve coalescing",
 };
 
 export interface Server {
@@ -72,6 +75,7 @@ export async function startServer(kind: ServerKind, opts: StartOpts = {}): Promi
     cmd = process.env.BENCH_PROFILE ? [BUN, "--cpu-prof-md", `--cpu-prof-dir=${join(LOGS, "prof")}`, "bench/lib/ours.ts"] : [BUN, "bench/lib/ours.ts"];
   } else if (kind === "bun-raw") cmd = [BUN, "bench/peers/bun-raw.ts"];
   else if (kind === "bun-http") cmd = [BUN, "bench/peers/bun-http.ts"];
+  else if (kind === "bun-coalesce") cmd = [BUN, "bench/peers/bun-coalesce.ts"];
   else {
     if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;
     cmd = ["node", "--expose-gc", kind === "node-ws" ? "bench/peers/node-ws.mjs" : "bench/peers/socketio.mjs"];

@@ -9,7 +9,10 @@
 // Deliveries are counted by the marker `"bt":` (the send time every published body carries) in each
 // frame received, without parsing: the same cheap work for every server, whether it sends one frame per
 // message (the peers) or coalesces many messages into one frame (our room ticks). Sampled connections
-// also read the number after each marker to time it.
+// also read the number after each marker to time it. Every frame a member receives is counted with its
+// payload's length (frames/s and bytes/s: what each server puts on the wire for the same deliveries), and
+// every message a sender publishes (an open loop's offered load, to tell a server that keeps up from one
+// whose backlog grows).
 import { TokenService } from "../../src/core/tokens.ts";
 import { Hist } from "./hist.ts";
 import type { Cmd, Counters, Proto } from "./loadgen.ts";
@@ -52,9 +55,11 @@ let timers: ReturnType<typeof setInterval>[] = [];
 let fan: Extract<Cmd, { op: "fan" }> | undefined;
 let durableBody = "";
 let durableClosed = true;
+/** closed-loop durable sends: requests in flight per connection */
+let durableWindow = 1;
 
 function fresh(): Counters {
-  return { count: 0, lost: 0, errors: 0, resyncs: 0, closed: 0, msgs: 0, startedAt: now() };
+  return { count: 0, lost: 0, errors: 0, resyncs: 0, closed: 0, msgs: 0, frames: 0, bytes: 0, sent: 0, startedAt: now() };
 }
 
 const hbFrame = () => (proto === "sio" ? '42["hb",1]' : '{"t":"ping","id":1}');
@@ -94,6 +99,8 @@ function onFrame(cn: Conn, data: unknown): void {
       return;
     }
     case "fan": {
+      c.frames++;
+      c.bytes += data.length;
       if (data.charCodeAt(0) === 123 /* { */ && data.startsWith('{"t":"')) {
         if (data.startsWith('{"t":"resync"')) c.resyncs++;
         else if (data.startsWith('{"t":"error"')) {
@@ -137,14 +144,14 @@ function onFrame(cn: Conn, data: unknown): void {
           hist.add(now() - t);
           c.count++;
         }
-        if (durableClosed) sendDurable(cn);
+        if (durableClosed) topUpDurable(cn);
       } else if (data.startsWith('{"t":"msg"')) c.msgs++;
       else if (data.startsWith('{"t":"error"')) {
         c.errors++;
         c.lastError ??= data.slice(0, 300);
         const id = Number(/"id":(\d+)/.exec(data)?.[1]);
         cn.pending!.delete(id);
-        if (durableClosed) sendDurable(cn);
+        if (durableClosed) topUpDurable(cn);
       }
       return;
     }
@@ -152,6 +159,7 @@ function onFrame(cn: Conn, data: unknown): void {
 }
 
 function pubFrame(cn: Conn, t: number): string {
+  c.sent++;
   const body = `{"bt":${t},"q":"${cn.tag}","n":${++cn.sent}}`;
   if (proto === "native") return `{"t":"room_send","room":"${fan!.room}","class":"${fan!.cls}","kind":"bench","body":${body}}`;
   if (proto === "sio") return `42["pub",${body}]`;
@@ -163,6 +171,11 @@ function topUp(cn: Conn): void {
     cn.inflight++;
     cn.ws.send(pubFrame(cn, now()));
   }
+}
+
+/** Closed loop: sends until the connection has the window's count in flight (none while it is over it). */
+function topUpDurable(cn: Conn): void {
+  while (cn.pending!.size < durableWindow) sendDurable(cn);
 }
 
 function sendDurable(cn: Conn): void {
@@ -396,7 +409,7 @@ process.on("message", async (cmd: Cmd) => {
       senders.forEach((cn, k) => {
         cn.tag = `w${cmd.worker}s${k}`;
         cn.tagRe = `"q":"${cn.tag}","n":`;
-        cn.sent = cn.seen = cn.got = 0;
+        cn.sent = cn.seen = cn.got = cn.gapsAt = 0;
         cn.progressAt = now();
       });
       if (cmd.mode === "closed") {
@@ -419,15 +432,29 @@ process.on("message", async (cmd: Cmd) => {
       } else schedule(senders, cmd.rate, (cn, t) => cn.ws.send(pubFrame(cn, t)));
       return send({ op: "started" });
     }
+    case "fanWindow": {
+      // Raised: each sender tops up at once; lowered: it sends again once fewer are in flight.
+      if (mode === "fan" && fan?.mode === "closed") {
+        fan.window = cmd.window;
+        for (const cn of conns) if (cn.tag) topUp(cn);
+      }
+      return send({ op: "started" });
+    }
+    case "durableWindow": {
+      durableWindow = cmd.window;
+      if (mode === "durable" && durableClosed) for (const cn of conns) if (cn.pending) topUpDurable(cn);
+      return send({ op: "started" });
+    }
     case "durable": {
       stopLoops();
       mode = "durable";
       durableBody = JSON.stringify({ text: "x".repeat(cmd.bodyChars) });
       durableClosed = cmd.mode === "closed";
+      durableWindow = cmd.window;
       conns.forEach((cn) => {
         cn.peer = cmd.peers[cn.user!];
         cn.pending = new Map();
-        if (durableClosed) for (let w = 0; w < cmd.window; w++) sendDurable(cn);
+        if (durableClosed) topUpDurable(cn);
       });
       if (!durableClosed) schedule(conns, cmd.rate, (cn) => sendDurable(cn));
       return send({ op: "started" });

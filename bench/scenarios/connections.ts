@@ -8,7 +8,7 @@ import { type Ctx, type Result, type Row, target, ratiosOf } from "../lib/harnes
 import { LoadGen, PER_WORKER } from "../lib/loadgen.ts";
 import { sleep } from "../lib/machine.ts";
 import { userIds } from "../lib/seed.ts";
-import { LABEL, protoOf, TOKEN_SECRET, wsPath, type Server, type ServerKind } from "../lib/servers.ts";
+import { FANOUT_ONLY, LABEL, protoOf, TOKEN_SECRET, wsPath, type Server, type ServerKind } from "../lib/servers.ts";
 
 const PER_NODE = 18_000;
 
@@ -16,7 +16,7 @@ export async function connections(ctx: Ctx): Promise<Result> {
   const t0 = performance.now();
   const want = ctx.opts.n ?? (ctx.opts.smoke ? 200 : PER_NODE);
   const rows: Row[] = [];
-  for (const kind of ["ours", ...ctx.opts.peers] as ServerKind[]) {
+  for (const kind of ["ours", ...ctx.opts.peers.filter((k) => !FANOUT_ONLY.includes(k))] as ServerKind[]) {
     const n = kind === "ours" ? want : Math.min(want, PER_NODE);
     const nodes = Math.ceil(n / PER_NODE);
     ctx.say(`connections · ${LABEL[kind]} · ${n} idle connections${nodes > 1 ? ` over ${nodes} nodes` : ""}`);

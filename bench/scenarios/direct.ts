@@ -11,7 +11,9 @@ import { TOKEN_SECRET, type Server } from "../lib/servers.ts";
 export async function direct(ctx: Ctx): Promise<Result> {
   const t0 = performance.now();
   const n = ctx.opts.n ?? (ctx.opts.smoke ? 10 : 200);
-  const window = ctx.opts.window ?? 16;
+  // Requests in flight per connection: fixed with --window, else raised until something saturates (Ctx.sizeWindow).
+  const start = ctx.opts.window ?? 2;
+  const notes: string[] = [];
   const rate = ctx.opts.rate ?? (ctx.opts.smoke ? 200 : 2000);
   const users = userIds("dr", n - (n % 2));
   const peers = Object.fromEntries(users.map((u, i) => [u, users[i ^ 1]!]));
@@ -26,11 +28,16 @@ export async function direct(ctx: Ctx): Promise<Result> {
       lg = await LoadGen.start(users.length, 2);
       // Connection i goes to node i % nodes: user i and its peer i ^ 1 land on different nodes.
       await lg.open({ proto: "native", ports: servers.map((s) => s.port), path: "/ws", users, tokenSecret: TOKEN_SECRET }, (k) => ctx.status(`  opening ${k}/${users.length}`));
-      await lg.all({ op: "durable", mode: "closed", peers, window, rate: 0, bodyChars: 40 }, "started");
+      await lg.all({ op: "durable", mode: "closed", peers, window: start, rate: 0, bodyChars: 40 }, "started");
+      let window = start;
+      let saturated = "fixed window (--window)";
+      if (ctx.opts.window === undefined)
+        ({ window, saturated } = await ctx.sizeWindow(lg, servers, label, {}, { start, ceiling: 256, set: (w) => lg!.all({ op: "durableWindow", window: w }, "started").then(() => {}) }));
+      notes.push(`${label}: closed loop at ${window} in flight per connection; ${ctx.opts.window === undefined ? "window not raised further: " : ""}${saturated}`);
       const closed = await ctx.window(lg, servers, "closed loop");
       await lg.all({ op: "stop" }, "stopped");
       await sleep(1000);
-      await lg.all({ op: "durable", mode: "open", peers, window, rate: rate / lg.workers.length, bodyChars: 40 }, "started");
+      await lg.all({ op: "durable", mode: "open", peers, window: 0, rate: rate / lg.workers.length, bodyChars: 40 }, "started");
       const open = await ctx.window(lg, servers, `open loop at ${rate}/s`);
       await lg.all({ op: "stop" }, "stopped");
       const pushes = closed.report.counters.msgs / closed.report.seconds;
@@ -43,6 +50,7 @@ export async function direct(ctx: Ctx): Promise<Result> {
         cpu: (closed.cpu / Math.max(1, closed.report.counters.msgs)) * 1e6,
         cpuUnit: "server CPU µs per push",
         extra: {
+          window,
           "acked sends/s": Math.round(closed.rate),
           "pushes per server CPU s": Math.round(closed.report.counters.msgs / closed.cpu),
           errors: closed.report.counters.errors + open.report.counters.errors,
@@ -58,11 +66,11 @@ export async function direct(ctx: Ctx): Promise<Result> {
   return {
     scenario: "direct",
     title: "1:1 across nodes: per-user channels over Redis against one node",
-    params: { connections: users.length, window, openLoopRate: rate, seconds: ctx.opts.seconds },
+    params: { connections: users.length, window: ctx.opts.window ?? "raised to saturation (≤ 256)", openLoopRate: rate, seconds: ctx.opts.seconds },
     rows,
     ratios: ratiosOf(rows),
     targets: [target("1:1 on 2 nodes (every push through Redis) vs 1 node, pushes per server CPU second", "none (reported)", eff, undefined, 2)],
-    notes: ["latency is the sender's ack (after commit); a push follows its commit at once, on the recipient's node"],
+    notes: ["latency is the sender's ack (after commit); a push follows its commit at once, on the recipient's node", ...notes],
     seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -37,11 +37,40 @@ test(
       // Ours and every peer took part where the scenario has peers.
       const servers = (s: string) => run.results.find((r: { scenario: string }) => r.scenario === s).rows.map((x: { server: string }) => x.server);
       expect(servers("heartbeat")).toEqual(["ours", "Bun.serve raw", "Node ws", "Socket.IO"]);
-      expect(servers("fanout")).toEqual(["ours must-deliver", "ours danmaku", "Bun.serve raw", "Node ws", "Socket.IO"]);
+      expect(servers("fanout")).toEqual(["ours must-deliver", "ours danmaku", "Bun.serve raw", "Node ws", "Socket.IO", "Bun.serve coalescing"]);
       expect(servers("cluster")).toEqual(["ours 1 node", "ours 2 nodes", "Socket.IO 1 node", "Socket.IO 2 nodes"]);
       expect(servers("direct")).toEqual(["ours 1 node", "ours 2 nodes"]);
       expect(servers("social-http")).toEqual(["ours social HTTP", "ours native WebSocket", "Bun.serve raw HTTP"]);
       expect(servers("longpoll")).toEqual(["ours long poll", "ours native WebSocket", "ours push to 10 of 50 online hosts"]);
+      // Every ratio and every target with a figure has its min / median / max (one run: all three the same),
+      // and every measured window keeps its histogram and the CPU seconds of each process.
+      for (const r of run.results) {
+        const spread = (name: string) => r.spreads.find((x: { name: string }) => x.name === name);
+        for (const x of r.ratios) {
+          const name = `${x.ours} / ${x.peer}${x.what ? ` (${x.what})` : ""}`;
+          expect(`${r.scenario} · ${name}: ${Number.isFinite(spread(name)?.median) ? "spread" : "no spread"}`).toBe(`${r.scenario} · ${name}: spread`);
+        }
+        for (const t of r.targets) {
+          if (Number.isFinite(parseFloat(t.value))) expect(`${r.scenario} · ${t.name}: ${Number.isFinite(spread(t.name)?.median) ? "spread" : "no spread"}`).toBe(`${r.scenario} · ${t.name}: spread`);
+        }
+        for (const w of r.windows ?? []) {
+          expect(Array.isArray(w.hist)).toBe(true);
+          expect(Object.keys(w.cpu).some((k) => k.startsWith("generator "))).toBe(true);
+        }
+      }
+      // Fan-out: ours against both raw Bun peers in deliveries, frames, bytes and CPU per delivery; frames and
+      // bytes counted for every row; each row's closed loop says why its window stopped growing.
+      const fan = run.results.find((r: { scenario: string }) => r.scenario === "fanout");
+      for (const peer of ["Bun.serve raw", "Bun.serve coalescing"])
+        for (const what of [undefined, "frames/s", "bytes/s", "CPU per delivery, peer / ours"])
+          expect(fan.ratios.some((x: { ours: string; peer: string; what?: string }) => x.ours === "ours must-deliver" && x.peer === peer && x.what === what)).toBe(true);
+      for (const row of fan.rows) {
+        expect(row.extra["frames/s"]).toBeGreaterThan(0);
+        expect(row.extra["bytes/s"]).toBeGreaterThan(0);
+        expect(fan.notes.some((n: string) => n.startsWith(`${row.server}: closed loop at ${row.extra.window} in flight`))).toBe(true);
+      }
+      expect(fan.windows.some((w: { cpu: Record<string, number> }) => "postgres" in w.cpu)).toBe(true);
+      expect(stdout).toContain("ours must-deliver / Bun.serve coalescing: deliveries/s ");
       expect(readFileSync(join(out, "latest.svg"), "utf8")).toStartWith("<svg");
     } finally {
       rmSync(out, { recursive: true, force: true });
