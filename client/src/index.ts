@@ -113,6 +113,8 @@ export interface ChatClientOptions {
   confirmMs?: number;
   /** Requests on the wire at once (below the server's MAX_FRAMES_IN_FLIGHT); the rest wait their turn. */
   maxInFlight?: number;
+  /** Messages per `sync` page of a resume (1..500, the server's cap; default 200). */
+  syncPageSize?: number;
 }
 
 type Listener<K extends keyof ChatEvents> = (e: ChatEvents[K]) => void;
@@ -216,6 +218,15 @@ export class ChatClient {
     this.ws?.close(1000, "client closed");
     this.failAll(new ChatError(0, "closed", "the client was closed"), true);
     this.emit("stopped", { code: 1000, reason: "client closed" });
+  }
+
+  /**
+   * Sends the `delivered` confirmations gathered so far now (they are otherwise sent `confirmMs` after the
+   * messages) and resolves once the server stored them: call it before `close()` when the next connection, of
+   * this device or another, must not be offered them again (a logout, a test).
+   */
+  async flush(): Promise<void> {
+    await Promise.all(this.flushConfirms());
   }
 
   /** The last seq handed to the app per conversation (save it to resume after a restart: `positions`). */
@@ -532,7 +543,7 @@ export class ChatClient {
   private async syncAll(): Promise<void> {
     let after: { conv: string; seq: number } | undefined;
     for (;;) {
-      const r = await this.direct({ t: "sync", limit: 200, ...(after ? { after } : {}) });
+      const r = await this.direct({ t: "sync", limit: this.o.syncPageSize ?? 200, ...(after ? { after } : {}) });
       for (const m of r.msgs as Message[]) this.deliver(m);
       if (!r.more || !r.msgs.length) break;
       const l = r.msgs[r.msgs.length - 1];
@@ -575,11 +586,18 @@ export class ChatClient {
     this.confirmTimer ??= setTimeout(() => this.flushConfirms(), this.o.confirmMs ?? 100);
   }
 
-  private flushConfirms(): void {
+  /** Sends the gathered confirmations (as requests: the server answers each with `ok`); their answers. */
+  private flushConfirms(): Promise<void>[] {
     clearTimeout(this.confirmTimer);
     this.confirmTimer = undefined;
-    for (const [conv, seq] of this.toConfirm) this.raw({ t: "delivered", conv, seq });
+    const sent: Promise<void>[] = [];
+    if (this.ws?.readyState === 1) {
+      // Lost with the connection: the next resume's sync offers those messages again and they are confirmed then.
+      for (const [conv, seq] of this.toConfirm) sent.push(this.direct({ t: "delivered", conv, seq }).then(() => undefined));
+      for (const p of sent) p.catch(() => {});
+    }
     this.toConfirm.clear();
+    return sent;
   }
 
   /** A live room's must-deliver messages after seq `after` (a resync, a reconnect), de-duplicated by seq. */
