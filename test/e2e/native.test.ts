@@ -14,7 +14,7 @@ beforeAll(async () => {
   const { freshPgUrl } = await import("../helpers/services.ts");
   dbUrl = await freshPgUrl();
   srv = await startTestServer({ databaseUrl: dbUrl, env: { MAX_FRAME_BYTES: "4096", SEND_RATE: "1000", SEND_BURST: "1000" } });
-  for (const u of ["alice", "bob", "carol", "dave"]) tok[u] = await srv.user(u, { nick: u.toUpperCase() });
+  for (const u of ["alice", "bob", "carol", "dave", "erin", "fran"]) tok[u] = await srv.user(u, { nick: u.toUpperCase() });
 });
 afterAll(() => srv.stop());
 
@@ -57,6 +57,40 @@ describe("auth", () => {
       const r = await c.request({ t: "auth", token });
       expect(r).toMatchObject({ t: "error", code: 4010 });
       expect((await c.closed).code).toBe(4001);
+    }
+  });
+
+  test("the welcome is the first frame even when a push comes while the login is being bound", async () => {
+    // The login's bind (user channel, presence) is held open while a message to the user is committed.
+    const presence = srv.app.presence;
+    const userUp = presence.userUp.bind(presence);
+    const gates = new Map<string, { entered(): void; binding: Promise<void>; release(): void; gate: Promise<void> }>();
+    for (const u of ["erin", "fran"]) {
+      let entered!: () => void, release!: () => void;
+      const binding = new Promise<void>((r) => (entered = r));
+      const gate = new Promise<void>((r) => (release = r));
+      gates.set(u, { entered, binding, release, gate });
+    }
+    presence.userUp = async (u, role) => {
+      const g = gates.get(u);
+      if (g) (g.entered(), await g.gate);
+      return userUp(u, role);
+    };
+    try {
+      // erin: the token in the query; fran: in the first frame.
+      for (const [user, how] of [["erin", "query"], ["fran", "frame"]] as const) {
+        const g = gates.get(user)!;
+        const c = await native.connect(srv, how === "query" ? { token: tok[user] } : {});
+        if (how === "frame") c.send({ t: "auth", id: "a1", token: tok[user] });
+        await g.binding;
+        expect((await srv.api("/api/messages", { body: { from: "alice", to: user, body: `early ${how}` } })).status).toBe(200);
+        g.release();
+        expect(await c.next()).toMatchObject({ t: "welcome", user });
+        expect(await c.next()).toMatchObject({ t: "msg", msg: { body: `early ${how}` } });
+        await c.close();
+      }
+    } finally {
+      presence.userUp = userUp;
     }
   });
 
