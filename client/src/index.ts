@@ -172,6 +172,8 @@ export class ChatClient {
   /** conversation → highest seq to confirm as delivered */
   private readonly toConfirm = new Map<string, number>();
   private confirmTimer?: ReturnType<typeof setTimeout>;
+  /** confirmations sent and not answered yet */
+  private readonly confirming = new Set<Promise<void>>();
   /** ids of messages this client sent (acked): not handed back to it as `message` */
   private readonly own = new Set<string>();
   /** live rooms joined: room → conversation */
@@ -222,11 +224,13 @@ export class ChatClient {
 
   /**
    * Sends the `delivered` confirmations gathered so far now (they are otherwise sent `confirmMs` after the
-   * messages) and resolves once the server stored them: call it before `close()` when the next connection, of
-   * this device or another, must not be offered them again (a logout, a test).
+   * messages) and resolves once the server answered them (stored; or refused, e.g. the user left the group;
+   * or the connection was lost): call it before `close()` when the next connection, of this device or another,
+   * must not be offered them again (a logout, a test). Never rejects.
    */
   async flush(): Promise<void> {
-    await Promise.all(this.flushConfirms());
+    this.flushConfirms();
+    await Promise.all([...this.confirming]);
   }
 
   /** The last seq handed to the app per conversation (save it to resume after a restart: `positions`). */
@@ -586,18 +590,21 @@ export class ChatClient {
     this.confirmTimer ??= setTimeout(() => this.flushConfirms(), this.o.confirmMs ?? 100);
   }
 
-  /** Sends the gathered confirmations (as requests: the server answers each with `ok`); their answers. */
-  private flushConfirms(): Promise<void>[] {
+  /** Sends the gathered confirmations (as requests: the server answers each with `ok`, awaited by `flush`). */
+  private flushConfirms(): void {
     clearTimeout(this.confirmTimer);
     this.confirmTimer = undefined;
-    const sent: Promise<void>[] = [];
     if (this.ws?.readyState === 1) {
       // Lost with the connection: the next resume's sync offers those messages again and they are confirmed then.
-      for (const [conv, seq] of this.toConfirm) sent.push(this.direct({ t: "delivered", conv, seq }).then(() => undefined));
-      for (const p of sent) p.catch(() => {});
+      for (const [conv, seq] of this.toConfirm) {
+        const p: Promise<void> = this.direct({ t: "delivered", conv, seq }).then(
+          () => void this.confirming.delete(p),
+          () => void this.confirming.delete(p),
+        );
+        this.confirming.add(p);
+      }
     }
     this.toConfirm.clear();
-    return sent;
   }
 
   /** A live room's must-deliver messages after seq `after` (a resync, a reconnect), de-duplicated by seq. */
