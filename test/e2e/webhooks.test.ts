@@ -189,6 +189,37 @@ describe("webhooks: retries and the bounded queue", () => {
     rx.server.stop(true);
   });
 
+  test("while the store is unreachable events wait in memory (bounded, overflow counted) and are written and sent once it is back", async () => {
+    const rx = receiver();
+    const db = await openDb({ memory: true });
+    const real = new WebhookOutboxStore(db.db);
+    let down = true;
+    const outbox = Object.assign(Object.create(real), {
+      add: (...args: Parameters<WebhookOutboxStore["add"]>) => (down ? Promise.reject(new Error("store unreachable")) : real.add(...args)),
+    }) as WebhookOutboxStore;
+    let failed!: () => void;
+    const insertFailed = new Promise<void>((r) => (failed = r));
+    const wh = new Webhooks(
+      { urls: { "*": rx.url }, secret: SECRET, timeoutMs: 1000, retryForMs: 10_000, queueMax: 3, batchMs: 10, deskWaitMs: 1000, flushMs: 5, pollMs: 50 },
+      { sender: fetchSender, outbox, node: "t", onlineOf: async () => new Set(), roomCount: async () => 0, guestPosition: async () => undefined, log: (m) => void (m.includes("store unreachable") && failed()) },
+    );
+    const overflow = metricValue("chat_webhooks_dropped_total", '{reason="overflow"}');
+    const accepted = ["u1", "u2", "u3", "u4", "u5"].map((user) => wh.emit("user.online", { user }));
+    // Three held in memory (the bound), two dropped and counted; nothing sent while the insert fails.
+    expect(accepted).toEqual([true, true, true, false, false]);
+    expect(metricValue("chat_webhooks_dropped_total", '{reason="overflow"}')).toBe(overflow + 2);
+    await insertFailed;
+    expect(rx.got.pending()).toEqual([]);
+    down = false;
+    const users = new Set<string>();
+    for (let i = 0; i < 3; i++) users.add((await rx.got.next()).body.data.user);
+    expect([...users].sort()).toEqual(["u1", "u2", "u3"]);
+    await wh.settled();
+    await wh.stop();
+    await db.close();
+    rx.server.stop(true);
+  });
+
   test("an overflowing queue drops and counts, and sends do not wait for it", async () => {
     // A receiver that never answers: every event stays held.
     const hung = receiver(() => new Promise<Response>(() => {}));
