@@ -110,12 +110,16 @@ export interface Config {
   webhookTimeoutMs: number;
   /** how long a webhook event is retried before it is given up */
   webhookRetrySec: number;
-  /** webhook events held in memory; past it new ones are dropped and counted */
+  /** webhook events held in the outbox (cluster-wide) and in memory; past it new ones are dropped and counted */
   webhookQueueMax: number;
   /** offline messages to one user are gathered this long into one `message.offline` event */
   webhookBatchMs: number;
   /** a desk guest waiting this long in its group's queue makes a `desk.guest_waiting` event */
   webhookDeskWaitMs: number;
+  /** accepted webhook events are written to the outbox this often (a kill loses at most this much) */
+  webhookFlushMs: number;
+  /** each node looks in the outbox for due events (retries, other nodes', a dead node's) this often */
+  webhookPollMs: number;
   /** Moderation hook URL per conversation kind; none = sends are not moderated. */
   moderationUrls: Partial<Record<"direct" | "group" | "room", string>>;
   moderationTimeoutMs: number;
@@ -335,6 +339,8 @@ function hooks(env: Env) {
     webhookQueueMax: int(env, "WEBHOOK_QUEUE_MAX", 10_000, 1, 10_000_000),
     webhookBatchMs: int(env, "WEBHOOK_BATCH_MS", 1000, 0, 600_000),
     webhookDeskWaitMs: int(env, "WEBHOOK_DESK_WAIT_MS", 60_000, 10, 86_400_000),
+    webhookFlushMs: int(env, "WEBHOOK_FLUSH_MS", 50, 1, 10_000),
+    webhookPollMs: int(env, "WEBHOOK_POLL_MS", 1000, 10, 600_000),
     moderationUrls,
     moderationTimeoutMs: int(env, "MODERATION_TIMEOUT_MS", 500, 10, 60_000),
     moderationFailOpen: failOpen === "1" || failOpen === "true",

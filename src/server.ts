@@ -61,6 +61,7 @@ import { ConsoleStreams } from "./console/stream.ts";
 import { Webhooks } from "./core/webhooks.ts";
 import { Moderation } from "./core/moderation.ts";
 import { fetchSender } from "./adapters/http-sender.ts";
+import { WebhookOutboxStore } from "./store/webhook-outbox.ts";
 
 export interface Running {
   app: App;
@@ -116,9 +117,12 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
           queueMax: cfg.webhookQueueMax,
           batchMs: cfg.webhookBatchMs,
           deskWaitMs: cfg.webhookDeskWaitMs,
+          flushMs: cfg.webhookFlushMs,
+          pollMs: cfg.webhookPollMs,
         },
         {
           sender: fetchSender,
+          outbox: new WebhookOutboxStore(db.db),
           node: cfg.nodeId,
           onlineOf: (u) => presence.onlineOf(u),
           roomCount: (t) => presence.roomCount(t),

@@ -113,6 +113,8 @@ export interface ChatClientOptions {
   confirmMs?: number;
   /** Requests on the wire at once (below the server's MAX_FRAMES_IN_FLIGHT); the rest wait their turn. */
   maxInFlight?: number;
+  /** Messages per `sync` page of a resume (1..500, the server's cap; default 200). */
+  syncPageSize?: number;
 }
 
 type Listener<K extends keyof ChatEvents> = (e: ChatEvents[K]) => void;
@@ -170,6 +172,8 @@ export class ChatClient {
   /** conversation → highest seq to confirm as delivered */
   private readonly toConfirm = new Map<string, number>();
   private confirmTimer?: ReturnType<typeof setTimeout>;
+  /** confirmations sent and not answered yet */
+  private readonly confirming = new Set<Promise<void>>();
   /** ids of messages this client sent (acked): not handed back to it as `message` */
   private readonly own = new Set<string>();
   /** live rooms joined: room → conversation */
@@ -216,6 +220,17 @@ export class ChatClient {
     this.ws?.close(1000, "client closed");
     this.failAll(new ChatError(0, "closed", "the client was closed"), true);
     this.emit("stopped", { code: 1000, reason: "client closed" });
+  }
+
+  /**
+   * Sends the `delivered` confirmations gathered so far now (they are otherwise sent `confirmMs` after the
+   * messages) and resolves once the server answered them (stored; or refused, e.g. the user left the group;
+   * or the connection was lost): call it before `close()` when the next connection, of this device or another,
+   * must not be offered them again (a logout, a test). Never rejects.
+   */
+  async flush(): Promise<void> {
+    this.flushConfirms();
+    await Promise.all([...this.confirming]);
   }
 
   /** The last seq handed to the app per conversation (save it to resume after a restart: `positions`). */
@@ -532,7 +547,7 @@ export class ChatClient {
   private async syncAll(): Promise<void> {
     let after: { conv: string; seq: number } | undefined;
     for (;;) {
-      const r = await this.direct({ t: "sync", limit: 200, ...(after ? { after } : {}) });
+      const r = await this.direct({ t: "sync", limit: this.o.syncPageSize ?? 200, ...(after ? { after } : {}) });
       for (const m of r.msgs as Message[]) this.deliver(m);
       if (!r.more || !r.msgs.length) break;
       const l = r.msgs[r.msgs.length - 1];
@@ -575,10 +590,20 @@ export class ChatClient {
     this.confirmTimer ??= setTimeout(() => this.flushConfirms(), this.o.confirmMs ?? 100);
   }
 
+  /** Sends the gathered confirmations (as requests: the server answers each with `ok`, awaited by `flush`). */
   private flushConfirms(): void {
     clearTimeout(this.confirmTimer);
     this.confirmTimer = undefined;
-    for (const [conv, seq] of this.toConfirm) this.raw({ t: "delivered", conv, seq });
+    if (this.ws?.readyState === 1) {
+      // Lost with the connection: the next resume's sync offers those messages again and they are confirmed then.
+      for (const [conv, seq] of this.toConfirm) {
+        const p: Promise<void> = this.direct({ t: "delivered", conv, seq }).then(
+          () => void this.confirming.delete(p),
+          () => void this.confirming.delete(p),
+        );
+        this.confirming.add(p);
+      }
+    }
     this.toConfirm.clear();
   }
 

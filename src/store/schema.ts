@@ -215,3 +215,25 @@ export const autoReplies = pgTable("auto_replies", {
   icon: text("icon").notNull().default(""),
   updatedAt: ts("updated_at").notNull().defaultNow(),
 });
+
+// ---- Webhook outbox (core/webhooks.ts, docs/webhooks.md): events accepted for delivery, shared by the nodes.
+// A node claims due rows by moving next_attempt_at past its request's time (a lease: a node that dies with
+// claimed rows leaves them due again once the lease runs out), deletes a row once delivered, and moves
+// next_attempt_at forward by the backoff after a failure. ----
+export const webhookOutbox = pgTable(
+  "webhook_outbox",
+  {
+    /** the event's id (receivers dedupe by it) */
+    id: text("id").primaryKey(),
+    kind: text("kind").notNull(),
+    /** the event's JSON, signed as is on every attempt */
+    body: text("body").notNull(),
+    /** attempts claimed so far */
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: ts("next_attempt_at").notNull().defaultNow(),
+    /** given up (dropped and counted) after this */
+    expiresAt: ts("expires_at").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("webhook_outbox_due_idx").on(t.nextAttemptAt)],
+);

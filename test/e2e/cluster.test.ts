@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "../helpers/client.ts";
 import { freePort, TestCluster, until, userToken, type NodeProc } from "../helpers/procs.ts";
+import { sdkLogin } from "../helpers/sdk.ts";
 
 // The kill -9 test pipelines 300 sends on one connection: more than the default MAX_FRAMES_IN_FLIGHT (64).
 const cluster = new TestCluster({ SEND_RATE: "10000", SEND_BURST: "10000", MAX_FRAMES_IN_FLIGHT: "1000" });
@@ -45,17 +46,19 @@ afterAll(() => cluster.stop());
 
 describe("cluster over Redis (3 processes, real Postgres and Redis)", () => {
   test("a 1:1 message crosses nodes; presence is cluster-wide", async () => {
-    const alice = await on(nodes[0]!, "alice");
-    const bob = await on(nodes[1]!, "bob");
-    const ack = await alice.ok({ t: "send", to: "bob", body: { text: "across" }, cmid: "x1" });
-    const push = await bob.next((f) => f.t === "msg");
-    expect(push.msg).toMatchObject({ id: ack.msg.id, seq: ack.msg.seq, from: "alice", body: { text: "across" } });
+    // Users of the client SDK (what an app sees).
+    const alice = await sdkLogin(nodes[0]!, "alice", { token: tokens.get("alice")! });
+    const bob = await sdkLogin(nodes[1]!, "bob", { token: tokens.get("bob")! });
+    const ack = await alice.client.send({ to: "bob" }, { text: "across" }, { cmid: "x1" });
+    const push = await bob.next("message", (m) => m.conv === ack.conv);
+    expect(push).toMatchObject({ id: ack.id, seq: ack.seq, from: "alice", body: { text: "across" } });
     // And back, the other way.
-    const back = await bob.ok({ t: "send", to: "alice", body: "back", cmid: "y1" });
-    expect((await alice.next((f) => f.t === "msg")).msg).toMatchObject({ id: back.msg.id, from: "bob" });
+    const back = await bob.client.send({ to: "alice" }, "back", { cmid: "y1" });
+    expect(await alice.next("message", (m) => m.conv === back.conv)).toMatchObject({ id: back.id, from: "bob" });
     expect((await online(nodes[2]!, "alice", "bob", "carol")).sort()).toEqual(["alice", "bob"]);
-    await alice.close();
-    await bob.close();
+    await Promise.all([alice.client.flush(), bob.client.flush()]);
+    alice.close();
+    bob.close();
   });
 
   test("a room with members on every node: each message reaches each member once, with the cluster-wide count", async () => {

@@ -3,10 +3,10 @@
 // at most one statement per user per flush.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { MARK_FLUSH_MS } from "../../src/core/delivery.ts";
-import { Client } from "../helpers/client.ts";
 import { protocols } from "../helpers/protocol/index.ts";
 import { RawWs } from "../helpers/raw-ws.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { sdkLogin } from "../helpers/sdk.ts";
 
 const FILLER = "x".repeat(9000);
 
@@ -85,15 +85,16 @@ describe("a client that stops reading", () => {
     expect((await slow.closed).code).toBe(4100);
     expect(received.length).toBeLessThan(sent.length);
 
-    // The offline pull (native sync, a peek page after page) holds everything the stalled socket did not get.
+    // The offline pull holds everything the stalled socket did not get: the user's native app (the client SDK)
+    // gets it in its resume (sync, a peek page after page).
     const token = (await srv.api("/api/users/r-slow/token", { body: {} })).body.token;
-    const n = await Client.native(srv.wsUrl, token, "r-slow");
-    const pulled: string[] = (await n.syncAll("g:rooms:stall")).map((m: any) => m.body.messageContent as string);
+    const n = await sdkLogin(srv, "r-slow", { token, syncPageSize: 100 });
+    const pulled: string[] = n.synced.filter((m) => m.conv === "g:rooms:stall").map((m: any) => m.body.messageContent as string);
     const got = new Set([...received, ...pulled]);
     expect(sent.filter((t) => !got.has(t)).map((t) => t.split(" ")[0])).toEqual([]);
     expect(sent.indexOf(pulled[0]!)).toBeLessThanOrEqual(received.length);
     fast.ws.close();
-    n.ws.close();
+    n.close();
   }, 60_000);
 });
 
@@ -141,8 +142,8 @@ describe("delivered marks of many pushes", () => {
     // wrote out. (Once rb closes, marks its socket had not yet written out when last checked are dropped, never
     // guessed: under load the socket can still hold the last frames then, and they would be offered again.)
     const token = (await srv.api("/api/users/m-rb/token", { body: {} })).body.token;
-    const n = await Client.native(srv.wsUrl, token, "m-rb");
-    expect((await n.ok({ t: "sync" })).msgs).toEqual([]);
+    const n = await sdkLogin(srv, "m-rb", { token });
+    expect(n.synced).toEqual([]);
     await rb.close();
     const elapsed = performance.now() - t0;
     // At most one statement per flush interval, plus the pulls' and the close's own flushes (before the fix: one per push).
@@ -152,7 +153,8 @@ describe("delivered marks of many pushes", () => {
     expect(calls.get("m-b")!).toBeLessThanOrEqual(bound);
     expect(calls.get("m-rb") ?? 0).toBeGreaterThan(0);
     expect(calls.get("m-rb")!).toBeLessThanOrEqual(bound);
-    for (const c of [a, b, ra, n]) c.ws.close();
+    for (const c of [a, b, ra]) c.ws.close();
+    n.close();
   }, 60_000);
 });
 

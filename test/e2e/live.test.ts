@@ -5,6 +5,8 @@ import { Client } from "../helpers/client.ts";
 import { Crowd } from "../helpers/crowd.ts";
 import { RawWs } from "../helpers/raw-ws.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { sdkLogin, type SdkUser } from "../helpers/sdk.ts";
+import { ChatError } from "../../client/src/index.ts";
 
 // BACKPRESSURE_BYTES is large enough that one filler tick (1 MB) cannot push a consumer from under the
 // lag mark (half) past the hard limit: a stalled consumer then takes the resync path, not the 4100 one.
@@ -23,6 +25,11 @@ beforeAll(async () => {
 });
 afterAll(() => srv.stop());
 
+/** A viewer through the client SDK (what an app shows). */
+const sdk = (s: TestServer, user: string, token = tok[user]): Promise<SdkUser> => sdkLogin(s, user, { token });
+const presence = (room: string, change: "in" | "out", user: string) => (e: { room: string; change: string; user: { id: string } }) =>
+  e.room === room && e.change === change && e.user.id === user;
+
 const connect = async (s: TestServer, user: string) => {
   const c = await Client.connect(`${s.wsUrl}/ws?token=${tok[user]}`);
   expect(await c.next()).toMatchObject({ t: "welcome", user });
@@ -39,111 +46,112 @@ async function dropped(s: TestServer, room: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
+// What a viewer sees goes through the client SDK (its room events: roomPresence, danmaku, roomMessage, recall);
+// the stalled consumers below are raw sockets (the wire under backpressure).
 describe("joining and leaving", () => {
   test("in/out notices carry names and the online count; the API reads the same count", async () => {
-    const a = await connect(srv, "alice");
-    const b = await connect(srv, "bob");
-    const ja = await a.request({ t: "join_room", room: "io" });
+    const a = await sdk(srv, "alice");
+    const b = await sdk(srv, "bob");
+    const ja = await a.client.joinRoom("io");
     expect(ja).toMatchObject({ t: "join_room", room: "io", conv: "r:io", online: 1, lastSeq: 0, slowModeSec: 0, mutedUntil: null });
-    await tick(a, "io", (it) => it.t === "in" && it.user.id === "alice");
+    await a.next("roomPresence", presence("io", "in", "alice"));
 
-    const jb = await b.request({ t: "join_room", room: "io" });
+    const jb = await b.client.joinRoom("io");
     expect(jb.online).toBe(2);
-    const seen = await tick(a, "io", (it) => it.t === "in" && it.user.id === "bob");
+    const seen = await a.next("roomPresence", presence("io", "in", "bob"));
     expect(seen.online).toBe(2);
-    expect(seen.items.find((it: any) => it.t === "in")).toEqual({ t: "in", user: { id: "bob", nick: "BOB" } });
+    expect(seen.user).toEqual({ id: "bob", nick: "BOB" });
     expect((await srv.api("/api/rooms/io")).body).toMatchObject({ room: "io", conv: "r:io", online: 2 });
 
-    const left = await b.request({ t: "leave_room", room: "io" });
+    const left = await b.client.leaveRoom("io");
     expect(left).toMatchObject({ t: "leave_room", room: "io", left: true, online: 1 });
-    expect((await tick(a, "io", (it) => it.t === "out" && it.user.id === "bob")).online).toBe(1);
-    expect((await b.request({ t: "leave_room", room: "io" })).left).toBe(false);
+    expect((await a.next("roomPresence", presence("io", "out", "bob"))).online).toBe(1);
+    expect((await b.client.leaveRoom("io")).left).toBe(false);
 
     // A connection that closes leaves its rooms.
-    const c = await connect(srv, "carol");
-    await c.request({ t: "join_room", room: "io" });
-    await tick(a, "io", (it) => it.t === "in" && it.user.id === "carol");
-    await c.close();
-    const out = await tick(a, "io", (it) => it.t === "out" && it.user.id === "carol");
+    const c = await sdk(srv, "carol");
+    await c.client.joinRoom("io");
+    await a.next("roomPresence", presence("io", "in", "carol"));
+    c.close();
+    const out = await a.next("roomPresence", presence("io", "out", "carol"));
     expect(out.online).toBe(1);
     expect((await srv.api("/api/rooms/io")).body.online).toBe(1);
-    await a.close();
-    await b.close();
+    a.close();
+    b.close();
   });
 
   test("bad room ids and sends to a room not joined are refused; the connection stays up", async () => {
-    const a = await connect(srv, "alice");
-    expect(await a.request({ t: "join_room", room: "no spaces" })).toMatchObject({ t: "error", code: 4002 });
-    expect(await a.request({ t: "room_send", room: "elsewhere", body: "hi" })).toMatchObject({ t: "error", code: 4033 });
-    expect(await a.request({ t: "room_send", room: "io", class: "loud", body: "hi" })).toMatchObject({ t: "error", code: 4002 });
-    await a.request({ t: "join_room", room: "io" });
-    const long = await a.request({ t: "room_send", room: "io", body: "z".repeat(3000) });
-    expect(long).toMatchObject({ t: "error", code: 4002 });
+    const a = await sdk(srv, "alice");
+    expect(await a.refused({ t: "join_room", room: "no spaces" })).toMatchObject({ code: 4002 });
+    expect(await a.fails(a.client.roomSend("elsewhere", "hi"))).toMatchObject({ code: 4033 });
+    expect(await a.refused({ t: "room_send", room: "io", class: "loud", body: "hi" })).toMatchObject({ code: 4002 });
+    await a.client.joinRoom("io");
+    const long = await a.fails(a.client.roomSend("io", "z".repeat(3000)));
+    expect(long).toMatchObject({ code: 4002 });
     expect(long.message).toContain("2048");
     expect((await a.request({ t: "ping" })).t).toBe("pong");
-    await a.close();
+    expect(a.client.connected).toBe(true);
+    a.close();
   });
 });
 
 describe("room messages", () => {
   test("several danmaku sent together arrive in order, in frames of the room's ticks; droppable ones are not stored", async () => {
-    const a = await connect(srv, "alice");
-    const b = await connect(srv, "bob");
-    await a.request({ t: "join_room", room: "burst" });
-    await b.request({ t: "join_room", room: "burst" });
-    await tick(a, "burst", (it) => it.t === "in" && it.user.id === "bob");
+    const a = await sdk(srv, "alice");
+    const b = await sdk(srv, "bob");
+    await a.client.joinRoom("burst");
+    await b.client.joinRoom("burst");
+    await a.next("roomPresence", presence("burst", "in", "bob"));
     // Sent back to back, without waiting for acks. A quiet room sends at once, so they may come in more than
     // one frame (how ticks coalesce is tested in test/unit/room-ticks.test.ts).
-    for (let i = 0; i < 5; i++) b.send({ t: "room_send", id: `d${i}`, room: "burst", kind: "danmaku", body: { text: `666 #${i}` } });
-    const acks = await Promise.all([0, 1, 2, 3, 4].map((i) => b.next((f) => f.id === `d${i}`)));
+    const acks = await Promise.all([0, 1, 2, 3, 4].map((i) => b.client.roomSend("burst", { text: `666 #${i}` }, { kind: "danmaku" })));
     for (const ack of acks) {
-      expect(ack.t).toBe("ack");
-      expect(ack.msg.seq).toBeUndefined();
+      expect(typeof ack.id).toBe("string");
+      expect(ack.seq).toBeUndefined();
     }
     const items: any[] = [];
-    while (!items.some(msgItem(acks[4].msg.id))) items.push(...(await a.next((f) => f.t === "room" && f.room === "burst")).items.filter((it: any) => it.t === "msg"));
-    expect(items.map((it: any) => it.msg.body.text)).toEqual(["666 #0", "666 #1", "666 #2", "666 #3", "666 #4"]);
-    expect(items[0].msg).toMatchObject({ from: "bob", kind: "danmaku", class: "droppable", conv: "r:burst" });
+    while (!items.some((m) => m.id === acks[4]!.id)) items.push((await a.next("danmaku", (e) => e.room === "burst")).msg);
+    expect(items.map((m: any) => m.body.text)).toEqual(["666 #0", "666 #1", "666 #2", "666 #3", "666 #4"]);
+    expect(items[0]).toMatchObject({ from: "bob", kind: "danmaku", class: "droppable", conv: "r:burst" });
     const hist = await a.request({ t: "history", conv: "r:burst" });
     expect(hist.msgs).toEqual([]);
-    await a.close();
-    await b.close();
+    a.close();
+    b.close();
   });
 
   test("a gift is committed before its ack, pushed with its seq, and readable from history by seq", async () => {
-    const a = await connect(srv, "alice");
-    const b = await connect(srv, "bob");
-    await a.request({ t: "join_room", room: "gifts" });
-    await b.request({ t: "join_room", room: "gifts" });
-    const ack = await b.request({ t: "room_send", room: "gifts", class: "must", kind: "gift", body: { gid: 8, num: 3 }, cmid: "g-1" });
-    expect(ack).toMatchObject({ t: "ack", msg: { conv: "r:gifts", seq: 1, dup: false } });
-    const frame = await tick(a, "gifts", msgItem(ack.msg.id));
-    expect(frame.items.find(msgItem(ack.msg.id)).msg).toMatchObject({ seq: 1, class: "must", kind: "gift", body: { gid: 8, num: 3 }, from: "bob" });
-    const again = await b.request({ t: "room_send", room: "gifts", class: "must", kind: "gift", body: { gid: 8, num: 3 }, cmid: "g-1" });
-    expect(again.msg).toMatchObject({ id: ack.msg.id, seq: 1, dup: true });
+    const a = await sdk(srv, "alice");
+    const b = await sdk(srv, "bob");
+    await a.client.joinRoom("gifts");
+    await b.client.joinRoom("gifts");
+    const ack = await b.client.roomSend("gifts", { gid: 8, num: 3 }, { kind: "gift", must: true, cmid: "g-1" });
+    expect(ack).toMatchObject({ conv: "r:gifts", seq: 1, dup: false });
+    const got = await a.next("roomMessage", (e) => e.msg.id === ack.id);
+    expect(got.msg).toMatchObject({ seq: 1, class: "must", kind: "gift", body: { gid: 8, num: 3 }, from: "bob" });
+    const again = await b.client.roomSend("gifts", { gid: 8, num: 3 }, { kind: "gift", must: true, cmid: "g-1" });
+    expect(again).toMatchObject({ id: ack.id, seq: 1, dup: true });
     // A viewer who is not in the room may still read its stored messages (a live room is public).
-    const c = await connect(srv, "carol");
+    const c = await sdk(srv, "carol");
     const hist = await c.request({ t: "history", conv: "r:gifts", after: 0 });
     expect(hist.msgs.map((m: any) => [m.seq, m.kind, m.from])).toEqual([[1, "gift", "bob"]]);
     expect((await srv.api("/api/rooms/gifts")).body.lastSeq).toBe(1);
     // Its sender recalls it: the room's viewers are told on a tick, and history hides it.
-    expect(await b.request({ t: "recall", msg: ack.msg.id })).toMatchObject({ t: "recalled", conv: "r:gifts", seq: 1 });
-    const recall = await tick(a, "gifts", (it: any) => it.t === "recall");
-    expect(recall.items.find((it: any) => it.t === "recall")).toEqual({ t: "recall", msg: ack.msg.id, seq: 1, from: "bob" });
+    expect(await b.request({ t: "recall", msg: ack.id })).toMatchObject({ t: "recalled", conv: "r:gifts", seq: 1 });
+    expect(await a.next("recall", (e) => e.conv === "r:gifts")).toEqual({ conv: "r:gifts", msg: ack.id, seq: 1, from: "bob" });
     expect((await c.request({ t: "history", conv: "r:gifts", after: 0 })).msgs[0]).toMatchObject({ seq: 1, body: null, recalled: true });
-    for (const x of [a, b, c]) await x.close();
+    for (const x of [a, b, c]) x.close();
   });
 
   test("the server API publishes both classes; a must-deliver publish is stored once per cmid", async () => {
-    const a = await connect(srv, "alice");
-    await a.request({ t: "join_room", room: "stage" });
+    const a = await sdk(srv, "alice");
+    await a.client.joinRoom("stage");
     const d = await srv.api("/api/rooms/stage/messages", { body: { from: "host", kind: "danmaku", body: { text: "welcome" } } });
     expect(d.status).toBe(200);
     expect(d.body.seq).toBeUndefined();
-    expect((await tick(a, "stage", msgItem(d.body.id))).items.find(msgItem(d.body.id)).msg.class).toBe("droppable");
+    expect((await a.next("danmaku", (e) => e.msg.id === d.body.id)).msg.class).toBe("droppable");
     const g = await srv.api("/api/rooms/stage/messages", { body: { from: "host", class: "must", kind: "paid", body: { amount: 30 }, cmid: "pay-7" } });
     expect(g.body).toMatchObject({ conv: "r:stage", seq: 1, dup: false });
-    await tick(a, "stage", msgItem(g.body.id));
+    await a.next("roomMessage", (e) => e.msg.id === g.body.id);
     const g2 = await srv.api("/api/rooms/stage/messages", { body: { from: "host", class: "must", kind: "paid", body: { amount: 30 }, cmid: "pay-7" } });
     expect(g2.body).toMatchObject({ id: g.body.id, dup: true });
     const page = await srv.api("/api/rooms/stage/messages?after=0");
@@ -151,7 +159,7 @@ describe("room messages", () => {
     expect((await srv.api("/api/rooms/stage/messages", { body: { from: "nobody", body: 1 } })).status).toBe(404);
     expect((await srv.api("/api/rooms/stage/messages", { body: { from: "host", class: "loud", body: 1 } })).status).toBe(400);
     expect((await srv.api("/api/rooms/stage/messages", { body: { from: "host", body: 1 }, key: "wrong" })).status).toBe(401);
-    await a.close();
+    a.close();
   });
 });
 
@@ -162,25 +170,19 @@ describe("a room across two nodes", () => {
     const n1 = await startTestServer({ bus: "redis", databaseUrl, env: { ...ENV, NODE_ID: "live-n1" } });
     const n2 = await startTestServer({ bus: "redis", databaseUrl, env: { ...ENV, NODE_ID: "live-n2" } });
     try {
-      const ta = await n1.user("alice");
-      const tb = await n1.user("bob");
-      const a = await Client.connect(`${n1.wsUrl}/ws?token=${ta}`);
-      const b = await Client.connect(`${n2.wsUrl}/ws?token=${tb}`);
-      await a.next((f) => f.t === "welcome");
-      await b.next((f) => f.t === "welcome");
-      await a.request({ t: "join_room", room: "wide" });
-      await b.request({ t: "join_room", room: "wide" });
+      const a = await sdk(n1, "alice", await n1.user("alice"));
+      const b = await sdk(n2, "bob", await n1.user("bob"));
+      await a.client.joinRoom("wide");
+      await b.client.joinRoom("wide");
       // bob's "in" is ticked on node 2 and crosses to node 1.
-      await tick(a, "wide", (it) => it.t === "in" && it.user.id === "bob");
-      const d = await a.request({ t: "room_send", room: "wide", kind: "danmaku", body: { text: "hi from n1" } });
-      const g = await a.request({ t: "room_send", room: "wide", class: "must", kind: "gift", body: { gid: 1 } });
+      await a.next("roomPresence", presence("wide", "in", "bob"));
+      const d = await a.client.roomSend("wide", { text: "hi from n1" }, { kind: "danmaku" });
+      const g = await a.client.roomSend("wide", { gid: 1 }, { kind: "gift", must: true });
       // Sent back to back, they share a tick; the gift is committed first, so it may come a tick later.
-      const seen: any[] = [];
-      while (!seen.some(msgItem(g.msg.id))) seen.push(...(await b.next((f) => f.t === "room" && f.room === "wide")).items);
-      expect(seen.find(msgItem(d.msg.id)).msg).toMatchObject({ class: "droppable", body: { text: "hi from n1" } });
-      expect(seen.find(msgItem(g.msg.id)).msg).toMatchObject({ seq: 1, class: "must", from: "alice" });
-      await a.close();
-      await b.close();
+      expect((await b.next("danmaku", (e) => e.msg.id === d.id)).msg).toMatchObject({ class: "droppable", body: { text: "hi from n1" } });
+      expect((await b.next("roomMessage", (e) => e.msg.id === g.id)).msg).toMatchObject({ seq: 1, class: "must", from: "alice" });
+      a.close();
+      b.close();
     } finally {
       await n1.stop();
       await n2.stop();
@@ -190,61 +192,62 @@ describe("a room across two nodes", () => {
 
 describe("flood control", () => {
   test("the token bucket covers room sends (4290 with retryAfterMs)", async () => {
-    const a = await connect(srv, "dave");
-    await a.request({ t: "join_room", room: "flood" });
-    for (let i = 0; i < 12; i++) a.send({ t: "room_send", id: `f${i}`, room: "flood", body: i });
-    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => a.next((f) => f.id === `f${i}`)));
-    const refused = replies.filter((r) => r.t === "error");
-    expect(replies.filter((r) => r.t === "ack").length).toBeGreaterThanOrEqual(10);
+    const a = await sdk(srv, "dave");
+    await a.client.joinRoom("flood");
+    const replies = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => a.client.roomSend("flood", i)));
+    const refused = replies.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason);
+    // A burst of 10, less the one token of the SDK's resume (its `sync` is a read: READ_COST).
+    expect(replies.filter((r) => r.status === "fulfilled").length).toBeGreaterThanOrEqual(9);
     expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused[0]).toBeInstanceOf(ChatError);
     expect(refused[0]).toMatchObject({ code: 4290, error: "rate_limited" });
     expect(refused[0].retryAfterMs).toBeGreaterThan(0);
-    await a.close();
+    a.close();
   });
 
   test("slow mode refuses a second message within the period (4291); the owner is exempt", async () => {
     const put = await srv.api("/api/rooms/slow", { method: "PUT", body: { slowModeSec: 30, owner: "host" } });
     expect(put.body).toMatchObject({ room: "slow", slowModeSec: 30, owner: "host" });
-    const a = await connect(srv, "erin");
-    const h = await connect(srv, "host");
-    expect((await a.request({ t: "join_room", room: "slow" })).slowModeSec).toBe(30);
-    await h.request({ t: "join_room", room: "slow" });
-    expect((await a.request({ t: "room_send", room: "slow", body: "first" })).t).toBe("ack");
-    const second = await a.request({ t: "room_send", room: "slow", body: "second" });
-    expect(second).toMatchObject({ t: "error", code: 4291, error: "slow_mode" });
+    const a = await sdk(srv, "erin");
+    const h = await sdk(srv, "host");
+    expect((await a.client.joinRoom("slow")).slowModeSec).toBe(30);
+    await h.client.joinRoom("slow");
+    expect((await a.client.roomSend("slow", "first")).id).toBeDefined();
+    const second = await a.fails(a.client.roomSend("slow", "second"));
+    expect(second).toMatchObject({ code: 4291, error: "slow_mode" });
     expect(second.retryAfterMs).toBeGreaterThan(25_000);
     expect(second.retryAfterMs).toBeLessThanOrEqual(30_000);
     // Gifts from a client count too; the host is exempt.
-    expect((await a.request({ t: "room_send", room: "slow", class: "must", body: "gift" })).code).toBe(4291);
-    expect((await h.request({ t: "room_send", room: "slow", body: "1" })).t).toBe("ack");
-    expect((await h.request({ t: "room_send", room: "slow", body: "2" })).t).toBe("ack");
+    expect((await a.fails(a.client.roomSend("slow", "gift", { must: true }))).code).toBe(4291);
+    expect((await h.client.roomSend("slow", "1")).id).toBeDefined();
+    expect((await h.client.roomSend("slow", "2")).id).toBeDefined();
     // Turning it off applies at once on this node.
     await srv.api("/api/rooms/slow", { method: "PUT", body: { slowModeSec: 0 } });
-    expect((await a.request({ t: "room_send", room: "slow", body: "third" })).t).toBe("ack");
-    await a.close();
-    await h.close();
+    expect((await a.client.roomSend("slow", "third")).id).toBeDefined();
+    a.close();
+    h.close();
   });
 
   test("a timed mute refuses the user's sends (4032), tells the user, and can be lifted", async () => {
-    const a = await connect(srv, "carol");
-    await a.request({ t: "join_room", room: "mod" });
+    const a = await sdk(srv, "carol");
+    await a.client.joinRoom("mod");
     const m = await srv.api("/api/rooms/mod/mutes/carol", { method: "PUT", body: { seconds: 600 } });
     expect(m.status).toBe(200);
     expect(m.body.mutedUntil).toBeGreaterThan(Date.now() + 590_000);
-    const note = await a.next((f) => f.t === "member" && f.change === "mute");
+    const note = await a.next("member", (e) => e.change === "mute");
     expect(note).toMatchObject({ conv: "r:mod", user: { id: "carol", nick: "CAROL" }, mutedUntil: m.body.mutedUntil });
-    const refused = await a.request({ t: "room_send", room: "mod", body: "hello?" });
-    expect(refused).toMatchObject({ t: "error", code: 4032, error: "muted" });
+    const refused = await a.fails(a.client.roomSend("mod", "hello?"));
+    expect(refused).toMatchObject({ code: 4032, error: "muted" });
     expect(refused.retryAfterMs).toBeGreaterThan(590_000);
     expect((await srv.api("/api/rooms/mod/mutes")).body).toEqual([{ user: "carol", mutedUntil: m.body.mutedUntil }]);
     // The server API is not muted on the user's behalf: a backend publish goes through.
     expect((await srv.api("/api/rooms/mod/messages", { body: { from: "carol", body: "via backend" } })).status).toBe(200);
-    expect((await a.request({ t: "join_room", room: "mod" })).mutedUntil).toBe(m.body.mutedUntil);
+    expect((await a.client.joinRoom("mod")).mutedUntil).toBe(m.body.mutedUntil);
     const un = await srv.api("/api/rooms/mod/mutes/carol", { method: "DELETE" });
     expect(un.body).toEqual({ room: "mod", user: "carol", mutedUntil: null });
-    expect((await a.request({ t: "room_send", room: "mod", body: "back" })).t).toBe("ack");
+    expect((await a.client.roomSend("mod", "back")).id).toBeDefined();
     expect((await srv.api("/api/rooms/nowhere/mutes/carol", { method: "PUT", body: { seconds: 5 } })).status).toBe(404);
-    await a.close();
+    a.close();
   });
 });
 
@@ -375,11 +378,10 @@ describe("a consumer that stays stalled", () => {
     expect(second.status).toBe(200);
     x.resume();
     expect((await x.closed).code).toBe(4100);
-    const again = await Client.connect(`${s2.wsUrl}/ws?token=${t2.stall2}`);
-    await again.next((f) => f.t === "welcome");
-    const page = await again.request({ t: "sync", conv: first.body.conv });
-    expect(page.msgs.map((m: any) => m.id)).toEqual([first.body.id, second.body.id]);
-    await again.close();
+    // The user's app, connecting again, gets both through its resume (the SDK's sync).
+    const again = await sdkLogin(s2, "stall2", { token: t2.stall2 });
+    expect(again.synced.filter((m) => m.conv === first.body.conv).map((m) => m.id)).toEqual([first.body.id, second.body.id]);
+    again.close();
     sentinel.close();
   }, 30_000);
 });

@@ -4,6 +4,7 @@ import postgres from "postgres";
 import { SignJWT } from "jose";
 import { protocols } from "../helpers/protocol/index.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { sdkLogin, type SdkUser } from "../helpers/sdk.ts";
 
 let srv: TestServer;
 let tok: Record<string, string> = {};
@@ -13,13 +14,15 @@ beforeAll(async () => {
   const { freshPgUrl } = await import("../helpers/services.ts");
   dbUrl = await freshPgUrl();
   srv = await startTestServer({ databaseUrl: dbUrl, env: { MAX_FRAME_BYTES: "4096", SEND_RATE: "1000", SEND_BURST: "1000" } });
-  for (const u of ["alice", "bob", "carol", "dave"]) tok[u] = await srv.user(u, { nick: u.toUpperCase() });
+  for (const u of ["alice", "bob", "carol", "dave", "erin", "fran"]) tok[u] = await srv.user(u, { nick: u.toUpperCase() });
 });
 afterAll(() => srv.stop());
 
 const { native, msgpack } = protocols;
 /** Logs a user of `beforeAll` in with its token. */
 const login = (user: string) => native.login(srv, user, { token: tok[user] });
+/** The same user through the client SDK (what an app sees). */
+const sdk = (user: string, o: Parameters<typeof sdkLogin>[2] = {}): Promise<SdkUser> => sdkLogin(srv, user, { token: tok[user], ...o });
 
 describe("auth", () => {
   test("a token in the query is accepted", async () => {
@@ -54,6 +57,40 @@ describe("auth", () => {
       const r = await c.request({ t: "auth", token });
       expect(r).toMatchObject({ t: "error", code: 4010 });
       expect((await c.closed).code).toBe(4001);
+    }
+  });
+
+  test("the welcome is the first frame even when a push comes while the login is being bound", async () => {
+    // The login's bind (user channel, presence) is held open while a message to the user is committed.
+    const presence = srv.app.presence;
+    const userUp = presence.userUp.bind(presence);
+    const gates = new Map<string, { entered(): void; binding: Promise<void>; release(): void; gate: Promise<void> }>();
+    for (const u of ["erin", "fran"]) {
+      let entered!: () => void, release!: () => void;
+      const binding = new Promise<void>((r) => (entered = r));
+      const gate = new Promise<void>((r) => (release = r));
+      gates.set(u, { entered, binding, release, gate });
+    }
+    presence.userUp = async (u, role) => {
+      const g = gates.get(u);
+      if (g) (g.entered(), await g.gate);
+      return userUp(u, role);
+    };
+    try {
+      // erin: the token in the query; fran: in the first frame.
+      for (const [user, how] of [["erin", "query"], ["fran", "frame"]] as const) {
+        const g = gates.get(user)!;
+        const c = await native.connect(srv, how === "query" ? { token: tok[user] } : {});
+        if (how === "frame") c.send({ t: "auth", id: "a1", token: tok[user] });
+        await g.binding;
+        expect((await srv.api("/api/messages", { body: { from: "alice", to: user, body: `early ${how}` } })).status).toBe(200);
+        g.release();
+        expect(await c.next()).toMatchObject({ t: "welcome", user });
+        expect(await c.next()).toMatchObject({ t: "msg", msg: { body: `early ${how}` } });
+        await c.close();
+      }
+    } finally {
+      presence.userUp = userUp;
     }
   });
 
@@ -106,87 +143,100 @@ describe("frames", () => {
   });
 });
 
-describe("1:1 messages", () => {
+describe("1:1 messages (through the client SDK)", () => {
   test("ack after commit, with server id, seq and time; the online recipient gets it at once", async () => {
     const sql = postgres(dbUrl, { max: 1 });
-    const a = await login("alice");
-    const b = await login("bob");
-    const ack = await a.request({ t: "send", to: "bob", body: { text: "hello" }, cmid: "a-1" });
-    expect(ack.t).toBe("ack");
-    expect(ack.msg).toMatchObject({ conv: "d:alice:bob", seq: 1, dup: false });
-    expect(typeof ack.msg.id).toBe("string");
-    expect(Math.abs(ack.msg.ts - Date.now())).toBeLessThan(60_000);
+    const a = await sdk("alice");
+    const b = await sdk("bob");
+    const ack = await a.client.send({ to: "bob" }, { text: "hello" }, { cmid: "a-1" });
+    expect(ack).toMatchObject({ conv: "d:alice:bob", seq: 1, dup: false });
+    expect(typeof ack.id).toBe("string");
+    expect(Math.abs(ack.ts - Date.now())).toBeLessThan(60_000);
     // committed before the ack: visible from another connection right now
-    const rows = await sql`select seq, body from messages where id = ${ack.msg.id}`;
+    const rows = await sql`select seq, body from messages where id = ${ack.id}`;
     expect([...rows]).toEqual([{ seq: "1", body: { text: "hello" } }]);
-    const push = await b.next((f) => f.t === "msg");
-    expect(push.msg).toMatchObject({ id: ack.msg.id, from: "alice", conv: "d:alice:bob", seq: 1, body: { text: "hello" } });
-    // the sending connection gets the ack, not an echo
-    expect(a.pending().filter((f) => f.t === "msg")).toEqual([]);
+    const push = await b.next("message", (m) => m.conv === "d:alice:bob");
+    expect(push).toMatchObject({ id: ack.id, from: "alice", conv: "d:alice:bob", seq: 1, body: { text: "hello" } });
     await sql.end();
-    await a.close();
-    await b.close();
+    a.close();
+    b.close();
   });
 
   test("a retried send returns the first ack and stores nothing twice", async () => {
-    const a = await login("alice");
-    const one = await a.request({ t: "send", to: "carol", body: "once", cmid: "retry-1" });
-    const two = await a.request({ t: "send", to: "carol", body: "once", cmid: "retry-1" });
-    expect(two.msg).toEqual({ ...one.msg, dup: true });
+    const a = await sdk("alice");
+    const one = await a.client.send({ to: "carol" }, "once", { cmid: "retry-1" });
+    const two = await a.client.send({ to: "carol" }, "once", { cmid: "retry-1" });
+    expect(two).toEqual({ ...one, dup: true });
     const h = await a.request({ t: "history", conv: "d:alice:carol" });
     expect(h.msgs.length).toBe(1);
-    await a.close();
+    a.close();
   });
 
   test("the sender's other devices get the message", async () => {
-    const a1 = await login("alice");
-    const a2 = await login("alice");
-    const ack = await a1.request({ t: "send", to: "dave", body: "multi" });
-    const copy = await a2.next((f) => f.t === "msg");
-    expect(copy.msg.id).toBe(ack.msg.id);
-    await a1.close();
-    await a2.close();
+    const a1 = await sdk("alice");
+    const a2 = await sdk("alice");
+    const ack = await a1.client.send({ to: "dave" }, "multi");
+    const copy = await a2.next("message", (m) => m.conv === "d:alice:dave");
+    expect(copy.id).toBe(ack.id);
+    a1.close();
+    a2.close();
   });
 });
 
-describe("offline sync", () => {
-  test("a reconnecting client gets everything after its delivered position, paged, nothing twice", async () => {
-    const sender = await login("carol");
-    const sent: string[] = [];
-    for (let i = 0; i < 25; i++) sent.push((await sender.request({ t: "send", to: "bob", body: { i }, cmid: `off-${i}` })).msg.id);
-    await sender.close();
-
+describe("1:1 messages on the wire", () => {
+  test("the sending connection gets the ack, not an echo of its message", async () => {
+    const a = await login("alice");
     const b = await login("bob");
-    // bob also had alice's messages from earlier tests; confirm those first
-    const seen: string[] = [];
-    for (;;) {
-      const page = await b.request({ t: "sync", limit: 10 });
-      expect(page.t).toBe("sync");
-      for (const m of page.msgs) seen.push(m.id);
-      const last = new Map<string, number>();
-      for (const m of page.msgs) last.set(m.conv, m.seq);
-      for (const [conv, seq] of last) expect((await b.request({ t: "delivered", conv, seq })).t).toBe("ok");
-      if (!page.more) break;
-    }
+    const ack = await a.request({ t: "send", to: "bob", body: { text: "no echo" } });
+    expect(ack.t).toBe("ack");
+    expect((await b.next((f) => f.t === "msg")).msg.id).toBe(ack.msg.id);
+    // A frame after the push: had the sender been echoed its message, it came before this pong.
+    expect((await a.request({ t: "ping" })).t).toBe("pong");
+    expect(a.pending().filter((f) => f.t === "msg")).toEqual([]);
+    await a.close();
+    await b.close();
+  });
+});
+
+describe("offline sync (through the client SDK)", () => {
+  test("a reconnecting client gets everything after its delivered position, paged, nothing twice", async () => {
+    const sender = await sdk("carol");
+    const sent: string[] = [];
+    for (let i = 0; i < 25; i++) sent.push((await sender.client.send({ to: "bob" }, { i }, { cmid: `off-${i}` })).id);
+    sender.close();
+
+    // Pages of 10: the resume follows them to the end (bob also had alice's messages from earlier tests).
+    const b = await sdk("bob", { syncPageSize: 10 });
+    const seen = b.synced.map((m) => m.id);
+    expect(seen.length).toBeGreaterThan(20);
     expect(new Set(seen).size).toBe(seen.length);
     for (const id of sent) expect(seen).toContain(id);
-    await b.close();
+    // Each conversation in seq order.
+    const carol = b.synced.filter((m) => m.conv === "d:bob:carol").map((m) => m.seq);
+    expect(carol).toEqual([...carol].sort((x, y) => x - y));
+    await b.client.flush();
+    b.close();
 
     // reconnect: nothing left
-    const again = await login("bob");
-    expect((await again.request({ t: "sync" })).msgs).toEqual([]);
+    const again = await sdk("bob", { syncPageSize: 10 });
+    expect(again.synced).toEqual([]);
+    await again.client.flush();
+    again.close();
     // a new message while away arrives exactly once
-    const c = await login("carol");
-    await c.request({ t: "send", to: "bob", body: "late" });
-    const p = await again.request({ t: "sync", mark: true });
-    expect(p.msgs.map((m: any) => m.body)).toEqual(["late"]);
-    expect((await again.request({ t: "sync" })).msgs).toEqual([]);
-    await again.close();
-    await c.close();
+    const c = await sdk("carol");
+    await c.client.send({ to: "bob" }, "late");
+    const back = await sdk("bob");
+    expect(back.synced.map((m) => m.body)).toEqual(["late"]);
+    await back.client.flush();
+    back.close();
+    const last = await sdk("bob");
+    expect(last.synced).toEqual([]);
+    last.close();
+    c.close();
   });
 
   test("history pages backwards by seq", async () => {
-    const b = await login("bob");
+    const b = await sdk("bob");
     const first = await b.request({ t: "history", conv: "d:bob:carol", limit: 10 });
     expect(first.msgs.length).toBe(10);
     expect(first.more).toBe(true);
@@ -194,7 +244,7 @@ describe("offline sync", () => {
     expect(seqs).toEqual([...seqs].sort((x, y) => y - x));
     const next = await b.request({ t: "history", conv: "d:bob:carol", limit: 10, before: seqs.at(-1) });
     expect(next.msgs[0].seq).toBe(seqs.at(-1) - 1);
-    await b.close();
+    b.close();
   });
 });
 

@@ -9,6 +9,8 @@ import type { Client } from "../helpers/client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { signature, verifyWebhook, WebhookHeaders, Webhooks } from "../../src/core/webhooks.ts";
 import { fetchSender } from "../../src/adapters/http-sender.ts";
+import { openDb } from "../../src/store/db.ts";
+import { WebhookOutboxStore } from "../../src/store/webhook-outbox.ts";
 import { renderMetrics } from "../../src/core/metrics.ts";
 import { ConfigError, loadConfig } from "../../src/config.ts";
 
@@ -168,9 +170,10 @@ describe("webhooks: a cluster of two nodes sends each event once", () => {
 describe("webhooks: retries and the bounded queue", () => {
   test("a receiver that fails twice gets the event on the third try, with the same event id", async () => {
     const rx = receiver((_p, _b, n) => new Response("no", { status: n <= 2 ? 503 : 200 }));
+    const db = await openDb({ memory: true });
     const wh = new Webhooks(
-      { urls: { "*": rx.url }, secret: SECRET, timeoutMs: 1000, retryForMs: 10_000, queueMax: 10, batchMs: 10, deskWaitMs: 1000 },
-      { sender: fetchSender, node: "t", onlineOf: async () => new Set(), roomCount: async () => 0, guestPosition: async () => undefined, log: () => {} },
+      { urls: { "*": rx.url }, secret: SECRET, timeoutMs: 1000, retryForMs: 10_000, queueMax: 10, batchMs: 10, deskWaitMs: 1000, flushMs: 5 },
+      { sender: fetchSender, outbox: new WebhookOutboxStore(db.db), node: "t", onlineOf: async () => new Set(), roomCount: async () => 0, guestPosition: async () => undefined, log: () => {} },
     );
     const delivered = metricValue("chat_webhooks_delivered_total");
     wh.presence("u1", "online");
@@ -179,6 +182,41 @@ describe("webhooks: retries and the bounded queue", () => {
     expect(tries.every((t) => t.verified)).toBe(true);
     await wh.settled();
     expect(metricValue("chat_webhooks_delivered_total")).toBe(delivered + 1);
+    // Delivered: its row is gone from the outbox.
+    expect(await new WebhookOutboxStore(db.db).count()).toBe(0);
+    await wh.stop();
+    await db.close();
+    rx.server.stop(true);
+  });
+
+  test("while the store is unreachable events wait in memory (bounded, overflow counted) and are written and sent once it is back", async () => {
+    const rx = receiver();
+    const db = await openDb({ memory: true });
+    const real = new WebhookOutboxStore(db.db);
+    let down = true;
+    const outbox = Object.assign(Object.create(real), {
+      add: (...args: Parameters<WebhookOutboxStore["add"]>) => (down ? Promise.reject(new Error("store unreachable")) : real.add(...args)),
+    }) as WebhookOutboxStore;
+    let failed!: () => void;
+    const insertFailed = new Promise<void>((r) => (failed = r));
+    const wh = new Webhooks(
+      { urls: { "*": rx.url }, secret: SECRET, timeoutMs: 1000, retryForMs: 10_000, queueMax: 3, batchMs: 10, deskWaitMs: 1000, flushMs: 5, pollMs: 50 },
+      { sender: fetchSender, outbox, node: "t", onlineOf: async () => new Set(), roomCount: async () => 0, guestPosition: async () => undefined, log: (m) => void (m.includes("store unreachable") && failed()) },
+    );
+    const overflow = metricValue("chat_webhooks_dropped_total", '{reason="overflow"}');
+    const accepted = ["u1", "u2", "u3", "u4", "u5"].map((user) => wh.emit("user.online", { user }));
+    // Three held in memory (the bound), two dropped and counted; nothing sent while the insert fails.
+    expect(accepted).toEqual([true, true, true, false, false]);
+    expect(metricValue("chat_webhooks_dropped_total", '{reason="overflow"}')).toBe(overflow + 2);
+    await insertFailed;
+    expect(rx.got.pending()).toEqual([]);
+    down = false;
+    const users = new Set<string>();
+    for (let i = 0; i < 3; i++) users.add((await rx.got.next()).body.data.user);
+    expect([...users].sort()).toEqual(["u1", "u2", "u3"]);
+    await wh.settled();
+    await wh.stop();
+    await db.close();
     rx.server.stop(true);
   });
 
@@ -301,5 +339,116 @@ describe("settings", () => {
     expect(() => loadConfig({ MODERATION_URL_GROUP: "http://m/g", WEBHOOK_SECRET: "short" })).toThrow(/WEBHOOK_SECRET/);
     expect(() => loadConfig({ WEBHOOK_URL: "ftp://a", WEBHOOK_SECRET: SECRET })).toThrow(ConfigError);
     expect(loadConfig({}).webhookUrls).toEqual({});
+  });
+});
+
+describe("webhooks: the outbox survives a kill (SIGKILL) and a restart", () => {
+  for (const store of ["postgres", "pglite"] as const) {
+    test(`${store}: events queued for a failing receiver all arrive after the node is killed and started again on the same ${store === "pglite" ? "data dir" : "database"}`, async () => {
+      const { startNode, userToken } = await import("../helpers/procs.ts");
+      const { Client } = await import("../helpers/client.ts");
+      let failing = true;
+      const attempts = new FrameQueue();
+      const delivered = new FrameQueue();
+      const rx = Bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        async fetch(req) {
+          const raw = await req.text();
+          const body = JSON.parse(raw);
+          const rec = { id: body.id, kind: body.kind, user: body.data.user, verified: verifyWebhook(SECRET, req.headers, raw) };
+          if (failing) {
+            attempts.push(rec);
+            return new Response("down", { status: 503 });
+          }
+          delivered.push(rec);
+          return new Response("ok");
+        },
+      });
+      const dataDir = store === "pglite" ? (await import("node:fs")).mkdtempSync("/tmp/chatd-wh-") : "";
+      const env: Record<string, string> = {
+        NODE_ID: `whk${store}`,
+        WEBHOOK_URL: `http://127.0.0.1:${rx.port}`,
+        WEBHOOK_SECRET: SECRET,
+        WEBHOOK_BATCH_MS: "10",
+        WEBHOOK_TIMEOUT_MS: "1000",
+        ...(store === "pglite"
+          ? { DATA_DIR: dataDir }
+          : { DATABASE_URL: await (await import("../helpers/services.ts")).freshPgUrl(), REDIS_URL: (await import("../helpers/services.ts")).redisUrl(), REDIS_PREFIX: `whk${Math.random().toString(36).slice(2, 8)}:`, PRESENCE_TTL_SEC: "1" }),
+      };
+      let node = await startNode(env);
+      try {
+        const users = ["k-ann", "k-ben", "k-cat"];
+        const tokens = new Map<string, string>();
+        for (const u of [...users, "k-bob"]) tokens.set(u, await userToken(node, u));
+        // Each user comes online and goes offline; ann also writes to bob, who is offline.
+        for (const u of users) {
+          const c = await Client.native(node.wsUrl, tokens.get(u)!, u);
+          if (u === "k-ann") await c.ok({ t: "send", to: "k-bob", body: { text: "while you were away" }, cmid: "k1" });
+          c.ws.close();
+          await c.closed;
+        }
+        const want = [...users.flatMap((u) => [`user.online ${u}`, `user.offline ${u}`]), "message.offline k-bob"];
+        // Every event reached the receiver at least once (and was refused): each was written to the outbox.
+        const ids = new Map<string, string>();
+        while (!want.every((w) => ids.has(w))) {
+          const a = await attempts.next();
+          expect(a.verified).toBe(true);
+          ids.set(`${a.kind} ${a.user}`, a.id);
+        }
+        node.proc.kill("SIGKILL");
+        await node.proc.exited;
+        failing = false;
+        node = await startNode(env);
+        // After the restart every one of them arrives (deduped by id: a retry may come twice), signed as before.
+        const got = new Set<string>();
+        const wantIds = new Set(want.map((w) => ids.get(w)!));
+        while (![...wantIds].every((id) => got.has(id))) {
+          const d = await delivered.next(() => true, 20_000);
+          expect(d.verified).toBe(true);
+          got.add(d.id);
+        }
+        expect([...wantIds].filter((id) => !got.has(id))).toEqual([]);
+      } finally {
+        node.proc.kill("SIGKILL");
+        await node.proc.exited;
+        rx.stop(true);
+        if (dataDir) (await import("node:fs")).rmSync(dataDir, { recursive: true, force: true });
+      }
+    }, 60_000);
+  }
+});
+
+describe("webhooks: the outbox shared by nodes (Postgres)", () => {
+  test("two nodes claiming at once take different rows; a claimed row is due again once its lease runs out; inserts stop at the bound", async () => {
+    const { freshPgUrl } = await import("../helpers/services.ts");
+    const url = await freshPgUrl();
+    const [a, b] = [await openDb({ databaseUrl: url }), await openDb({ databaseUrl: url })];
+    try {
+      const [oa, ob] = [new WebhookOutboxStore(a.db), new WebhookOutboxStore(b.db)];
+      const evs = Array.from({ length: 10 }, (_, i) => ({ id: `e${i}`, kind: "user.online" as const, body: `{"i":${i}}` }));
+      // The bound: 10 rows at most; 3 more are refused.
+      expect(await oa.add(evs, 60_000, 10)).toBe(10);
+      expect(await ob.add([{ id: "x1", kind: "user.online", body: "{}" }, { id: "x2", kind: "user.online", body: "{}" }], 60_000, 10)).toBe(0);
+      const [ca, cb] = await Promise.all([oa.claim(6, 300), ob.claim(6, 300)]);
+      const ids = [...ca, ...cb].map((r) => r.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids.length).toBe(10);
+      expect([...ca, ...cb].every((r) => r.attempts === 1)).toBe(true);
+      // Claimed: nobody else gets them while the lease runs.
+      expect(await ob.claim(10, 300)).toEqual([]);
+      // Node a delivered its rows, node b "died" with its claims: they come back after the lease.
+      expect(await oa.remove(ca.map((r) => r.id))).toBe(ca.length);
+      await Bun.sleep(350); // the lease's length (the store's clock), not a synchronisation
+      const again = await oa.claim(10, 300);
+      expect(again.map((r) => r.id).sort()).toEqual(cb.map((r) => r.id).sort());
+      expect(again.every((r) => r.attempts === 2)).toBe(true);
+      // A failure reschedules; one whose next attempt is past its expiry is given up.
+      expect(await oa.retry([{ id: again[0]!.id, waitMs: 10 }, { id: again[1]!.id, waitMs: 3_600_000 }])).toEqual({ kept: 1, expired: 1 });
+      expect(await oa.count()).toBe(again.length - 1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });

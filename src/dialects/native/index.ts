@@ -29,10 +29,14 @@ export function nativeDialect(app: NativeNode): Dialect {
   const reply = (s: Session, obj: Record<string, unknown>) => hub.send(s, serialize(obj, st(s).binary));
   const error = (s: Session, id: unknown, name: ErrorName, message: string, extra?: object) => reply(s, errorFrame(id, name, message, extra));
 
-  /** Authenticates the connection; a token for another user than the one bound is refused. */
-  async function bind(s: Session, userId: string, role: string, exp?: number): Promise<void> {
+  /**
+   * Authenticates the connection; a token for another user than the one bound is refused. `welcome` is sent before
+   * any push of the user (the hub holds pushes that come while the login is being bound).
+   */
+  async function bind(s: Session, userId: string, role: string, exp: number | undefined, welcome: () => void): Promise<void> {
     if (s.userId && s.userId !== userId) throw new CoreError("forbidden", "token is for another user");
-    if (!s.userId) await hub.bindUser(s, userId, role);
+    if (!s.userId) await hub.bindUser(s, userId, role, welcome);
+    else welcome();
     if (exp) expiries.set(s, exp * 1000);
     else expiries.clear(s);
   }
@@ -43,8 +47,7 @@ export function nativeDialect(app: NativeNode): Dialect {
       error(s, id, "unauthorized", "invalid or expired token");
       return s.ws.close(CloseCodes.authFailed, "invalid token");
     }
-    await bind(s, user.id, user.role, user.exp);
-    reply(s, { t: "welcome", id, user: user.id, node: hub.nodeId, ts: Date.now() });
+    await bind(s, user.id, user.role, user.exp, () => reply(s, { t: "welcome", id, user: user.id, node: hub.nodeId, ts: Date.now() }));
   }
 
   async function handle(s: Session, type: string, id: unknown, f: any): Promise<void> {
@@ -85,8 +88,7 @@ export function nativeDialect(app: NativeNode): Dialect {
       if (s.userId) {
         const userId = s.userId;
         s.userId = undefined;
-        await bind(s, userId, s.role ?? "user", st(s).exp);
-        reply(s, { t: "welcome", user: userId, node: hub.nodeId, ts: Date.now() });
+        await bind(s, userId, s.role ?? "user", st(s).exp, () => reply(s, { t: "welcome", user: userId, node: hub.nodeId, ts: Date.now() }));
       }
     },
 
