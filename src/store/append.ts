@@ -5,6 +5,7 @@ import type { AppendItem, AppendResult } from "../core/records.ts";
 import type { Message } from "../core/types.ts";
 import { rowsOf, type Db } from "./db.ts";
 import { fromRaw, toMessage, type RawMessage } from "./message-rows.ts";
+import { periodStart, type PartitionInterval } from "./partitions.ts";
 
 /** Runs statements of one transaction in order; on postgres.js they travel together (one round trip). */
 type Run = (queries: SQL[]) => Promise<unknown[][]>;
@@ -47,12 +48,26 @@ async function inTransaction<T>(db: Db, body: (run: Run) => Promise<T>): Promise
   );
 }
 
-/** Locks conversation rows in id order (so concurrent batches cannot deadlock) and reads their last seq. */
+/**
+ * Locks conversation rows in id order (so concurrent batches cannot deadlock) and reads their last seq, the
+ * time of their last message and their partition mark (times as epoch milliseconds; -Infinity: no mark).
+ */
 const lockSql = (ids: string[]) => sql`
-  select c.id, c.last_seq from conversations c
+  select c.id, c.last_seq, (extract(epoch from c.last_msg_at) * 1000)::float8 as last_at,
+         c.mark_seq, (extract(epoch from c.mark_at) * 1000)::float8 as mark_at
+    from conversations c
    where c.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))
    order by c.id for update`;
-type Locked = { id: string; last_seq: string | number };
+type Locked = { id: string; last_seq: string | number; last_at: string | number | null; mark_seq: string | number; mark_at: string | number };
+/** What the batch reads of a locked conversation and moves. */
+type ConvState = { seq: number; at: number; markSeq: number; markAt: number; marked: boolean };
+const stateOf = (r: Locked): ConvState => ({
+  seq: Number(r.last_seq),
+  at: r.last_at === null ? -Infinity : Number(r.last_at),
+  markSeq: Number(r.mark_seq),
+  markAt: Number(r.mark_at),
+  marked: false,
+});
 
 /**
  * Appends a batch in one transaction: retried client ids resolve to their first message, each
@@ -70,7 +85,7 @@ type Locked = { id: string; last_seq: string | number };
  * direct chats are missing: create them with their members and lock them; (3) reserve the seq ranges, insert
  * the rows, move the senders' last_sent_seq.
  */
-export async function appendBatch(db: Db, items: AppendItem[], stages: AppendStages = {}): Promise<AppendResult[]> {
+export async function appendBatch(db: Db, items: AppendItem[], stages: AppendStages = {}, interval: PartitionInterval = "month"): Promise<AppendResult[]> {
   return inTransaction(db, async (run) => {
     const results: (AppendResult | undefined)[] = new Array(items.length);
     // A retry is the same client id from the same sender in the same conversation: the id is the
@@ -131,9 +146,9 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
     });
 
     const fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
-    /** each touched conversation's last seq, read under its row lock */
-    const next = new Map<string, number>();
-    for (const r of locked) next.set(r.id, Number(r.last_seq));
+    /** each touched conversation's last seq, last time and mark, read under its row lock */
+    const next = new Map<string, ConvState>();
+    for (const r of locked) next.set(r.id, stateOf(r));
 
     // 2. Direct chats are created by their first message: missing ones are inserted (with members), in id
     // order too, so two batches creating the same chats wait for each other, never in a cycle; then locked.
@@ -150,7 +165,7 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
              order by x.c, x.u on conflict do nothing`,
         lockSql(made.map(([id]) => id)),
       ]);
-      for (const r of out2[2] as Locked[]) next.set(r.id, Number(r.last_seq));
+      for (const r of out2[2] as Locked[]) next.set(r.id, stateOf(r));
     }
     for (const { it } of fresh) if (!next.has(it.conv)) throw new Error(`conversation ${it.conv} does not exist`);
     // Every conversation this batch writes is locked: the writer may start the next batch (its locks wait for ours).
@@ -158,22 +173,26 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
     if (stages.proceed) await stages.proceed();
 
     if (fresh.length) {
-      const counts = new Map<string, number>();
-      const lastAt = new Map<string, Date>();
-      for (const { it } of fresh) {
-        counts.set(it.conv, (counts.get(it.conv) ?? 0) + 1);
-        lastAt.set(it.conv, it.at);
-      }
-      const convIds = [...counts.keys()].sort();
-
       // 3. Reserve the seq ranges, insert the whole batch, move the senders' own latest seq per conversation
       // ("awaiting reply" is derived from it), commit.
-      const ranges = JSON.stringify(convIds.map((id) => ({ id, s: next.get(id)! + counts.get(id)!, t: lastAt.get(id)!.toISOString() })));
+      // A message's time never goes back within its conversation (a node whose clock is behind another's
+      // stamps the time of the message before): times follow seqs, which the partition mark relies on. The
+      // mark moves to the first message of each newer partition period.
       const rows = fresh.map(({ it }) => {
-        const seq = next.get(it.conv)! + 1;
-        next.set(it.conv, seq);
-        return { id: it.id, convId: it.conv, seq, senderId: it.sender, kind: it.kind, body: it.body, clientMsgId: it.cmid ?? null, createdAt: it.at };
+        const c = next.get(it.conv)!;
+        c.seq += 1;
+        c.at = Math.max(c.at, it.at.getTime());
+        const period = periodStart(c.at, interval);
+        if (c.markAt < period) Object.assign(c, { markSeq: c.seq, markAt: period, marked: true });
+        return { id: it.id, convId: it.conv, seq: c.seq, senderId: it.sender, kind: it.kind, body: it.body, clientMsgId: it.cmid ?? null, createdAt: new Date(c.at) };
       });
+      const convIds = [...new Set(rows.map((r) => r.convId))].sort();
+      const ranges = JSON.stringify(
+        convIds.map((id) => {
+          const c = next.get(id)!;
+          return { id, s: c.seq, t: new Date(c.at).toISOString(), ...(c.marked ? { ms: c.markSeq, ma: new Date(c.markAt).toISOString() } : {}) };
+        }),
+      );
       const payload = JSON.stringify(
         rows.map((r) => ({ i: r.id.toString(), c: r.convId, q: r.seq, s: r.senderId, k: r.kind, b: r.body ?? null, m: r.clientMsgId, t: r.createdAt.toISOString() })),
       );
@@ -182,8 +201,9 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
       for (const r of rows) sent.set(`${r.convId}\u0000${r.senderId}`, { c: r.convId, u: r.senderId, s: r.seq });
       await run([
         sql`
-          update conversations as c set last_seq = v.s, last_msg_at = v.t
-            from jsonb_to_recordset(${ranges}::jsonb) as v(id text, s bigint, t timestamptz) where c.id = v.id`,
+          update conversations as c set last_seq = v.s, last_msg_at = v.t,
+                 mark_seq = coalesce(v.ms, c.mark_seq), mark_at = coalesce(v.ma, c.mark_at)
+            from jsonb_to_recordset(${ranges}::jsonb) as v(id text, s bigint, t timestamptz, ms bigint, ma timestamptz) where c.id = v.id`,
         sql`
           insert into messages (id, conv_id, seq, sender_id, kind, body, client_msg_id, created_at)
           select i, c, q, s, k, coalesce(b, 'null'::jsonb), m, t from jsonb_to_recordset(${payload}::jsonb)
