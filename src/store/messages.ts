@@ -7,7 +7,7 @@ import type { Message } from "../core/types.ts";
 import { appendBatch } from "./append.ts";
 import { prepared, type Db } from "./db.ts";
 import { fromRaw, toMessage, type RawMessage } from "./message-rows.ts";
-import { floorAt, type PartitionInterval } from "./partitions.ts";
+import { inPartitions, inPartitionsOf, type PartitionInterval } from "./partitions.ts";
 import { messages } from "./schema.ts";
 
 
@@ -26,7 +26,7 @@ export function pendingPage(userId: string, opts: { conv?: string; limit: number
       cross join lateral (
         select * from messages m
          where m.conv_id = mb.conv_id and m.seq > mb.delivered_seq and m.sender_id <> ${userId}
-           and m.created_at >= ${floorAt(sql`c`, sql`mb.delivered_seq + 1`)}
+           and ${inPartitions(sql`m.created_at`, sql`c`, sql`mb.delivered_seq + 1`)}
            ${opts.after ? sql`and (m.conv_id, m.seq) > (${opts.after.conv}::text, ${opts.after.seq}::bigint)` : sql``}
          order by m.seq
          limit ${opts.limit}) m
@@ -91,6 +91,11 @@ export class MessageStore implements Messages {
   }
 
   async history(convId: string, q: HistoryQuery): Promise<Message[]> {
+    return (await this.historyQuery(convId, q)).map(toMessage);
+  }
+
+  /** The statement of a history page (its plan is shown in docs/storage.md and checked by the tests). */
+  historyQuery(convId: string, q: HistoryQuery) {
     const conds: SQL[] = [eq(messages.convId, convId)];
     if (q.beforeSeq !== undefined) conds.push(lt(messages.seq, q.beforeSeq));
     if (q.afterSeq !== undefined) conds.push(gt(messages.seq, q.afterSeq));
@@ -101,14 +106,13 @@ export class MessageStore implements Messages {
     const after = (q.afterSeq ?? 0) + 1;
     const lowest =
       q.desc && !q.from && !q.to ? sql`greatest(${after}::bigint, coalesce(${q.beforeSeq ?? null}::bigint, c.last_seq + 1) - ${q.limit}::bigint)` : sql`${after}::bigint`;
-    conds.push(gte(messages.createdAt, sql`(select ${floorAt(sql`c`, lowest)} from conversations c where c.id = ${convId})`));
-    const rows = await this.db
+    conds.push(inPartitionsOf(sql`${messages.createdAt}`, convId, lowest));
+    return this.db
       .select()
       .from(messages)
       .where(and(...conds))
       .orderBy(q.desc ? desc(messages.seq) : asc(messages.seq))
       .limit(q.limit);
-    return rows.map(toMessage);
   }
 
   /** Moves one cursor forward (never back, never past the conversation's last seq); undefined for a non-member. */
@@ -155,7 +159,7 @@ export class MessageStore implements Messages {
         update members as m set delivered_seq = greatest(m.delivered_seq, least(v.s, c.last_seq, coalesce((
             select min(x.seq) - 1 from messages x
              where x.conv_id = v.c and x.seq > m.delivered_seq and x.seq <= v.s and x.sender_id <> m.user_id and x.seq <> all(v.a)
-               and x.created_at >= ${floorAt(sql`c`, sql`m.delivered_seq + 1`)}), v.s)))
+               and ${inPartitions(sql`x.created_at`, sql`c`, sql`m.delivered_seq + 1`)}), v.s)))
           from jsonb_to_recordset(${v}::jsonb) as v(c text, s bigint, a bigint[]), conversations as c
          where m.conv_id = v.c and m.user_id = ${userId} and c.id = v.c
         returning m.conv_id, m.delivered_seq as v`,
