@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql, type SQL } from "drizzle-orm";
 import { IdGen } from "../../src/core/ids.ts";
+import { storeFailure } from "../../src/core/store-errors.ts";
 import type { AppendItem } from "../../src/core/records.ts";
 import { openDb, rowsOf, type OpenDb } from "../../src/store/db.ts";
 import { InboxStore } from "../../src/store/inbox.ts";
@@ -148,6 +149,13 @@ for (const [name, open] of drivers) {
       expect(late!.msg!.seq).toBe(10);
       expect(late!.msg!.ts).toBe(times[2]! + 2);
       expect((await store.history(conv, { limit: 1, desc: true }))[0]!.ts).toBe(times[2]! + 2);
+    });
+
+    test("a message whose time no partition holds is refused as unavailable (retryable); nothing is stored", async () => {
+      const far = now + 3 * 366 * DAY;
+      const err = await store.appendBatch([item(far, "ann", "from a clock years ahead")]).catch((e) => e);
+      expect(storeFailure(err)).toMatchObject({ name: "unavailable" });
+      expect((await store.history(conv, { limit: 1, desc: true }))[0]!.seq).toBe(10);
     });
 
     test("retention drops the oldest month's partition whole; the other months stay readable", async () => {
