@@ -51,6 +51,8 @@ beforeAll(async () => {
   }
   await pg`insert into users (id, nick) values ('ann', 'Ann'), ('ben', 'Ben')`;
   const last = old[N - 1]!;
+  // A node whose clock ran an hour ahead wrote seq 61: its time is later than the conversation's last_msg_at.
+  old[60]!.at = last.at + 3_600_000;
   await pg`insert into conversations (id, kind, last_seq, last_msg_at) values (${conv}, 'direct', ${N}, ${new Date(last.at)})`;
   await pg`insert into members (conv_id, user_id, delivered_seq, read_seq) values (${conv}, 'ann', ${N}, ${N}), (${conv}, 'ben', 0, 0)`;
   await pg`insert into messages ${pg(
@@ -73,6 +75,9 @@ describe("converting an unpartitioned messages table at start", () => {
     expect(parts.length).toBeGreaterThanOrEqual(3);
     const [{ n }] = await pg`select count(*)::int as n from messages_legacy`;
     expect(n).toBe(N);
+    // last_msg_at was raised to the newest message time (seq 61's), an upper bound of every message's time.
+    const [{ at }] = await pg`select (extract(epoch from last_msg_at) * 1000)::float8 as at from conversations where id = ${conv}`;
+    expect(at).toBe(old[60]!.at);
   });
 
   test("history, the pull, the conversation list and a retry of an old client id read the old messages", async () => {
