@@ -2,9 +2,7 @@
 -- range of created_at (docs/storage.md). An existing table is kept as it is and attached as the partition
 -- `messages_legacy` for every time before the end of the day the migration runs (its rows are not copied;
 -- the indexes of the partitioned table are built on it); an empty one is dropped. The partitions from then on
--- are created by the server (store/partitions.ts), at start and on a timer. Reads bound message times by their
--- conversation's last_msg_at (docs/storage.md): raised here to the newest message time of each conversation,
--- which a node with a clock ahead may have left above it.
+-- are created by the server (store/partitions.ts), at start and on a timer.
 ALTER TABLE "conversations" ADD COLUMN "mark_seq" bigint DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE "conversations" ADD COLUMN "mark_at" timestamp with time zone DEFAULT '-infinity' NOT NULL;--> statement-breakpoint
 ALTER TABLE "messages" RENAME TO "messages_legacy";--> statement-breakpoint
@@ -35,9 +33,6 @@ BEGIN
 		DROP TABLE "messages_legacy";
 		RETURN;
 	END IF;
-	UPDATE "conversations" c SET "last_msg_at" = m.mx
-	  FROM (SELECT "conv_id", max("created_at") AS mx FROM "messages_legacy" GROUP BY "conv_id") m
-	 WHERE c."id" = m."conv_id" AND (c."last_msg_at" IS NULL OR c."last_msg_at" < m.mx);
 	SELECT date_trunc('day', greatest(now(), max("created_at")), 'UTC') + interval '1 day' INTO cut FROM "messages_legacy";
 	EXECUTE format('ALTER TABLE "messages" ATTACH PARTITION "messages_legacy" FOR VALUES FROM (MINVALUE) TO (%L)', cut);
 END $$;

@@ -45,16 +45,17 @@ export function partitionName(start: number): string {
 export const floorAt = (c: SQL, fromSeq: SQL) =>
   sql`(case when ${fromSeq} >= ${c}.mark_seq then ${c}.mark_at else '-infinity'::timestamptz end)`;
 
-/** The other bound: no message of the conversation row `c` was written after its last one (times follow seqs). */
-export const ceilAt = (c: SQL) => sql`coalesce(${c}.last_msg_at, 'infinity'::timestamptz)`;
+/**
+ * `col` (a message's created_at) within the partitions that can hold seqs from `fromSeq` up of the conversation
+ * row `c`. Only a lower bound: a range on created_at (two bounds) would look so selective to the planner that it
+ * would read a conversation's rows through the (conv_id, created_at) index and sort them, instead of walking
+ * (conv_id, seq) from the cursor (a busy conversation would then cost all its rows of the period).
+ */
+export const inPartitions = (col: SQL, c: SQL, fromSeq: SQL) => sql`${col} >= ${floorAt(c, fromSeq)}`;
 
-/** `col` (a message's created_at) within the partitions that can hold seqs from `fromSeq` up of the conversation row `c`. */
-export const inPartitions = (col: SQL, c: SQL, fromSeq: SQL) => sql`${col} between ${floorAt(c, fromSeq)} and ${ceilAt(c)}`;
-
-/** The same for one conversation by id, read in subqueries (a statement that does not join its row). */
+/** The same for one conversation by id, read in a subquery (a statement that does not join its row). */
 export const inPartitionsOf = (col: SQL, conv: string, fromSeq: SQL) =>
-  sql`${col} between (select ${floorAt(sql`c`, fromSeq)} from conversations c where c.id = ${conv})
-                 and (select ${ceilAt(sql`c`)} from conversations c where c.id = ${conv})`;
+  sql`${col} >= (select ${floorAt(sql`c`, fromSeq)} from conversations c where c.id = ${conv})`;
 
 /** pg_advisory_xact_lock key held while partitions are created or dropped ("part" in ASCII). */
 const PARTITION_LOCK = 0x70617274;
