@@ -32,7 +32,7 @@ function prevPeriod(start: number, iv: PartitionInterval): number {
   return periodStart(start - 1, iv);
 }
 
-/** `messages_p20261201`: the partition of the period starting at `start`. */
+/** `messages_p20261201`: the partition beginning at `start` (a period's start, unless a partition before it ends later). */
 export function partitionName(start: number): string {
   return `messages_p${new Date(start).toISOString().slice(0, 10).replaceAll("-", "")}`;
 }
@@ -126,7 +126,9 @@ export class MessagePartitions {
           else if (pf > lo && pf < hi) hi = pf;
         }
         if (lo >= hi) continue;
-        const name = partitionName(start);
+        // Named after where it begins: the start of its period, or where the partition before it ends (the legacy
+        // partition, or partitions of another MESSAGE_PARTITION_INTERVAL), so no two names collide.
+        const name = partitionName(lo);
         if (parts.some((p) => p.name === name)) continue;
         const from = new Date(lo).toISOString();
         const to = new Date(hi).toISOString();

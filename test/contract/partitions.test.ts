@@ -210,3 +210,28 @@ describe("partitions made by several nodes at once (Postgres)", () => {
     }
   });
 });
+
+describe("changing MESSAGE_PARTITION_INTERVAL (PGlite)", () => {
+  test("weekly partitions, then monthly ones: the month's rest begins where the last week ends, with nothing left uncovered", async () => {
+    const db = await openDb({ memory: true });
+    try {
+      // A month whose first day is a Monday, half a year on or later: a weekly partition then begins on it.
+      let first = periodStart(Date.now() + 183 * DAY, "month");
+      while (new Date(first).getUTCDay() !== 1) first = periodStart(first + 32 * DAY, "month");
+      await new MessagePartitions(db.db, { interval: "week", ahead: 1, retentionDays: 0 }).maintain(first + 2 * DAY);
+      const weeks = await listPartitions(db.db);
+      const lastWeekEnd = Math.max(...weeks.map((p) => p.to ?? 0));
+      expect(weeks.some((p) => p.from === first)).toBe(true);
+      const r = await new MessagePartitions(db.db, { interval: "month", ahead: 1, retentionDays: 0 }).maintain(first + 3 * DAY);
+      expect(r.created).toContain(partitionName(lastWeekEnd));
+      const parts = await listPartitions(db.db);
+      const next = periodStart(first + 32 * DAY, "month");
+      // From `first` to the end of the month after, every instant is in exactly one partition.
+      for (let t = first; t < periodStart(next + 32 * DAY, "month"); t += DAY / 2) {
+        expect(`${new Date(t).toISOString()}: ${parts.filter((p) => (p.from ?? -Infinity) <= t && t < (p.to ?? Infinity)).length}`).toBe(`${new Date(t).toISOString()}: 1`);
+      }
+    } finally {
+      await db.close();
+    }
+  });
+});
