@@ -33,7 +33,7 @@ const PLAIN_INDEXES = `
  * per - 2·PER_SIDE spread over the eleven months before this one and delivered to both, the last 2·PER_SIDE
  * (PER_SIDE from each side) written this month and unread. Conversations carry the mark the writer keeps.
  */
-export async function fill(url: string, users: number, per: number, month0: number): Promise<void> {
+async function fill(url: string, users: number, per: number, month0: number): Promise<void> {
   const hist = per - 2 * PER_SIDE;
   const d0 = new Date(month0);
   const hist0 = Date.UTC(d0.getUTCFullYear(), d0.getUTCMonth() - 11, 1);
