@@ -58,6 +58,11 @@ const lockSql = (ids: string[]) => sql`
     from conversations c
    where c.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))
    order by c.id for update`;
+/** Stored messages with the (sender, client id, conversation) of these sends: the first sends of retries. */
+const priorSql = (its: AppendItem[]) => sql`
+  select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
+    from jsonb_to_recordset(${JSON.stringify(its.map((i) => ({ s: i.sender, c: i.cmid, v: i.conv })))}::jsonb) as k(s text, c text, v text)
+    join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.conv_id = k.v`;
 type Locked = { id: string; last_seq: string | number; last_at: string | number | null; mark_seq: string | number; mark_at: string | number };
 /** What the batch reads of a locked conversation and moves. */
 type ConvState = { seq: number; at: number; markSeq: number; markAt: number; marked: boolean };
@@ -99,13 +104,7 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
     // when it starts, so the statements after the lock see every transfer, block or message committed before it.
     const group1: SQL[] = [lockSql(allConvs)];
     // Idempotency: earlier messages with the same (conversation, sender, client msg id).
-    if (withCmid.length) {
-      const keys = JSON.stringify(withCmid.map((i) => ({ s: i.sender, c: i.cmid, v: i.conv })));
-      group1.push(sql`
-        select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
-          from jsonb_to_recordset(${keys}::jsonb) as k(s text, c text, v text)
-          join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.conv_id = k.v`);
-    }
+    if (withCmid.length) group1.push(priorSql(withCmid));
     // Blacklist of 1:1 messages: a recipient who blocked the sender refuses the message.
     if (direct.length) {
       const pairs = JSON.stringify(direct.map(({ it }) => ({ u: it.recipient, b: it.sender })));
@@ -128,24 +127,27 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
     const blockedByOwner = new Set((out1[at++] as { n: number | string }[]).map((r) => Number(r.n)));
 
     const firstByKey = new Map<string, number>();
-    if (withCmid.length) {
-      const byKey = new Map(found.map((r) => [`${r.conv_id}\u0000${r.sender_id}\u0000${r.client_msg_id}`, fromRaw(r)]));
+    /** Answers the sends whose client id names a stored message (`prior`), or an earlier send of this batch. */
+    const resolve = (prior: RawMessage[], only?: Set<string>) => {
+      const byKey = new Map(prior.map((r) => [`${r.conv_id}\u0000${r.sender_id}\u0000${r.client_msg_id}`, fromRaw(r)]));
       items.forEach((it, i) => {
-        if (!it.cmid) return;
+        if (!it.cmid || (only && !only.has(it.conv))) return;
         const key = keyOf(it);
-        const prior = byKey.get(key);
-        if (prior) results[i] = { msg: prior, dup: true };
+        const found = byKey.get(key);
+        if (found) results[i] = { msg: found, dup: true };
+        else if (only) return;
         else if (firstByKey.has(key)) results[i] = { msg: undefined as unknown as Message, dup: true };
         else firstByKey.set(key, i);
       });
-    }
+    };
+    if (withCmid.length) resolve(found);
     const blocked = new Set(blockedDirect.map((b) => `${b.user_id}\u0000${b.blocked_id}`));
     for (const { it, i } of direct) if (!results[i] && blocked.has(`${it.recipient}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
     items.forEach((_, i) => {
       if (!results[i] && blockedByOwner.has(i)) results[i] = { refused: "blocked" };
     });
 
-    const fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
+    let fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
     /** each touched conversation's last seq, last time and mark, read under its row lock */
     const next = new Map<string, ConvState>();
     for (const r of locked) next.set(r.id, stateOf(r));
@@ -158,14 +160,23 @@ export async function appendBatch(db: Db, items: AppendItem[], stages: AppendSta
       const made = [...creates].sort(([a], [b]) => (a < b ? -1 : 1));
       const convRows = JSON.stringify(made.map(([id, c]) => ({ id, k: c.kind })));
       const memberRows = JSON.stringify(made.flatMap(([id, c]) => c.members.map((u) => ({ c: id, u }))));
+      // A batch of another node creating the same chat at once makes this insert wait for its commit; the client
+      // ids of this batch's sends to the new chats are looked up again after the lock, so a retry that raced its
+      // first send (each creating the chat) finds it (the messages table has no unique index to refuse it).
+      const inNew = withCmid.filter((it) => creates.has(it.conv));
       const out2 = await run([
         sql`insert into conversations (id, kind) select x.id, x.k from jsonb_to_recordset(${convRows}::jsonb) as x(id text, k text)
              order by x.id on conflict do nothing`,
         sql`insert into members (conv_id, user_id) select x.c, x.u from jsonb_to_recordset(${memberRows}::jsonb) as x(c text, u text)
              order by x.c, x.u on conflict do nothing`,
         lockSql(made.map(([id]) => id)),
+        ...(inNew.length ? [priorSql(inNew)] : []),
       ]);
       for (const r of out2[2] as Locked[]) next.set(r.id, stateOf(r));
+      if (inNew.length) {
+        resolve(out2[3] as RawMessage[], new Set(creates.keys()));
+        fresh = fresh.filter(({ i }) => !results[i]);
+      }
     }
     for (const { it } of fresh) if (!next.has(it.conv)) throw new Error(`conversation ${it.conv} does not exist`);
     // Every conversation this batch writes is locked: the writer may start the next batch (its locks wait for ours).

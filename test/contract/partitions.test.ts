@@ -211,6 +211,41 @@ describe("partitions made by several nodes at once (Postgres)", () => {
   });
 });
 
+describe("uniqueness without unique indexes (Postgres, two nodes)", () => {
+  test("the same client id appended at once by two nodes is stored once; seqs stay gap-free and unique", async () => {
+    const url = await freshPgUrl();
+    const nodes = await Promise.all([0, 1].map(() => openDb({ databaseUrl: url })));
+    try {
+      const stores = nodes.map((n) => new MessageStore(n.db));
+      const ids = [new IdGen("node-a"), new IdGen("node-b")];
+      const conv = "d:ann:ben";
+      const item = (k: number, cmid: string, body: string): AppendItem => ({
+        id: ids[k]!.next(),
+        conv,
+        sender: "ann",
+        kind: "text",
+        body,
+        cmid,
+        at: new Date(),
+        create: { kind: "direct", members: ["ann", "ben"] },
+      });
+      // 20 rounds: each node appends a batch holding the round's client id and a fresh one, at the same time.
+      for (let r = 0; r < 20; r++) {
+        const [a, b] = await Promise.all(stores.map((st, k) => st.appendBatch([item(k, `same-${r}`, `from ${k}`), item(k, `own-${k}-${r}`, "x")])));
+        const same = [a![0]!, b![0]!];
+        expect(same.filter((x) => !x.dup).length).toBe(1);
+        expect(same[0]!.msg!.id).toBe(same[1]!.msg!.id);
+      }
+      const all = await stores[0]!.history(conv, { limit: 500 });
+      expect(all.length).toBe(60);
+      expect(all.map((m) => m.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      expect(new Set(all.map((m) => m.cmid)).size).toBe(60);
+    } finally {
+      await Promise.all(nodes.map((n) => n.close()));
+    }
+  });
+});
+
 describe("changing MESSAGE_PARTITION_INTERVAL (PGlite)", () => {
   test("weekly partitions, then monthly ones: the month's rest begins where the last week ends, with nothing left uncovered", async () => {
     const db = await openDb({ memory: true });
