@@ -17,6 +17,7 @@ import { longpoll } from "./scenarios/longpoll.ts";
 import { offlinePull } from "./scenarios/offline-pull.ts";
 import { socialHttp } from "./scenarios/social-http.ts";
 import { moderation } from "./scenarios/moderation.ts";
+import { partitionedPull } from "./scenarios/partitioned-pull.ts";
 
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   heartbeat,
@@ -29,6 +30,7 @@ const SCENARIOS: Record<string, (ctx: Ctx) => Promise<Result>> = {
   "social-http": socialHttp,
   longpoll,
   moderation,
+  "partitioned-pull": partitionedPull,
 };
 
 const HELP = `usage: bun run bench [scenario...] [options]
@@ -41,7 +43,7 @@ options:
   --rate R          open-loop rate (heartbeat: pings/s; fan-out: messages/s; offline-pull: pulls/s)
   --window W        closed-loop messages in flight per sender (durable, direct; fan-out: a fixed window instead of
                     raising it until the server or the generator saturates)
-  --store M         offline-pull: messages in the store (default 1,000,000)
+  --store M         offline-pull: messages in the store (default 1,000,000); partitioned-pull: in each of its two stores (default 10,000,000)
   --peers a,b       peers to run beside ours: bun-raw,node-ws,socketio,bun-coalesce (default all; "none" for none;
                     bun-coalesce, the raw Bun.serve coalescing per tick as ours does, only takes part in fan-out)
   --out DIR         where results go (default bench/results)

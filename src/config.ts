@@ -1,5 +1,6 @@
 // The one place that reads the environment. Everything else receives a Config.
 import { WEBHOOK_KINDS, type WebhookKind } from "./core/webhooks.ts";
+import { PARTITION_INTERVALS, type PartitionInterval } from "./store/partitions.ts";
 
 export interface Config {
   port: number;
@@ -128,6 +129,12 @@ export interface Config {
   /** Operator's console: live streams (GET /api/console/stream) open on this node, and of one key. */
   consoleStreamsMax: number;
   consoleStreamsPerKey: number;
+  /** The messages table's partition period (docs/storage.md): month, week or day. */
+  messagePartitionInterval: PartitionInterval;
+  /** Partitions created ahead of the current period. */
+  messagePartitionsAhead: number;
+  /** Messages older than this many days are dropped, a whole partition at a time; 0 = kept forever. */
+  messageRetentionDays: number;
 }
 
 export class ConfigError extends Error {}
@@ -265,6 +272,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...hooks(env),
     consoleStreamsMax: int(env, "CONSOLE_STREAMS_MAX", 64, 1, 100_000),
     consoleStreamsPerKey: int(env, "CONSOLE_STREAMS_PER_KEY", 16, 1, 100_000),
+    ...partitioning(env),
   };
   if (cfg.workers > 1) {
     // Worker processes are nodes of one cluster: they need the shared bus and store, and a fixed port to share.
@@ -344,5 +352,18 @@ function hooks(env: Env) {
     moderationUrls,
     moderationTimeoutMs: int(env, "MODERATION_TIMEOUT_MS", 500, 10, 60_000),
     moderationFailOpen: failOpen === "1" || failOpen === "true",
+  };
+}
+
+/** MESSAGE_PARTITION_INTERVAL, MESSAGE_PARTITIONS_AHEAD, MESSAGE_RETENTION_DAYS (docs/storage.md). */
+function partitioning(env: Env) {
+  const interval = (env.MESSAGE_PARTITION_INTERVAL || "month") as PartitionInterval;
+  if (!PARTITION_INTERVALS.includes(interval)) {
+    throw new ConfigError(`MESSAGE_PARTITION_INTERVAL must be ${PARTITION_INTERVALS.join(", ")}, got "${interval}"`);
+  }
+  return {
+    messagePartitionInterval: interval,
+    messagePartitionsAhead: int(env, "MESSAGE_PARTITIONS_AHEAD", 2, 1, 60),
+    messageRetentionDays: int(env, "MESSAGE_RETENTION_DAYS", 0, 0, 100 * 366),
   };
 }

@@ -52,6 +52,7 @@ import { RoomStore } from "./store/rooms.ts";
 import { SocialStore } from "./store/social.ts";
 import { ConversationStore } from "./store/conversations.ts";
 import { MessageStore } from "./store/messages.ts";
+import { MessagePartitions } from "./store/partitions.ts";
 import { Store } from "./store/store.ts";
 import { UserStore } from "./store/users.ts";
 import { closeAll, listen, type Listener } from "./transport/server.ts";
@@ -82,11 +83,26 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const warn = (m: string) => log.warn(m);
 
   // Adapters: the store (one implementation per port), the bus and presence.
-  const db = await openDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, memory: opts.memoryDb, connectTimeoutSec: cfg.dbConnectTimeoutSec });
+  const db = await openDb({
+    databaseUrl: cfg.databaseUrl,
+    dataDir: cfg.dataDir,
+    memory: opts.memoryDb,
+    connectTimeoutSec: cfg.dbConnectTimeoutSec,
+    partitions: { interval: cfg.messagePartitionInterval, ahead: cfg.messagePartitionsAhead },
+  });
   const users = new UserStore(db.db);
   const conversations = new ConversationStore(db.db);
   // The services that read users, conversations and messages together take them as one object.
-  const store = new Store(db.db, { users, conversations, messages: new MessageStore(db.db) });
+  const store = new Store(db.db, { users, conversations, messages: new MessageStore(db.db, cfg.messagePartitionInterval) });
+  // The messages table's partitions (store/partitions.ts): openDb created the current and next ones; they are
+  // created ahead every hour from now on, and old ones dropped past MESSAGE_RETENTION_DAYS (now, then hourly).
+  const partitions = new MessagePartitions(db.db, {
+    interval: cfg.messagePartitionInterval,
+    ahead: cfg.messagePartitionsAhead,
+    retentionDays: cfg.messageRetentionDays,
+  });
+  await partitions.maintain().catch((e) => warn(`message partitions: ${e instanceof Error ? e.message : e}`));
+  partitions.start(warn);
   const memberships = new MembershipStore(db.db);
   const inboxes = new InboxStore(db.db);
   const keys = new Keys(cfg.redisPrefix);
@@ -353,6 +369,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
       await presence.close();
       await attempts?.close();
       await bus.close();
+      partitions.stop();
       await db.close();
     },
   };

@@ -49,7 +49,7 @@ export function storeDown(e: unknown): string | undefined {
  * the store refused (SQLSTATE class 22: a NUL character or bad encoding in a looked-up id, a number out of
  * range) is the client's input, a `bad_request`; a transaction the store rolled back for a concurrent one
  * (SQLSTATE class 40: a deadlock, a serialization failure) is `unavailable` too: the same request succeeds
- * when retried. Anything else as is.
+ * when retried, and so is a message whose time no partition holds. Anything else as is.
  */
 export function storeFailure(e: unknown): unknown {
   if (e instanceof CoreError) return e;
@@ -57,5 +57,8 @@ export function storeFailure(e: unknown): unknown {
   const { code, message } = driverError(e);
   if (code?.startsWith("22")) return new CoreError("bad_request", `invalid value: ${message}`);
   if (code?.startsWith("40")) return new CoreError("unavailable", "a concurrent change got in the way, retry", 100);
+  // A message time no partition of the messages table holds (store/partitions.ts: a clock far off, or the
+  // partitions not made ahead): the server's state, not the client's input.
+  if (code === "23514" && /no partition of relation/.test(message)) return new CoreError("unavailable", "the message store cannot take this message now, retry later", 1000);
   return e;
 }

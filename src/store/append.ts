@@ -5,6 +5,7 @@ import type { AppendItem, AppendResult } from "../core/records.ts";
 import type { Message } from "../core/types.ts";
 import { rowsOf, type Db } from "./db.ts";
 import { fromRaw, toMessage, type RawMessage } from "./message-rows.ts";
+import { periodStart, type PartitionInterval } from "./partitions.ts";
 
 /** Runs statements of one transaction in order; on postgres.js they travel together (one round trip). */
 type Run = (queries: SQL[]) => Promise<unknown[][]>;
@@ -47,12 +48,31 @@ async function inTransaction<T>(db: Db, body: (run: Run) => Promise<T>): Promise
   );
 }
 
-/** Locks conversation rows in id order (so concurrent batches cannot deadlock) and reads their last seq. */
+/**
+ * Locks conversation rows in id order (so concurrent batches cannot deadlock) and reads their last seq, the
+ * time of their last message and their partition mark (times as epoch milliseconds; -Infinity: no mark).
+ */
 const lockSql = (ids: string[]) => sql`
-  select c.id, c.last_seq from conversations c
+  select c.id, c.last_seq, (extract(epoch from c.last_msg_at) * 1000)::float8 as last_at,
+         c.mark_seq, (extract(epoch from c.mark_at) * 1000)::float8 as mark_at
+    from conversations c
    where c.id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb))
    order by c.id for update`;
-type Locked = { id: string; last_seq: string | number };
+/** Stored messages with the (sender, client id, conversation) of these sends: the first sends of retries. */
+const priorSql = (its: AppendItem[]) => sql`
+  select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
+    from jsonb_to_recordset(${JSON.stringify(its.map((i) => ({ s: i.sender, c: i.cmid, v: i.conv })))}::jsonb) as k(s text, c text, v text)
+    join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.conv_id = k.v`;
+type Locked = { id: string; last_seq: string | number; last_at: string | number | null; mark_seq: string | number; mark_at: string | number };
+/** What the batch reads of a locked conversation and moves. */
+type ConvState = { seq: number; at: number; markSeq: number; markAt: number; marked: boolean };
+const stateOf = (r: Locked): ConvState => ({
+  seq: Number(r.last_seq),
+  at: r.last_at === null ? -Infinity : Number(r.last_at),
+  markSeq: Number(r.mark_seq),
+  markAt: Number(r.mark_at),
+  marked: false,
+});
 
 /**
  * Appends a batch in one transaction: retried client ids resolve to their first message, each
@@ -76,17 +96,19 @@ type Locked = { id: string; last_seq: string | number };
  * direct chats missing, the transaction ends holding nothing it wrote, the chats are created (with their
  * members) in a short transaction of their own, in id order, and the batch runs again, now finding them all.
  */
-export async function appendBatch(db: Db, items: AppendItem[], stages: AppendStages = {}): Promise<AppendResult[]> {
-  const first = await appendOnce(db, items, stages);
+export async function appendBatch(db: Db, items: AppendItem[], stages: AppendStages = {}, interval: PartitionInterval = "month"): Promise<AppendResult[]> {
+  const first = await appendOnce(db, items, stages, interval);
   if (!(first instanceof Map)) return first;
   await createDirectChats(db, first);
-  const again = await appendOnce(db, items, stages);
+  const again = await appendOnce(db, items, stages, interval);
   if (again instanceof Map) throw new Error(`conversation ${[...again.keys()][0]} does not exist`);
   return again;
 }
 
+type Creates = Map<string, { kind: string; members: string[] }>;
+
 /** Creates missing direct chats with their members, committed on their own (see appendBatch). */
-async function createDirectChats(db: Db, creates: Map<string, { kind: string; members: string[] }>): Promise<void> {
+async function createDirectChats(db: Db, creates: Creates): Promise<void> {
   const made = [...creates].sort(([a], [b]) => (a < b ? -1 : 1));
   const convRows = JSON.stringify(made.map(([id, c]) => ({ id, k: c.kind })));
   const memberRows = JSON.stringify(made.flatMap(([id, c]) => c.members.map((u) => ({ c: id, u }))));
@@ -100,9 +122,13 @@ async function createDirectChats(db: Db, creates: Map<string, { kind: string; me
   );
 }
 
-/** One attempt: the results, or the direct chats that must be created first (nothing was written). */
-async function appendOnce(db: Db, items: AppendItem[], stages: AppendStages): Promise<AppendResult[] | Map<string, { kind: string; members: string[] }>> {
-  return inTransaction(db, async (run): Promise<AppendResult[] | Map<string, { kind: string; members: string[] }>> => {
+/**
+ * One attempt: the results, or the direct chats that must be created first (nothing was written). A retry
+ * racing its first send to a chat both were creating finds it: the second attempt reads client ids after
+ * the chat's row lock, which waits for the first send's commit.
+ */
+async function appendOnce(db: Db, items: AppendItem[], stages: AppendStages, interval: PartitionInterval): Promise<AppendResult[] | Creates> {
+  return inTransaction(db, async (run): Promise<AppendResult[] | Creates> => {
     const results: (AppendResult | undefined)[] = new Array(items.length);
     // A retry is the same client id from the same sender in the same conversation: the id is the
     // client's, and clients make them per conversation, so a reuse elsewhere is a new message.
@@ -115,13 +141,7 @@ async function appendOnce(db: Db, items: AppendItem[], stages: AppendStages): Pr
     // when it starts, so the statements after the lock see every transfer, block or message committed before it.
     const group1: SQL[] = [lockSql(allConvs)];
     // Idempotency: earlier messages with the same (conversation, sender, client msg id).
-    if (withCmid.length) {
-      const keys = JSON.stringify(withCmid.map((i) => ({ s: i.sender, c: i.cmid, v: i.conv })));
-      group1.push(sql`
-        select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id, m.created_at, m.recalled_at
-          from jsonb_to_recordset(${keys}::jsonb) as k(s text, c text, v text)
-          join messages m on m.sender_id = k.s and m.client_msg_id = k.c and m.conv_id = k.v`);
-    }
+    if (withCmid.length) group1.push(priorSql(withCmid));
     // Blacklist of 1:1 messages: a recipient who blocked the sender refuses the message.
     if (direct.length) {
       const pairs = JSON.stringify(direct.map(({ it }) => ({ u: it.recipient, b: it.sender })));
@@ -144,17 +164,19 @@ async function appendOnce(db: Db, items: AppendItem[], stages: AppendStages): Pr
     const blockedByOwner = new Set((out1[at++] as { n: number | string }[]).map((r) => Number(r.n)));
 
     const firstByKey = new Map<string, number>();
-    if (withCmid.length) {
-      const byKey = new Map(found.map((r) => [`${r.conv_id}\u0000${r.sender_id}\u0000${r.client_msg_id}`, fromRaw(r)]));
+    /** Answers the sends whose client id names a stored message (`prior`), or an earlier send of this batch. */
+    const resolve = (prior: RawMessage[]) => {
+      const byKey = new Map(prior.map((r) => [`${r.conv_id}\u0000${r.sender_id}\u0000${r.client_msg_id}`, fromRaw(r)]));
       items.forEach((it, i) => {
         if (!it.cmid) return;
         const key = keyOf(it);
-        const prior = byKey.get(key);
-        if (prior) results[i] = { msg: prior, dup: true };
+        const found = byKey.get(key);
+        if (found) results[i] = { msg: found, dup: true };
         else if (firstByKey.has(key)) results[i] = { msg: undefined as unknown as Message, dup: true };
         else firstByKey.set(key, i);
       });
-    }
+    };
+    if (withCmid.length) resolve(found);
     const blocked = new Set(blockedDirect.map((b) => `${b.user_id}\u0000${b.blocked_id}`));
     for (const { it, i } of direct) if (!results[i] && blocked.has(`${it.recipient}\u0000${it.sender}`)) results[i] = { refused: "blocked" };
     items.forEach((_, i) => {
@@ -162,12 +184,12 @@ async function appendOnce(db: Db, items: AppendItem[], stages: AppendStages): Pr
     });
 
     const fresh = items.map((it, i) => ({ it, i })).filter(({ i }) => !results[i]);
-    /** each touched conversation's last seq, read under its row lock */
-    const next = new Map<string, number>();
-    for (const r of locked) next.set(r.id, Number(r.last_seq));
+    /** each touched conversation's last seq, last time and mark, read under its row lock */
+    const next = new Map<string, ConvState>();
+    for (const r of locked) next.set(r.id, stateOf(r));
 
     // Direct chats missing: end this transaction (it wrote nothing) and create them outside it.
-    const creates = new Map<string, { kind: string; members: string[] }>();
+    const creates: Creates = new Map();
     for (const { it } of fresh) if (!next.has(it.conv) && it.create && !creates.has(it.conv)) creates.set(it.conv, it.create);
     if (creates.size) return creates;
     for (const { it } of fresh) if (!next.has(it.conv)) throw new Error(`conversation ${it.conv} does not exist`);
@@ -176,22 +198,26 @@ async function appendOnce(db: Db, items: AppendItem[], stages: AppendStages): Pr
     if (stages.proceed) await stages.proceed();
 
     if (fresh.length) {
-      const counts = new Map<string, number>();
-      const lastAt = new Map<string, Date>();
-      for (const { it } of fresh) {
-        counts.set(it.conv, (counts.get(it.conv) ?? 0) + 1);
-        lastAt.set(it.conv, it.at);
-      }
-      const convIds = [...counts.keys()].sort();
-
       // 2. Reserve the seq ranges, insert the whole batch, move the senders' own latest seq per conversation
       // ("awaiting reply" is derived from it), commit.
-      const ranges = JSON.stringify(convIds.map((id) => ({ id, s: next.get(id)! + counts.get(id)!, t: lastAt.get(id)!.toISOString() })));
+      // A message's time never goes back within its conversation (a node whose clock is behind another's
+      // stamps the time of the message before): times follow seqs, which the partition mark relies on. The
+      // mark moves to the first message of each newer partition period.
       const rows = fresh.map(({ it }) => {
-        const seq = next.get(it.conv)! + 1;
-        next.set(it.conv, seq);
-        return { id: it.id, convId: it.conv, seq, senderId: it.sender, kind: it.kind, body: it.body, clientMsgId: it.cmid ?? null, createdAt: it.at };
+        const c = next.get(it.conv)!;
+        c.seq += 1;
+        c.at = Math.max(c.at, it.at.getTime());
+        const period = periodStart(c.at, interval);
+        if (c.markAt < period) Object.assign(c, { markSeq: c.seq, markAt: period, marked: true });
+        return { id: it.id, convId: it.conv, seq: c.seq, senderId: it.sender, kind: it.kind, body: it.body, clientMsgId: it.cmid ?? null, createdAt: new Date(c.at) };
       });
+      const convIds = [...new Set(rows.map((r) => r.convId))].sort();
+      const ranges = JSON.stringify(
+        convIds.map((id) => {
+          const c = next.get(id)!;
+          return { id, s: c.seq, t: new Date(c.at).toISOString(), ...(c.marked ? { ms: c.markSeq, ma: new Date(c.markAt).toISOString() } : {}) };
+        }),
+      );
       const payload = JSON.stringify(
         rows.map((r) => ({ i: r.id.toString(), c: r.convId, q: r.seq, s: r.senderId, k: r.kind, b: r.body ?? null, m: r.clientMsgId, t: r.createdAt.toISOString() })),
       );
@@ -200,8 +226,9 @@ async function appendOnce(db: Db, items: AppendItem[], stages: AppendStages): Pr
       for (const r of rows) sent.set(`${r.convId}\u0000${r.senderId}`, { c: r.convId, u: r.senderId, s: r.seq });
       await run([
         sql`
-          update conversations as c set last_seq = v.s, last_msg_at = v.t
-            from jsonb_to_recordset(${ranges}::jsonb) as v(id text, s bigint, t timestamptz) where c.id = v.id`,
+          update conversations as c set last_seq = v.s, last_msg_at = v.t,
+                 mark_seq = coalesce(v.ms, c.mark_seq), mark_at = coalesce(v.ma, c.mark_at)
+            from jsonb_to_recordset(${ranges}::jsonb) as v(id text, s bigint, t timestamptz, ms bigint, ma timestamptz) where c.id = v.id`,
         sql`
           insert into messages (id, conv_id, seq, sender_id, kind, body, client_msg_id, created_at)
           select i, c, q, s, k, coalesce(b, 'null'::jsonb), m, t from jsonb_to_recordset(${payload}::jsonb)

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { SQL } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import * as schema from "./schema.ts";
+import { MessagePartitions, type PartitionOptions } from "./partitions.ts";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
@@ -18,7 +19,19 @@ export interface OpenDb {
 const MIGRATION_LOCK = 0x63686174;
 const migrationsFolder = fileURLToPath(new URL("../../drizzle", import.meta.url));
 
-export async function openDb(opts: { databaseUrl?: string; dataDir?: string; memory?: boolean; connectTimeoutSec?: number }): Promise<OpenDb> {
+/**
+ * Opens the store, applies the migrations and creates the messages table's partitions of the previous, the
+ * current and the next periods (store/partitions.ts; retention is left to the server's timer), so a store
+ * opened here can be written at once. `partitions` defaults to monthly, two ahead.
+ */
+export async function openDb(opts: {
+  databaseUrl?: string;
+  dataDir?: string;
+  memory?: boolean;
+  connectTimeoutSec?: number;
+  partitions?: Omit<PartitionOptions, "retentionDays">;
+}): Promise<OpenDb> {
+  const parts = { interval: "month", ahead: 2, ...opts.partitions, retentionDays: 0 } as const;
   if (opts.databaseUrl) {
     const { default: postgres } = await import("postgres");
     const { drizzle } = await import("drizzle-orm/postgres-js");
@@ -39,6 +52,7 @@ export async function openDb(opts: { databaseUrl?: string; dataDir?: string; mem
     try {
       await lock`select pg_advisory_lock(${MIGRATION_LOCK})`;
       await migrate(db, { migrationsFolder });
+      await new MessagePartitions(db as unknown as Db, parts).maintain();
     } finally {
       await lock`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
       lock.release();
@@ -57,6 +71,7 @@ export async function openDb(opts: { databaseUrl?: string; dataDir?: string; mem
   }
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
+  await new MessagePartitions(db as unknown as Db, parts).maintain();
   return { db: db as unknown as Db, driver: "pglite", close: () => client.close() };
 }
 

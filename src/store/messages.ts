@@ -7,14 +7,16 @@ import type { Message } from "../core/types.ts";
 import { appendBatch } from "./append.ts";
 import { prepared, type Db } from "./db.ts";
 import { fromRaw, toMessage, type RawMessage } from "./message-rows.ts";
+import { inPartitions, inPartitionsOf, type PartitionInterval } from "./partitions.ts";
 import { messages } from "./schema.ts";
+
 
 /**
  * The reconnect hot path, in raw SQL: the query builder's join building and row mapping cost more CPU than
  * the query (bench: offline-pull). Per conversation with news, a range scan of (conv_id, seq) above the
  * user's delivered cursor, at most `limit` rows each, so a long conversation costs only what is returned.
  */
-function pendingPage(userId: string, opts: { conv?: string; limit: number; after?: { conv: string; seq: number } }, numbered = false): SQL {
+export function pendingPage(userId: string, opts: { conv?: string; limit: number; after?: { conv: string; seq: number } }, numbered = false): SQL {
   return sql`
     select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body::text as body, m.client_msg_id,
            (extract(epoch from m.created_at) * 1000)::float8 as created_at, m.recalled_at
@@ -24,6 +26,7 @@ function pendingPage(userId: string, opts: { conv?: string; limit: number; after
       cross join lateral (
         select * from messages m
          where m.conv_id = mb.conv_id and m.seq > mb.delivered_seq and m.sender_id <> ${userId}
+           and ${inPartitions(sql`m.created_at`, sql`c`, sql`mb.delivered_seq + 1`)}
            ${opts.after ? sql`and (m.conv_id, m.seq) > (${opts.after.conv}::text, ${opts.after.seq}::bigint)` : sql``}
          order by m.seq
          limit ${opts.limit}) m
@@ -35,11 +38,15 @@ function pendingPage(userId: string, opts: { conv?: string; limit: number; after
 }
 
 export class MessageStore implements Messages {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** the period of the messages table's partitions (store/partitions.ts), which moves conversations' marks */
+    private readonly interval: PartitionInterval = "month",
+  ) {}
 
   /** One batch in one transaction (store/append.ts). */
   appendBatch(items: AppendItem[], stages?: AppendStages): Promise<AppendResult[]> {
-    return appendBatch(this.db, items, stages);
+    return appendBatch(this.db, items, stages, this.interval);
   }
 
   /**
@@ -84,18 +91,28 @@ export class MessageStore implements Messages {
   }
 
   async history(convId: string, q: HistoryQuery): Promise<Message[]> {
+    return (await this.historyQuery(convId, q)).map(toMessage);
+  }
+
+  /** The statement of a history page (its plan is shown in docs/storage.md and checked by the tests). */
+  historyQuery(convId: string, q: HistoryQuery) {
     const conds: SQL[] = [eq(messages.convId, convId)];
     if (q.beforeSeq !== undefined) conds.push(lt(messages.seq, q.beforeSeq));
     if (q.afterSeq !== undefined) conds.push(gt(messages.seq, q.afterSeq));
     if (q.from) conds.push(gte(messages.createdAt, q.from));
     if (q.to) conds.push(lte(messages.createdAt, q.to));
-    const rows = await this.db
+    // The lowest seq the page can hold: above afterSeq, and for a newest-first page without a time range the
+    // `limit` seqs below beforeSeq (seqs have no gaps); its partition bound prunes the older partitions.
+    const after = (q.afterSeq ?? 0) + 1;
+    const lowest =
+      q.desc && !q.from && !q.to ? sql`greatest(${after}::bigint, coalesce(${q.beforeSeq ?? null}::bigint, c.last_seq + 1) - ${q.limit}::bigint)` : sql`${after}::bigint`;
+    conds.push(inPartitionsOf(sql`${messages.createdAt}`, convId, lowest));
+    return this.db
       .select()
       .from(messages)
       .where(and(...conds))
       .orderBy(q.desc ? desc(messages.seq) : asc(messages.seq))
       .limit(q.limit);
-    return rows.map(toMessage);
   }
 
   /** Moves one cursor forward (never back, never past the conversation's last seq); undefined for a non-member. */
@@ -141,7 +158,8 @@ export class MessageStore implements Messages {
       sql`
         update members as m set delivered_seq = greatest(m.delivered_seq, least(v.s, c.last_seq, coalesce((
             select min(x.seq) - 1 from messages x
-             where x.conv_id = v.c and x.seq > m.delivered_seq and x.seq <= v.s and x.sender_id <> m.user_id and x.seq <> all(v.a)), v.s)))
+             where x.conv_id = v.c and x.seq > m.delivered_seq and x.seq <= v.s and x.sender_id <> m.user_id and x.seq <> all(v.a)
+               and ${inPartitions(sql`x.created_at`, sql`c`, sql`m.delivered_seq + 1`)}), v.s)))
           from jsonb_to_recordset(${v}::jsonb) as v(c text, s bigint, a bigint[]), conversations as c
          where m.conv_id = v.c and m.user_id = ${userId} and c.id = v.c
         returning m.conv_id, m.delivered_seq as v`,

@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { rowsOf, type Db } from "./db.ts";
 import type { ReceiptQueries } from "../core/ports.ts";
 import type { ReceiptRow } from "../core/records.ts";
+import { inPartitionsOf } from "./partitions.ts";
 
 /** Delivered/read counts and readers of messages, from the members' cursors. */
 export class ReceiptStore implements ReceiptQueries {
@@ -17,6 +18,7 @@ export class ReceiptStore implements ReceiptQueries {
         from messages x
         left join members m on m.conv_id = x.conv_id and m.user_id <> x.sender_id
        where x.conv_id = ${conv} and x.seq between ${lo} and ${hi} and x.recalled_at is null
+         and ${inPartitionsOf(sql`x.created_at`, conv, sql`${lo}::bigint`)}
          ${sender ? sql`and x.sender_id = ${sender}` : sql``}
        group by x.seq, x.sender_id
        order by x.seq`);

@@ -11,7 +11,6 @@ import {
   primaryKey,
   text,
   timestamp,
-  uniqueIndex,
 } from "drizzle-orm/pg-core";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
@@ -47,7 +46,15 @@ export const conversations = pgTable(
     attributes: jsonb("attributes").$type<Record<string, unknown>>().notNull().default({}),
     /** Highest committed seq; seqs are 1..lastSeq without gaps. */
     lastSeq: bigint("last_seq", { mode: "number" }).notNull().default(0),
+    /** Time of the message `last_seq` (message times never go back within a conversation, see store/append.ts). */
     lastMsgAt: ts("last_msg_at"),
+    /**
+     * The partition mark (docs/storage.md): the first message of the conversation in the newest partition
+     * period it wrote in, and its time. Every message with seq >= mark_seq has created_at >= mark_at, so a
+     * read of seqs above the mark is pruned to the partitions from mark_at on. -infinity: no mark yet.
+     */
+    markSeq: bigint("mark_seq", { mode: "number" }).notNull().default(0),
+    markAt: ts("mark_at").notNull().default(sql`'-infinity'`),
     slowModeSec: integer("slow_mode_sec").notNull().default(0),
     closed: boolean("closed").notNull().default(false),
     createdAt: ts("created_at").notNull().defaultNow(),
@@ -72,11 +79,15 @@ export const members = pgTable(
   (t) => [primaryKey({ columns: [t.convId, t.userId] }), index("members_user_idx").on(t.userId)],
 );
 
+// Partitioned by range of created_at (drizzle/0003_partition_messages.sql, store/partitions.ts): drizzle-kit
+// cannot express partitioning, so that migration is written by hand. Unique indexes of a partitioned table must
+// hold its partition key, so the primary key is (id, created_at) and (conv_id, seq) and the client-id index are
+// plain indexes: their uniqueness rests on the conversation row lock every append takes (store/append.ts).
 export const messages = pgTable(
   "messages",
   {
     /** Time-sortable server id (see core/ids.ts). */
-    id: bigint("id", { mode: "bigint" }).primaryKey(),
+    id: bigint("id", { mode: "bigint" }).notNull(),
     convId: text("conv_id").notNull(),
     seq: bigint("seq", { mode: "number" }).notNull(),
     senderId: text("sender_id").notNull(),
@@ -87,10 +98,11 @@ export const messages = pgTable(
     recalledAt: ts("recalled_at"),
   },
   (t) => [
-    uniqueIndex("messages_conv_seq_uq").on(t.convId, t.seq),
+    primaryKey({ name: "messages_pkey", columns: [t.id, t.createdAt] }),
+    index("messages_conv_seq_idx").on(t.convId, t.seq),
     // A client id names a retry within one conversation: the same id in another conversation is another
     // message. Sender and client id lead, so a recall by client id (store/recall.ts) uses this index too.
-    uniqueIndex("messages_sender_cmid_conv_uq").on(t.senderId, t.clientMsgId, t.convId).where(sql`client_msg_id is not null`),
+    index("messages_sender_cmid_conv_idx").on(t.senderId, t.clientMsgId, t.convId).where(sql`client_msg_id is not null`),
     index("messages_conv_time_idx").on(t.convId, t.createdAt),
   ],
 );

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable", "direct", "social-http", "longpoll", "moderation"];
+const SCENARIOS = ["heartbeat", "fanout", "offline-pull", "connections", "cluster", "durable", "direct", "social-http", "longpoll", "moderation", "partitioned-pull"];
 
 test(
   "bun run bench --smoke: every scenario completes and reports",
@@ -42,6 +42,7 @@ test(
       expect(servers("direct")).toEqual(["ours 1 node", "ours 2 nodes"]);
       expect(servers("social-http")).toEqual(["ours social HTTP", "ours native WebSocket", "Bun.serve raw HTTP"]);
       expect(servers("longpoll")).toEqual(["ours long poll", "ours native WebSocket", "ours push to 10 of 50 online hosts"]);
+      expect(servers("partitioned-pull")).toEqual(["ours partitioned (12 partitions)", "ours unpartitioned"]);
       // Every ratio and every target with a figure has its min / median / max (one run: all three the same),
       // and every measured window keeps its histogram and the CPU seconds of each process.
       for (const r of run.results) {
