@@ -15,7 +15,7 @@
 // renewal finds this node's own lease gone (Redis restarted empty, or this node was swept after a stall).
 import type { Logger } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
-import { redisClient } from "../bus/redis.ts";
+import { redisClient, type RedisTarget } from "../bus/redis.ts";
 import { metric } from "../core/metrics.ts";
 import type { NodeLeases, Presence } from "./presence.ts";
 import { scripts, type Scripted } from "./redis-scripts.ts";
@@ -49,7 +49,7 @@ export class RedisPresence implements Presence, NodeLeases {
    * Connects, claims an id slot (the 10 node bits of this node's message ids: unique among live nodes),
    * and starts the lease. `preferredSlot` is tried first, then the following ones.
    */
-  static async connect(url: string, keys: Keys, node: string, ttlSec: number, preferredSlot: number, log: Logger): Promise<RedisPresence> {
+  static async connect(url: RedisTarget, keys: Keys, node: string, ttlSec: number, preferredSlot: number, log: Logger): Promise<RedisPresence> {
     // While Redis is away, reads fail at once and are answered from this node's own knowledge (below)
     // instead of waiting: local traffic must not stall on presence. Writes are redone on reconnect.
     const r = redisClient(url, "presence", log, false) as Scripted;

@@ -1,0 +1,158 @@
+// A real Redis Cluster for tests and benchmarks: three masters and three replicas (redis-server processes on
+// free ports, in a directory of their own), joined with `redis-cli --cluster create --cluster-replicas 1`.
+// Used by test/run.sh (the suite's shared cluster: TEST_REDIS_CLUSTER_URLS), by tests that kill a master (a
+// cluster of their own), and by bench/ (cluster fan-out).
+//
+//   bun test/helpers/redis-cluster.ts start <dir>   starts one, prints its seed URLs (comma-separated)
+//   bun test/helpers/redis-cluster.ts stop <dir>    stops the one started in <dir>
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+
+/** A free TCP port on 127.0.0.1. */
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+async function cli(port: number, ...args: string[]): Promise<string> {
+  const p = Bun.spawn(["redis-cli", "-p", String(port), ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  if ((await p.exited) !== 0) throw new Error(`redis-cli -p ${port} ${args.join(" ")}: ${err || out}`);
+  return out;
+}
+
+export class RedisCluster {
+  private constructor(
+    readonly dir: string,
+    readonly ports: number[],
+  ) {}
+
+  /** The seed URLs (every node), as REDIS_URL takes them. */
+  get urls(): string[] {
+    return this.ports.map((p) => `redis://127.0.0.1:${p}`);
+  }
+
+  /**
+   * Starts 6 nodes (3 masters, 3 replicas) in `dir` and waits until every node reports `cluster_state:ok`
+   * with all 16384 slots served. `nodeTimeoutMs` is cluster-node-timeout: how long a master may be silent
+   * before its replica takes over.
+   */
+  static async start(dir: string, nodeTimeoutMs = 1000): Promise<RedisCluster> {
+    mkdirSync(dir, { recursive: true });
+    const ports = Array.from({ length: 6 }, () => freePort());
+    for (const port of ports) {
+      const p = Bun.spawn([
+        "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
+        "--cluster-node-timeout", String(nodeTimeoutMs),
+        // A replica takes over however long it lost its master (tests kill masters on purpose).
+        "--cluster-replica-validity-factor", "0",
+        "--daemonize", "yes", "--pidfile", `${dir}/redis-${port}.pid`, "--logfile", `${dir}/redis-${port}.log`, "--dir", dir,
+      ]);
+      if ((await p.exited) !== 0) throw new Error(`redis-server on :${port} did not start (see ${dir}/redis-${port}.log)`);
+    }
+    const c = new RedisCluster(dir, ports);
+    await c.until("every node answers", async () => (await Promise.all(ports.map((p) => cli(p, "ping").catch(() => "")))).every((o) => o.trim() === "PONG"));
+    await cli(ports[0]!, "--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "1", "--cluster-yes");
+    await c.until("cluster_state:ok on every node", () => c.ok());
+    return c;
+  }
+
+  /** Reattaches to the cluster started in `dir` (by another process). */
+  static of(dir: string): RedisCluster {
+    const ports = readdirSync(dir)
+      .map((f) => f.match(/^redis-(\d+)\.pid$/)?.[1])
+      .filter((p): p is string => !!p)
+      .map(Number);
+    return new RedisCluster(dir, ports);
+  }
+
+  /** Every live node reports cluster_state:ok, and there are 3 masters each with slots and a replica in sync. */
+  async ok(): Promise<boolean> {
+    const live = this.ports.filter((p) => this.pid(p) !== undefined);
+    const infos = await Promise.all(live.map((p) => cli(p, "cluster", "info").catch(() => "")));
+    if (!infos.every((i) => i.includes("cluster_state:ok") && i.includes("cluster_slots_ok:16384"))) return false;
+    const masters = (await this.nodes()).filter((n) => n.master && n.slots);
+    return masters.length === 3;
+  }
+
+  /** The cluster's view from a live node: each node's port, role, and whether it serves slots. */
+  async nodes(): Promise<{ id: string; port: number; master: boolean; slots: boolean; masterId?: string; failed: boolean }[]> {
+    for (const p of this.ports) {
+      const out = await cli(p, "cluster", "nodes").catch(() => "");
+      if (!out) continue;
+      return out
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const f = l.split(" ");
+          return {
+            id: f[0]!,
+            port: Number(f[1]!.split(":")[1]!.split("@")[0]),
+            master: f[2]!.includes("master"),
+            slots: f.length > 8,
+            masterId: f[3] === "-" ? undefined : f[3],
+            failed: f[2]!.includes("fail"),
+          };
+        });
+    }
+    throw new Error("no node of the cluster answers");
+  }
+
+  /** The port of the master serving `key`'s slot (a channel name counts as a key). */
+  async masterOf(key: string): Promise<number> {
+    const slot = Number((await cli(this.ports.find((p) => this.pid(p) !== undefined)!, "cluster", "keyslot", key)).trim());
+    for (const p of this.ports) {
+      const out = await cli(p, "cluster", "slots").catch(() => "");
+      if (!out) continue;
+      // redis-cli prints the nested reply flat: start, end, then per node ip, port, id (, hostname info).
+      const lines = out.trim().split("\n").map((l) => l.trim());
+      for (let i = 0; i + 3 < lines.length; i++) {
+        const start = Number(lines[i]);
+        const end = Number(lines[i + 1]);
+        if (/^\d+$/.test(lines[i]!) && /^\d+$/.test(lines[i + 1]!) && lines[i + 2] === "127.0.0.1" && start <= slot && slot <= end) return Number(lines[i + 3]);
+      }
+    }
+    throw new Error(`no master found for slot ${slot}`);
+  }
+
+  private pid(port: number): number | undefined {
+    try {
+      const pid = Number(readFileSync(`${this.dir}/redis-${port}.pid`, "utf8").trim());
+      process.kill(pid, 0);
+      return pid;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** SIGKILL to one node (nothing saved, as a crash). */
+  kill(port: number): void {
+    const pid = this.pid(port);
+    if (pid) process.kill(pid, "SIGKILL");
+  }
+
+  /** Stops every node. */
+  stop(): void {
+    for (const p of this.ports) this.kill(p);
+  }
+
+  async until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!(await check().catch(() => false))) {
+      if (Date.now() > end) throw new Error(`redis cluster: timed out waiting until ${what}`);
+      await Bun.sleep(50);
+    }
+  }
+}
+
+if (import.meta.main) {
+  const [cmd, dir] = process.argv.slice(2);
+  if (!dir || (cmd !== "start" && cmd !== "stop")) {
+    console.error("usage: bun test/helpers/redis-cluster.ts start|stop <dir>");
+    process.exit(2);
+  }
+  if (cmd === "start") console.log((await RedisCluster.start(dir)).urls.join(","));
+  else RedisCluster.of(dir).stop();
+}
