@@ -1,9 +1,9 @@
 // What every scenario shares: options, lazily started services, our server on a seeded database,
 // measurement windows (load-generator counters + CPU of each process over the same seconds), progress.
-import { groupCpu, sleep } from "./machine.ts";
+import { cpuSeconds, groupCpu, sleep } from "./machine.ts";
 import { type LoadGen, type Report } from "./loadgen.ts";
 import { freshDb, copyUsers } from "./seed.ts";
-import { startPostgres, startRedis, type Pg, type Redis } from "./services.ts";
+import { startPostgres, startRedis, startRedisCluster, type Pg, type Redis } from "./services.ts";
 import { startServer, type Server, type ServerKind } from "./servers.ts";
 
 export interface Options {
@@ -75,6 +75,7 @@ export interface Result {
 export class Ctx {
   private pgP?: Promise<Pg>;
   private redisP?: Promise<Redis>;
+  private redisClusterP?: Promise<Redis & { pids: number[] }>;
   private statusAt = 0;
   private cleanups: (() => Promise<void>)[] = [];
 
@@ -86,6 +87,11 @@ export class Ctx {
 
   redis(): Promise<Redis> {
     return (this.redisP ??= startRedis().then((r) => (this.cleanups.push(() => r.stop()), r)));
+  }
+
+  /** A Redis Cluster of 3 masters and 3 replicas (its `url` is the seed list REDIS_URL takes). */
+  redisCluster(): Promise<Redis & { pids: number[] }> {
+    return (this.redisClusterP ??= startRedisCluster().then((r) => (this.cleanups.push(() => r.stop()), r)));
   }
 
   /** CPU seconds so far of the Postgres this run started (NaN when reusing the suite's). */
@@ -115,11 +121,11 @@ export class Ctx {
   }
 
   /** Our server on a fresh database holding `users`; Postgres is started on first use. */
-  async ours(o: { name: string; users: string[]; redis?: boolean; nodes?: number; env?: Record<string, string>; db?: string }): Promise<{ nodes: Server[]; db: string }> {
+  async ours(o: { name: string; users: string[]; redis?: boolean | "cluster"; nodes?: number; env?: Record<string, string>; db?: string }): Promise<{ nodes: Server[]; db: string }> {
     const pg = await this.pg();
     const db = o.db ?? (await freshDb(pg, o.name));
     if (!o.db && o.users.length) await copyUsers(db, o.users);
-    const redisUrl = o.redis ? (await this.redis()).url : undefined;
+    const redisUrl = o.redis === "cluster" ? (await this.redisCluster()).url : o.redis ? (await this.redis()).url : undefined;
     const nodes: Server[] = [];
     for (let i = 0; i < (o.nodes ?? 1); i++) nodes.push(await startServer("ours", { databaseUrl: db, redisUrl, env: o.env, name: `${o.name}-n${i + 1}` }));
     return { nodes, db };
@@ -134,11 +140,13 @@ export class Ctx {
    * One measured window: warm up, reset the workers' counters, run `seconds`, read them back; CPU of
    * `servers` (and of Postgres / Redis when asked) over exactly that window.
    */
-  async window(lg: LoadGen, servers: Server[], label: string, o: { db?: boolean; redisPid?: number } = {}): Promise<Measured> {
+  async window(lg: LoadGen, servers: Server[], label: string, o: { db?: boolean; redisPid?: number | number[] } = {}): Promise<Measured> {
+    const redisPids = o.redisPid === undefined ? [] : ([] as number[]).concat(o.redisPid);
+    const redisCpu = async () => (redisPids.length ? redisPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) : NaN);
     await this.tick(label, this.opts.warmup, lg);
     const cpu0 = servers.map((s) => s.cpu());
     const db0 = o.db ? await this.dbCpu() : NaN;
-    const r0 = o.redisPid ? (await import("./machine.ts")).cpuSeconds(o.redisPid) : NaN;
+    const r0 = await redisCpu();
     const g0 = lg.cpu();
     const t = await lg.measure();
     await this.tick(label, this.opts.seconds, lg);
@@ -149,7 +157,7 @@ export class Ctx {
     const gen = genCpu / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
     const cpu = servers.map((s, i) => s.cpu() - cpu0[i]!);
     const db = o.db ? (await this.dbCpu()) - db0 : NaN;
-    const redis = o.redisPid ? (await import("./machine.ts")).cpuSeconds(o.redisPid) - r0 : NaN;
+    const redis = (await redisCpu()) - r0;
     const rate = report.counters.count / report.seconds;
     this.say(
       `  ${label}: ${fmt(rate)}/s  p50 ${fmtMs(report.hist.pct(0.5))}  p99 ${fmtMs(report.hist.pct(0.99))}  server CPU ${cpu.map((c) => c.toFixed(2)).join("+")} s  generator ${(gen * 100).toFixed(0)}% (${genCpu.toFixed(2)} CPU s of ${(report.seconds * navigator.hardwareConcurrency).toFixed(1)} on the machine)` +

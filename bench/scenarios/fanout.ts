@@ -37,7 +37,7 @@ export function fanParams(ctx: Ctx, defaultMembers: number): FanParams {
 }
 
 /** Runs the closed and open loops of one message class on connections already in the room. */
-export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanParams, cls: "must" | "droppable", label: string, o: { db?: boolean; redisPid?: number } = {}) {
+export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanParams, cls: "must" | "droppable", label: string, o: { db?: boolean; redisPid?: number | number[] } = {}) {
   const split = senderSplit(lg, p.senders);
   // Danmaku beyond MAX_TICK_ITEMS (500) per room per tick are dropped by design (a flood guard): keep
   // the messages in flight below it, or the closed loop would measure the guard.

@@ -127,6 +127,11 @@ export class RedisCluster {
     }
   }
 
+  /** The processes of the live nodes. */
+  pids(): number[] {
+    return this.ports.map((p) => this.pid(p)).filter((p): p is number => p !== undefined);
+  }
+
   /** SIGKILL to one node (nothing saved, as a crash). */
   kill(port: number): void {
     const pid = this.pid(port);
