@@ -22,7 +22,9 @@ import type { Bus, BusState } from "./bus.ts";
 
 const mDropped = metric("chat_bus_dropped_total", "Envelopes dropped while Redis was unreachable (queue full)");
 const mQueued = metric("chat_bus_queued", "Envelopes waiting for Redis to come back", "gauge");
-const mUp = metric("chat_bus_up", "1 while both Redis connections are ready", "gauge");
+const mUp = metric("chat_bus_up", "1 while both Redis connections are ready (on a Redis Cluster: and every shard's subscriber)", "gauge");
+const mShardLost = metric("chat_bus_shard_lost_total", "Redis Cluster: times a shard's subscriber connection was lost (a master failed or moved)");
+const mShardBack = metric("chat_bus_shard_recovered_total", "Redis Cluster: times every shard's subscriber was back and re-subscribed after a loss (clients were told to sync)");
 
 /** A connection to one Redis or to a Redis Cluster: the commands both answer alike. */
 export type RedisConn = Redis | Cluster;
@@ -124,13 +126,18 @@ export class RedisBus implements Bus {
     });
     if (sharded) {
       // One master's subscriber connection dropped (killed, failed over), or was replaced by one to a new master.
-      sub.on("-node", () => (this.shardLost = true));
-      sub.on("-subscriber", () => (this.shardLost = true));
+      const lose = () => {
+        if (!this.shardLost) mShardLost.value++;
+        this.shardLost = true;
+      };
+      sub.on("-node", lose);
+      sub.on("-subscriber", lose);
       // Emitted after ioredis re-subscribed the channels on the subscribers it (re)started; some may have failed to
       // start (the master is still down), then it tries again and says so again.
       sub.on("subscribersReady", () => {
         if (!this.shardLost || !shardSubscribersHealthy(sub as Cluster)) return;
         this.shardLost = false;
+        mShardBack.value++;
         recover();
       });
     }

@@ -68,13 +68,18 @@ export class RedisCluster {
     return new RedisCluster(dir, ports);
   }
 
-  /** Every live node reports cluster_state:ok, and there are 3 masters each with slots and a replica in sync. */
+  /** Every live node reports cluster_state:ok, 3 masters serve the slots, every other live node replicates one of them, in sync. */
   async ok(): Promise<boolean> {
     const live = this.ports.filter((p) => this.pid(p) !== undefined);
     const infos = await Promise.all(live.map((p) => cli(p, "cluster", "info").catch(() => "")));
     if (!infos.every((i) => i.includes("cluster_state:ok") && i.includes("cluster_slots_ok:16384"))) return false;
-    const masters = (await this.nodes()).filter((n) => n.master && n.slots);
-    return masters.length === 3;
+    const nodes = await this.nodes();
+    const masters = nodes.filter((n) => n.master && n.slots && !n.failed);
+    const replicas = nodes.filter((n) => !n.master && !n.failed && masters.some((m) => m.id === n.masterId));
+    if (masters.length !== 3 || replicas.length !== live.length - 3) return false;
+    // Every replica is in sync with its master (it can take over).
+    const links = await Promise.all(replicas.map((n) => cli(n.port, "info", "replication").catch(() => "")));
+    return links.every((l) => l.includes("master_link_status:up"));
   }
 
   /** The cluster's view from a live node: each node's port, role, and whether it serves slots. */
@@ -115,6 +120,11 @@ export class RedisCluster {
       }
     }
     throw new Error(`no master found for slot ${slot}`);
+  }
+
+  /** The process of the node on `port` (undefined when it is not running). */
+  pidOf(port: number): number | undefined {
+    return this.pid(port);
   }
 
   private pid(port: number): number | undefined {
