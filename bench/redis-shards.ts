@@ -3,12 +3,15 @@
 // round-robin to C user channels (bus/keys.ts names), another node is subscribed to all of them; first over one
 // Redis (PUBLISH), then over a Redis Cluster of 3 masters and 3 replicas (SPUBLISH, sharded subscribers). Prints
 // envelopes per second end to end, and per Redis process its share of the envelopes and its CPU seconds, hence
-// envelopes per Redis CPU second: the figure to size shards with (docs/deploy.md, "Redis").
+// envelopes per Redis CPU second: the figure to size shards with (docs/deploy.md, "Redis"). Then, on the cluster,
+// what each online user costs in Redis memory: U users written by presence (as a login does) on one node, and U
+// user channels subscribed by another node (used_memory of each master before and after).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Keys } from "../src/bus/keys.ts";
 import { RedisBus, type RedisTarget } from "../src/bus/redis.ts";
+import { RedisPresence } from "../src/presence/redis.ts";
 import { RedisCluster } from "../test/helpers/redis-cluster.ts";
 import { cpuSeconds } from "./lib/machine.ts";
 import { freePort } from "./lib/services.ts";
@@ -19,6 +22,7 @@ const arg = (name: string, def: number) => {
 };
 const N = arg("envelopes", 200_000);
 const C = arg("channels", 1000);
+const U = arg("users", 10_000);
 const quiet = { debug() {}, info() {}, warn() {}, error: console.error } as never;
 
 async function measure(label: string, target: RedisTarget, pids: { name: string; pid: number; shareOf?: (ch: string) => boolean }[], cluster: boolean) {
@@ -58,6 +62,39 @@ async function measure(label: string, target: RedisTarget, pids: { name: string;
   await sub.close();
 }
 
+/** used_memory of every master, by port. */
+async function usedMemory(rc: RedisCluster): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const n of (await rc.nodes()).filter((x) => x.master)) {
+    const p = Bun.spawnSync(["redis-cli", "-p", String(n.port), "info", "memory"]);
+    out.set(n.port, Number(/used_memory:(\d+)/.exec(p.stdout.toString())?.[1]));
+  }
+  return out;
+}
+
+async function memory(rc: RedisCluster): Promise<void> {
+  const keys = new Keys("mem:", true);
+  const target = { cluster: rc.urls };
+  const show = (what: string, a: Map<number, number>, b: Map<number, number>) => {
+    const parts = [...b].map(([port, m]) => `:${port} ${((m - a.get(port)!) / U).toFixed(0)} B`);
+    const total = [...b].reduce((sum, [port, m]) => sum + m - a.get(port)!, 0);
+    console.log(`  ${what}: ${(total / U).toFixed(0)} bytes per user in all (${parts.join(", ")})`);
+  };
+  console.log(`Redis memory per online user, ${U.toLocaleString()} users:`);
+  await Bun.sleep(2000); // the previous measurement's client buffers are freed
+  const m0 = await usedMemory(rc);
+  const presence = await RedisPresence.connect(target, keys, "memnode", 60, 1, quiet);
+  for (let i = 0; i < U; i += 500) await Promise.all(Array.from({ length: Math.min(500, U - i) }, (_, j) => presence.userUp(`u${100000 + i + j}`, "user")));
+  const m1 = await usedMemory(rc);
+  show("presence (a login's entries)", m0, m1);
+  const bus = await RedisBus.connect(target, quiet);
+  await Promise.all(Array.from({ length: U }, (_, i) => bus.subscribe(keys.userChannel(`u${100000 + i}`))));
+  const m2 = await usedMemory(rc);
+  show("its user channel subscribed", m1, m2);
+  await bus.close();
+  await presence.close();
+}
+
 const port = await freePort();
 const single = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" });
 const dir = mkdtempSync(join(tmpdir(), "bench-shards-"));
@@ -86,6 +123,7 @@ try {
     pids.push({ name: `${n.master ? "master " : "replica"} :${n.port}${n.master ? "" : ` (of :${masterPort})`}`, pid, shareOf: (ch) => owner.get(ch) === masterPort });
   }
   await measure("Redis Cluster, 3 shards", { cluster: rc.urls }, pids, true);
+  await memory(rc);
   rc.stop();
 } finally {
   single.kill();
