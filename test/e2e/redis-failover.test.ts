@@ -2,7 +2,9 @@
 // 3 replicas, cluster-node-timeout 1 s). The master owning the receiver's channel slot is killed with SIGKILL
 // while the sender streams; its replica takes over, the receiver's node subscribes again by itself, says
 // `degraded` on /healthz meanwhile, tells its clients to sync (as after a single Redis's restart), and every
-// acknowledged message is there, once.
+// acknowledged message is there, once. Then the master holding the cluster state (presence, desk routing: one
+// slot) is killed: every node writes its presence entries again on the promoted replica (which may lack the last
+// writes: replication is asynchronous), and presence, sampling and delivery work on.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -78,4 +80,27 @@ test("a Redis master killed mid-stream: its replica takes over, the node subscri
   // What bob got live, he got once.
   const live = bob.pending().filter((f) => f.t === "msg").map((f) => f.msg.id);
   expect(new Set(live).size).toBe(live.length);
+}, 90_000);
+
+test("the master holding the state slot is killed: each node writes its presence again on the promoted replica; presence and delivery work on", async () => {
+  await until("the cluster is whole again", () => rc.ok(), 20_000);
+  // The master killed by the previous test comes back as a replica, so every master has one again.
+  for (const n of await rc.nodes()) if (n.failed) await rc.restart(n.port);
+  const carol = await Client.native(nodes[0]!.wsUrl, await userToken(nodes[0]!, "carol", { role: "host" }), "carol");
+  const dave = await Client.native(nodes[1]!.wsUrl, await userToken(nodes[0]!, "dave", { role: "host" }), "dave");
+  clients.push(carol, dave);
+  const online = async (node: NodeProc) => ((await node.api("/api/presence?users=carol,dave")).body.online as string[]).sort();
+  expect(await online(nodes[0]!)).toEqual(["carol", "dave"]);
+  const lines = nodes.map((n) => n.log.all.filter((l) => l.includes("the lease of this node was gone")).length);
+
+  const victim = await rc.masterOf(new Keys("chat:", true).nodes());
+  rc.kill(victim);
+  await until("a replica took over", () => rc.ok(), 20_000);
+  // Every node noticed the lost node and wrote its entries again once its renewal went through.
+  await until("both nodes wrote their presence again", async () => nodes.every((n, i) => n.log.all.filter((l) => l.includes("the lease of this node was gone")).length > lines[i]!), 20_000);
+  for (const n of nodes) expect(await online(n)).toEqual(["carol", "dave"]);
+  const hosts = (await nodes[1]!.api("/api/presence/roles/host/sample?n=10")).body.users as string[];
+  expect([...hosts].sort()).toEqual(["carol", "dave"]);
+  const ack = await carol.ok({ t: "send", to: "dave", body: "after the state failover", cmid: "st1" });
+  expect((await dave.next((f) => f.t === "msg" && f.msg.id === ack.msg.id)).msg.body).toBe("after the state failover");
 }, 90_000);

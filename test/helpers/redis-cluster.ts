@@ -26,7 +26,30 @@ export class RedisCluster {
   private constructor(
     readonly dir: string,
     readonly ports: number[],
+    private readonly nodeTimeoutMs = 1000,
   ) {}
+
+  private async spawn(port: number): Promise<void> {
+    const dir = this.dir;
+    const p = Bun.spawn([
+      "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+      "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
+      "--cluster-node-timeout", String(this.nodeTimeoutMs),
+      // A replica takes over however long it lost its master (tests kill masters on purpose).
+      "--cluster-replica-validity-factor", "0",
+      "--daemonize", "yes", "--pidfile", `${dir}/redis-${port}.pid`, "--logfile", `${dir}/redis-${port}.log`, "--dir", dir,
+    ]);
+    if ((await p.exited) !== 0) throw new Error(`redis-server on :${port} did not start (see ${dir}/redis-${port}.log)`);
+  }
+
+  /**
+   * Starts a killed node again (empty: nothing was saved); it rejoins from its cluster config file as a replica of
+   * whichever node took its slots. Resolves once the cluster is ok again (every replica in sync).
+   */
+  async restart(port: number): Promise<void> {
+    await this.spawn(port);
+    await this.until(`:${port} is back as a replica in sync`, () => this.ok());
+  }
 
   /** The seed URLs (every node), as REDIS_URL takes them. */
   get urls(): string[] {
@@ -41,18 +64,8 @@ export class RedisCluster {
   static async start(dir: string, nodeTimeoutMs = 1000): Promise<RedisCluster> {
     mkdirSync(dir, { recursive: true });
     const ports = Array.from({ length: 6 }, () => freePort());
-    for (const port of ports) {
-      const p = Bun.spawn([
-        "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
-        "--cluster-node-timeout", String(nodeTimeoutMs),
-        // A replica takes over however long it lost its master (tests kill masters on purpose).
-        "--cluster-replica-validity-factor", "0",
-        "--daemonize", "yes", "--pidfile", `${dir}/redis-${port}.pid`, "--logfile", `${dir}/redis-${port}.log`, "--dir", dir,
-      ]);
-      if ((await p.exited) !== 0) throw new Error(`redis-server on :${port} did not start (see ${dir}/redis-${port}.log)`);
-    }
-    const c = new RedisCluster(dir, ports);
+    const c = new RedisCluster(dir, ports, nodeTimeoutMs);
+    for (const port of ports) await c.spawn(port);
     await c.until("every node answers", async () => (await Promise.all(ports.map((p) => cli(p, "ping").catch(() => "")))).every((o) => o.trim() === "PONG"));
     await cli(ports[0]!, "--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "1", "--cluster-yes");
     await c.until("cluster_state:ok on every node", () => c.ok());
