@@ -71,9 +71,9 @@ function clusterClient(urls: string[], name: string, log: Logger, offlineQueue: 
       enableOfflineQueue: offlineQueue,
       enableAutoPipelining: true,
       shardedSubscribers: sharded,
-      // A failover is seen within a second: a dropped node or a MOVED reply refreshes the slots at once, this
-      // catches the rest (a replica promoted while nothing was sent to its slots).
-      slotsRefreshInterval: 1000,
+      // A dropped node or a MOVED reply refreshes the slot map at once; the bus's subscriber also polls it every
+      // second (a replica promoted while nothing was sent to its slots), every other client every 5 s.
+      slotsRefreshInterval: sharded ? 1000 : 5000,
       retryDelayOnFailover: 100,
       retryDelayOnClusterDown: 100,
       redisOptions: {
