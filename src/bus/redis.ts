@@ -126,9 +126,11 @@ export class RedisBus implements Bus {
     });
     if (sharded) {
       // One master's subscriber connection dropped (killed, failed over), or was replaced by one to a new master.
+      let losses = 0;
       const lose = () => {
         if (!this.shardLost) mShardLost.value++;
         this.shardLost = true;
+        losses++;
       };
       sub.on("-node", lose);
       sub.on("-subscriber", lose);
@@ -136,9 +138,15 @@ export class RedisBus implements Bus {
       // start (the master is still down), then it tries again and says so again.
       sub.on("subscribersReady", () => {
         if (!this.shardLost || !shardSubscribersHealthy(sub as Cluster)) return;
-        this.shardLost = false;
-        mShardBack.value++;
-        recover();
+        // ioredis sent the SSUBSCRIBEs without waiting for them: once a PING behind them is answered on every
+        // shard's connection they are in effect, and a client told to sync now misses nothing pushed after it.
+        const at = losses;
+        void shardSubscribersSettled(sub as Cluster).then(() => {
+          if (losses !== at || !this.shardLost) return;
+          this.shardLost = false;
+          mShardBack.value++;
+          recover();
+        });
       });
     }
   }
@@ -154,6 +162,7 @@ export class RedisBus implements Bus {
       c.on("ready", () => log.info(`redis ${name}: ready`));
     }
     if (sharded) {
+      subscriberGroup(sub as Cluster); // this ioredis keeps its shard subscribers where the bus reads them (else: fail now)
       sub.on("-subscriber", () => log.warn("redis sub: a shard's subscriber is gone (its master failed or moved)"));
       sub.on("subscribersReady", () => log.info("redis sub: shard subscribers ready"));
     }
@@ -236,12 +245,32 @@ export class RedisBus implements Bus {
 }
 
 /**
- * Whether every master's sharded subscriber of a cluster client is connected or idle (idle: none of its slots'
- * channels is subscribed). ioredis keeps them in its subscriber group; it has no public accessor for their
- * state, so this reads it (test/e2e/redis-failover.test.ts fails if a new ioredis changes it).
+ * A cluster client's sharded subscribers, one per master, connected or idle (idle: none of its slots' channels is
+ * subscribed). ioredis keeps them in its subscriber group and has no public accessor for their state, so this
+ * reads it (test/e2e/redis-failover.test.ts fails if a new ioredis changes it).
  */
+type SubscriberGroup = {
+  hasUnhealthySubscribers(): boolean;
+  shardedSubscribers: Map<string, { isStarted(): boolean; getInstance(): Redis | null }>;
+};
+
+function subscriberGroup(c: Cluster): SubscriberGroup {
+  const group = (c as unknown as { shardedSubscribers?: SubscriberGroup }).shardedSubscribers;
+  if (!group || typeof group.hasUnhealthySubscribers !== "function" || !(group.shardedSubscribers instanceof Map)) {
+    throw new Error("ioredis: the cluster's sharded subscriber group is not where this version expects it");
+  }
+  return group;
+}
+
 function shardSubscribersHealthy(c: Cluster): boolean {
-  const group = (c as unknown as { shardedSubscribers?: { hasUnhealthySubscribers(): boolean } }).shardedSubscribers;
-  if (!group || typeof group.hasUnhealthySubscribers !== "function") throw new Error("ioredis: the cluster's sharded subscriber group is not where this version expects it");
-  return !group.hasUnhealthySubscribers();
+  return !subscriberGroup(c).hasUnhealthySubscribers();
+}
+
+/** Resolves once every started shard subscriber answered a PING: the commands sent before it are done. */
+async function shardSubscribersSettled(c: Cluster): Promise<void> {
+  const pings = [...subscriberGroup(c).shardedSubscribers.values()].map((s) => {
+    const r = s.getInstance();
+    return r && s.isStarted() ? r.ping().catch(() => {}) : undefined;
+  });
+  await Promise.all(pings);
 }

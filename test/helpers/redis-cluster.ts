@@ -29,17 +29,30 @@ export class RedisCluster {
     private readonly nodeTimeoutMs = 1000,
   ) {}
 
-  private async spawn(port: number): Promise<void> {
+  /** each node's cluster bus port (by default Redis takes port + 10000, which may be taken or past 65535) */
+  private readonly busPorts = new Map<number, number>();
+
+  /** Starts a node and waits until it answers (false when it did not: its port was taken meanwhile). */
+  private async spawn(port: number): Promise<boolean> {
     const dir = this.dir;
+    const busPort = this.busPorts.get(port) ?? freePort();
+    this.busPorts.set(port, busPort);
     const p = Bun.spawn([
       "redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-      "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`,
+      "--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`, "--cluster-port", String(busPort),
       "--cluster-node-timeout", String(this.nodeTimeoutMs),
       // A replica takes over however long it lost its master (tests kill masters on purpose).
       "--cluster-replica-validity-factor", "0",
       "--daemonize", "yes", "--pidfile", `${dir}/redis-${port}.pid`, "--logfile", `${dir}/redis-${port}.log`, "--dir", dir,
     ]);
     if ((await p.exited) !== 0) throw new Error(`redis-server on :${port} did not start (see ${dir}/redis-${port}.log)`);
+    // Daemonized, it reports a port it could not bind only in its log, and exits.
+    for (let i = 0; i < 100; i++) {
+      if ((await cli(port, "ping").catch(() => "")).trim() === "PONG") return true;
+      if (i > 10 && this.pid(port) === undefined) return false;
+      await Bun.sleep(30);
+    }
+    return false;
   }
 
   /**
@@ -47,7 +60,7 @@ export class RedisCluster {
    * whichever node took its slots. Resolves once the cluster is ok again (every replica in sync).
    */
   async restart(port: number): Promise<void> {
-    await this.spawn(port);
+    if (!(await this.spawn(port))) throw new Error(`redis cluster: :${port} did not start again (see ${this.dir}/redis-${port}.log)`);
     await this.until(`:${port} is back as a replica in sync`, () => this.ok());
   }
 
@@ -63,10 +76,18 @@ export class RedisCluster {
    */
   static async start(dir: string, nodeTimeoutMs = 1000): Promise<RedisCluster> {
     mkdirSync(dir, { recursive: true });
-    const ports = Array.from({ length: 6 }, () => freePort());
+    const ports: number[] = [];
     const c = new RedisCluster(dir, ports, nodeTimeoutMs);
-    for (const port of ports) await c.spawn(port);
-    await c.until("every node answers", async () => (await Promise.all(ports.map((p) => cli(p, "ping").catch(() => "")))).every((o) => o.trim() === "PONG"));
+    // A free port may be taken by another process before redis-server binds it: then another one.
+    for (let tries = 0; ports.length < 6; tries++) {
+      if (tries > 20) throw new Error(`redis cluster: could not start 6 nodes (see ${dir}/*.log)`);
+      const port = freePort();
+      if (await c.spawn(port)) ports.push(port);
+      else {
+        c.killPort(port);
+        c.busPorts.delete(port);
+      }
+    }
     await cli(ports[0]!, "--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "1", "--cluster-yes");
     await c.until("cluster_state:ok on every node", () => c.ok());
     return c;
@@ -157,6 +178,10 @@ export class RedisCluster {
 
   /** SIGKILL to one node (nothing saved, as a crash). */
   kill(port: number): void {
+    this.killPort(port);
+  }
+
+  private killPort(port: number): void {
     const pid = this.pid(port);
     if (pid) process.kill(pid, "SIGKILL");
   }
