@@ -6,7 +6,10 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl?: string;
+  /** REDIS_URL as given: one URL, or a comma-separated list of a Redis Cluster's seed nodes. */
   redisUrl?: string;
+  /** Use the Redis Cluster client (REDIS_CLUSTER=1, or several REDIS_URLs): sharded pub/sub, hash-tagged keys. */
+  redisCluster: boolean;
   dataDir: string;
   tokenSecret: string;
   /** Longest lifetime of a client token (JWT `exp` - `iat`, and `exp` - now); a token without `exp` is refused. */
@@ -212,7 +215,8 @@ export function loadConfig(env: Env = process.env): Config {
     port: int(env, "PORT", 8080, 0, 65535),
     host,
     databaseUrl: url(env, "DATABASE_URL", ["postgres:", "postgresql:"]),
-    redisUrl: url(env, "REDIS_URL", ["redis:", "rediss:"]),
+    redisUrl: redisUrls(env),
+    redisCluster: redisCluster(env),
     dataDir: env.DATA_DIR || "./data",
     tokenSecret,
     tokenMaxTtlSec: int(env, "TOKEN_MAX_TTL_SEC", 30 * 86400, 60, 365 * 86400),
@@ -366,4 +370,22 @@ function partitioning(env: Env) {
     messagePartitionsAhead: int(env, "MESSAGE_PARTITIONS_AHEAD", 2, 1, 60),
     messageRetentionDays: int(env, "MESSAGE_RETENTION_DAYS", 0, 0, 100 * 366),
   };
+}
+
+/** REDIS_URL: one URL, or several comma-separated (the seed nodes of a Redis Cluster), each checked. */
+function redisUrls(env: Env): string | undefined {
+  const raw = env.REDIS_URL;
+  if (!raw) return undefined;
+  const list = raw.split(",").map((u) => u.trim());
+  for (const u of list) url({ REDIS_URL: u }, "REDIS_URL", ["redis:", "rediss:"]);
+  return list.join(",");
+}
+
+/** REDIS_CLUSTER=1, or several REDIS_URLs; REDIS_CLUSTER=0 with several URLs is refused. */
+function redisCluster(env: Env): boolean {
+  const flag = env.REDIS_CLUSTER;
+  if (flag !== undefined && flag !== "" && flag !== "0" && flag !== "1") throw new ConfigError(`REDIS_CLUSTER must be 0 or 1, got "${flag}"`);
+  const several = (env.REDIS_URL ?? "").includes(",");
+  if (flag === "0" && several) throw new ConfigError("REDIS_CLUSTER=0 but REDIS_URL lists several URLs (only a Redis Cluster takes several)");
+  return flag === "1" || several;
 }

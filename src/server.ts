@@ -2,7 +2,7 @@
 import { makeLogger, type App } from "./app.ts";
 import type { Bus } from "./bus/bus.ts";
 import { MemoryBus } from "./bus/memory.ts";
-import { RedisBus } from "./bus/redis.ts";
+import { RedisBus, redisTarget } from "./bus/redis.ts";
 import type { Config } from "./config.ts";
 import { Chat } from "./core/chat.ts";
 import { Contacts } from "./core/contacts.ts";
@@ -105,15 +105,16 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   partitions.start(warn);
   const memberships = new MembershipStore(db.db);
   const inboxes = new InboxStore(db.db);
-  const keys = new Keys(cfg.redisPrefix);
-  const bus: Bus = opts.bus ?? (cfg.redisUrl ? await RedisBus.connect(cfg.redisUrl, log, cfg.busQueueMax) : new MemoryBus());
-  const presence: Presence = cfg.redisUrl
-    ? await RedisPresence.connect(cfg.redisUrl, keys, cfg.nodeId, cfg.presenceTtlSec, slotOf(cfg.nodeId), log)
+  const keys = new Keys(cfg.redisPrefix, cfg.redisCluster);
+  const redis = redisTarget(cfg);
+  const bus: Bus = opts.bus ?? (redis ? await RedisBus.connect(redis, log, cfg.busQueueMax) : new MemoryBus());
+  const presence: Presence = redis
+    ? await RedisPresence.connect(redis, keys, cfg.nodeId, cfg.presenceTtlSec, slotOf(cfg.nodeId), log)
     : new MemoryPresence();
   // Password-login attempts: counted in Redis across the cluster, in memory alone.
-  const attempts = cfg.redisUrl ? await RedisLoginAttempts.connect(cfg.redisUrl, keys, log) : undefined;
+  const attempts = redis ? await RedisLoginAttempts.connect(redis, keys, log) : undefined;
   // Desk routing state: on Redis, hooked into the presence leases, in a cluster; in memory alone.
-  const deskState = cfg.redisUrl && presence instanceof RedisPresence ? await RedisDeskState.connect(cfg.redisUrl, keys, presence, log) : new MemoryDeskState();
+  const deskState = redis && presence instanceof RedisPresence ? await RedisDeskState.connect(redis, keys, presence, log) : new MemoryDeskState();
 
   const ids = new IdGen(cfg.nodeId, presence instanceof RedisPresence ? presence.slot : undefined);
   const writer = new GroupWriter((items, stages) => store.appendBatch(items, stages), cfg.writerBatchRows, cfg.writerBatchMs, {

@@ -37,10 +37,14 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 cleanup() {
   as_pg "$PGBIN/pg_ctl" -D "$WORK/pg" -m immediate stop >/dev/null 2>&1 || true
   [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+  [ -d "$WORK/rcluster" ] && "$BUN" test/helpers/redis-cluster.ts stop "$WORK/rcluster" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
+# A Redis Cluster (3 masters, 3 replicas: test/helpers/redis-cluster.ts), started while Postgres starts.
+"$BUN" test/helpers/redis-cluster.ts start "$WORK/rcluster" >"$WORK/rcluster.urls" 2>"$WORK/rcluster.err" &
+RCLUSTER_PID=$!
 mkdir -p "$WORK/pg" "$WORK/pgsock"
 [ "$(id -u)" = 0 ] && chown postgres "$WORK/pg" "$WORK/pgsock"
 as_pg "$PGBIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 >/dev/null
@@ -50,8 +54,11 @@ redis-server --port "$REDISPORT" --bind 127.0.0.1 --save '' --appendonly no --da
   --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log" --dir "$WORK"
 for _ in $(seq 50); do redis-cli -p "$REDISPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+wait "$RCLUSTER_PID" || { cat "$WORK/rcluster.err" >&2; echo "the Redis Cluster did not start" >&2; exit 1; }
+
 export TEST_PG_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 export TEST_REDIS_URL="redis://127.0.0.1:$REDISPORT"
 export TEST_REDIS_PORT="$REDISPORT"
-echo "postgres on :$PGPORT, redis on :$REDISPORT"
+export TEST_REDIS_CLUSTER_URLS="$(cat "$WORK/rcluster.urls")"
+echo "postgres on :$PGPORT, redis on :$REDISPORT, redis cluster on $TEST_REDIS_CLUSTER_URLS"
 "$BUN" test --timeout 30000 "$@"

@@ -3,7 +3,7 @@
 import { cpuSeconds, groupCpu, machineCpu, sleep } from "./machine.ts";
 import { type LoadGen, type Report } from "./loadgen.ts";
 import { freshDb, copyUsers } from "./seed.ts";
-import { startPostgres, startRedis, type Pg, type Redis } from "./services.ts";
+import { startPostgres, startRedis, startRedisCluster, type Pg, type Redis } from "./services.ts";
 import { startServer, type Server, type ServerKind } from "./servers.ts";
 
 export interface Options {
@@ -111,6 +111,7 @@ export interface WindowRecord {
 export class Ctx {
   private pgP?: Promise<Pg>;
   private redisP?: Promise<Redis>;
+  private redisClusterP?: Promise<Redis & { pids: number[] }>;
   private statusAt = 0;
   private cleanups: (() => Promise<void>)[] = [];
   private windows: WindowRecord[] = [];
@@ -123,6 +124,11 @@ export class Ctx {
 
   redis(): Promise<Redis> {
     return (this.redisP ??= startRedis().then((r) => (this.cleanups.push(() => r.stop()), r)));
+  }
+
+  /** A Redis Cluster of 3 masters and 3 replicas (its `url` is the seed list REDIS_URL takes). */
+  redisCluster(): Promise<Redis & { pids: number[] }> {
+    return (this.redisClusterP ??= startRedisCluster().then((r) => (this.cleanups.push(() => r.stop()), r)));
   }
 
   /** CPU seconds so far of the Postgres this run started (NaN when reusing the suite's). */
@@ -152,11 +158,11 @@ export class Ctx {
   }
 
   /** Our server on a fresh database holding `users`; Postgres is started on first use. */
-  async ours(o: { name: string; users: string[]; redis?: boolean; nodes?: number; env?: Record<string, string>; db?: string }): Promise<{ nodes: Server[]; db: string }> {
+  async ours(o: { name: string; users: string[]; redis?: boolean | "cluster"; nodes?: number; env?: Record<string, string>; db?: string }): Promise<{ nodes: Server[]; db: string }> {
     const pg = await this.pg();
     const db = o.db ?? (await freshDb(pg, o.name));
     if (!o.db && o.users.length) await copyUsers(db, o.users);
-    const redisUrl = o.redis ? (await this.redis()).url : undefined;
+    const redisUrl = o.redis === "cluster" ? (await this.redisCluster()).url : o.redis ? (await this.redis()).url : undefined;
     const nodes: Server[] = [];
     for (let i = 0; i < (o.nodes ?? 1); i++) nodes.push(await startServer("ours", { databaseUrl: db, redisUrl, env: o.env, name: `${o.name}-n${i + 1}` }));
     return { nodes, db };
@@ -179,11 +185,13 @@ export class Ctx {
    * `servers` (and of Postgres / Redis when asked) over exactly that window. `seconds` / `warmup` override
    * the run's (the short steps of a search).
    */
-  async window(lg: LoadGen, servers: Server[], label: string, o: { db?: boolean; redisPid?: number; seconds?: number; warmup?: number } = {}): Promise<Measured> {
+  async window(lg: LoadGen, servers: Server[], label: string, o: { db?: boolean; redisPid?: number | number[]; seconds?: number; warmup?: number } = {}): Promise<Measured> {
+    const redisPids = o.redisPid === undefined ? [] : ([] as number[]).concat(o.redisPid);
+    const redisCpu = () => (redisPids.length ? redisPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) : NaN);
     await this.tick(label, o.warmup ?? this.opts.warmup, lg);
     const cpu0 = servers.map((s) => s.cpu());
     const db0 = o.db ? await this.dbCpu() : NaN;
-    const r0 = o.redisPid ? cpuSeconds(o.redisPid) : NaN;
+    const r0 = redisCpu();
     const g0 = lg.cpuEach();
     const m0 = machineCpu();
     const t = await lg.measure();
@@ -196,14 +204,14 @@ export class Ctx {
     const gen = genCpu / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
     const cpu = servers.map((s, i) => s.cpu() - cpu0[i]!);
     const db = o.db ? (await this.dbCpu()) - db0 : NaN;
-    const redis = o.redisPid ? cpuSeconds(o.redisPid) - r0 : NaN;
+    const redis = redisCpu() - r0;
     const m1 = machineCpu();
     const machineBusy = (m1.busy - m0.busy) / (m1.total - m0.total);
     const rate = report.counters.count / report.seconds;
     const procs: Record<string, number> = {};
     servers.forEach((s, i) => (procs[`server ${s.kind} ${i + 1}`] = round2(cpu[i]!)));
     if (o.db) procs.postgres = round2(db);
-    if (o.redisPid) procs.redis = round2(redis);
+    if (redisPids.length) procs.redis = round2(redis);
     gens.forEach((g, i) => (procs[`generator ${i + 1}`] = round2(g)));
     const c = report.counters;
     this.windows.push({ run: 0, label, seconds: round2(report.seconds), count: c.count, frames: c.frames, bytes: c.bytes, sent: c.sent, cpu: procs, machineBusy: round2(machineBusy), hist: report.hist.toJSON() });
@@ -230,7 +238,7 @@ export class Ctx {
     lg: LoadGen,
     servers: Server[],
     label: string,
-    o: { db?: boolean; redisPid?: number },
+    o: { db?: boolean; redisPid?: number | number[] },
     s: { start: number; ceiling: number; ceilingWhy?: string; stopOnLoss?: boolean; set(window: number): Promise<void> },
   ): Promise<{ window: number; saturated: string; steps: Step[] }> {
     const step = this.opts.smoke ? { seconds: 0.2, warmup: 0.1 } : { seconds: 2, warmup: 1 };

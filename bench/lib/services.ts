@@ -92,6 +92,8 @@ function pgAt(url: string, pids: (() => number[]) | undefined, stop: () => Promi
 export interface Redis {
   url: string;
   pid?: number;
+  /** a Redis Cluster's processes */
+  pids?: number[];
   stop(): Promise<void>;
 }
 
@@ -119,6 +121,29 @@ export async function startRedis(): Promise<Redis> {
     async stop() {
       proc.kill();
       await proc.exited;
+    },
+  };
+}
+
+/**
+ * A Redis Cluster of 3 masters and 3 replicas (test/helpers/redis-cluster.ts, as the suite starts it), removed
+ * afterwards; `pids` are its processes (their CPU is summed). Under `npm test` the suite's is reused
+ * (TEST_REDIS_CLUSTER_URLS).
+ */
+export async function startRedisCluster(): Promise<Redis & { urls: string[]; pids: number[] }> {
+  const reuse = process.env.TEST_REDIS_CLUSTER_URLS;
+  if (reuse) return { url: reuse, urls: reuse.split(","), pids: [], stop: async () => {} };
+  if (!Bun.which("redis-server")) throw new Error("redis-server is missing: apt-get install redis-server");
+  const { RedisCluster } = await import("../../test/helpers/redis-cluster.ts");
+  const dir = mkdtempSync(join(tmpdir(), "bench-rcluster-"));
+  const rc = await RedisCluster.start(dir);
+  return {
+    url: rc.urls.join(","),
+    urls: rc.urls,
+    pids: rc.pids(),
+    async stop() {
+      rc.stop();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -2,6 +2,8 @@
 // and senders spread over 2 nodes that share it through Redis, against the same room on 1 node; the
 // same for Socket.IO with @socket.io/redis-adapter. What matters is the work per delivery: 2 nodes should
 // deliver at least 0.8× of 1 node's rate for the same total server CPU (deliveries per CPU second).
+// Ours on 2 nodes runs twice in one run: over a single Redis, and over a Redis Cluster of 3 masters and 3
+// replicas (sharded pub/sub: the room's channel lives on one shard), with the Redis processes' CPU beside.
 import { fmt, ratiosOf, target, type Ctx, type Result, type Row } from "../lib/harness.ts";
 import type { LoadGen } from "../lib/loadgen.ts";
 import { userIds } from "../lib/seed.ts";
@@ -13,22 +15,31 @@ export async function cluster(ctx: Ctx): Promise<Result> {
   const p = fanParams(ctx, 1000);
   const users = userIds("cl", p.members);
   const rows: Row[] = [];
-  const kinds = (["ours", ...ctx.opts.peers.filter((k) => k === "socketio")] as const).flatMap((k) => [1, 2].map((nodes) => [k, nodes] as const));
-  for (const [kind, nodes] of kinds) {
-    const label = `${kind === "ours" ? "ours" : "Socket.IO"} ${nodes} node${nodes > 1 ? "s" : ""}`;
+  const kinds: (readonly ["ours" | "socketio", number, boolean])[] = [
+    ["ours", 1, false],
+    ["ours", 2, false],
+    ["ours", 2, true],
+    ...ctx.opts.peers.filter((k) => k === "socketio").flatMap((k) => [[k, 1, false] as const, [k, 2, false] as const]),
+  ];
+  for (const [kind, nodes, rcluster] of kinds) {
+    const label = `${kind === "ours" ? "ours" : "Socket.IO"} ${nodes} node${nodes > 1 ? "s" : ""}${rcluster ? ", Redis Cluster" : ""}`;
     ctx.say(`cluster fan-out · ${label} · room of ${p.members}, ${p.senders} senders`);
-    const redis = nodes > 1 ? await ctx.redis() : undefined;
+    const redis = rcluster ? await ctx.redisCluster() : nodes > 1 ? await ctx.redis() : undefined;
+    const redisPid = redis?.pids?.length ? redis.pids : redis?.pid;
     let servers: Server[] = [];
     let lg: LoadGen | undefined;
     try {
-      if (kind === "ours") servers = (await ctx.ours({ name: `cluster${nodes}`, users, nodes, redis: nodes > 1 })).nodes;
+      if (kind === "ours") servers = (await ctx.ours({ name: `cluster${nodes}${rcluster ? "rc" : ""}`, users, nodes, redis: rcluster ? "cluster" : nodes > 1 })).nodes;
       else for (let i = 0; i < nodes; i++) servers.push(await ctx.peer("socketio", { redis: nodes > 1, name: `socketio-n${i + 1}` }));
       lg = await openRoom(ctx, kind, servers, users);
-      const r = await fanLoops(ctx, lg, servers, p, "droppable", "danmaku", { redisPid: redis?.pid });
+      const r = await fanLoops(ctx, lg, servers, p, "droppable", "danmaku", { redisPid });
       const row = fanRow(label, p.members, r.closed, r.open, `${nodes}`);
       row.extra!["deliveries per server CPU s"] = Math.round(r.closed.report.counters.count / r.closed.cpu);
       row.extra!["server CPU s"] = Number(r.closed.cpu.toFixed(2));
-      if (redis?.pid) row.extra!["redis CPU s"] = Number(r.closed.redis.toFixed(2));
+      if (redisPid) {
+        row.extra!["redis CPU s"] = Number(r.closed.redis.toFixed(2));
+        row.extra!["deliveries per redis CPU s"] = Math.round(r.closed.report.counters.count / r.closed.redis);
+      }
       rows.push(row);
     } finally {
       await lg?.close();
@@ -42,7 +53,10 @@ export async function cluster(ctx: Ctx): Promise<Result> {
   const rate = (label: string) => rows.find((x) => x.server === label)?.value ?? NaN;
   const eff = perCpu("ours 2 nodes") / perCpu("ours 1 node");
   const targets = [target("ours 2 nodes vs 1 node, deliveries per server CPU second", "≥ 0.8×", eff, eff >= 0.8)];
+  const rc = perCpu("ours 2 nodes, Redis Cluster") / perCpu("ours 2 nodes");
+  targets.push(target("ours 2 nodes over a Redis Cluster (3 shards) vs over one Redis, deliveries per server CPU second", "none (reported)", rc, undefined, 2));
   const notes = [
+    `ours 2 nodes over a Redis Cluster / over one Redis, deliveries/s: ${(rate("ours 2 nodes, Redis Cluster") / rate("ours 2 nodes")).toFixed(2)}×; per server CPU second: ${rc.toFixed(2)}×`,
     `ours 2 nodes / 1 node, deliveries/s: ${(rate("ours 2 nodes") / rate("ours 1 node")).toFixed(2)}×; per server CPU second: ${eff.toFixed(2)}×`,
     "danmaku (droppable) traffic; 1 node runs the in-process bus, 2 nodes the Redis bus; Redis CPU is shown apart",
   ];

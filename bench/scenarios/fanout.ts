@@ -83,7 +83,7 @@ const loopsOf = new WeakMap<Measured, FanLoops>();
  * guard): its ceiling keeps 450 in flight in all, and a window that loses messages goes back to the one before,
  * or the loop would measure the guard.
  */
-export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanParams, cls: "must" | "droppable", label: string, o: { db?: boolean; redisPid?: number } = {}): Promise<FanLoops> {
+export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanParams, cls: "must" | "droppable", label: string, o: { db?: boolean; redisPid?: number | number[] } = {}): Promise<FanLoops> {
   const split = senderSplit(lg, p.senders);
   // A coalescer's droppable messages: at most 450 in flight in all, under its per-tick cap of 500.
   const coalescer = cls === "droppable" && (servers[0]!.kind === "ours" || servers[0]!.kind === "bun-coalesce");

@@ -3,10 +3,9 @@
 // snapshot and its samples to Redis (keys under REDIS_PREFIX `console:`), and the nodes listed are those whose
 // presence lease holds (presence/redis.ts), so a node that dies leaves the list with its lease.
 // Counters are per process (core/metrics.ts): nodes started in one process (tests) show the same rates.
-import type { Redis } from "ioredis";
 import type { App } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
-import { redisClient } from "../bus/redis.ts";
+import { redisClient, redisTarget, type RedisConn } from "../bus/redis.ts";
 import { peekHistogram, peekMetric, sumMetric } from "../core/metrics.ts";
 import type { CoreEvent } from "../core/types.ts";
 
@@ -107,7 +106,7 @@ export class ConsoleStats {
   /** room → ring of per-second counts [danmaku, must] */
   private readonly roomRates = new Map<string, { ring: [number, number][]; cur: [number, number] }>();
 
-  private readonly redis?: Redis;
+  private readonly redis?: RedisConn;
 
   /** Starts sampling (and, with REDIS_URL, writing the samples to Redis for the other nodes' consoles). */
   constructor(
@@ -116,7 +115,7 @@ export class ConsoleStats {
   ) {
     if (app.cfg.redisUrl) {
       // Commands fail at once while Redis is away (no queue): a sample is skipped, a read answers this node only.
-      this.redis = redisClient(app.cfg.redisUrl, "console", app.log, false);
+      this.redis = redisClient(redisTarget(app.cfg)!, "console", app.log, false);
       this.redis.connect().catch((e) => app.log.warn(`console stats: redis: ${e}`));
     }
     app.hub.onTopicEvent((topic, ev) => this.counted(topic, ev));

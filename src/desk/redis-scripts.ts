@@ -1,8 +1,9 @@
 // The Lua scripts of the desk routing state on Redis (desk/redis.ts). Every script starts with HEAD: the key
 // prefixes and this node's id come first in ARGV (the caller passes them, from bus/keys.ts), then the
-// script's own arguments as args[]. Key names are built from prefixes inside the scripts, so they need one
-// Redis, not a Redis Cluster. Liveness is the presence leases (presence/redis.ts, the `nodes` ZSET): an
-// entry of a node whose lease ran out is skipped by every read and pick until that node is swept.
+// script's own arguments as args[]. Key names are built from prefixes inside the scripts; on a Redis Cluster
+// they all share one hash tag (bus/keys.ts), so they are in the slot of the routing key the caller passes as
+// KEYS[1]. Liveness is the presence leases (presence/redis.ts, the `nodes` ZSET): an entry of a node whose
+// lease ran out is skipped by every read and pick until that node is swept.
 
 /** ARGV[1..14] of every script (key prefixes and this node); a script's own arguments follow, as args[]. */
 const HEAD = `

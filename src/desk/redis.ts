@@ -14,10 +14,9 @@
 // waiting guests are assigned), its agents go offline. When this node's own lease was found gone (Redis
 // restarted empty, or it was swept after a stall: `onLeaseLost`) and its entries are gone with it, it writes
 // its sessions again and queues its guests again. The scripts are in redis-scripts.ts.
-import type Redis from "ioredis";
 import type { Logger } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
-import { redisClient } from "../bus/redis.ts";
+import { redisClient, type RedisConn, type RedisTarget } from "../bus/redis.ts";
 import type { AgentLive, Assignment, DeskState, GuestLive, Routed } from "../core/desk-state.ts";
 import { metric } from "../core/metrics.ts";
 import type { NodeLeases } from "../presence/presence.ts";
@@ -40,12 +39,13 @@ export class RedisDeskState implements DeskState {
   private closed = false;
 
   private constructor(
-    private readonly r: Redis,
+    private readonly r: RedisConn,
     keys: Keys,
     private readonly node: string,
     private readonly log: Logger,
   ) {
     this.head = [
+      keys.nodes(), // KEYS[1], the routing key (connect)
       keys.nodes(),
       keys.deskAgent(""),
       keys.deskAgentNodes(""),
@@ -68,9 +68,12 @@ export class RedisDeskState implements DeskState {
    * nobody else would), and hooks into this node's leases: dead nodes are swept, and this node's sessions
    * written again when its lease was lost.
    */
-  static async connect(url: string, keys: Keys, leases: NodeLeases, log: Logger): Promise<RedisDeskState> {
+  static async connect(url: RedisTarget, keys: Keys, leases: NodeLeases, log: Logger): Promise<RedisDeskState> {
     const r = redisClient(url, "desk", log);
-    for (const [name, lua] of Object.entries(deskScripts)) r.defineCommand(`desk_${name}`, { numberOfKeys: 0, lua });
+    // KEYS[1] is the presence `nodes` key, which no script reads as a key: it routes the script to the shard
+    // holding every state key on a Redis Cluster (they share its hash tag: bus/keys.ts). The scripts build
+    // their key names from the prefixes in ARGV (HEAD), all in that same slot.
+    for (const [name, lua] of Object.entries(deskScripts)) r.defineCommand(`desk_${name}`, { numberOfKeys: 1, lua });
     await r.connect();
     const s = new RedisDeskState(r, keys, leases.node, log);
     // Its guests' places are given out once the desk listens (onFreed).

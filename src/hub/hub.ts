@@ -68,10 +68,8 @@ export class Hub implements EventSink {
   readonly all = new Set<Session>();
   /** users whose channel subscription is on its way */
   private readonly binding = new Map<string, Promise<void>>();
-  private readonly userPrefix: string;
   /** this node's envelope header */
   private readonly origin: Uint8Array;
-  private readonly topicPrefix: string;
   /** Delivered marks of pushes to `marksOnPush` protocols (none without a store to write them to). */
   readonly marks?: DeliveryMarks<Session>;
   /** Connections bound to their user whose login answer is not sent yet: their pushes wait here, in order. */
@@ -102,9 +100,7 @@ export class Hub implements EventSink {
   ) {
     this.watcher = opts.watcher;
     this.presenceChanged = opts.presenceChanged;
-    this.userPrefix = keys.userChannel("");
     this.origin = originHeader(nodeId);
-    this.topicPrefix = keys.topicChannel("");
     bus.onMessage((ch, payload) => this.fromBus(ch, payload));
     const limitBytes = opts.backpressureBytes ?? 1 << 20;
     this.slow = new SlowConsumers(limitBytes, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
@@ -375,7 +371,8 @@ export class Hub implements EventSink {
     const ev = opened(payload);
     if (!ev) return;
     mBusIn.value++;
-    if (channel.startsWith(this.userPrefix)) this.deliverLocal(channel.slice(this.userPrefix.length), ev, undefined, new Map());
-    else if (channel.startsWith(this.topicPrefix)) this.publishLocal(channel.slice(this.topicPrefix.length), ev);
+    const of = this.keys.channelId(channel);
+    if (of && "user" in of) this.deliverLocal(of.user, ev, undefined, new Map());
+    else if (of) this.publishLocal(of.topic, ev);
   }
 }

@@ -3,10 +3,9 @@
 // and counting the attempt are one atomic step, so concurrent attempts on any nodes never pass a limit together.
 // Keys expire with their window (PEXPIRE on the first attempt). The connection does not queue commands while
 // Redis is away: a call fails at once and LoginThrottle counts on the node meanwhile.
-import type Redis from "ioredis";
 import type { Logger } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
-import { redisClient } from "../bus/redis.ts";
+import { redisClient, type RedisConn, type RedisTarget } from "../bus/redis.ts";
 import type { AttemptCounter } from "../core/ratelimit.ts";
 
 // KEYS: the counters; ARGV[1]: window ms, ARGV[1 + i]: the limit of KEYS[i]. Returns 0 (counted) or ms to wait.
@@ -33,7 +32,7 @@ for i = 1, #KEYS do
 end
 return 0`;
 
-type Scripted = Redis & {
+type Scripted = RedisConn & {
   loginTake(n: number, ...args: (string | number)[]): Promise<number>;
   loginGiveBack(n: number, ...args: (string | number)[]): Promise<number>;
 };
@@ -44,7 +43,7 @@ export class RedisLoginAttempts implements AttemptCounter {
     private readonly keys: Keys,
   ) {}
 
-  static async connect(url: string, keys: Keys, log: Logger): Promise<RedisLoginAttempts> {
+  static async connect(url: RedisTarget, keys: Keys, log: Logger): Promise<RedisLoginAttempts> {
     const r = redisClient(url, "logins", log, false);
     r.defineCommand("loginTake", { lua: TAKE });
     r.defineCommand("loginGiveBack", { lua: GIVE_BACK });

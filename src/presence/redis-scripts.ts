@@ -1,6 +1,6 @@
 // The Lua scripts of presence on Redis (presence/redis.ts). Leases are on Redis's own clock (TIME); every
 // read counts only entries of nodes whose lease holds.
-import type Redis from "ioredis";
+import type { RedisConn } from "../bus/redis.ts";
 
 const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 // KEYS[1] = nodes ZSET; true when node ARGV-given is alive
@@ -83,7 +83,7 @@ return #kv / 2`,
   },
 };
 
-export type Scripted = Redis & {
+export type Scripted = RedisConn & {
   heartbeat(nodes: string, slot: string, node: string, ttlMs: number): Promise<[number, string, ...string[]]>;
   up(nodes: string, userNodes: string, nodeUsers: string, role: string, node: string, user: string, roleName: string): Promise<number>;
   down(nodes: string, userNodes: string, nodeUsers: string, role: string, node: string, user: string, roleName: string): Promise<number>;

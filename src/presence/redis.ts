@@ -15,7 +15,7 @@
 // renewal finds this node's own lease gone (Redis restarted empty, or this node was swept after a stall).
 import type { Logger } from "../app.ts";
 import type { Keys } from "../bus/keys.ts";
-import { redisClient } from "../bus/redis.ts";
+import { redisClient, type RedisTarget } from "../bus/redis.ts";
 import { metric } from "../core/metrics.ts";
 import type { NodeLeases, Presence } from "./presence.ts";
 import { scripts, type Scripted } from "./redis-scripts.ts";
@@ -34,6 +34,8 @@ export class RedisPresence implements Presence, NodeLeases {
   private beatTimer: ReturnType<typeof setInterval> | undefined;
   private everReady = false;
   private closed = false;
+  /** a Redis Cluster node was lost: write this node's entries again at the next renewal that goes through */
+  private rewriteDue = false;
 
   private constructor(
     private readonly r: Scripted,
@@ -49,7 +51,7 @@ export class RedisPresence implements Presence, NodeLeases {
    * Connects, claims an id slot (the 10 node bits of this node's message ids: unique among live nodes),
    * and starts the lease. `preferredSlot` is tried first, then the following ones.
    */
-  static async connect(url: string, keys: Keys, node: string, ttlSec: number, preferredSlot: number, log: Logger): Promise<RedisPresence> {
+  static async connect(url: RedisTarget, keys: Keys, node: string, ttlSec: number, preferredSlot: number, log: Logger): Promise<RedisPresence> {
     // While Redis is away, reads fail at once and are answered from this node's own knowledge (below)
     // instead of waiting: local traffic must not stall on presence. Writes are redone on reconnect.
     const r = redisClient(url, "presence", log, false) as Scripted;
@@ -71,6 +73,11 @@ export class RedisPresence implements Presence, NodeLeases {
     r.on("ready", () => {
       // A reconnect: Redis may have restarted empty. Write this node's whole state again.
       if (p.everReady && !p.closed) void p.rewrite();
+    });
+    // A Redis Cluster node dropped (a master failed over, say the one holding the state keys): its promoted replica
+    // may lack the last writes (replication is asynchronous). Written again once a renewal goes through.
+    r.on("-node", () => {
+      if (p.everReady && !p.closed) p.rewriteDue = true;
     });
     return p;
   }
@@ -206,6 +213,10 @@ export class RedisPresence implements Presence, NodeLeases {
     if (this.closed) return;
     try {
       const [fresh, holder, ...dead] = await this.r.heartbeat(this.keys.nodes(), this.keys.idSlot(this.slot), this.node, this.ttlMs);
+      if (this.rewriteDue) {
+        this.rewriteDue = false;
+        return await this.rewrite();
+      }
       if (holder) this.log.error(`presence: id slot ${this.slot} is held by ${holder}: restart this node to claim another`);
       // The first beat of connect() writes the lease anew: nothing of this node is in Redis to restore yet.
       if (fresh && this.everReady) this.leaseLost();

@@ -1,15 +1,16 @@
-// One contract for the Bus, run against the in-process broker and real Redis.
+// One contract for the Bus, run against the in-process broker, real Redis and a real Redis Cluster (sharded pub/sub).
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Logger } from "../../src/app.ts";
 import type { Bus } from "../../src/bus/bus.ts";
 import { MemoryBroker, MemoryBus } from "../../src/bus/memory.ts";
 import { RedisBus } from "../../src/bus/redis.ts";
-import { redisUrl } from "../helpers/services.ts";
+import { redisClusterUrls, redisUrl } from "../helpers/services.ts";
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const impls: [string, () => Promise<[Bus, Bus]>][] = [
   ["memory", async () => { const b = new MemoryBroker(); return [new MemoryBus(b), new MemoryBus(b)]; }],
   ["redis", async () => [await RedisBus.connect(redisUrl(), quiet), await RedisBus.connect(redisUrl(), quiet)]],
+  ["redis cluster", async () => [await RedisBus.connect({ cluster: redisClusterUrls() }, quiet), await RedisBus.connect({ cluster: redisClusterUrls() }, quiet)]],
 ];
 
 function inbox(bus: Bus) {

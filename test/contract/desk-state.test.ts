@@ -11,7 +11,7 @@ import { MemoryDeskState } from "../../src/desk/memory.ts";
 import { RedisDeskState } from "../../src/desk/redis.ts";
 import { RedisPresence } from "../../src/presence/redis.ts";
 import { until } from "../helpers/procs.ts";
-import { redisUrl } from "../helpers/services.ts";
+import { redisClusterUrls, redisUrl } from "../helpers/services.ts";
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -21,8 +21,9 @@ interface Node {
 }
 /** A node of a cluster on `keys`: its presence leases (renewed every ttlSec / 3), its desk state hooked into them. */
 async function node(keys: Keys, id: string, ttlSec: number, slot: number): Promise<Node> {
-  const presence = await RedisPresence.connect(redisUrl(), keys, id, ttlSec, slot, quiet);
-  return { presence, desk: await RedisDeskState.connect(redisUrl(), keys, presence, quiet) };
+  const target = keys.cluster ? { cluster: redisClusterUrls() } : redisUrl();
+  const presence = await RedisPresence.connect(target, keys, id, ttlSec, slot, quiet);
+  return { presence, desk: await RedisDeskState.connect(target, keys, presence, quiet) };
 }
 async function closeNodes(...ns: Node[]): Promise<void> {
   for (const n of ns) await n.desk.close();
@@ -36,6 +37,14 @@ const impls: [string, () => Promise<Impl>][] = [
     "redis (two nodes)",
     async () => {
       const keys = new Keys(`dt${process.pid}:`);
+      const [na, nb] = [await node(keys, "a", 15, 1), await node(keys, "b", 15, 2)];
+      return { a: na.desk, b: nb.desk, close: () => closeNodes(na, nb) };
+    },
+  ],
+  [
+    "redis cluster (two nodes)",
+    async () => {
+      const keys = new Keys(`dt${process.pid}:`, true);
       const [na, nb] = [await node(keys, "a", 15, 1), await node(keys, "b", 15, 2)];
       return { a: na.desk, b: nb.desk, close: () => closeNodes(na, nb) };
     },

@@ -7,7 +7,7 @@ import { MemoryPresence } from "../../src/presence/memory.ts";
 import type { Presence } from "../../src/presence/presence.ts";
 import { RedisPresence } from "../../src/presence/redis.ts";
 import { until } from "../helpers/procs.ts";
-import { redisUrl } from "../helpers/services.ts";
+import { redisClusterUrls, redisUrl } from "../helpers/services.ts";
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 const impls: [string, () => Promise<[Presence, Presence]>][] = [
@@ -17,6 +17,14 @@ const impls: [string, () => Promise<[Presence, Presence]>][] = [
     async () => {
       const keys = new Keys(`pt${process.pid}:`);
       return [await RedisPresence.connect(redisUrl(), keys, "a", 15, 1, quiet), await RedisPresence.connect(redisUrl(), keys, "b", 15, 1, quiet)];
+    },
+  ],
+  [
+    "redis cluster (two nodes)",
+    async () => {
+      const keys = new Keys(`pt${process.pid}:`, true);
+      const rc = { cluster: redisClusterUrls() };
+      return [await RedisPresence.connect(rc, keys, "a", 15, 1, quiet), await RedisPresence.connect(rc, keys, "b", 15, 1, quiet)];
     },
   ],
 ];

@@ -38,8 +38,8 @@ test(
       const servers = (s: string) => run.results.find((r: { scenario: string }) => r.scenario === s).rows.map((x: { server: string }) => x.server);
       expect(servers("heartbeat")).toEqual(["ours", "Bun.serve raw", "Node ws", "Socket.IO"]);
       expect(servers("fanout")).toEqual(["ours must-deliver", "ours danmaku", "Bun.serve raw", "Node ws", "Socket.IO", "Bun.serve coalescing"]);
-      expect(servers("cluster")).toEqual(["ours 1 node", "ours 2 nodes", "Socket.IO 1 node", "Socket.IO 2 nodes"]);
-      expect(servers("direct")).toEqual(["ours 1 node", "ours 2 nodes"]);
+      expect(servers("cluster")).toEqual(["ours 1 node", "ours 2 nodes", "ours 2 nodes, Redis Cluster", "Socket.IO 1 node", "Socket.IO 2 nodes"]);
+      expect(servers("direct")).toEqual(["ours 1 node", "ours 2 nodes", "ours 2 nodes, Redis Cluster"]);
       expect(servers("social-http")).toEqual(["ours social HTTP", "ours native WebSocket", "Bun.serve raw HTTP"]);
       expect(servers("longpoll")).toEqual(["ours long poll", "ours native WebSocket", "ours push to 10 of 50 online hosts"]);
       expect(servers("partitioned-pull")).toEqual(["ours partitioned (12 partitions)", "ours unpartitioned"]);

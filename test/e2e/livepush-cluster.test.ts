@@ -1,6 +1,7 @@
 // The livepush protocol on two nodes over Redis sharing one Postgres: a poll held on one node is answered by a
 // message sent on the other; a poll on the other node answers the one held here; the samples of online hosts and
-// male users (21: 10, 23: 30, 29: 50) are distinct, drawn from both nodes, and never an offline user.
+// male users (21: 10, 23: 30, 29: 50) are distinct, drawn from both nodes, and never an offline user. Against a
+// single Redis and against the suite's Redis Cluster.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { sql } from "drizzle-orm";
 import { rowsOf } from "../../src/store/db.ts";
@@ -16,7 +17,7 @@ const MALES_A = range("ma", 27);
 const MALES_B = range("mb", 27);
 const FEMALES = range("fu", 6);
 
-describe("livepush on two nodes over Redis", () => {
+describe.each(["redis", "redis-cluster"] as const)("livepush on two nodes over %s", (bus) => {
   let a: TestServer;
   let b: TestServer;
   const tok = new Map<string, string>();
@@ -25,8 +26,8 @@ describe("livepush on two nodes over Redis", () => {
   beforeAll(async () => {
     const databaseUrl = await freshPgUrl();
     const env = { SEND_RATE: "1000", SEND_BURST: "1000", LIVEPUSH_POLL_SEC: "2", REDIS_PREFIX: `lpc${process.pid}:` };
-    a = await startTestServer({ databaseUrl, bus: "redis", env: { ...env, NODE_ID: "lpa" } });
-    b = await startTestServer({ databaseUrl, bus: "redis", env: { ...env, NODE_ID: "lpb" } });
+    a = await startTestServer({ databaseUrl, bus, env: { ...env, NODE_ID: "lpa" } });
+    b = await startTestServer({ databaseUrl, bus, env: { ...env, NODE_ID: "lpb" } });
     const old = { livepush_welcomed: 1 };
     const mk = async (id: string, fields: Record<string, unknown>) => tok.set(id, await a.user(id, { nick: id, attributes: old, ...fields }));
     for (const id of [...HOSTS_A, ...HOSTS_B, ...OFF_HOSTS]) await mk(id, { role: "host", sex: 2 });

@@ -2,8 +2,10 @@
 // one can be killed with SIGKILL), and a Redis server of the test's own that can be stopped and started
 // again on the same port.
 import type { Subprocess } from "bun";
+import Redis, { Cluster } from "ioredis";
+import { Keys } from "../../src/bus/keys.ts";
 import { API_KEY } from "./server.ts";
-import { freshPgUrl } from "./services.ts";
+import { freshPgUrl, redisClusterUrls } from "./services.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -163,23 +165,56 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
 }
 
 /**
+ * What the cluster suites run against: a single Redis of the file's own, or the suite's Redis Cluster (3
+ * masters, 3 replicas: test/run.sh, TEST_REDIS_CLUSTER_URLS).
+ */
+export type RedisMode = "redis" | "redis-cluster";
+export const REDIS_MODES: RedisMode[] = ["redis", "redis-cluster"];
+
+let prefixes = 0;
+
+/**
  * A cluster for one test file: nodes sharing a fresh Postgres database and a Redis of the file's own (which a
  * test may kill and start again), presence leases of 1 s. `clients` are closed, and nodes killed, by stop().
+ * With mode "redis-cluster" the nodes use the suite's shared Redis Cluster instead, under a REDIS_PREFIX of
+ * their own.
  */
 export class TestCluster {
   readonly redis = new RedisProc();
   dbUrl = "";
   readonly nodes: NodeProc[] = [];
   readonly clients: { ws: WebSocket; isClosed: boolean }[] = [];
+  readonly prefix: string;
 
-  constructor(private readonly extra: Record<string, string> = {}) {}
+  constructor(
+    private readonly extra: Record<string, string> = {},
+    readonly mode: RedisMode = "redis",
+  ) {
+    this.prefix = mode === "redis" ? "chat:" : `tc${process.pid}x${++prefixes}:`;
+  }
+
+  /** The nodes' key layout (bus/keys.ts). */
+  get keys(): Keys {
+    return new Keys(this.prefix, this.mode === "redis-cluster");
+  }
+
+  /** REDIS_URL of the nodes. */
+  get redisUrl(): string {
+    return this.mode === "redis" ? this.redis.url : redisClusterUrls().join(",");
+  }
+
+  /** A connection of the test's own to the nodes' Redis (a cluster client on the cluster); disconnect it after. */
+  redisClient(): Redis | Cluster {
+    if (this.mode === "redis") return new Redis(this.redis.url);
+    return new Cluster(redisClusterUrls().map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port) })));
+  }
 
   env(): Record<string, string> {
-    return { DATABASE_URL: this.dbUrl, REDIS_URL: this.redis.url, PRESENCE_TTL_SEC: "1", DRAIN_TIMEOUT_SEC: "2", ...this.extra };
+    return { DATABASE_URL: this.dbUrl, REDIS_URL: this.redisUrl, REDIS_PREFIX: this.prefix, PRESENCE_TTL_SEC: "1", DRAIN_TIMEOUT_SEC: "2", ...this.extra };
   }
 
   async start(n: number, prefix: string): Promise<void> {
-    await this.redis.start();
+    if (this.mode === "redis") await this.redis.start();
     this.dbUrl = await freshPgUrl();
     for (let i = 0; i < n; i++) await this.node({ NODE_ID: `${prefix}${i}` });
   }
@@ -195,6 +230,6 @@ export class TestCluster {
     for (const c of this.clients) if (!c.isClosed) c.ws.close();
     for (const n of this.nodes) n.proc.kill("SIGKILL");
     await Promise.all(this.nodes.map((n) => n.proc.exited));
-    await this.redis.kill().catch(() => {});
+    if (this.mode === "redis") await this.redis.kill().catch(() => {});
   }
 }

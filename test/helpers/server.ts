@@ -2,7 +2,7 @@
 import { loadConfig, type Config } from "../../src/config.ts";
 import type { Bus } from "../../src/bus/bus.ts";
 import { startServer, type Running } from "../../src/server.ts";
-import { freshPgUrl, redisUrl } from "./services.ts";
+import { freshPgUrl, redisClusterUrls, redisUrl } from "./services.ts";
 
 export const API_KEY = "test-api-key";
 
@@ -13,9 +13,9 @@ export interface TestServer extends Running {
   user(id: string, fields?: Record<string, unknown>): Promise<string>;
 }
 
-/** store: "pg" (a fresh database on the test Postgres) or "pglite" (in memory); bus: "memory" or "redis". */
+/** store: "pg" (a fresh database on the test Postgres) or "pglite" (in memory); bus: "memory", "redis" or "redis-cluster". */
 export async function startTestServer(
-  opts: { store?: "pg" | "pglite"; bus?: "memory" | "redis" | Bus; env?: Record<string, string>; databaseUrl?: string } = {},
+  opts: { store?: "pg" | "pglite"; bus?: "memory" | "redis" | "redis-cluster" | Bus; env?: Record<string, string>; databaseUrl?: string } = {},
 ): Promise<TestServer> {
   const store = opts.store ?? "pg";
   const env: Record<string, string> = {
@@ -28,6 +28,7 @@ export async function startTestServer(
   };
   if (store === "pg") env.DATABASE_URL = opts.databaseUrl ?? (await freshPgUrl());
   if (opts.bus === "redis") env.REDIS_URL = redisUrl();
+  if (opts.bus === "redis-cluster") env.REDIS_URL = redisClusterUrls().join(",");
   const cfg: Config = loadConfig(env);
   const running = await startServer(cfg, {
     memoryDb: store === "pglite",

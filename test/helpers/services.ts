@@ -22,3 +22,6 @@ export async function freshPgUrl(): Promise<string> {
 }
 
 export const redisUrl = () => need("TEST_REDIS_URL");
+
+/** The seed URLs of the suite's Redis Cluster (test/run.sh starts it: 3 masters, 3 replicas). */
+export const redisClusterUrls = () => need("TEST_REDIS_CLUSTER_URLS").split(",");
