@@ -25,10 +25,47 @@ export interface PollAnswer {
   msgs: LpMessage[];
 }
 
-interface Held {
-  resolve(a: PollAnswer): void;
-  until: number;
-  req: Request;
+/**
+ * A held poll: its promise's resolve, its deadline and its request (whose `signal` says the client went away). It
+ * is its own abort listener (`handleEvent`), so a held poll allocates no closure of its own.
+ */
+class Held {
+  constructor(
+    readonly polls: Polls,
+    readonly up: UserPoll,
+    readonly resolve: (a: PollAnswer) => void,
+    readonly until: number,
+    readonly req: Request,
+  ) {}
+
+  /** The client went away: nothing is answered, so nothing counts as returned. */
+  handleEvent(): void {
+    this.polls.gone(this);
+  }
+}
+
+/**
+ * The hub session's socket of a polling user: frames go to the user's entry. One small object per user with its
+ * methods on the prototype (no closures per user).
+ */
+class PollSocket {
+  constructor(
+    private readonly polls: Polls,
+    private readonly up: UserPoll,
+  ) {}
+  send(f: string | Uint8Array): number {
+    this.polls.frame(this.up, f);
+    return 1;
+  }
+  close(): void {
+    this.polls.end(this.up);
+  }
+  getBufferedAmount(): number {
+    return 0;
+  }
+  cork<T>(fn: () => T): T {
+    return fn();
+  }
 }
 
 interface UserPoll {
@@ -62,6 +99,8 @@ export interface PollDeps {
 }
 
 const NOTICES_MAX = 100;
+/** the shared empty notice list of every entry with none waiting (replaced, never pushed to) */
+const NO_NOTICES: LpMessage[] = [];
 const EMPTY: PollAnswer = { result: Result.timeout, msgs: [] };
 let nextId = 0;
 
@@ -96,22 +135,21 @@ export class Polls {
     }
     if (req.signal.aborted) return EMPTY;
     return new Promise<PollAnswer>((resolve) => {
-      const held: Held = { resolve, until: Date.now() + this.d.pollMs, req };
+      const held = new Held(this, up, resolve, Date.now() + this.d.pollMs, req);
       up.held = held;
       up.dirty = true;
-      req.signal.addEventListener(
-        "abort",
-        () => {
-          // The client went away: nothing is answered, so nothing counts as returned.
-          if (up.held !== held) return;
-          up.held = undefined;
-          up.idleUntil = Date.now() + this.d.graceMs;
-        },
-        { once: true },
-      );
+      req.signal.addEventListener("abort", held, { once: true });
       this.tick();
       this.wake(up);
     });
+  }
+
+  /** A held poll's client went away before its answer: nothing is answered, so nothing counts as returned. */
+  gone(held: Held): void {
+    const up = held.up;
+    if (up.held !== held) return;
+    up.held = undefined;
+    up.idleUntil = Date.now() + this.d.graceMs;
   }
 
   /** Closes every entry (shutdown): held polls are answered empty. */
@@ -130,13 +168,8 @@ export class Polls {
 
   private async bind(user: string, role: string): Promise<UserPoll> {
     const wasOnline = await this.d.presence.isOnline(user).catch(() => true);
-    const up: UserPoll = { user, s: undefined as unknown as Session, notices: [], idleUntil: Infinity, dirty: false, reading: false };
-    const ws = {
-      send: (f: string | Uint8Array) => (this.frame(up, f), 1),
-      close: () => this.end(up),
-      getBufferedAmount: () => 0,
-      cork: <T>(fn: () => T) => fn(),
-    } as unknown as ServerWebSocket<Session>;
+    const up: UserPoll = { user, s: undefined as unknown as Session, notices: NO_NOTICES, idleUntil: Infinity, dirty: false, reading: false };
+    const ws = new PollSocket(this, up) as unknown as ServerWebSocket<Session>;
     up.s = {
       id: `lp${++nextId}`,
       dialect: this.d.dialect,
@@ -158,7 +191,7 @@ export class Polls {
   }
 
   /** What the user's hub session received. */
-  private frame(up: UserPoll, f: string | Uint8Array): void {
+  frame(up: UserPoll, f: string | Uint8Array): void {
     if (typeof f !== "string") return;
     if (f !== "m") {
       let n: { poll?: string; ack?: string; msg_id?: string };
@@ -177,6 +210,7 @@ export class Polls {
         if (done?.length) void this.d.chat.confirmAll(up.user, done, "delivered").catch((e) => this.d.log(`livepush confirm of ${up.user}: ${(e as Error).message}`));
         return;
       }
+      if (up.notices === NO_NOTICES) up.notices = [];
       if (up.notices.length >= NOTICES_MAX) up.notices.shift();
       up.notices.push(n as LpMessage);
     }
@@ -198,7 +232,8 @@ export class Polls {
         if (!up.held) break;
         const shown = await this.d.livepush.view(up.user, msgs);
         if (!up.held) break;
-        const notices = up.notices.splice(0);
+        const notices = up.notices;
+        if (notices.length) up.notices = NO_NOTICES;
         if (shown.length + notices.length === 0) continue;
         const byId = new Map(msgs.map((m) => [m.id, m]));
         this.answer(up, { result: Result.ok, msgs: [...shown, ...notices] }, shown.map((v) => byId.get(v.msg_id)!));
@@ -221,7 +256,7 @@ export class Polls {
   }
 
   /** The user's entry ends: a held poll is answered empty, the hub session unbound (offline after the last one). */
-  private end(up: UserPoll): void {
+  end(up: UserPoll): void {
     if (this.users.get(up.user) !== up) return;
     this.answer(up, EMPTY);
     this.users.delete(up.user);
