@@ -74,6 +74,11 @@ interface UserPoll {
   held?: Held;
   /** the stored messages of the previous answer, in its order: confirmed by the next poll */
   returned?: Message[];
+  /**
+   * the previous answer's messages a poll confirmed, while that confirmation is written: the poll reads at the
+   * same time, and leaves these out of what it read (the read may run before the confirmation lands)
+   */
+  confirming?: { msgs: Message[]; ids: Set<string>; done: Promise<unknown> };
   /** notices not stored (group dials) waiting for a poll */
   notices: LpMessage[];
   /** when the user goes offline without another poll */
@@ -130,8 +135,15 @@ export class Polls {
     if (this.d.clustered) this.d.hub.dispatch({ type: "notice", proto: "livepush", body: { poll: this.d.nodeId, ...(ack !== undefined ? { ack } : {}) }, to: [user] });
     if (up.returned) {
       const done = acked(up.returned, ack);
-      if (done.length) await this.d.chat.confirmAll(user, done, "delivered");
       up.returned = undefined;
+      // Not awaited before the poll is held: its read runs beside the write (drain), not after it.
+      if (done.length) {
+        const written = this.d.chat.confirmAll(user, done, "delivered").then(
+          () => undefined,
+          (e: unknown) => e ?? new Error("confirmation failed"),
+        );
+        up.confirming = { msgs: done, ids: new Set(done.map((m) => m.id)), done: written };
+      }
     }
     if (req.signal.aborted) return EMPTY;
     return new Promise<PollAnswer>((resolve) => {
@@ -228,7 +240,16 @@ export class Polls {
     try {
       while (up.held && up.dirty) {
         up.dirty = false;
-        const { msgs } = await this.d.chat.pending(up.user, { limit: this.d.pollMax });
+        const c = up.confirming;
+        const [read, failed] = await Promise.all([this.d.chat.pending(up.user, { limit: this.d.pollMax }), c?.done]);
+        if (up.confirming === c) up.confirming = undefined;
+        // The confirmation failed: answered as the store's failure (result 8, retry); the next poll confirms them
+        // again (as before this one), and until then they stay pending.
+        if (failed) {
+          up.returned ??= c!.msgs;
+          throw failed;
+        }
+        const msgs = c ? read.msgs.filter((m) => !c.ids.has(m.id)) : read.msgs;
         if (!up.held) break;
         const shown = await this.d.livepush.view(up.user, msgs);
         if (!up.held) break;
