@@ -83,8 +83,13 @@ interface UserPoll {
   notices: LpMessage[];
   /** when the user goes offline without another poll */
   idleUntil: number;
-  /** something arrived since the last read */
+  /**
+   * a read is due: something arrived since the last read, or what a read found was not all answered and
+   * confirmed (a fresh entry, an answer cut short or lost, a partial ack, a failure, the user polled elsewhere)
+   */
   dirty: boolean;
+  /** when the last read started */
+  readAt: number;
   reading: boolean;
 }
 
@@ -104,6 +109,8 @@ export interface PollDeps {
 }
 
 const NOTICES_MAX = 100;
+/** a poll reads at least this often even when nothing arrived */
+const REREAD_MS = 60_000;
 /** the shared empty notice list of every entry with none waiting (replaced, never pushed to) */
 const NO_NOTICES: LpMessage[] = [];
 const EMPTY: PollAnswer = { result: Result.timeout, msgs: [] };
@@ -135,21 +142,32 @@ export class Polls {
     if (this.d.clustered) this.d.hub.dispatch({ type: "notice", proto: "livepush", body: { poll: this.d.nodeId, ...(ack !== undefined ? { ack } : {}) }, to: [user] });
     if (up.returned) {
       const done = acked(up.returned, ack);
+      // What the client did not take of the previous answer is still pending: read it again.
+      if (done.length < up.returned.length) up.dirty = true;
       up.returned = undefined;
       // Not awaited before the poll is held: its read runs beside the write (drain), not after it.
       if (done.length) {
         const written = this.d.chat.confirmAll(user, done, "delivered").then(
           () => undefined,
-          (e: unknown) => e ?? new Error("confirmation failed"),
+          (e: unknown) => {
+            // A held poll hears of it (result 8) through its read.
+            up.dirty = true;
+            this.wake(up);
+            return e ?? new Error("confirmation failed");
+          },
         );
         up.confirming = { msgs: done, ids: new Set(done.map((m) => m.id)), done: written };
       }
     }
     if (req.signal.aborted) return EMPTY;
     return new Promise<PollAnswer>((resolve) => {
-      const held = new Held(this, up, resolve, Date.now() + this.d.pollMs, req);
+      const now = Date.now();
+      const held = new Held(this, up, resolve, now + this.d.pollMs, req);
       up.held = held;
-      up.dirty = true;
+      // Nothing arrived since a read that found everything answered and confirmed: no read (a poll after an
+      // answer, or after a timeout, costs no store round trip). Once a minute a poll reads anyway (a push from
+      // another node missed while the user's channel was being subscribed is found then).
+      if (now - up.readAt >= REREAD_MS) up.dirty = true;
       req.signal.addEventListener("abort", held, { once: true });
       this.tick();
       this.wake(up);
@@ -180,7 +198,7 @@ export class Polls {
 
   private async bind(user: string, role: string): Promise<UserPoll> {
     const wasOnline = await this.d.presence.isOnline(user).catch(() => true);
-    const up: UserPoll = { user, s: undefined as unknown as Session, notices: NO_NOTICES, idleUntil: Infinity, dirty: false, reading: false };
+    const up: UserPoll = { user, s: undefined as unknown as Session, notices: NO_NOTICES, idleUntil: Infinity, dirty: true, readAt: 0, reading: false };
     const ws = new PollSocket(this, up) as unknown as ServerWebSocket<Session>;
     up.s = {
       id: `lp${++nextId}`,
@@ -217,6 +235,8 @@ export class Polls {
         // given here is confirmed as that poll says (its next poll arrived, there).
         if (n.poll === this.d.nodeId) return;
         if (up.held) this.answer(up, EMPTY);
+        // Answers given there may be lost: a poll here later reads.
+        up.dirty = true;
         const done = up.returned && acked(up.returned, n.ack);
         up.returned = undefined;
         if (done?.length) void this.d.chat.confirmAll(up.user, done, "delivered").catch((e) => this.d.log(`livepush confirm of ${up.user}: ${(e as Error).message}`));
@@ -240,6 +260,7 @@ export class Polls {
     try {
       while (up.held && up.dirty) {
         up.dirty = false;
+        up.readAt = Date.now();
         const c = up.confirming;
         const [read, failed] = await Promise.all([this.d.chat.pending(up.user, { limit: this.d.pollMax }), c?.done]);
         if (up.confirming === c) up.confirming = undefined;
@@ -250,9 +271,17 @@ export class Polls {
           throw failed;
         }
         const msgs = c ? read.msgs.filter((m) => !c.ids.has(m.id)) : read.msgs;
-        if (!up.held) break;
+        // More than one answer carries: the rest is read for the next poll.
+        if (read.msgs.length >= this.d.pollMax) up.dirty = true;
+        if (!up.held) {
+          if (msgs.length) up.dirty = true; // read, not answered
+          break;
+        }
         const shown = await this.d.livepush.view(up.user, msgs);
-        if (!up.held) break;
+        if (!up.held) {
+          if (msgs.length) up.dirty = true;
+          break;
+        }
         const notices = up.notices;
         if (notices.length) up.notices = NO_NOTICES;
         if (shown.length + notices.length === 0) continue;
@@ -261,6 +290,7 @@ export class Polls {
       }
     } catch (e) {
       this.d.log(`livepush poll of ${up.user}: ${(e as Error).message}`);
+      up.dirty = true;
       this.answer(up, { result: Result.unavailable, msgs: [] });
     } finally {
       up.reading = false;
@@ -272,7 +302,10 @@ export class Polls {
     if (!held) return;
     up.held = undefined;
     up.idleUntil = Date.now() + this.d.graceMs;
-    if (returned?.length && !held.req.signal.aborted) up.returned = returned;
+    if (returned?.length) {
+      if (!held.req.signal.aborted) up.returned = returned;
+      else up.dirty = true; // nobody took them: still pending
+    }
     held.resolve(a);
   }
 
