@@ -8,6 +8,6 @@ process.on("SIGUSR1", () => {
   Bun.gc(true);
   const h = heapStats();
   const top = Object.entries(h.objectTypeCounts).sort((a, b) => b[1] - a[1]).slice(0, 40);
-  console.error(`heap ${(h.heapSize / 2 ** 20).toFixed(1)} MB, ${h.objectCount} objects: ${top.map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  console.error(`heap ${(h.heapSize / 2 ** 20).toFixed(1)} MB cap ${(h.heapCapacity / 2 ** 20).toFixed(1)} extra ${(h.extraMemorySize / 2 ** 20).toFixed(1)}, ${h.objectCount} objects: ${top.map(([k, v]) => `${k} ${v}`).join(", ")}`);
 });
 await import("../../src/main.ts");

@@ -15,10 +15,14 @@ interface Config {
   /** users `<prefix><i>` for i < count (user lists of 10,000 would not fit one argument) */
   polls: [string, number];
   sockets: [string, number];
+  /** the first poller's index (users `<prefix><offset>` on): several client processes share one user range */
+  offset?: number;
+  /** polls started per second (a ramp, as users arrive); all at once without */
+  ramp?: number;
 }
 
 const cfg = JSON.parse(process.argv[2]!) as Config;
-const ids = ([p, n]: [string, number]) => Array.from({ length: n }, (_, i) => `${p}${i}`);
+const ids = ([p, n]: [string, number], from = 0) => Array.from({ length: n }, (_, i) => `${p}${from + i}`);
 const tokens = new TokenService(cfg.tokenSecret);
 const now = () => performance.timeOrigin + performance.now();
 const counts = { poll: 0, ws: 0, errors: 0, answers: 0 };
@@ -65,7 +69,16 @@ async function socket(user: string, token: string): Promise<void> {
 
 const tok = async (u: string) => (await tokens.issue(u, 3600)).token;
 await Promise.all(ids(cfg.sockets).map(async (u) => socket(u, await tok(u))));
-for (const u of ids(cfg.polls)) void tok(u).then((t) => poller(u, t));
+const pollers = ids(cfg.polls, cfg.offset);
+if (!cfg.ramp) for (const u of pollers) void tok(u).then((t) => poller(u, t));
+else {
+  // One batch every 50 ms, so the arrivals' work (and their poll timeouts later) spread like real users'.
+  const batch = Math.max(1, Math.round(cfg.ramp / 20));
+  for (let i = 0; i < pollers.length; i += batch) {
+    for (const u of pollers.slice(i, i + batch)) void tok(u).then((t) => poller(u, t));
+    await Bun.sleep(50);
+  }
+}
 console.log("ready");
 
 for await (const line of console) {

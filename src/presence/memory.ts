@@ -3,21 +3,38 @@ import type { Presence } from "./presence.ts";
 
 export class MemoryPresence implements Presence {
   private readonly online = new Map<string, string>();
-  private readonly byRole = new Map<string, Set<string>>();
+  /** per role: its online users in an array (swap-removed) and each one's index, so a sample costs O(n), not O(online) */
+  private readonly byRole = new Map<string, { list: string[]; at: Map<string, number> }>();
   private readonly rooms = new Map<string, number>();
 
   userUp(userId: string, role: string): boolean {
-    const first = !this.online.has(userId);
+    const prev = this.online.get(userId);
+    if (prev !== undefined && prev !== role) this.leaveRole(userId, prev);
     this.online.set(userId, role);
-    let set = this.byRole.get(role);
-    if (!set) this.byRole.set(role, (set = new Set()));
-    set.add(userId);
-    return first;
+    let r = this.byRole.get(role);
+    if (!r) this.byRole.set(role, (r = { list: [], at: new Map() }));
+    if (!r.at.has(userId)) {
+      r.at.set(userId, r.list.length);
+      r.list.push(userId);
+    }
+    return prev === undefined;
   }
 
   userDown(userId: string, role: string): boolean {
-    this.byRole.get(role)?.delete(userId);
+    this.leaveRole(userId, role);
     return this.online.delete(userId);
+  }
+
+  private leaveRole(userId: string, role: string): void {
+    const r = this.byRole.get(role);
+    const i = r?.at.get(userId);
+    if (r === undefined || i === undefined) return;
+    const last = r.list.pop()!;
+    r.at.delete(userId);
+    if (last !== userId) {
+      r.list[i] = last;
+      r.at.set(last, i);
+    }
   }
 
   async isOnline(userId: string): Promise<boolean> {
@@ -39,12 +56,22 @@ export class MemoryPresence implements Presence {
   }
 
   async sampleRole(role: string, n: number): Promise<string[]> {
-    const all = [...(this.byRole.get(role) ?? [])];
-    for (let i = all.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [all[i], all[j]] = [all[j]!, all[i]!];
+    // A partial Fisher-Yates over the role's list: n distinct users, uniformly, in O(n); the swaps are undone.
+    const list = this.byRole.get(role)?.list ?? [];
+    const k = Math.min(n, list.length);
+    const swaps: number[] = [];
+    const out: string[] = [];
+    for (let i = 0; i < k; i++) {
+      const j = i + Math.floor(Math.random() * (list.length - i));
+      [list[i], list[j]] = [list[j]!, list[i]!];
+      swaps.push(j);
+      out.push(list[i]!);
     }
-    return all.slice(0, n);
+    for (let i = k - 1; i >= 0; i--) {
+      const j = swaps[i]!;
+      [list[i], list[j]] = [list[j]!, list[i]!];
+    }
+    return out;
   }
 
   async close(): Promise<void> {}

@@ -73,6 +73,30 @@ for (const [name, make] of impls) {
       expect((await a.sampleRole("host", 10)).sort()).toEqual(["h0", "h2", "h3"]);
       expect(await a.sampleRole("nobody", 3)).toEqual([]);
     });
+
+    test("a sample among many online users: distinct, online now, any of them can be drawn; users who left never", async () => {
+      const all = Array.from({ length: 300 }, (_, i) => `m${i}`);
+      for (const [i, u] of all.entries()) await (i % 2 ? b : a).userUp(u, "star");
+      // Leave from the start, the middle and the end of the role's list, and one comes back.
+      for (const u of ["m0", "m150", "m299", "m7"]) await (Number(u.slice(1)) % 2 ? b : a).userDown(u, "star");
+      await b.userUp("m7", "star");
+      const online = new Set(all.filter((u) => !["m0", "m150", "m299"].includes(u)));
+      const seen = new Set<string>();
+      for (let k = 0; k < 60; k++) {
+        const s = await (k % 2 ? a : b).sampleRole("star", 10);
+        expect(s.length).toBe(10);
+        expect(new Set(s).size).toBe(10);
+        for (const u of s) {
+          expect(online.has(u)).toBe(true);
+          seen.add(u);
+        }
+      }
+      // 600 draws of 297: a uniform sample sees about 257 of them. Redis's SRANDMEMBER (a count below a third of
+      // the set picks random hash buckets) is known to favour some members: about half are seen there.
+      expect(seen.size).toBeGreaterThan(name.startsWith("memory") ? 220 : 90);
+      expect((await a.sampleRole("star", 1000)).sort()).toEqual([...online].sort());
+      for (const u of online) await (Number(u.slice(1)) % 2 ? b : a).userDown(u, "star");
+    });
   });
 }
 

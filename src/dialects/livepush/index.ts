@@ -58,25 +58,31 @@ export function livepushHttp(app: Pick<App, "cfg" | "logins" | "livepush" | "lim
     return k;
   };
 
+  const reply = (body: string) => new Response(body, { headers: JSON_TYPE });
+  const refuse = (poll: boolean, result: number, why?: string) => reply(poll ? pollAnswer(result, []) : answer(result, {}, why));
+  const failed = (name: string, err: unknown) => {
+    const e = storeFailure(err);
+    if (e instanceof CoreError) return refuse(name === "poll", ERROR_RESULT[e.name], e.message);
+    log.error(`livepush ${name}: ${(err as Error).stack ?? err}`);
+    return refuse(name === "poll", Result.internal, "internal error, retry later");
+  };
+
   async function handle(name: string, req: Request): Promise<Response> {
-    const poll = name === "poll";
-    const reply = (body: string) => new Response(body, { headers: JSON_TYPE });
-    const refuse = (result: number, why?: string) => reply(poll ? pollAnswer(result, []) : answer(result, {}, why));
+    let run: Promise<string>;
     try {
       const params = await readParams(req);
       const who = params && credentials(params);
       // Authenticated first: nothing else of the request is read before the token proves `uid`.
       const user = who ? await logins.byToken(who.token) : undefined;
-      if (!who || !user || user.id !== who.uid) return refuse(Result.notLoggedIn);
+      if (!who || !user || user.id !== who.uid) return refuse(name === "poll", Result.notLoggedIn);
       const cmd = table.get(name) as Command;
-      if (cmd.charge && limits.take(keyOf(user.id), cmd.charge) > 0) return refuse(Result.rateLimited);
-      return reply(await cmd.run({ user: user.id, role: user.role, req, params: params! }));
+      if (cmd.charge && limits.take(keyOf(user.id), cmd.charge) > 0) return refuse(name === "poll", Result.rateLimited);
+      run = cmd.run({ user: user.id, role: user.role, req, params: params! });
     } catch (err) {
-      const e = storeFailure(err);
-      if (e instanceof CoreError) return refuse(ERROR_RESULT[e.name], e.message);
-      log.error(`livepush ${name}: ${(err as Error).stack ?? err}`);
-      return refuse(Result.internal, "internal error, retry later");
+      return failed(name, err);
     }
+    // Not awaited here: a held poll keeps neither this function's frame nor its request's parameters.
+    return run.then(reply, (err) => failed(name, err));
   }
 
   const none = { parse: "none" as const };

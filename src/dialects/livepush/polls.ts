@@ -25,10 +25,47 @@ export interface PollAnswer {
   msgs: LpMessage[];
 }
 
-interface Held {
-  resolve(a: PollAnswer): void;
-  until: number;
-  req: Request;
+/**
+ * A held poll: its promise's resolve, its deadline and its request (whose `signal` says the client went away). It
+ * is its own abort listener (`handleEvent`), so a held poll allocates no closure of its own.
+ */
+class Held {
+  constructor(
+    readonly polls: Polls,
+    readonly up: UserPoll,
+    readonly resolve: (a: PollAnswer) => void,
+    readonly until: number,
+    readonly req: Request,
+  ) {}
+
+  /** The client went away: nothing is answered, so nothing counts as returned. */
+  handleEvent(): void {
+    this.polls.gone(this);
+  }
+}
+
+/**
+ * The hub session's socket of a polling user: frames go to the user's entry. One small object per user with its
+ * methods on the prototype (no closures per user).
+ */
+class PollSocket {
+  constructor(
+    private readonly polls: Polls,
+    private readonly up: UserPoll,
+  ) {}
+  send(f: string | Uint8Array): number {
+    this.polls.frame(this.up, f);
+    return 1;
+  }
+  close(): void {
+    this.polls.end(this.up);
+  }
+  getBufferedAmount(): number {
+    return 0;
+  }
+  cork<T>(fn: () => T): T {
+    return fn();
+  }
 }
 
 interface UserPoll {
@@ -37,12 +74,22 @@ interface UserPoll {
   held?: Held;
   /** the stored messages of the previous answer, in its order: confirmed by the next poll */
   returned?: Message[];
+  /**
+   * the previous answer's messages a poll confirmed, while that confirmation is written: the poll reads at the
+   * same time, and leaves these out of what it read (the read may run before the confirmation lands)
+   */
+  confirming?: { msgs: Message[]; ids: Set<string>; done: Promise<unknown> };
   /** notices not stored (group dials) waiting for a poll */
   notices: LpMessage[];
   /** when the user goes offline without another poll */
   idleUntil: number;
-  /** something arrived since the last read */
+  /**
+   * a read is due: something arrived since the last read, or what a read found was not all answered and
+   * confirmed (a fresh entry, an answer cut short or lost, a partial ack, a failure, the user polled elsewhere)
+   */
   dirty: boolean;
+  /** when the last read started */
+  readAt: number;
   reading: boolean;
 }
 
@@ -62,6 +109,10 @@ export interface PollDeps {
 }
 
 const NOTICES_MAX = 100;
+/** a poll reads at least this often even when nothing arrived */
+const REREAD_MS = 60_000;
+/** the shared empty notice list of every entry with none waiting (replaced, never pushed to) */
+const NO_NOTICES: LpMessage[] = [];
 const EMPTY: PollAnswer = { result: Result.timeout, msgs: [] };
 let nextId = 0;
 
@@ -91,27 +142,44 @@ export class Polls {
     if (this.d.clustered) this.d.hub.dispatch({ type: "notice", proto: "livepush", body: { poll: this.d.nodeId, ...(ack !== undefined ? { ack } : {}) }, to: [user] });
     if (up.returned) {
       const done = acked(up.returned, ack);
-      if (done.length) await this.d.chat.confirmAll(user, done, "delivered");
+      // What the client did not take of the previous answer is still pending: read it again.
+      if (done.length < up.returned.length) up.dirty = true;
       up.returned = undefined;
+      // Not awaited before the poll is held: its read runs beside the write (drain), not after it.
+      if (done.length) {
+        const written = this.d.chat.confirmAll(user, done, "delivered").then(
+          () => undefined,
+          (e: unknown) => {
+            // A held poll hears of it (result 8) through its read.
+            up.dirty = true;
+            this.wake(up);
+            return e ?? new Error("confirmation failed");
+          },
+        );
+        up.confirming = { msgs: done, ids: new Set(done.map((m) => m.id)), done: written };
+      }
     }
     if (req.signal.aborted) return EMPTY;
     return new Promise<PollAnswer>((resolve) => {
-      const held: Held = { resolve, until: Date.now() + this.d.pollMs, req };
+      const now = Date.now();
+      const held = new Held(this, up, resolve, now + this.d.pollMs, req);
       up.held = held;
-      up.dirty = true;
-      req.signal.addEventListener(
-        "abort",
-        () => {
-          // The client went away: nothing is answered, so nothing counts as returned.
-          if (up.held !== held) return;
-          up.held = undefined;
-          up.idleUntil = Date.now() + this.d.graceMs;
-        },
-        { once: true },
-      );
+      // Nothing arrived since a read that found everything answered and confirmed: no read (a poll after an
+      // answer, or after a timeout, costs no store round trip). Once a minute a poll reads anyway (a push from
+      // another node missed while the user's channel was being subscribed is found then).
+      if (now - up.readAt >= REREAD_MS) up.dirty = true;
+      req.signal.addEventListener("abort", held, { once: true });
       this.tick();
       this.wake(up);
     });
+  }
+
+  /** A held poll's client went away before its answer: nothing is answered, so nothing counts as returned. */
+  gone(held: Held): void {
+    const up = held.up;
+    if (up.held !== held) return;
+    up.held = undefined;
+    up.idleUntil = Date.now() + this.d.graceMs;
   }
 
   /** Closes every entry (shutdown): held polls are answered empty. */
@@ -130,13 +198,8 @@ export class Polls {
 
   private async bind(user: string, role: string): Promise<UserPoll> {
     const wasOnline = await this.d.presence.isOnline(user).catch(() => true);
-    const up: UserPoll = { user, s: undefined as unknown as Session, notices: [], idleUntil: Infinity, dirty: false, reading: false };
-    const ws = {
-      send: (f: string | Uint8Array) => (this.frame(up, f), 1),
-      close: () => this.end(up),
-      getBufferedAmount: () => 0,
-      cork: <T>(fn: () => T) => fn(),
-    } as unknown as ServerWebSocket<Session>;
+    const up: UserPoll = { user, s: undefined as unknown as Session, notices: NO_NOTICES, idleUntil: Infinity, dirty: true, readAt: 0, reading: false };
+    const ws = new PollSocket(this, up) as unknown as ServerWebSocket<Session>;
     up.s = {
       id: `lp${++nextId}`,
       dialect: this.d.dialect,
@@ -158,7 +221,7 @@ export class Polls {
   }
 
   /** What the user's hub session received. */
-  private frame(up: UserPoll, f: string | Uint8Array): void {
+  frame(up: UserPoll, f: string | Uint8Array): void {
     if (typeof f !== "string") return;
     if (f !== "m") {
       let n: { poll?: string; ack?: string; msg_id?: string };
@@ -172,11 +235,14 @@ export class Polls {
         // given here is confirmed as that poll says (its next poll arrived, there).
         if (n.poll === this.d.nodeId) return;
         if (up.held) this.answer(up, EMPTY);
+        // Answers given there may be lost: a poll here later reads.
+        up.dirty = true;
         const done = up.returned && acked(up.returned, n.ack);
         up.returned = undefined;
         if (done?.length) void this.d.chat.confirmAll(up.user, done, "delivered").catch((e) => this.d.log(`livepush confirm of ${up.user}: ${(e as Error).message}`));
         return;
       }
+      if (up.notices === NO_NOTICES) up.notices = [];
       if (up.notices.length >= NOTICES_MAX) up.notices.shift();
       up.notices.push(n as LpMessage);
     }
@@ -194,17 +260,37 @@ export class Polls {
     try {
       while (up.held && up.dirty) {
         up.dirty = false;
-        const { msgs } = await this.d.chat.pending(up.user, { limit: this.d.pollMax });
-        if (!up.held) break;
+        up.readAt = Date.now();
+        const c = up.confirming;
+        const [read, failed] = await Promise.all([this.d.chat.pending(up.user, { limit: this.d.pollMax }), c?.done]);
+        if (up.confirming === c) up.confirming = undefined;
+        // The confirmation failed: answered as the store's failure (result 8, retry); the next poll confirms them
+        // again (as before this one), and until then they stay pending.
+        if (failed) {
+          up.returned ??= c!.msgs;
+          throw failed;
+        }
+        const msgs = c ? read.msgs.filter((m) => !c.ids.has(m.id)) : read.msgs;
+        // More than one answer carries: the rest is read for the next poll.
+        if (read.msgs.length >= this.d.pollMax) up.dirty = true;
+        if (!up.held) {
+          if (msgs.length) up.dirty = true; // read, not answered
+          break;
+        }
         const shown = await this.d.livepush.view(up.user, msgs);
-        if (!up.held) break;
-        const notices = up.notices.splice(0);
+        if (!up.held) {
+          if (msgs.length) up.dirty = true;
+          break;
+        }
+        const notices = up.notices;
+        if (notices.length) up.notices = NO_NOTICES;
         if (shown.length + notices.length === 0) continue;
         const byId = new Map(msgs.map((m) => [m.id, m]));
         this.answer(up, { result: Result.ok, msgs: [...shown, ...notices] }, shown.map((v) => byId.get(v.msg_id)!));
       }
     } catch (e) {
       this.d.log(`livepush poll of ${up.user}: ${(e as Error).message}`);
+      up.dirty = true;
       this.answer(up, { result: Result.unavailable, msgs: [] });
     } finally {
       up.reading = false;
@@ -216,12 +302,15 @@ export class Polls {
     if (!held) return;
     up.held = undefined;
     up.idleUntil = Date.now() + this.d.graceMs;
-    if (returned?.length && !held.req.signal.aborted) up.returned = returned;
+    if (returned?.length) {
+      if (!held.req.signal.aborted) up.returned = returned;
+      else up.dirty = true; // nobody took them: still pending
+    }
     held.resolve(a);
   }
 
   /** The user's entry ends: a held poll is answered empty, the hub session unbound (offline after the last one). */
-  private end(up: UserPoll): void {
+  end(up: UserPoll): void {
     if (this.users.get(up.user) !== up) return;
     this.answer(up, EMPTY);
     this.users.delete(up.user);
