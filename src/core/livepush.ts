@@ -506,6 +506,9 @@ export class Livepush {
     if (host === undefined || m.from === this.s.systemUser || host === this.s.systemUser) return;
     const b = bodyOf(m.body);
     if (typeof b.chat_type === "number" && AUTOMATIC.has(b.chat_type)) return;
+    // Most recipients are no hosts: a cached profile says so without an async round.
+    const known = this.cache.get(host);
+    if (known && known.until > Date.now() && known.role !== "host") return;
     void this.autoReply(host, m.from).catch((e) => this.d.log(`livepush auto-reply ${host} → ${m.from}: ${(e as Error).message}`));
   }
 
