@@ -6,7 +6,7 @@
 import { target, type Ctx, type Result, type Row } from "../lib/harness.ts";
 import { LoadGen } from "../lib/loadgen.ts";
 import { freshDb, seedInbox, userIds } from "../lib/seed.ts";
-import { TOKEN_SECRET } from "../lib/servers.ts";
+import { TOKEN_SECRET, type Server } from "../lib/servers.ts";
 
 export async function offlinePull(ctx: Ctx): Promise<Result> {
   const t0 = performance.now();
@@ -22,37 +22,8 @@ export async function offlinePull(ctx: Ctx): Promise<Result> {
   const seeded = await seedInbox(db, { users, convsPer, perSide });
   ctx.say(`  seeded ${seeded.messages} messages with COPY in ${seeded.seconds.toFixed(1)} s`);
   const server = (await ctx.ours({ name: "pull", users: [], db })).nodes[0]!;
-  const ids = userIds("p", users);
-  const half = Math.floor(users / 2);
-  const lg = await LoadGen.start(0, 2);
   try {
-    const bound = (ctx.opts.seconds + ctx.opts.warmup) * 1000;
-    const job = (list: string[], mode: "closed" | "open") => (i: number) => {
-      const per = Math.ceil(list.length / lg.workers.length);
-      return {
-        op: "pull" as const,
-        hosts: ["127.0.0.1"],
-        port: server.port,
-        users: list.slice(i * per, (i + 1) * per),
-        tokenSecret: TOKEN_SECRET,
-        mode,
-        concurrency,
-        rate: rate / lg.workers.length,
-        limit: 100,
-        durationMs: bound,
-      };
-    };
-    ctx.status("  closed loop", true);
-    const c0 = server.cpu();
-    const d0 = await ctx.dbCpu();
-    const closed = await lg.pull(job(ids.slice(0, half), "closed"));
-    const cpu = server.cpu() - c0;
-    const dbCpu = (await ctx.dbCpu()) - d0;
-    const pullsPerSec = closed.counters.count / closed.seconds;
-    ctx.say(`  closed loop: ${closed.counters.count} pulls in ${closed.seconds.toFixed(1)} s = ${pullsPerSec.toFixed(0)}/s, p50 ${closed.hist.pct(0.5).toFixed(2)} ms p99 ${closed.hist.pct(0.99).toFixed(2)} ms, ${closed.counters.errors} errors`);
-    ctx.status("  open loop", true);
-    const open = await lg.pull(job(ids.slice(half), "open"));
-    ctx.say(`  open loop at ${rate}/s: ${open.counters.count} pulls, p50 ${open.hist.pct(0.5).toFixed(2)} ms p99 ${open.hist.pct(0.99).toFixed(2)} ms, ${open.counters.errors} errors`);
+    const { closed, open, cpu, dbCpu, pullsPerSec, workers } = await pullLoops(ctx, server, userIds("p", users), { concurrency, rate });
     const p99 = open.hist.pct(0.99);
     const row: Row = {
       server: "ours",
@@ -74,7 +45,7 @@ export async function offlinePull(ctx: Ctx): Promise<Result> {
     return {
       scenario: "offline-pull",
       title: "Offline pull of 100 unread messages",
-      params: { storedMessages: seeded.messages, users, unreadPerUser: convsPer * 2 * perSide, closedConcurrency: concurrency * lg.workers.length, openLoopRate: rate, seedSeconds: Number(seeded.seconds.toFixed(1)) },
+      params: { storedMessages: seeded.messages, users, unreadPerUser: convsPer * 2 * perSide, closedConcurrency: concurrency * workers, openLoopRate: rate, seedSeconds: Number(seeded.seconds.toFixed(1)) },
       rows: [row],
       ratios: [],
       targets: [
@@ -85,7 +56,48 @@ export async function offlinePull(ctx: Ctx): Promise<Result> {
       seconds: (performance.now() - t0) / 1000,
     };
   } finally {
-    await lg.close();
     await server.stop();
+  }
+}
+
+/**
+ * The pull loops on a seeded server: half the users pull in a closed loop (`concurrency` in flight per worker)
+ * for pulls per second, with the server's and Postgres's CPU over it; the other half arrive at `rate` per second
+ * (open loop) for the pull's latency. Each user pulls once.
+ */
+export async function pullLoops(ctx: Ctx, server: Server, ids: string[], o: { concurrency: number; rate: number }) {
+  const half = Math.floor(ids.length / 2);
+  const lg = await LoadGen.start(0, 2);
+  try {
+    const bound = (ctx.opts.seconds + ctx.opts.warmup) * 1000;
+    const job = (list: string[], mode: "closed" | "open") => (i: number) => {
+      const per = Math.ceil(list.length / lg.workers.length);
+      return {
+        op: "pull" as const,
+        hosts: ["127.0.0.1"],
+        port: server.port,
+        users: list.slice(i * per, (i + 1) * per),
+        tokenSecret: TOKEN_SECRET,
+        mode,
+        concurrency: o.concurrency,
+        rate: o.rate / lg.workers.length,
+        limit: 100,
+        durationMs: bound,
+      };
+    };
+    ctx.status("  closed loop", true);
+    const c0 = server.cpu();
+    const d0 = await ctx.dbCpu();
+    const closed = await lg.pull(job(ids.slice(0, half), "closed"));
+    const cpu = server.cpu() - c0;
+    const dbCpu = (await ctx.dbCpu()) - d0;
+    const pullsPerSec = closed.counters.count / closed.seconds;
+    ctx.say(`  closed loop: ${closed.counters.count} pulls in ${closed.seconds.toFixed(1)} s = ${pullsPerSec.toFixed(0)}/s, p50 ${closed.hist.pct(0.5).toFixed(2)} ms p99 ${closed.hist.pct(0.99).toFixed(2)} ms, ${closed.counters.errors} errors`);
+    ctx.status("  open loop", true);
+    const open = await lg.pull(job(ids.slice(half), "open"));
+    ctx.say(`  open loop at ${o.rate}/s: ${open.counters.count} pulls, p50 ${open.hist.pct(0.5).toFixed(2)} ms p99 ${open.hist.pct(0.99).toFixed(2)} ms, ${open.counters.errors} errors`);
+    return { closed, open, cpu, dbCpu, pullsPerSec, workers: lg.workers.length };
+  } finally {
+    await lg.close();
   }
 }

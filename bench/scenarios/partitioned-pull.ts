@@ -7,10 +7,9 @@
 // Rows are made inside Postgres (INSERT ... SELECT over generate_series), then vacuumed and analyzed. Each
 // user pulls once: closed loop for pulls per second, open loop for the latency of the pull itself.
 import { target, type Ctx, type Result, type Row } from "../lib/harness.ts";
-import { LoadGen } from "../lib/loadgen.ts";
 import { freshDb, sql, userIds } from "../lib/seed.ts";
-import { TOKEN_SECRET } from "../lib/servers.ts";
 import { openDb } from "../../src/store/db.ts";
+import { pullLoops } from "./offline-pull.ts";
 import { MessagePartitions, periodStart } from "../../src/store/partitions.ts";
 
 const CONVS_PER = 5;
@@ -112,37 +111,8 @@ export async function partitionedPull(ctx: Ctx): Promise<Result> {
     ctx.say(`  ${n} messages in ${parts} table(s), ${(bytes / 2 ** 20).toFixed(0)} MiB with indexes, made in ${seedSeconds.toFixed(1)} s`);
     params[`${variant}: seed seconds`] = Number(seedSeconds.toFixed(1));
     const server = (await ctx.ours({ name: `ppull-${variant}`, users: [], db })).nodes[0]!;
-    const ids = userIds("p", users);
-    const half = Math.floor(users / 2);
-    const lg = await LoadGen.start(0, 2);
     try {
-      const bound = (ctx.opts.seconds + ctx.opts.warmup) * 1000;
-      const job = (list: string[], mode: "closed" | "open") => (i: number) => {
-        const each = Math.ceil(list.length / lg.workers.length);
-        return {
-          op: "pull" as const,
-          hosts: ["127.0.0.1"],
-          port: server.port,
-          users: list.slice(i * each, (i + 1) * each),
-          tokenSecret: TOKEN_SECRET,
-          mode,
-          concurrency,
-          rate: rate / lg.workers.length,
-          limit: 100,
-          durationMs: bound,
-        };
-      };
-      ctx.status("  closed loop", true);
-      const c0 = server.cpu();
-      const d0 = await ctx.dbCpu();
-      const closed = await lg.pull(job(ids.slice(0, half), "closed"));
-      const cpu = server.cpu() - c0;
-      const dbCpu = (await ctx.dbCpu()) - d0;
-      const pullsPerSec = closed.counters.count / closed.seconds;
-      ctx.say(`  closed loop: ${closed.counters.count} pulls = ${pullsPerSec.toFixed(0)}/s, p50 ${closed.hist.pct(0.5).toFixed(2)} ms p99 ${closed.hist.pct(0.99).toFixed(2)} ms, ${closed.counters.errors} errors`);
-      ctx.status("  open loop", true);
-      const open = await lg.pull(job(ids.slice(half), "open"));
-      ctx.say(`  open loop at ${rate}/s: ${open.counters.count} pulls, p50 ${open.hist.pct(0.5).toFixed(2)} ms p99 ${open.hist.pct(0.99).toFixed(2)} ms, ${open.counters.errors} errors`);
+      const { closed, open, cpu, dbCpu, pullsPerSec } = await pullLoops(ctx, server, userIds("p", users), { concurrency, rate });
       rows.push({
         server: variant === "partitioned" ? `ours partitioned (${parts} partitions)` : "ours unpartitioned",
         value: pullsPerSec,
@@ -162,7 +132,6 @@ export async function partitionedPull(ctx: Ctx): Promise<Result> {
         },
       });
     } finally {
-      await lg.close();
       await server.stop();
     }
   }
