@@ -1,7 +1,7 @@
 // Membership changes beyond the Store's basics: joining with cursors at the present, leaving, roles,
 // timed mutes, member lists, and conversation settings.
 import { and, asc, eq, sql } from "drizzle-orm";
-import { rowsOf, type Db } from "./db.ts";
+import { prepared, rowsOf, type Db } from "./db.ts";
 import type { Memberships } from "../core/ports.ts";
 import type { MemberInfo } from "../core/records.ts";
 import { conversations, members, users } from "./schema.ts";
@@ -126,7 +126,8 @@ export class MembershipStore implements Memberships {
 
   /** The user's conversations of one kind with their names and member ids, in one statement, by id. */
   async conversationsWithMembers(userId: string, kind: string): Promise<{ conv: string; name: string; members: string[] }[]> {
-    const res = await this.db.execute(sql`
+    // Prepared: every login and logout asks it (presence notices), mostly of users in no group at all.
+    const res = await prepared<{ id: string; name: string | null; members: string }>(this.db, sql`
       select c.id, c.name, json_agg(o.user_id order by o.user_id)::text as members
         from members m
         join conversations c on c.id = m.conv_id and c.kind = ${kind}
@@ -134,7 +135,7 @@ export class MembershipStore implements Memberships {
        where m.user_id = ${userId}
        group by c.id, c.name
        order by c.id`);
-    return rowsOf<{ id: string; name: string | null; members: string }>(res).map((r) => ({
+    return res.map((r) => ({
       conv: r.id,
       name: r.name ?? "",
       members: JSON.parse(r.members) as string[],
