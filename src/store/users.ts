@@ -1,5 +1,5 @@
 // User records (the core's Users port).
-import { eq, inArray } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import { storableJson, storableText } from "../core/storable.ts";
 import type { Users } from "../core/ports.ts";
 import type { UserInput, UserRow } from "../core/records.ts";
@@ -7,7 +7,12 @@ import type { Db } from "./db.ts";
 import { users } from "./schema.ts";
 
 export class UserStore implements Users {
-  constructor(private readonly db: Db) {}
+  /** A prepared statement: every login and every uncached sender reads a user by id. */
+  private readonly byId;
+
+  constructor(private readonly db: Db) {
+    this.byId = db.select().from(users).where(eq(users.id, sql.placeholder("id"))).prepare("users_by_id");
+  }
 
   async upsertUser(u: UserInput): Promise<UserRow> {
     // Every profile write of every entry point passes here: what Postgres cannot store is a bad request.
@@ -26,7 +31,7 @@ export class UserStore implements Users {
   }
 
   async getUser(id: string): Promise<UserRow | undefined> {
-    const [row] = await this.db.select().from(users).where(eq(users.id, id));
+    const [row] = await this.byId.execute({ id });
     return row;
   }
 
