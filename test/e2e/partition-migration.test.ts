@@ -22,20 +22,27 @@ let pg: postgres.Sql;
 /** the old rows: seq, id, time, sender, client id */
 const old: { seq: number; id: bigint; at: number; from: string; cmid: string }[] = [];
 
-/** Applies the migrations that existed before partitioning (0000–0002) to a new database. */
-async function oldSchema(url: string): Promise<void> {
+/** Runs `apply` on a copy of the migrations folder holding only those that existed before partitioning (0000–0002). */
+async function withOldMigrations(apply: (dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "chat-old-schema-"));
   try {
     cpSync(new URL("../../drizzle", import.meta.url).pathname, dir, { recursive: true });
     const journal = JSON.parse(readFileSync(join(dir, "meta/_journal.json"), "utf8"));
     journal.entries = journal.entries.filter((e: { tag: string }) => e.tag < "0003");
     writeFileSync(join(dir, "meta/_journal.json"), JSON.stringify(journal));
-    const client = postgres(url, { max: 1, onnotice: () => {} });
-    await migrate(drizzle(client), { migrationsFolder: dir });
-    await client.end();
+    await apply(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Applies the migrations that existed before partitioning to a new database. */
+async function oldSchema(url: string): Promise<void> {
+  await withOldMigrations(async (dir) => {
+    const client = postgres(url, { max: 1, onnotice: () => {} });
+    await migrate(drizzle(client), { migrationsFolder: dir });
+    await client.end();
+  });
 }
 
 beforeAll(async () => {
@@ -110,14 +117,9 @@ describe("converting an embedded (PGlite) store made before partitioning", () =>
     const { openDb } = await import("../../src/store/db.ts");
     const { MessageStore } = await import("../../src/store/messages.ts");
     const dataDir = mkdtempSync(join(tmpdir(), "chat-old-pglite-"));
-    const dir = mkdtempSync(join(tmpdir(), "chat-old-schema-"));
     try {
-      cpSync(new URL("../../drizzle", import.meta.url).pathname, dir, { recursive: true });
-      const journal = JSON.parse(readFileSync(join(dir, "meta/_journal.json"), "utf8"));
-      journal.entries = journal.entries.filter((e: { tag: string }) => e.tag < "0003");
-      writeFileSync(join(dir, "meta/_journal.json"), JSON.stringify(journal));
       const client = new PGlite(`${dataDir}/pglite`);
-      await migrateLite(lite(client), { migrationsFolder: dir });
+      await withOldMigrations((dir) => migrateLite(lite(client), { migrationsFolder: dir }));
       await client.query(`insert into conversations (id, kind, last_seq, last_msg_at) values ('${conv}', 'direct', 3, now())`);
       await client.query(`insert into members (conv_id, user_id) values ('${conv}', 'ann'), ('${conv}', 'ben')`);
       for (const seq of [1, 2, 3]) {
@@ -141,7 +143,6 @@ describe("converting an embedded (PGlite) store made before partitioning", () =>
       }
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
