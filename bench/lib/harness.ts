@@ -1,10 +1,11 @@
 // What every scenario shares: options, lazily started services, our server on a seeded database,
 // measurement windows (load-generator counters + CPU of each process over the same seconds), progress.
+import { join } from "node:path";
 import { cpuSeconds, groupCpu, machineCpu, sleep } from "./machine.ts";
 import { type LoadGen, type Report } from "./loadgen.ts";
 import { freshDb, copyUsers } from "./seed.ts";
-import { startPostgres, startRedis, startRedisCluster, type Pg, type Redis } from "./services.ts";
-import { startServer, type Server, type ServerKind } from "./servers.ts";
+import { pgStatements, startPostgres, startRedis, startRedisCluster, type Pg, type Redis } from "./services.ts";
+import { LOGS, startServer, type Server, type ServerKind } from "./servers.ts";
 
 export interface Options {
   smoke: boolean;
@@ -137,6 +138,16 @@ export class Ctx {
     return pg.pids ? groupCpu(pg.pids) : NaN;
   }
 
+  /**
+   * BENCH_PG_STATEMENTS=1: `start` clears Postgres's statement statistics; `end` writes the statements that took
+   * the most time since then to results/logs/pg-statements/<label>.md (a no-op otherwise).
+   */
+  async pgStatements(label: string, phase: "start" | "end"): Promise<void> {
+    if (!process.env.BENCH_PG_STATEMENTS) return;
+    const name = label.replace(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "");
+    await pgStatements(await this.pg(), phase === "end" ? join(LOGS, "pg-statements", `${name}-${Date.now()}.md`) : undefined);
+  }
+
   /** A progress line on stderr: rewritten in place on a terminal, one line every few seconds otherwise. */
   status(msg: string, force = false): void {
     if (process.stderr.isTTY) return void process.stderr.write(`\r\x1b[2K${msg}`);
@@ -190,6 +201,7 @@ export class Ctx {
     const redisCpu = () => (redisPids.length ? redisPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) : NaN);
     await this.tick(label, o.warmup ?? this.opts.warmup, lg);
     const cpu0 = servers.map((s) => s.cpu());
+    if (o.db) await this.pgStatements(label, "start");
     const db0 = o.db ? await this.dbCpu() : NaN;
     const r0 = redisCpu();
     const g0 = lg.cpuEach();
@@ -204,6 +216,7 @@ export class Ctx {
     const gen = genCpu / report.seconds / Math.min(lg.workers.length, navigator.hardwareConcurrency);
     const cpu = servers.map((s, i) => s.cpu() - cpu0[i]!);
     const db = o.db ? (await this.dbCpu()) - db0 : NaN;
+    if (o.db) await this.pgStatements(label, "end");
     const redis = redisCpu() - r0;
     const m1 = machineCpu();
     const machineBusy = (m1.busy - m0.busy) / (m1.total - m0.total);

@@ -10,7 +10,7 @@ export const ROOT = join(import.meta.dir, "../..");
 export const BUN = process.execPath;
 export const TOKEN_SECRET = "bench-secret-bench-secret-bench-secret-0001";
 export const API_KEY = "bench-api-key";
-const LOGS = join(ROOT, "bench/results/logs");
+export const LOGS = join(ROOT, "bench/results/logs");
 
 export type ServerKind = "ours" | "bun-raw" | "node-ws" | "socketio" | "bun-http" | "bun-coalesce";
 /** Peers that only make sense in a room fan-out (the others skip them). */

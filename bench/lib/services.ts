@@ -2,9 +2,9 @@
 // suite (the machine's Postgres initdb'd into a temporary folder, redis-server without persistence, both
 // on free loopback ports) and removed afterwards. Under `npm test` (the smoke test) the suite's own
 // services are reused instead: TEST_PG_URL / TEST_REDIS_URL.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, chownSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, chownSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import postgres from "postgres";
 import { sleep, withChildren } from "./machine.ts";
 
@@ -60,7 +60,8 @@ export async function startPostgres(): Promise<Pg> {
   run(
     asPg([
       `${bin}/pg_ctl`, "-D", data, "-l", join(sock, "pg.log"), "-w", "-o",
-      `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=512MB -c max_wal_size=4GB`,
+      `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=512MB -c max_wal_size=4GB` +
+        (process.env.BENCH_PG_STATEMENTS ? " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" : ""),
       "start",
     ]),
   );
@@ -146,4 +147,34 @@ export async function startRedisCluster(): Promise<Redis & { urls: string[]; pid
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * BENCH_PG_STATEMENTS=1 (Postgres started with pg_stat_statements): `reset` clears the statistics, otherwise the
+ * statements that took the most execution time since the last reset are written to `file` (markdown) and cleared.
+ */
+export async function pgStatements(pg: Pg, file: string | undefined): Promise<void> {
+  if (!process.env.BENCH_PG_STATEMENTS || !pg.pids) return;
+  const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe("create extension if not exists pg_stat_statements");
+    if (file) {
+      const top = await sql.unsafe(`
+        select calls, round(total_exec_time::numeric, 1) as total_ms, round(mean_exec_time::numeric, 3) as mean_ms,
+               round(total_plan_time::numeric, 1) as plan_ms, rows, shared_blks_hit as hit, shared_blks_read as read,
+               wal_bytes, regexp_replace(query, '\\s+', ' ', 'g') as query
+          from pg_stat_statements order by total_exec_time + total_plan_time desc limit 20`);
+      const cell = (v: unknown) => String(v).replace(/\|/g, "\\|");
+      const lines = [
+        "| calls | exec ms | mean ms | plan ms | rows | blocks hit | blocks read | WAL bytes | statement |",
+        "|---|---|---|---|---|---|---|---|---|",
+        ...top.map((r) => `| ${[r.calls, r.total_ms, r.mean_ms, r.plan_ms, r.rows, r.hit, r.read, r.wal_bytes, String(r.query).slice(0, 400)].map(cell).join(" | ")} |`),
+      ];
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, lines.join("\n") + "\n");
+    }
+    await sql.unsafe("select pg_stat_statements_reset()");
+  } finally {
+    await sql.end();
+  }
 }

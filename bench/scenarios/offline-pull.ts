@@ -87,10 +87,12 @@ export async function pullLoops(ctx: Ctx, server: Server, ids: string[], o: { co
     };
     ctx.status("  closed loop", true);
     const c0 = server.cpu();
+    await ctx.pgStatements("pull closed loop", "start");
     const d0 = await ctx.dbCpu();
     const closed = await lg.pull(job(ids.slice(0, half), "closed"));
     const cpu = server.cpu() - c0;
     const dbCpu = (await ctx.dbCpu()) - d0;
+    await ctx.pgStatements("pull closed loop", "end");
     const pullsPerSec = closed.counters.count / closed.seconds;
     ctx.say(`  closed loop: ${closed.counters.count} pulls in ${closed.seconds.toFixed(1)} s = ${pullsPerSec.toFixed(0)}/s, p50 ${closed.hist.pct(0.5).toFixed(2)} ms p99 ${closed.hist.pct(0.99).toFixed(2)} ms, ${closed.counters.errors} errors`);
     ctx.status("  open loop", true);

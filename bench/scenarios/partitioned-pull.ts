@@ -4,7 +4,7 @@
 //   - partitioned: the messages table as the server makes it, by month; the rows span twelve months (eleven of
 //     delivered history, then this month's unread), so twelve partitions hold them;
 //   - unpartitioned: the table as it was before partitioning (one table, primary key id, unique (conv_id, seq)).
-// Rows are made inside Postgres (INSERT ... SELECT over generate_series), then vacuumed and analyzed. Each
+// Rows are made inside Postgres (INSERT ... SELECT over generate_series), then vacuumed, analyzed and checkpointed. Each
 // user pulls once: closed loop for pulls per second, open loop for the latency of the pull itself.
 import { target, type Ctx, type Result, type Row } from "../lib/harness.ts";
 import { freshDb, sql, userIds } from "../lib/seed.ts";
@@ -101,6 +101,7 @@ export async function partitionedPull(ctx: Ctx): Promise<Result> {
     await fill(db, users, per, month0);
     if (variant === "unpartitioned") await sql(db, PLAIN_INDEXES);
     await sql(db, "vacuum analyze");
+    await sql(db, "checkpoint");
     const [{ n, parts }] = await sql<{ n: string; parts: string }>(
       db,
       `select (select count(*) from messages)::text as n,
