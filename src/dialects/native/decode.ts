@@ -182,20 +182,20 @@ export function frameId(data: string | Uint8Array): string | number | undefined 
 }
 
 /**
- * A heartbeat of the documented shape (`{"t":"ping"}`, maybe with an id), read without the schema check: its id
- * (null when none), or undefined when it is anything else.
+ * `{"t":"ping"}`, `{"t":"ping","id":<integer>}` or `{"t":"ping","id":"<string>"}` written compactly: the integer of
+ * at most 15 digits, the string of at most 64 characters with no escape, quote or control character. Matched as
+ * text, so the commonest frame is answered without parsing JSON.
+ */
+const PING = /^\{"t":"ping"(?:,"id":(?:(-?(?:0|[1-9]\d{0,14}))|"([^"\\\u0000-\u001f]{0,64})"))?\}$/;
+
+/**
+ * A heartbeat of the documented shape in its compact form (PING), read without the schema check: its id (null
+ * when none), or undefined for anything else, which then takes the full path (a ping written otherwise is
+ * answered there just the same).
  */
 export function quickPing(data: string | Uint8Array): string | number | null | undefined {
-  if (typeof data !== "string" || data.length > 96 || !data.startsWith('{"t":"ping"')) return undefined;
-  let f: { t?: unknown; id?: unknown };
-  try {
-    f = JSON.parse(data);
-  } catch {
-    return undefined;
-  }
-  const id = f.id;
-  let n = 0;
-  for (const _ in f) n++;
-  if (n > 2 || (n === 2 && !((typeof id === "string" && id.length <= 64) || Number.isInteger(id)))) return undefined;
-  return (id as string | number | undefined) ?? null;
+  if (typeof data !== "string" || data.length > 96) return undefined;
+  const m = PING.exec(data);
+  if (!m) return undefined;
+  return m[1] !== undefined ? Number(m[1]) : m[2] !== undefined ? m[2] : null;
 }

@@ -19,7 +19,7 @@ export function errorFrame(id: unknown, name: ErrorName, message: string, extra?
 
 /** The answer to a heartbeat, written by hand: it is most of the frames. */
 export const pong = (id: string | number | null, now = Date.now()): string =>
-  id === null ? `{"t":"pong","ts":${now}}` : `{"t":"pong","id":${JSON.stringify(id)},"ts":${now}}`;
+  id === null ? `{"t":"pong","ts":${now}}` : `{"t":"pong","id":${typeof id === "number" ? id : JSON.stringify(id)},"ts":${now}}`;
 
 /** Room events as native frames; undefined for other events. */
 export function roomEvent(ev: CoreEvent): Record<string, unknown> | undefined {
