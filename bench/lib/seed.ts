@@ -4,6 +4,7 @@
 import { once } from "node:events";
 import postgres from "postgres";
 import { openDb } from "../../src/store/db.ts";
+import { periodStart } from "../../src/store/partitions.ts";
 import type { Pg } from "./services.ts";
 
 export async function freshDb(pg: Pg, name: string): Promise<string> {
@@ -77,8 +78,13 @@ export async function seedInbox(url: string, o: { users: number; convsPer: numbe
   const per = 2 * o.perSide;
   const start = Date.now() - 86_400_000;
   const iso = (ms: number) => new Date(ms).toISOString();
-  await copyRows(url, "conversations", ["id", "kind", "last_seq", "last_msg_at"], (function* () {
-    for (const [a, b] of pairs) yield `d:${a}:${b}\tdirect\t${per}\t${iso(start + per * 1000)}`;
+  // Each conversation's partition mark as the writer leaves it (store/append.ts): the first seq of the newest
+  // period its messages fall in (message s is written at start + s seconds), and that period's start.
+  const newest = periodStart(start + per * 1000, "month");
+  let markSeq = 1;
+  while (periodStart(start + markSeq * 1000, "month") < newest) markSeq++;
+  await copyRows(url, "conversations", ["id", "kind", "last_seq", "last_msg_at", "mark_seq", "mark_at"], (function* () {
+    for (const [a, b] of pairs) yield `d:${a}:${b}\tdirect\t${per}\t${iso(start + per * 1000)}\t${markSeq}\t${iso(newest)}`;
   })());
   await copyRows(url, "members", ["conv_id", "user_id", "last_sent_seq"], (function* () {
     for (const [a, b] of pairs) {
