@@ -61,7 +61,7 @@ export async function startPostgres(): Promise<Pg> {
     asPg([
       `${bin}/pg_ctl`, "-D", data, "-l", join(sock, "pg.log"), "-w", "-o",
       `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=512MB -c max_wal_size=4GB` +
-        (process.env.BENCH_PG_STATEMENTS ? " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" : ""),
+        (process.env.BENCH_PG_STATEMENTS ? " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on" : ""),
       "start",
     ]),
   );
