@@ -276,9 +276,15 @@ export class Ctx {
       const bench = (m.cpu + (Number.isFinite(m.db) ? m.db : 0) + m.genCpu) / m.report.seconds / cores;
       const cpus = `server ${x.server.toFixed(2)}${o.db ? `, Postgres ${x.db.toFixed(2)}` : ""}, busiest generator process ${x.generator.toFixed(2)} cores; machine ${(x.machine * 100).toFixed(0)}% busy`;
       const lost = m.report.counters.lost;
+      // Sends answered with an error: the server shed load (its writer's queue full, commits past their timeout),
+      // so this window measures its refusals, not its throughput.
+      const refused = m.report.counters.errors;
+      const back = steps.at(-2)?.window ?? window;
       saturated =
         lost > 0 && s.stopOnLoss
-          ? `messages were lost at window ${window} (${lost}: dropped, or not back within 3 s), so it stays at ${steps.at(-2)?.window ?? window} (${cpus})`
+          ? `messages were lost at window ${window} (${lost}: dropped, or not back within 3 s), so it stays at ${back} (${cpus})`
+          : refused > 0
+          ? `the server refused ${refused} sends at window ${window} (it sheds load past its queue and commit-time bounds), so it stays at ${back} (${cpus})`
           : x.server >= SATURATED
           ? `the server saturated (${cpus})`
           : x.db >= SATURATED
@@ -300,8 +306,8 @@ export class Ctx {
       if (saturated) {
         // Stopped because it no longer grew: measure at the window that did best.
         if (flat && best.window !== window) await s.set((window = best.window));
-        // Lost messages: back to the window before, which lost none.
-        else if (lost > 0 && s.stopOnLoss && steps.length > 1) await s.set((window = steps.at(-2)!.window));
+        // Lost messages or refused sends: back to the window before, which had none.
+        else if (((lost > 0 && s.stopOnLoss) || refused > 0) && steps.length > 1) await s.set((window = steps.at(-2)!.window));
         break;
       }
       await s.set((window = Math.min(s.ceiling, window * 2)));

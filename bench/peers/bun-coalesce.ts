@@ -1,7 +1,8 @@
 // Peer: a raw Bun.serve WebSocket server that coalesces a room's messages per tick exactly as ours does, the
 // like-for-like runtime limit for our room fan-out. A connection opened with ?room=<r> joins topic <r>; every
-// frame it sends is queued on the room's tick queue, and each tick goes out as ONE frame to the topic (the
-// sender included: server.publish) holding that tick's frames as a JSON array: `[<frame>,<frame>,…]`.
+// frame it sends is queued on the room's tick queue as an item shaped as ours (`{"t":"msg","msg":{id, conv, seq,
+// from, kind, body: <the frame>, ts}}`: the same bytes per delivery), and each tick goes out as ONE frame to the
+// topic (the sender included: server.publish) holding that tick's items, as ours: `{"t":"room","room":…,"items":[…]}`.
 //
 // The queue is our own (src/core/room-ticks.ts, RoomTicks), so the rule cannot drift from ours: a bucket of
 // TICK_BURST frames refilled at one per ROOM_TICK_MS (a quiet room sends at once, on the next turn of the event
@@ -21,22 +22,25 @@ const ticks = new RoomTicks({
   log: (m) => console.error(m),
   publish(room, ev) {
     if (ev.type !== "room") return;
-    let frame = "[";
+    let frame = `{"t":"room","room":${JSON.stringify(room)},"items":[`;
     for (let i = 0; i < ev.items.length; i++) {
       const it = ev.items[i]!;
       if (it.type === "msg") frame += (i ? "," : "") + (it.msg.body as string);
     }
-    server.publish(room, frame + "]");
+    server.publish(room, frame + "]}");
   },
 });
 
-const server = Bun.serve<{ room: string | null }>({
+let seq = 0;
+let users = 0;
+
+const server = Bun.serve<{ room: string | null; user: string }>({
   port,
   hostname: process.env.HOST ?? "0.0.0.0",
   fetch(req, srv) {
     const url = new URL(req.url);
     if (url.pathname === "/healthz") return new Response("ok");
-    if (srv.upgrade(req, { data: { room: url.searchParams.get("room") } })) return undefined as unknown as Response;
+    if (srv.upgrade(req, { data: { room: url.searchParams.get("room"), user: `u${++users}` } })) return undefined as unknown as Response;
     return new Response("upgrade required", { status: 426 });
   },
   websocket: {
@@ -46,8 +50,10 @@ const server = Bun.serve<{ room: string | null }>({
     },
     message(ws, msg) {
       if (!ws.data.room) return void ws.send(msg);
-      // The frame as received is the item's body: a droppable message, as our danmaku.
-      ticks.post(ws.data.room, { type: "msg", msg: { class: "droppable", body: String(msg) } } as unknown as RoomItem);
+      // A droppable message, as our danmaku, carrying what ours carries per item (id, room, seq, sender, kind,
+      // time; the frame as received is its body), so both put the same bytes on the wire per delivery.
+      const item = `{"t":"msg","msg":{"id":"${String(++seq).padStart(19, "1")}","conv":"g:rooms:${ws.data.room}","seq":${seq},"from":"${ws.data.user}","kind":"text","body":${msg},"ts":${Date.now()}}}`;
+      ticks.post(ws.data.room, { type: "msg", msg: { class: "droppable", body: item } } as unknown as RoomItem);
     },
   },
 });
