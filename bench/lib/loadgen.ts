@@ -67,6 +67,8 @@ export type Cmd =
       limit: number;
       durationMs: number;
     }
+  /** Issues the tokens of users who will pull (the clients' login credentials, made before any window). */
+  | { op: "tokens"; users: string[]; tokenSecret: string }
   | { op: "measure" | "report" | "stop" | "close" };
 
 export interface Report {

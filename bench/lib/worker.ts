@@ -310,6 +310,15 @@ function schedule(who: Conn[], perSec: number, fire: (cn: Conn, t: number) => vo
   );
 }
 
+/** Tokens issued ahead of the pulls (op "tokens"): a client's credential is not part of what a pull measures. */
+const issued = new Map<string, string>();
+
+async function issueTokens(cmd: Extract<Cmd, { op: "tokens" }>): Promise<void> {
+  const tokens = new TokenService(cmd.tokenSecret);
+  for (const u of cmd.users) issued.set(u, (await tokens.issue(u, 3600)).token);
+  send({ op: "tokened" });
+}
+
 async function pull(cmd: Extract<Cmd, { op: "pull" }>): Promise<void> {
   const tokens = new TokenService(cmd.tokenSecret);
   c = fresh();
@@ -318,7 +327,7 @@ async function pull(cmd: Extract<Cmd, { op: "pull" }>): Promise<void> {
   const deadline = now() + cmd.durationMs;
   let next = 0;
   const one = async (user: string, k: number) => {
-    const url = `ws://${cmd.hosts[k % cmd.hosts.length]}:${cmd.port}/ws?token=${(await tokens.issue(user, 3600)).token}`;
+    const url = `ws://${cmd.hosts[k % cmd.hosts.length]}:${cmd.port}/ws?token=${issued.get(user) ?? (await tokens.issue(user, 3600)).token}`;
     const t0 = now();
     await new Promise<void>((resolve) => {
       const ws = new WebSocket(url);
@@ -459,6 +468,8 @@ process.on("message", async (cmd: Cmd) => {
       if (!durableClosed) schedule(conns, cmd.rate, (cn) => sendDurable(cn));
       return send({ op: "started" });
     }
+    case "tokens":
+      return issueTokens(cmd);
     case "pull":
       return pull(cmd);
     case "measure":

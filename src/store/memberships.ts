@@ -126,11 +126,14 @@ export class MembershipStore implements Memberships {
 
   /** The user's conversations of one kind with their names and member ids, in one statement, by id. */
   async conversationsWithMembers(userId: string, kind: string): Promise<{ conv: string; name: string; members: string[] }[]> {
-    // Prepared: every login and logout asks it (presence notices), mostly of users in no group at all.
+    // Prepared: every login and logout asks it (presence notices), mostly of users in no group at all. The kind
+    // is written into the statement, not bound: bound, the generic plan cannot know how rare a kind is, so
+    // Postgres planned every execution afresh (0.45 ms of planning for a 0.02 ms query; bench: offline-pull).
+    if (!/^[a-z_]+$/.test(kind)) throw new Error(`bad conversation kind ${JSON.stringify(kind)}`);
     const res = await prepared<{ id: string; name: string | null; members: string }>(this.db, sql`
       select c.id, c.name, json_agg(o.user_id order by o.user_id)::text as members
         from members m
-        join conversations c on c.id = m.conv_id and c.kind = ${kind}
+        join conversations c on c.id = m.conv_id and c.kind = ${sql.raw(`'${kind}'`)}
         join members o on o.conv_id = m.conv_id
        where m.user_id = ${userId}
        group by c.id, c.name

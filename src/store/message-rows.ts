@@ -32,6 +32,23 @@ export function fromRaw(r: RawMessage): Message {
   });
 }
 
+/** A message of the pull's page, as the statement builds it in JSON: [id, conv, seq, from, kind, body, cmid, ts ms, recalled]. */
+export type PulledRow = [string, string, number, string, string, unknown, string | null, number, boolean];
+
+export function fromPulled(r: PulledRow): Message {
+  return {
+    id: r[0],
+    conv: r[1],
+    seq: r[2],
+    from: r[3],
+    kind: r[4],
+    body: r[8] ? null : r[5],
+    cmid: r[6] ?? undefined,
+    ts: Math.trunc(r[7]),
+    ...(r[8] ? { recalled: true } : {}),
+  };
+}
+
 export function toMessage(r: MessageRow): Message {
   return {
     id: r.id.toString(),

@@ -7,6 +7,7 @@ import { openDb, rowsOf, type OpenDb } from "../../src/store/db.ts";
 import { blocks } from "../../src/store/schema.ts";
 import type { AppendItem } from "../../src/core/records.ts";
 import { ConversationStore } from "../../src/store/conversations.ts";
+import { RecallStore } from "../../src/store/recall.ts";
 import { MessageStore } from "../../src/store/messages.ts";
 import { Store } from "../../src/store/store.ts";
 import { UserStore } from "../../src/store/users.ts";
@@ -104,8 +105,15 @@ for (const [name, open] of drivers) {
 
     test("pull returns a page and moves the cursors past exactly that page, in one statement", async () => {
       // ben has 6, 7, 8 pending in `conv`; pull two: the third stays pending and says `more`.
+      // A recalled message is pulled without its body, as pending reads it.
+      expect(await new RecallStore(db.db).markRecalled(BigInt((await store.pending("ben", { limit: 3 }))[1]!.id))).toBe(true);
+      const pend = await store.pending("ben", { limit: 3 });
+      expect(pend[1]).toMatchObject({ body: null, recalled: true });
       const first = await store.pull("ben", { limit: 2 });
       expect(first.msgs.map((m) => m.seq)).toEqual([6, 7, 8]); // limit + 1: the last one is not marked
+      // The same messages, field for field, as pending reads them (the pull's page is built as JSON).
+      expect(first.msgs).toEqual(pend);
+      expect(first.msgs.every((m) => Number.isInteger(m.ts) && typeof m.id === "string" && m.body !== undefined)).toBe(true);
       expect([...first.moved]).toEqual([[conv, 7]]);
       expect((await store.pending("ben", { limit: 10 })).map((m) => m.seq)).toEqual([8]);
       const last = await store.pull("ben", { limit: 2 });

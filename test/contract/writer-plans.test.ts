@@ -1,7 +1,8 @@
 // The group-commit writer's statements keep finding rows through indexes as the tables grow. They are prepared
 // on postgres.js, and Postgres keeps a generic plan per statement and connection once a statement ran a few
 // times: planned while the messages table was small, the retry lookup became a hash join over a scan of every
-// partition, whose cost then grew with each row written. Postgres only: PGlite plans every statement anew.
+// partition, whose cost then grew with each row written. And the login's group lookup gets a generic plan at all
+// (it was planned at every execution). Postgres only: PGlite plans every statement anew.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
@@ -11,6 +12,7 @@ import { appendBatch } from "../../src/store/append.ts";
 import { openDb, type Db } from "../../src/store/db.ts";
 import * as schema from "../../src/store/schema.ts";
 import { ConversationStore } from "../../src/store/conversations.ts";
+import { MembershipStore } from "../../src/store/memberships.ts";
 import { MessageStore } from "../../src/store/messages.ts";
 import { Store } from "../../src/store/store.ts";
 import { UserStore } from "../../src/store/users.ts";
@@ -68,5 +70,24 @@ describe("writer plans on Postgres", () => {
     const [again] = await appendBatch(db, [{ id: ids.next(), conv, sender: "ann", kind: "text", body: "hi", cmid: "c1", at: new Date() }]);
     expect(again && "dup" in again && again.dup).toBe(true);
     expect((await seqScans()) - before).toBe(0);
+  });
+
+  test("the login's group lookup settles on a generic plan (no planning per login)", async () => {
+    // Asked at every login and logout. With the conversation kind bound as a parameter, the generic plan could
+    // not know how rare a kind is and Postgres planned each execution afresh, 20 times the query's own cost.
+    // A store like a real one: group conversations are rare, each user has a few direct ones.
+    await client.unsafe(`insert into conversations (id, kind) select 'd:' || g, 'direct' from generate_series(1, 20000) g`);
+    await client.unsafe(
+      `insert into members (conv_id, user_id) select 'd:' || g, 'x' || (g % 2000) from generate_series(1, 20000) g
+       union all select 'd:' || g, 'x' || ((g + 1) % 2000) from generate_series(1, 20000) g`,
+    );
+    await client`analyze conversations`;
+    await client`analyze members`;
+    const memberships = new MembershipStore(db);
+    for (let i = 0; i < 10; i++) expect((await memberships.conversationsWithMembers(i % 2 ? "ann" : `x${i}`, "group")).length).toBe(i % 2 ? 2 : 0);
+    const rows = await client`select generic_plans::int as g, custom_plans::int as c from pg_prepared_statements where statement like '%json_agg(o.user_id%' and statement not like '%pg_prepared%'`;
+    expect(rows.length).toBe(1);
+    expect(rows[0]!.g).toBeGreaterThan(0);
+    expect(rows[0]!.c).toBeLessThanOrEqual(5);
   });
 });
