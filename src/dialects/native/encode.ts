@@ -17,9 +17,8 @@ export function errorFrame(id: unknown, name: ErrorName, message: string, extra?
   return { t: "error", ...(id !== undefined ? { id } : {}), code: ErrorCodes[name], error: name, message, ...extra };
 }
 
-/** The answer to a heartbeat, written by hand: it is most of the frames. */
-export const pong = (id: string | number | null, now = Date.now()): string =>
-  id === null ? `{"t":"pong","ts":${now}}` : `{"t":"pong","id":${typeof id === "number" ? id : JSON.stringify(id)},"ts":${now}}`;
+/** The answer to a compact heartbeat, written by hand (it is most of the frames): `id` is the id's JSON text (quickPing). */
+export const pong = (id: string | null, now = Date.now()): string => (id === null ? `{"t":"pong","ts":${now}}` : `{"t":"pong","id":${id},"ts":${now}}`);
 
 /** Room events as native frames; undefined for other events. */
 export function roomEvent(ev: CoreEvent): Record<string, unknown> | undefined {
