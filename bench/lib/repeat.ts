@@ -1,7 +1,9 @@
 // Repeated runs of one scenario (`--repeat N`, `--full`: 3): the run shown is the median one (by its first
 // ratio, else its first target's value, else its first row's figure), and every ratio, target value and row
 // figure gets its min / median / max over the runs, so a figure comes with its spread. One run gets its
-// spreads too (min = median = max): the JSON has the same shape whatever the number of runs.
+// spreads too (min = median = max): the JSON has the same shape whatever the number of runs. A target is judged
+// on all the runs, not on the one shown: its value is its median, and it is MET when it was met in most runs
+// (for a goal that is a bound, the same as its median meeting it).
 import { ratioName, type Result, type Spread } from "./harness.ts";
 
 const median = (xs: number[]): number => {
@@ -35,5 +37,12 @@ export function merge(runs: Result[]): Result {
     if (row.p50 !== undefined) spreads.push(spreadOf(`${row.server} p50 (ms)`, runs.map((r) => same(r)?.p50 ?? NaN)));
     if (row.p99 !== undefined) spreads.push(spreadOf(`${row.server} p99 (ms)`, runs.map((r) => same(r)?.p99 ?? NaN)));
   }
-  return { ...mid, spreads, repeats: runs.length, seconds: runs.reduce((s, r) => s + r.seconds, 0), windows: runs.flatMap((r) => r.windows ?? []) };
+  const targets = mid.targets.map((t) => {
+    const all = runs.map((r) => r.targets.find((y) => y.name === t.name)).filter((y) => y !== undefined);
+    if (all.length < 2 || all.some((y) => y.met === undefined)) return t;
+    const m = spreadOf(t.name, all.map((y) => targetNumber(y.value))).median;
+    const digits = /\.(\d+)/.exec(t.value)?.[1]?.length ?? 0;
+    return { ...t, met: all.filter((y) => y.met).length * 2 > all.length, value: Number.isFinite(m) ? t.value.replace(/-?\d[\d,]*(\.\d+)?/, m.toFixed(digits)) : t.value };
+  });
+  return { ...mid, targets, spreads, repeats: runs.length, seconds: runs.reduce((s, r) => s + r.seconds, 0), windows: runs.flatMap((r) => r.windows ?? []) };
 }

@@ -57,6 +57,22 @@ describe("bench report", () => {
     expect(text).not.toContain("– / – / –");
   });
 
+  test("a target is judged on all the runs: its median value, MET only when met in most runs", () => {
+    // The run shown (the median by the first ratio) met the goal; the other two missed it.
+    const withCpu = (k: number, cpu: number, met: boolean): Result => {
+      const r = result(k);
+      r.targets.push({ name: "CPU per round trip, raw / ours", goal: "≥ 0.9×", value: cpu.toFixed(2), met });
+      return r;
+    };
+    const m = merge([withCpu(0, 0.76, false), withCpu(1, 0.99, true), withCpu(2, 0.83, false)]);
+    expect(m.rows[0]!.value).toBe(61_000);
+    expect(m.targets.find((t) => t.name === "CPU per round trip, raw / ours")).toMatchObject({ value: "0.83", met: false });
+    expect(table(run([m]))).toContain("target MISSED CPU per round trip, raw / ours: 0.83 (0.760 / 0.830 / 0.990) (goal ≥ 0.9×)");
+    // Met in two runs of three: MET, at the median.
+    const n = merge([withCpu(0, 0.76, false), withCpu(1, 0.95, true), withCpu(2, 0.91, true)]);
+    expect(n.targets.find((t) => t.name === "CPU per round trip, raw / ours")).toMatchObject({ value: "0.91", met: true });
+  });
+
   test("one run has its spreads too (min = median = max)", () => {
     const m = merge([result(0)]);
     for (const x of m.ratios) expect(m.spreads!.some((s) => s.name.startsWith(`${x.ours} / ${x.peer}`) && s.median === x.ratio)).toBe(true);
