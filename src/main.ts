@@ -36,7 +36,12 @@ for (const sig of ["SIGTERM", "SIGINT"] as const) {
     if (stopping) return;
     stopping = true;
     log.info(`${sig}: draining`);
-    await running.stop();
+    try {
+      await running.stop();
+    } catch (e) {
+      log.error(`${sig}: drain failed: ${(e as Error).stack ?? e}`);
+      process.exit(1);
+    }
     process.exit(0);
   });
 }

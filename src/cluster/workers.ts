@@ -1,7 +1,8 @@
 // WORKERS=N: the process started by `npm start` becomes a supervisor of N worker processes, each a full
 // node (its own NODE_ID, sharing PORT through reusePort, talking to the others over Redis). A worker that
 // dies is started again (after a growing pause if it keeps dying); SIGTERM/SIGINT are passed on to every
-// worker, which drain, and the supervisor exits when they all have.
+// worker, which drain, and the supervisor exits when they all have: with 0 when every one drained cleanly, else
+// with the first failing worker's code.
 import type { Subprocess } from "bun";
 import type { Config } from "../config.ts";
 
@@ -35,8 +36,10 @@ export async function superviseWorkers(cfg: Config, log: (msg: string) => void):
       if (stopping) return;
       stopping = true;
       for (const w of workers) w?.kill("SIGTERM");
-      await Promise.all(workers.map((w) => w?.exited));
-      process.exit(0);
+      const codes = await Promise.all(workers.map((w) => w?.exited));
+      const failed = codes.find((c) => c !== undefined && c !== 0);
+      if (failed !== undefined) log(`a worker exited with ${failed} while draining`);
+      process.exit(failed ?? 0);
     });
   }
   return new Promise<never>(() => {});

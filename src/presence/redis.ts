@@ -177,7 +177,10 @@ export class RedisPresence implements Presence, NodeLeases {
       const k = this.keys;
       await this.sweepNode(this.node, true);
       await this.r.del(k.idSlot(this.slot));
-    } catch {}
+    } catch (e) {
+      // Left for the other nodes to sweep once this node's lease runs out.
+      this.log.warn(`presence: could not remove this node's entries at shutdown: ${(e as Error).message}`);
+    }
     await this.r.quit().catch(() => {});
   }
 

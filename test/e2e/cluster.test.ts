@@ -227,7 +227,10 @@ for (const mode of REDIS_MODES) {
           await until("worker 1 is back", async () => sup.log.all.filter((l) => l.includes("[w-1] listening")).length > lines);
           for (const c of [a, b]) if (!c.isClosed) c.ws.close();
           expect(await sup.stop()).toBe(0);
-          expect((await r.zrange(cluster.keys.nodes(), "0", "-1")).filter((n) => n.startsWith("w-"))).toEqual([]);
+          const left = (await r.zrange(cluster.keys.nodes(), "0", "-1")).filter((n) => n.startsWith("w-"));
+          // On failure, the supervisor's log (every worker's lines are in it) says what the workers did.
+          if (left.length) console.error(sup.log.all.join("\n"));
+          expect(left).toEqual([]);
         } finally {
           r.disconnect();
         }
