@@ -36,29 +36,14 @@ export function fromRaw(r: RawMessage): Message {
 export type PulledRow = [string, string, number, string, string, unknown, string | null, number, boolean];
 
 export function fromPulled(r: PulledRow): Message {
-  return {
-    id: r[0],
-    conv: r[1],
-    seq: r[2],
-    from: r[3],
-    kind: r[4],
-    body: r[8] ? null : r[5],
-    cmid: r[6] ?? undefined,
-    ts: Math.trunc(r[7]),
-    ...(r[8] ? { recalled: true } : {}),
-  };
+  return message(r[0], r[1], r[2], r[3], r[4], r[5], r[6], Math.trunc(r[7]), r[8]);
 }
 
 export function toMessage(r: MessageRow): Message {
-  return {
-    id: r.id.toString(),
-    conv: r.convId,
-    seq: Number(r.seq),
-    from: r.senderId,
-    kind: r.kind,
-    body: r.recalledAt ? null : r.body,
-    cmid: r.clientMsgId ?? undefined,
-    ts: r.createdAt.getTime(),
-    ...(r.recalledAt ? { recalled: true } : {}),
-  };
+  return message(r.id.toString(), r.convId, Number(r.seq), r.senderId, r.kind, r.body, r.clientMsgId, r.createdAt.getTime(), !!r.recalledAt);
+}
+
+/** The core's Message: a recalled message keeps its place but not its body. */
+function message(id: string, conv: string, seq: number, from: string, kind: string, body: unknown, cmid: string | null, ts: number, recalled: boolean): Message {
+  return { id, conv, seq, from, kind, body: recalled ? null : body, cmid: cmid ?? undefined, ts, ...(recalled ? { recalled: true } : {}) };
 }
