@@ -59,8 +59,8 @@ export type Cmd =
       op: "pull";
       hosts: string[];
       port: number;
+      /** users whose tokens this worker was given (op "tokens") */
       users: string[];
-      tokenSecret: string;
       mode: "closed" | "open";
       concurrency: number;
       rate: number;

@@ -310,7 +310,7 @@ function schedule(who: Conn[], perSec: number, fire: (cn: Conn, t: number) => vo
   );
 }
 
-/** Tokens issued ahead of the pulls (op "tokens"): a client's credential is not part of what a pull measures. */
+/** Tokens issued ahead of the pulls (op "tokens", this worker's users only): a client's credential is not part of what a pull measures. */
 const issued = new Map<string, string>();
 
 async function issueTokens(cmd: Extract<Cmd, { op: "tokens" }>): Promise<void> {
@@ -320,14 +320,15 @@ async function issueTokens(cmd: Extract<Cmd, { op: "tokens" }>): Promise<void> {
 }
 
 async function pull(cmd: Extract<Cmd, { op: "pull" }>): Promise<void> {
-  const tokens = new TokenService(cmd.tokenSecret);
   c = fresh();
   hist = new Hist();
   const connectHist = new Hist();
   const deadline = now() + cmd.durationMs;
   let next = 0;
   const one = async (user: string, k: number) => {
-    const url = `ws://${cmd.hosts[k % cmd.hosts.length]}:${cmd.port}/ws?token=${issued.get(user) ?? (await tokens.issue(user, 3600)).token}`;
+    const token = issued.get(user);
+    if (token === undefined) throw new Error(`no token issued for ${user} (op "tokens" comes first)`);
+    const url = `ws://${cmd.hosts[k % cmd.hosts.length]}:${cmd.port}/ws?token=${token}`;
     const t0 = now();
     await new Promise<void>((resolve) => {
       const ws = new WebSocket(url);

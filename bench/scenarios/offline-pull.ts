@@ -78,7 +78,6 @@ export async function pullLoops(ctx: Ctx, server: Server, ids: string[], o: { co
         hosts: ["127.0.0.1"],
         port: server.port,
         users: list.slice(i * per, (i + 1) * per),
-        tokenSecret: TOKEN_SECRET,
         mode,
         concurrency: o.concurrency,
         rate: o.rate / lg.workers.length,
@@ -86,14 +85,16 @@ export async function pullLoops(ctx: Ctx, server: Server, ids: string[], o: { co
         durationMs: bound,
       };
     };
-    // The users' tokens are issued before any window: a client's credential is not part of what is measured.
-    await lg.all({ op: "tokens", users: ids, tokenSecret: TOKEN_SECRET }, "tokened");
+    const closedJob = job(ids.slice(0, half), "closed");
+    const openJob = job(ids.slice(half), "open");
+    // Each worker's users get their tokens before any window: a client's credential is not part of what is measured.
+    await lg.all((i) => ({ op: "tokens", users: [...closedJob(i).users, ...openJob(i).users], tokenSecret: TOKEN_SECRET }), "tokened");
     ctx.status("  closed loop", true);
     const c0 = server.cpu();
     await ctx.pgStatements("pull closed loop", "start");
     const d0 = await ctx.dbCpu();
     const g0 = lg.cpu();
-    const closed = await lg.pull(job(ids.slice(0, half), "closed"));
+    const closed = await lg.pull(closedJob);
     const cpu = server.cpu() - c0;
     const dbCpu = (await ctx.dbCpu()) - d0;
     const genCpu = lg.cpu() - g0;
@@ -101,7 +102,7 @@ export async function pullLoops(ctx: Ctx, server: Server, ids: string[], o: { co
     const pullsPerSec = closed.counters.count / closed.seconds;
     ctx.say(`  closed loop: ${closed.counters.count} pulls in ${closed.seconds.toFixed(1)} s = ${pullsPerSec.toFixed(0)}/s, p50 ${closed.hist.pct(0.5).toFixed(2)} ms p99 ${closed.hist.pct(0.99).toFixed(2)} ms, ${closed.counters.errors} errors`);
     ctx.status("  open loop", true);
-    const open = await lg.pull(job(ids.slice(half), "open"));
+    const open = await lg.pull(openJob);
     ctx.say(`  open loop at ${o.rate}/s: ${open.counters.count} pulls, p50 ${open.hist.pct(0.5).toFixed(2)} ms p99 ${open.hist.pct(0.99).toFixed(2)} ms, ${open.counters.errors} errors`);
     return { closed, open, cpu, dbCpu, genCpu, pullsPerSec, workers: lg.workers.length };
   } finally {
