@@ -93,7 +93,7 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const users = new UserStore(db.db);
   const conversations = new ConversationStore(db.db);
   // The services that read users, conversations and messages together take them as one object.
-  const store = new Store(db.db, { users, conversations, messages: new MessageStore(db.db, cfg.messagePartitionInterval) });
+  const store = new Store(db.db, { users, conversations, messages: new MessageStore(db.db, cfg.messagePartitionInterval, db.appendDb) });
   // The messages table's partitions (store/partitions.ts): openDb created the current and next ones; they are
   // created ahead every hour from now on, and old ones dropped past MESSAGE_RETENTION_DAYS (now, then hourly).
   const partitions = new MessagePartitions(db.db, {

@@ -37,14 +37,15 @@ export type { AttemptCounter } from "./ratelimit.ts";
 export type AppendBatch = (items: AppendItem[], stages?: AppendStages) => Promise<AppendResult[]>;
 
 /**
- * How a batch's transaction lets the next one overlap it (core/writer.ts): `locked` is called once the batch
- * holds the row locks of every conversation it writes (a next batch may start: its locks queue behind these);
- * `proceed` is awaited before the batch writes anything: it rejects when the batch before failed (this one is
- * then rolled back and queued again, so seqs keep the order of the sends).
+ * How a batch lets the next one overlap it (core/writer.ts). A writer's batches travel on one connection in
+ * order: `sent` is called once the batch is on its way (a next batch sent now runs after it); `batch` names
+ * the batch, and `after` the one in flight before it: this one commits only if that one did, else it fails
+ * and the writer writes it again after that one, so seqs keep the order of the sends.
  */
 export interface AppendStages {
-  locked?(): void;
-  proceed?(): Promise<void>;
+  batch?: number;
+  after?: number;
+  sent?(): void;
 }
 
 /** User records. (store/users.ts) */

@@ -4,10 +4,10 @@
 // of the current turn: waiting would only add latency, and under load batches form behind the one in flight.
 // Every promise resolves only after its batch committed: an ack always follows a commit.
 //
-// Two batches overlap: once a batch holds the row locks of every conversation it writes, the next one may
-// start (its locks queue behind those, so seqs follow the order of the sends); it writes nothing before the
-// first one committed, and when the first one fails it is rolled back and queued again, in front, so a bad
-// row's bisection keeps the order too.
+// Two batches overlap: once a batch is on its way (the store sends a writer's batches on one connection, in
+// order), the next one is sent behind it, so the store never waits for the writer between two batches. The
+// second commits only if the first did: when the first one fails, the second fails too and is queued again,
+// in front, so a bad row's bisection keeps the order of the sends.
 //
 // Bounded: at most `queueMax` sends wait (past it a send is refused at once with `unavailable`), and a send
 // waits at most `commitTimeoutMs` for its commit (then it is refused with `unavailable`). A send refused
@@ -29,18 +29,19 @@ interface Pending {
   reject(e: unknown): void;
 }
 
-/** A batch's transaction in progress. */
+/** A batch being written. */
 interface Flight {
   rows: Pending[];
-  /** the batch holds its locks and has not failed: the next batch may start */
+  /** its name for the store (AppendStages.batch) */
+  batch: number;
+  /** the batch is on its way and has not failed: the next batch may be sent behind it */
   open: boolean;
-  /** settles when the batch's first transaction committed (or rejects when it failed) */
-  committed: Promise<void>;
-  commit(): void;
-  fail(e: unknown): void;
   /** the whole run, its bisection included */
   done?: Promise<void>;
 }
+
+/** Batch names, unique in the process. */
+let batches = 0;
 
 export interface WriterOptions {
   /** Sends waiting for a batch (not counting the one being written); past it a send is refused. */
@@ -111,7 +112,7 @@ export class GroupWriter {
     }
   }
 
-  /** A batch may start: none in flight, or one that holds its locks. */
+  /** A batch may start: none in flight, or one on its way that has not failed. */
   private canStart(): boolean {
     return this.flights.length === 0 || (this.flights.length === 1 && this.flights[0]!.open);
   }
@@ -124,11 +125,7 @@ export class GroupWriter {
     const prev = this.flights[0];
     const rows = this.queue.splice(0, this.batchRows);
     mQueue.value = this.queue.length;
-    let commit!: () => void;
-    let fail!: (e: unknown) => void;
-    const committed = new Promise<void>((res, rej) => ((commit = res), (fail = rej)));
-    committed.catch(() => {});
-    const f: Flight = { rows, open: false, committed, commit, fail };
+    const f: Flight = { rows, batch: ++batches, open: false };
     this.flights.push(f);
     f.done = this.drain(f, prev).finally(() => {
       this.flights.splice(this.flights.indexOf(f), 1);
@@ -136,8 +133,8 @@ export class GroupWriter {
     });
   }
 
-  /** The batch in flight holds its locks: the next one starts now when full, else after WRITER_BATCH_MS. */
-  private locked(f: Flight): void {
+  /** The batch in flight is on its way: the next one starts now when full, else after WRITER_BATCH_MS. */
+  private sent(f: Flight): void {
     f.open = true;
     if (this.queue.length >= this.batchRows) this.kick();
     else if (this.queue.length) this.timer ??= setTimeout(() => this.kick(), this.batchMs);
@@ -173,21 +170,19 @@ export class GroupWriter {
   private async drain(f: Flight, prev: Flight | undefined): Promise<void> {
     const t0 = performance.now();
     const rows = f.rows.filter((p) => !p.done);
-    if (!rows.length) return f.commit();
+    if (!rows.length) return;
     this.writes++;
-    const stages: AppendStages = { locked: () => this.locked(f) };
-    if (prev) stages.proceed = () => prev.committed;
+    const stages: AppendStages = { batch: f.batch, sent: () => this.sent(f) };
+    if (prev) stages.after = prev.batch;
     try {
       const results = await this.write(rows.map((p) => p.item), stages);
       f.open = false;
-      f.commit();
       this.committed(rows, results);
     } catch (err) {
       f.open = false;
-      f.fail(err);
       mFailed.value++;
       if (prev) {
-        // Started beside a batch before it: written again, in front of the queue, once that one is done
+        // Sent behind a batch before it: written again, in front of the queue, once that one is done
         // (whether it failed or this one did, the order of the seqs stays the order of the sends). Nothing
         // starts beside that one again: a store failing at once (a closed pool) must not spin.
         prev.open = false;

@@ -11,6 +11,11 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export interface OpenDb {
   db: Db;
+  /**
+   * One connection of its own for the group-commit writer's batches (store/append.ts): statements on it run in
+   * the order they were sent, so the writer sends a batch while the one before is still running. PGlite: `db`.
+   */
+  appendDb: Db;
   driver: "postgres" | "pglite";
   close(): Promise<void>;
 }
@@ -40,12 +45,15 @@ export async function openDb(opts: {
     // During an outage a query fails instead of waiting: a connection attempt gives up after
     // connect_timeout, and reconnects back off at most 1 s (postgres.js's default grows to 20 s), so the
     // store is used again within about a second of coming back.
-    const client = postgres(opts.databaseUrl, {
-      max: 10,
-      onnotice: () => {},
-      connect_timeout: opts.connectTimeoutSec ?? 5,
-      backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1),
-    });
+    const connect = (max: number) =>
+      postgres(opts.databaseUrl!, {
+        max,
+        onnotice: () => {},
+        connect_timeout: opts.connectTimeoutSec ?? 5,
+        backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1),
+      });
+    const client = connect(10);
+    const appendClient = connect(1);
     const db = drizzle(client, { schema });
     // Nodes starting together (WORKERS=N, a rolling deploy) migrate one at a time.
     const lock = await client.reserve();
@@ -57,7 +65,12 @@ export async function openDb(opts: {
       await lock`select pg_advisory_unlock(${MIGRATION_LOCK})`.catch(() => {});
       lock.release();
     }
-    return { db: db as unknown as Db, driver: "postgres", close: () => client.end({ timeout: 5 }) };
+    return {
+      db: db as unknown as Db,
+      appendDb: drizzle(appendClient, { schema }) as unknown as Db,
+      driver: "postgres",
+      close: async () => void (await Promise.all([client.end({ timeout: 5 }), appendClient.end({ timeout: 5 })])),
+    };
   }
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
@@ -72,7 +85,7 @@ export async function openDb(opts: {
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder });
   await new MessagePartitions(db as unknown as Db, parts).maintain();
-  return { db: db as unknown as Db, driver: "pglite", close: () => client.close() };
+  return { db: db as unknown as Db, appendDb: db as unknown as Db, driver: "pglite", close: () => client.close() };
 }
 
 /** postgres.js returns an array of rows from execute(); PGlite returns { rows }. */

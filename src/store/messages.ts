@@ -43,11 +43,13 @@ export class MessageStore implements Messages {
     private readonly db: Db,
     /** the period of the messages table's partitions (store/partitions.ts), which moves conversations' marks */
     private readonly interval: PartitionInterval = "month",
+    /** the connection the writer's batches travel on, in order (OpenDb.appendDb) */
+    private readonly appendDb: Db = db,
   ) {}
 
-  /** One batch in one transaction (store/append.ts). */
+  /** One batch in one statement (store/append.ts). */
   appendBatch(items: AppendItem[], stages?: AppendStages): Promise<AppendResult[]> {
-    return appendBatch(this.db, items, stages, this.interval);
+    return appendBatch(this.appendDb, this.db, items, stages, this.interval);
   }
 
   /**

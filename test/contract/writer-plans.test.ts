@@ -1,7 +1,7 @@
-// The group-commit writer's statements keep finding rows through indexes as the tables grow. They are prepared
-// on postgres.js, and Postgres keeps a generic plan per statement and connection once a statement ran a few
-// times: planned while the messages table was small, the retry lookup became a hash join over a scan of every
-// partition, whose cost then grew with each row written. And the login's group lookup gets a generic plan at all
+// The group-commit writer's statements keep finding rows through indexes as the tables grow. Postgres keeps a
+// generic plan per statement and connection (a function's statements included) once it ran a few times: planned
+// while the messages table was small, the retry lookup became a hash join over a scan of every partition, whose
+// cost then grew with each row written. And the login's group lookup gets a generic plan at all
 // (it was planned at every execution). Postgres only: PGlite plans every statement anew.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { drizzle } from "drizzle-orm/postgres-js";
@@ -43,6 +43,7 @@ describe("writer plans on Postgres", () => {
   const batch = () =>
     appendBatch(
       db,
+      db,
       Array.from({ length: 20 }, () => ({ id: ids.next(), conv, sender: "ann", kind: "text", body: "hi", cmid: `c${++n}`, at: new Date() })),
     );
   /** Sequential scans of the messages partitions so far, this connection's counts included. */
@@ -67,7 +68,7 @@ describe("writer plans on Postgres", () => {
       expect(results.every((r) => "msg" in r && r.dup === false)).toBe(true);
     }
     // A retry is still found (through the client-id index).
-    const [again] = await appendBatch(db, [{ id: ids.next(), conv, sender: "ann", kind: "text", body: "hi", cmid: "c1", at: new Date() }]);
+    const [again] = await appendBatch(db, db, [{ id: ids.next(), conv, sender: "ann", kind: "text", body: "hi", cmid: "c1", at: new Date() }]);
     expect(again && "dup" in again && again.dup).toBe(true);
     expect((await seqScans()) - before).toBe(0);
   });
