@@ -1,10 +1,10 @@
 // The group-commit writer's store function (the core's AppendBatch): a batch of messages in one statement, the
 // function chat_append (drizzle/0004_append_function.sql), so a batch costs one round trip.
-import { sql, type SQL } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { AppendStages } from "../core/ports.ts";
 import type { AppendItem, AppendResult } from "../core/records.ts";
 import { fromPulled, toMessage, type PulledRow } from "./message-rows.ts";
-import type { Db } from "./db.ts";
+import { built, run, type Db } from "./db.ts";
 import type { PartitionInterval } from "./partitions.ts";
 
 /** What chat_append answers per item (see its migration). */
@@ -71,16 +71,9 @@ export async function appendBatch(
   return results as AppendResult[];
 }
 
-/** Starts a statement at once (in call order on its connection) and returns its rows. */
-function issue<T>(db: Db, q: SQL): Promise<T[]> {
-  const { sql: text, params } = (db as unknown as { dialect: { sqlToQuery(q: SQL): { sql: string; params: unknown[] } } }).dialect.sqlToQuery(q);
-  const client = (db as unknown as { $client: unknown }).$client as {
-    unsafe?(t: string, p: unknown[], o: { prepare: boolean }): { execute(): Promise<T[]> };
-    query?(t: string, p: unknown[]): Promise<{ rows: T[] }>;
-  };
-  if (client.unsafe) return client.unsafe(text, params, { prepare: true }).execute();
-  return client.query!(text, params).then((r) => r.rows);
-}
+const APPEND = built(
+  sql`select chat_append(${sql.placeholder("items")}::text::jsonb, ${sql.placeholder("interval")}::text, ${sql.placeholder("batch")}::bigint, ${sql.placeholder("after")}::bigint)::text as r`,
+);
 
 /** One attempt: the results of the items sent, or the direct chats that must be created first (nothing was written). */
 async function appendOnce(db: Db, items: AppendItem[], sent: number[], stages: AppendStages, interval: PartitionInterval): Promise<(AppendResult | undefined)[] | Creates> {
@@ -90,10 +83,7 @@ async function appendOnce(db: Db, items: AppendItem[], sent: number[], stages: A
       return { n, i: it.id.toString(), c: it.conv, s: it.sender, k: it.kind, b: it.body ?? null, m: it.cmid ?? null, t: it.at.toISOString(), r: it.recipient ?? null };
     }),
   );
-  const pending = issue<{ r: string }>(
-    db,
-    sql`select chat_append(${payload}::text::jsonb, ${interval}::text, ${stages.batch ?? null}::bigint, ${stages.after ?? null}::bigint)::text as r`,
-  );
+  const pending = run<{ r: string }>(db, APPEND, { items: payload, interval, batch: stages.batch ?? null, after: stages.after ?? null });
   stages.sent?.();
   const [row] = await pending;
   const results: (AppendResult | undefined)[] = new Array(items.length);

@@ -1,11 +1,11 @@
 // Stored messages and the members' delivered/read cursors over them (the core's Messages port). Raw SQL where
 // the query builder's cost shows (bench: offline-pull); the same code runs on postgres.js and PGlite.
-import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, lt, lte, sql, type Placeholder, type SQL } from "drizzle-orm";
 import type { AppendStages, Messages } from "../core/ports.ts";
 import type { AppendItem, AppendResult, HistoryQuery } from "../core/records.ts";
 import type { Message } from "../core/types.ts";
 import { appendBatch } from "./append.ts";
-import { prepared, type Db } from "./db.ts";
+import { built, prepared, run, type Built, type Db } from "./db.ts";
 import { fromPulled, fromRaw, toMessage, type PulledRow, type RawMessage } from "./message-rows.ts";
 import { inPartitions, inPartitionsOf, type PartitionInterval } from "./partitions.ts";
 import { messages } from "./schema.ts";
@@ -16,7 +16,11 @@ import { messages } from "./schema.ts";
  * the query (bench: offline-pull). Per conversation with news, a range scan of (conv_id, seq) above the
  * user's delivered cursor, at most `limit` rows each, so a long conversation costs only what is returned.
  */
-export function pendingPage(userId: string, opts: { conv?: string; limit: number; after?: { conv: string; seq: number } }, forPull = false): SQL {
+export function pendingPage(
+  userId: string | Placeholder,
+  opts: { conv?: string | Placeholder; limit: number | Placeholder; after?: { conv: string; seq: number } },
+  forPull = false,
+): SQL {
   // The pull's page stays inside its statement: numbered, its bodies left as jsonb (it is returned as JSON).
   return sql`
     select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, ${forPull ? sql`m.body` : sql`m.body::text as body`}, m.client_msg_id,
@@ -37,6 +41,26 @@ export function pendingPage(userId: string, opts: { conv?: string; limit: number
      order by m.conv_id, m.seq
      limit ${opts.limit}`;
 }
+
+/** The pull's statement, of all conversations or of one, built once each (placeholders: user, conv, limit, page = limit + 1). */
+const PULL: { all?: Built; conv?: Built } = {};
+const pullStatement = (oneConv: boolean): Built => {
+  const user = sql.placeholder("user");
+  const page = pendingPage(user, { conv: oneConv ? sql.placeholder("conv") : undefined, limit: sql.placeholder("page") }, true);
+  return built(sql`
+    with page as (${page}),
+    top as (
+      select conv_id, max(seq) as s from page
+       where rn <= ${sql.placeholder("limit")} and set_config('synchronous_commit', 'off', true) = 'off'
+       group by conv_id),
+    moved as (
+      update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
+        from top where mb.conv_id = top.conv_id and mb.user_id = ${user}
+      returning mb.conv_id, mb.delivered_seq)
+    select (select json_agg(json_build_array(p.id, p.conv_id, p.seq, p.sender_id, p.kind, p.body, p.client_msg_id, p.created_at, p.recalled_at is not null)
+                            order by p.rn)::text from page p) as msgs,
+           (select json_agg(json_build_array(conv_id, delivered_seq))::text from moved) as moved`);
+};
 
 export class MessageStore implements Messages {
   constructor(
@@ -77,22 +101,13 @@ export class MessageStore implements Messages {
    * the statement: no extra round trip). Messages are never written so: an ack waits for its flush.
    */
   async pull(userId: string, opts: { conv?: string; limit: number }): Promise<{ msgs: Message[]; moved: Map<string, number> }> {
-    const [row] = await prepared<{ msgs: string | PulledRow[] | null; moved: string | [string, number | string][] | null }>(
-      this.db,
-      sql`
-        with page as (${pendingPage(userId, { conv: opts.conv, limit: opts.limit + 1 }, true)}),
-        top as (
-          select conv_id, max(seq) as s from page
-           where rn <= ${opts.limit} and set_config('synchronous_commit', 'off', true) = 'off'
-           group by conv_id),
-        moved as (
-          update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
-            from top where mb.conv_id = top.conv_id and mb.user_id = ${userId}
-          returning mb.conv_id, mb.delivered_seq)
-        select (select json_agg(json_build_array(p.id, p.conv_id, p.seq, p.sender_id, p.kind, p.body, p.client_msg_id, p.created_at, p.recalled_at is not null)
-                                order by p.rn)::text from page p) as msgs,
-               (select json_agg(json_build_array(conv_id, delivered_seq))::text from moved) as moved`,
-    );
+    const q = opts.conv === undefined ? (PULL.all ??= pullStatement(false)) : (PULL.conv ??= pullStatement(true));
+    const [row] = await run<{ msgs: string | PulledRow[] | null; moved: string | [string, number | string][] | null }>(this.db, q, {
+      user: userId,
+      conv: opts.conv,
+      limit: opts.limit,
+      page: opts.limit + 1,
+    });
     const json = <T>(v: string | T | null | undefined): T | [] => (typeof v === "string" ? (JSON.parse(v) as T) : (v ?? []));
     const pairs = json<[string, number | string][]>(row?.moved);
     return { msgs: json<PulledRow[]>(row?.msgs).map(fromPulled), moved: new Map(pairs.map(([c, v]) => [c, Number(v)])) };
