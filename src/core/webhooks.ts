@@ -186,6 +186,8 @@ export class Webhooks {
   private again = false;
   private pollWanted = true;
   private readonly batches = new Map<string, Message[]>();
+  /** offline checks under way (a draining node waits for them: their messages belong in its last batches) */
+  private lookups = 0;
   private batchTimer?: ReturnType<typeof setTimeout>;
   private readonly deskTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly idle: { done(): boolean; resolve(): void }[] = [];
@@ -296,12 +298,15 @@ export class Webhooks {
    * next node to claim.
    */
   async drain(ms: number): Promise<void> {
+    let t: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((r) => (t = setTimeout(r, ms)));
+    // Offline checks under way end first: their messages join the batches written now.
+    await Promise.race([this.until(() => this.lookups === 0), deadline]);
     clearTimeout(this.batchTimer);
     this.batchTimer = undefined;
     for (const u of [...this.batches.keys()]) this.flushBatch(u);
     this.flushSoon(0);
-    let t: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([this.quiet(), new Promise<void>((r) => (t = setTimeout(r, ms)))]);
+    await Promise.race([this.quiet(), deadline]);
     clearTimeout(t);
     await this.stop();
   }
@@ -321,10 +326,14 @@ export class Webhooks {
 
   private async offline(to: string[], msg: Message): Promise<void> {
     let online: Set<string>;
+    this.lookups++;
     try {
       online = await this.d.onlineOf(to);
     } catch (e) {
       return this.d.log(`webhook offline check: ${e}`);
+    } finally {
+      this.lookups--;
+      queueMicrotask(() => this.checkIdle());
     }
     for (const u of to) {
       if (online.has(u)) continue;
