@@ -484,6 +484,15 @@ process.on("message", async (cmd: Cmd) => {
       return send({ op: "report", counters: { ...c, lost: c.lost + gaps, at: now() }, hist: hist.toJSON() });
     }
     case "stop": {
+      // Durable sends: none more, and "stopped" once every send in flight is answered, so that the next window
+      // does not start behind the server's backlog (its latency would be the backlog's). At most a minute.
+      if (mode === "durable") {
+        durableClosed = false;
+        for (const t of timers) clearInterval(t);
+        timers = [];
+        const t0 = now();
+        while (conns.some((cn) => cn.pending?.size) && now() - t0 < 60_000) await Bun.sleep(20);
+      }
       // Fan-out: senders stop, receivers keep counting (the orchestrator waits for the backlog to drain).
       const counting = mode === "fan";
       stopLoops();
