@@ -6,10 +6,10 @@ import type { Memberships } from "../core/ports.ts";
 import type { MemberInfo } from "../core/records.ts";
 import { conversations, members, users } from "./schema.ts";
 
-/** Membership changes and conversation lists. */
 /** The statement of `conversationsWithMembers` per conversation kind (a checked literal in it, see there). */
 const WITH_MEMBERS = new Map<string, Built>();
 
+/** Membership changes and conversation lists. */
 export class MembershipStore implements Memberships {
   constructor(private readonly db: Db) {}
 
