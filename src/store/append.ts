@@ -3,7 +3,7 @@
 import { sql } from "drizzle-orm";
 import type { AppendStages } from "../core/ports.ts";
 import type { AppendItem, AppendResult } from "../core/records.ts";
-import { fromPulled, toMessage, type PulledRow } from "./message-rows.ts";
+import { fromPulled, message, type PulledRow } from "./message-rows.ts";
 import { built, run, type Db } from "./db.ts";
 import type { PartitionInterval } from "./partitions.ts";
 
@@ -93,8 +93,7 @@ async function appendOnce(db: Db, items: AppendItem[], sent: number[], stages: A
     const i = sent[o[0]]!;
     const it = items[i]!;
     if (o[1] === "f") {
-      const msg = toMessage({ id: it.id, convId: it.conv, seq: o[2], senderId: it.sender, kind: it.kind, body: it.body, clientMsgId: it.cmid ?? null, createdAt: new Date(o[3]), recalledAt: null });
-      results[i] = { msg, dup: false };
+      results[i] = { msg: message(it.id.toString(), it.conv, o[2], it.sender, it.kind, it.body, it.cmid ?? null, o[3], false), dup: false };
     } else if (o[1] === "d") results[i] = { msg: fromPulled(o[2]), dup: true };
     else if (o[1] === "b") results[i] = { refused: "blocked" };
     else if (it.create) creates.set(it.conv, it.create);

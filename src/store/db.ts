@@ -93,20 +93,6 @@ export function rowsOf<T>(res: unknown): T[] {
   return (Array.isArray(res) ? res : (res as { rows: T[] }).rows) as T[];
 }
 
-type PostgresJs = { unsafe(query: string, params: unknown[], opts: { prepare: boolean }): Promise<unknown[]> };
-
-/**
- * Runs a raw statement of a hot path as a prepared statement on postgres.js (drizzle's `execute` sends
- * it unprepared, so Postgres parses and plans it again each time: ~0.7 ms of a 100-message pull);
- * PGlite runs it as `execute` does. Returns the rows.
- */
-export async function prepared<T>(db: Db, query: SQL): Promise<T[]> {
-  const client = (db as unknown as { $client: unknown }).$client as Partial<PostgresJs>;
-  if (typeof client.unsafe !== "function") return rowsOf<T>(await db.execute(query));
-  const q = (db as unknown as { dialect: { sqlToQuery(q: SQL): { sql: string; params: unknown[] } } }).dialect.sqlToQuery(query);
-  return (await client.unsafe(q.sql, q.params, { prepare: true })) as T[];
-}
-
 /** A statement's text and its parameters, values or `sql.placeholder`s to fill (built once: `built`). */
 export interface Built {
   sql: string;
@@ -138,6 +124,13 @@ export function run<T>(db: Db, q: Built, values: Record<string, unknown> = {}): 
   if (client.unsafe) return client.unsafe(q.sql, params, { prepare: true }).execute() as Promise<T[]>;
   return client.query!(q.sql, params).then((r) => r.rows as T[]);
 }
+
+/**
+ * A raw statement of a hot path that changes shape from call to call, built and run at once (`run`): prepared on
+ * postgres.js (drizzle's `execute` sends it unprepared, so Postgres parses and plans it again each time: ~0.7 ms
+ * of a 100-message pull). Returns the rows.
+ */
+export const prepared = <T>(db: Db, query: SQL): Promise<T[]> => run<T>(db, built(query));
 
 /**
  * postgres.js (3.4.9) can throw from a `setImmediate` after a connection closed: a small write scheduled

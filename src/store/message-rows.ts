@@ -44,6 +44,6 @@ export function toMessage(r: MessageRow): Message {
 }
 
 /** The core's Message: a recalled message keeps its place but not its body. */
-function message(id: string, conv: string, seq: number, from: string, kind: string, body: unknown, cmid: string | null, ts: number, recalled: boolean): Message {
+export function message(id: string, conv: string, seq: number, from: string, kind: string, body: unknown, cmid: string | null, ts: number, recalled: boolean): Message {
   return { id, conv, seq, from, kind, body: recalled ? null : body, cmid: cmid ?? undefined, ts, ...(recalled ? { recalled: true } : {}) };
 }

@@ -42,8 +42,7 @@ export function pendingPage(
      limit ${opts.limit}`;
 }
 
-/** The pull's statement, of all conversations or of one, built once each (placeholders: user, conv, limit, page = limit + 1). */
-const PULL: { all?: Built; conv?: Built } = {};
+/** The pull's statement, of all conversations or of one (placeholders: user, conv, limit, page = limit + 1). */
 const pullStatement = (oneConv: boolean): Built => {
   const user = sql.placeholder("user");
   const page = pendingPage(user, { conv: oneConv ? sql.placeholder("conv") : undefined, limit: sql.placeholder("page") }, true);
@@ -61,6 +60,7 @@ const pullStatement = (oneConv: boolean): Built => {
                             order by p.rn)::text from page p) as msgs,
            (select json_agg(json_build_array(conv_id, delivered_seq))::text from moved) as moved`);
 };
+const PULL = { all: pullStatement(false), conv: pullStatement(true) };
 
 export class MessageStore implements Messages {
   constructor(
@@ -101,7 +101,7 @@ export class MessageStore implements Messages {
    * the statement: no extra round trip). Messages are never written so: an ack waits for its flush.
    */
   async pull(userId: string, opts: { conv?: string; limit: number }): Promise<{ msgs: Message[]; moved: Map<string, number> }> {
-    const q = opts.conv === undefined ? (PULL.all ??= pullStatement(false)) : (PULL.conv ??= pullStatement(true));
+    const q = opts.conv === undefined ? PULL.all : PULL.conv;
     const [row] = await run<{ msgs: string | PulledRow[] | null; moved: string | [string, number | string][] | null }>(this.db, q, {
       user: userId,
       conv: opts.conv,
