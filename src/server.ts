@@ -158,8 +158,9 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     {
       backpressureBytes: cfg.backpressureBytes,
       resyncMs: cfg.roomResyncMs,
-      // Pushes of protocols without acknowledgements are marked delivered once written out (core/delivery.ts).
-      markDelivered: (user, pushed) => chat.markPushed(user, pushed),
+      // Pushes of protocols without acknowledgements, and pulled pages, are marked delivered once written out
+      // (core/delivery.ts).
+      markDelivered: { pushed: (user, pushed) => chat.markPushed(user, pushed), pulled: (marks) => chat.markPulled(marks) },
       watcher: {
         joined: (u, t) => (live.entered(u, t), webhooks?.room(t, 1)),
         left: (u, t) => (live.left(u, t), webhooks?.room(t, -1)),

@@ -3,6 +3,7 @@
 import { fail } from "./errors.ts";
 import { storableJson, storableText } from "./storable.ts";
 import { directConvId, directPeer, hasReceiptCounts } from "./conv-ids.ts";
+import type { PageMarks, PulledMark } from "./delivery.ts";
 import { IdGen, USER_ID_RE } from "./ids.ts";
 import { metric } from "./metrics.ts";
 import type { ChatStore, Inboxes, ReceiptQueries } from "./ports.ts";
@@ -184,12 +185,37 @@ export class Chat {
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
   }
 
-  /** Pull and mark delivered: the page returned is confirmed in the same call. */
-  async pull(userId: string, opts: { conv?: string; limit?: number }, skip?: string) {
+  /**
+   * Pull over a socket: the page of `pending`, with the marks that confirm it (its highest seq per conversation).
+   * The reply carrying it hands them to the hub, which stores them once the socket wrote the reply out
+   * (core/delivery.ts: marked delivered only after the socket took it). `skip`: the pulling session.
+   */
+  async pullPage(userId: string, opts: { conv?: string; limit?: number }, skip?: string) {
+    const { msgs, more } = await this.pending(userId, opts);
+    const tops = new Map<string, number>();
+    for (const m of msgs) if (m.seq > (tops.get(m.conv) ?? 0)) tops.set(m.conv, m.seq);
+    const marks: PageMarks = { tops, skip };
+    return { msgs, more, marks };
+  }
+
+  /** Stores pulled pages' delivered marks (of any number of users) in one statement; the cursors that moved are told. */
+  async markPulled(marks: readonly PulledMark[]): Promise<void> {
+    const skips = new Map<string, string | undefined>();
+    for (const m of marks) skips.set(`${m.user}\n${m.conv}`, m.skip);
+    for (const { user, conv, seq } of await this.d.store.advancePulled(marks.map(({ user, conv, seq }) => ({ user, conv, seq })))) {
+      this.advanced(user, conv, "delivered", seq, skips.get(`${user}\n${conv}`));
+    }
+  }
+
+  /**
+   * Pull and mark delivered in one statement, for a transport that cannot tell when its answer was taken (an
+   * HTTP response): the page returned is confirmed in the same call.
+   */
+  async pull(userId: string, opts: { conv?: string; limit?: number }) {
     const limit = clampLimit(opts.limit, 100);
     await this.d.flushPushed?.(userId);
     const { msgs, moved } = await this.d.store.pull(userId, { conv: opts.conv, limit });
-    for (const [conv, v] of moved) this.advanced(userId, conv, "delivered", v, skip);
+    for (const [conv, v] of moved) this.advanced(userId, conv, "delivered", v);
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
   }
 

@@ -15,19 +15,42 @@
 //  - a mark carries every seq pushed, not only the highest: the cursor moves over pushed messages only, so
 //    an older message the connection never got (sent while the user was offline, not pulled yet) stops it
 //    (store: advancePushed).
-// Protocols with explicit confirmations (native `delivered` / `sync` with `mark`; the desk's read marks) do
-// not mark on push.
+// Protocols with explicit confirmations (native `delivered`; the desk's read marks) do not mark on push.
+//
+// A page pulled over a socket (native `sync` with `mark`) is marked the same way, whatever the protocol: the
+// reply frame carries the page's highest seq per conversation (`PageMarks`), held until the connection wrote
+// the reply out, then stored with every other user's pulled pages of the flush in ONE statement
+// (Chat.markPulled): a reconnect costs a read, and a share of one update, instead of an update of its own.
+// A pull of the same user on this node stores them first; one on another node within the flush interval
+// may offer the page again, which the client drops by seq (the cursor is advisory).
 import { metric } from "./metrics.ts";
 
 /** How often marks that are written out reach the store. */
 export const MARK_FLUSH_MS = 100;
 
-const mStatements = metric("chat_delivered_marks_statements_total", "Statements writing the delivered marks of pushes (at most one per user per flush)");
+const mStatements = metric("chat_delivered_marks_statements_total", "Statements writing delivered marks: of pushes, one per user per flush; of pulled pages, one per flush");
 const mUnmarked = metric("chat_delivered_marks_unwritten_total", "Connections closed with pushes not yet written out: left unmarked, offered again by the next pull");
+
+/** The delivered marks a pulled page carries: its highest seq per conversation; `skip`, the pulling session. */
+export interface PageMarks {
+  readonly tops: ReadonlyMap<string, number>;
+  readonly skip?: string;
+}
+
+/** One pulled mark to store: the user's delivered cursor of `conv` moves up to `seq`. */
+export interface PulledMark {
+  user: string;
+  conv: string;
+  seq: number;
+  /** the session that pulled, not told of its own cursor (its reply said it all) */
+  skip?: string;
+}
 
 export interface DeliveryDeps<K> {
   /** Moves one user's delivered cursors over the pushed seqs, in one statement (conversation → seqs). */
   advance(userId: string, pushed: ReadonlyMap<string, readonly number[]>): Promise<void>;
+  /** Moves the delivered cursors of pulled pages, of any number of users, in one statement. */
+  advancePulled(marks: PulledMark[]): Promise<void>;
   /** Whether connection `key` is open and has written out everything it accepted (nothing queued in the server). */
   writtenOut(key: K): boolean;
   intervalMs?: number;
@@ -38,7 +61,21 @@ interface Held {
   userId: string;
   /** conversation → seqs accepted */
   marks: Map<string, number[]>;
+  /** conversation → the highest seq of the pages accepted */
+  pulled: Map<string, PulledMark>;
 }
+
+interface Ready {
+  pushed?: Map<string, number[]>;
+  pulled?: Map<string, PulledMark>;
+}
+
+const raise = (m: Map<string, PulledMark>, mark: PulledMark) => {
+  const had = m.get(mark.conv);
+  if (!had) return void m.set(mark.conv, { ...mark });
+  if (had.skip !== mark.skip) had.skip = undefined;
+  if (mark.seq > had.seq) had.seq = mark.seq;
+};
 
 const add = (m: Map<string, number[]>, conv: string, seqs: number | number[]) => {
   const list = m.get(conv);
@@ -51,8 +88,8 @@ export class DeliveryMarks<K> {
   private readonly held = new Map<K, Held>();
   private readonly heldByUser = new Map<string, Set<K>>();
   /** user → marks written out, to store */
-  private readonly ready = new Map<string, Map<string, number[]>>();
-  /** user → its statement in flight (a user's statements run one after another) */
+  private readonly ready = new Map<string, Ready>();
+  /** user → the statements in flight holding its marks (a user's statements run one after another) */
   private readonly writing = new Map<string, Promise<void>>();
   private timer?: ReturnType<typeof setTimeout>;
   /** connections that accepted frames in this turn of the event loop: checked once it is over */
@@ -63,17 +100,16 @@ export class DeliveryMarks<K> {
 
   /** Connection `key` of `userId` accepted a frame carrying message `seq` of `conv`. */
   accepted(key: K, userId: string, conv: string, seq: number): void {
-    let h = this.held.get(key);
-    if (!h) {
-      this.held.set(key, (h = { userId, marks: new Map() }));
-      let set = this.heldByUser.get(userId);
-      if (!set) this.heldByUser.set(userId, (set = new Set()));
-      set.add(key);
-    }
-    add(h.marks, conv, seq);
-    if (this.fresh.size === 0) setImmediate(() => this.checkFresh());
-    this.fresh.add(key);
-    this.arm();
+    add(this.hold(key, userId).marks, conv, seq);
+    this.touched(key);
+  }
+
+  /** Connection `key` of `userId` accepted the reply carrying a pulled page. */
+  acceptedPage(key: K, userId: string, page: PageMarks): void {
+    if (page.tops.size === 0) return;
+    const h = this.hold(key, userId);
+    for (const [conv, seq] of page.tops) raise(h.pulled, { user: userId, conv, seq, skip: page.skip });
+    this.touched(key);
   }
 
   /** The connection is gone: what it had not written out stays unmarked. */
@@ -88,13 +124,13 @@ export class DeliveryMarks<K> {
   /** Stores the user's marks its connections wrote out so far; resolves once they are stored (a pull runs after). */
   flush(userId: string): Promise<void> {
     for (const key of [...(this.heldByUser.get(userId) ?? [])]) this.promote(key);
-    return this.write(userId);
+    return this.write([userId]);
   }
 
   /** Stores every mark written out; the rest stays held. */
-  async flushAll(): Promise<void> {
+  flushAll(): Promise<void> {
     for (const key of [...this.held.keys()]) this.promote(key);
-    await Promise.all([...this.ready.keys()].map((u) => this.write(u)));
+    return this.write([...this.ready.keys()]);
   }
 
   /** Last flush (node shutdown). */
@@ -109,6 +145,23 @@ export class DeliveryMarks<K> {
   /** Marks held (not yet written out), for tests and metrics. */
   heldCount(): number {
     return this.held.size;
+  }
+
+  private hold(key: K, userId: string): Held {
+    let h = this.held.get(key);
+    if (!h) {
+      this.held.set(key, (h = { userId, marks: new Map(), pulled: new Map() }));
+      let set = this.heldByUser.get(userId);
+      if (!set) this.heldByUser.set(userId, (set = new Set()));
+      set.add(key);
+    }
+    return h;
+  }
+
+  private touched(key: K): void {
+    if (this.fresh.size === 0) setImmediate(() => this.checkFresh());
+    this.fresh.add(key);
+    this.arm();
   }
 
   private arm(): void {
@@ -130,8 +183,9 @@ export class DeliveryMarks<K> {
     if (!h || !this.d.writtenOut(key)) return;
     this.unhold(key, h);
     let r = this.ready.get(h.userId);
-    if (!r) this.ready.set(h.userId, (r = new Map()));
-    for (const [conv, seqs] of h.marks) add(r, conv, seqs);
+    if (!r) this.ready.set(h.userId, (r = {}));
+    if (h.marks.size) for (const [conv, seqs] of h.marks) add((r.pushed ??= new Map()), conv, seqs);
+    if (h.pulled.size) for (const mark of h.pulled.values()) raise((r.pulled ??= new Map()), mark);
   }
 
   private unhold(key: K, h: Held): void {
@@ -141,20 +195,39 @@ export class DeliveryMarks<K> {
     if (set?.size === 0) this.heldByUser.delete(h.userId);
   }
 
-  /** One statement for everything ready for the user, after the one in flight (which a pull also waits for). */
-  private write(userId: string): Promise<void> {
-    const prev = this.writing.get(userId);
-    if (!prev && !this.ready.has(userId)) return Promise.resolve();
-    const next = (prev ?? Promise.resolve()).then(async () => {
-      const marks = this.ready.get(userId);
-      if (!marks) return;
-      this.ready.delete(userId);
-      mStatements.value++;
-      // Not stored (the database is away): those messages are offered again by the next pull.
-      await this.d.advance(userId, marks).catch((e) => this.d.log?.(`delivered marks of ${userId}: ${e}`));
+  /**
+   * Stores what is ready for `users`, after their statements in flight (which a pull also waits for): each
+   * user's pushes in a statement of its own, the pulled pages of them all in one.
+   */
+  private write(users: string[]): Promise<void> {
+    const before: Promise<void>[] = [];
+    const batch = new Map<string, Ready>();
+    for (const u of users) {
+      const w = this.writing.get(u);
+      if (w) before.push(w);
+      const r = this.ready.get(u);
+      if (r) (batch.set(u, r), this.ready.delete(u));
+    }
+    if (batch.size === 0) return before.length ? Promise.all(before).then(() => undefined) : Promise.resolve();
+    const next = Promise.all(before).then(() => this.store(batch));
+    for (const u of batch.keys()) this.writing.set(u, next);
+    void next.finally(() => {
+      for (const u of batch.keys()) if (this.writing.get(u) === next) this.writing.delete(u);
     });
-    this.writing.set(userId, next);
-    void next.finally(() => this.writing.get(userId) === next && this.writing.delete(userId));
     return next;
+  }
+
+  private async store(batch: Map<string, Ready>): Promise<void> {
+    // Not stored (the database is away): those messages are offered again by the next pull.
+    const failed = (what: string) => (e: unknown) => this.d.log?.(`delivered marks of ${what}: ${e}`);
+    const statements: Promise<void>[] = [];
+    const pulled: PulledMark[] = [];
+    for (const [u, r] of batch) {
+      if (r.pushed) statements.push(this.d.advance(u, r.pushed).catch(failed(u)));
+      if (r.pulled) for (const mark of r.pulled.values()) pulled.push(mark);
+    }
+    if (pulled.length) statements.push(this.d.advancePulled(pulled).catch(failed(`${pulled.length} pulled pages`)));
+    mStatements.value += statements.length;
+    await Promise.all(statements);
   }
 }

@@ -4,14 +4,15 @@
 //  - topic events (rooms, groups joined as topics): one encode per codec and one Bun publish per server
 //    (Bun topic `<topic>|<codec>`), plus one envelope on the topic's channel. Before a room tick goes out,
 //    subscribers under backpressure are taken out of the Bun topic (slow.ts), so the publish stays one call.
-//  - a frame carrying a message that a socket of a `marksOnPush` protocol accepted is reported to the
-//    delivered marks (core/delivery.ts), which store it once that socket wrote it out.
+//  - a frame carrying a message that a socket of a `marksOnPush` protocol accepted, and a reply carrying a
+//    pulled page (any protocol), are reported to the delivered marks (core/delivery.ts), which store them once
+//    that socket wrote them out.
 // Who is where: `byUser` (user → its local sessions) and the topic index (topics.ts); the bus subscribes a
 // user's or topic's channel when its first local session arrives here and unsubscribes after its last.
 import type { Server } from "bun";
 import type { Bus } from "../bus/bus.ts";
 import { Keys } from "../bus/keys.ts";
-import { DeliveryMarks } from "../core/delivery.ts";
+import { DeliveryMarks, type PageMarks, type PulledMark } from "../core/delivery.ts";
 import { CloseCodes } from "../core/errors.ts";
 import { metric } from "../core/metrics.ts";
 import type { EventSink } from "../core/ports.ts";
@@ -26,6 +27,9 @@ import { WelcomeHold } from "./welcome.ts";
 
 /** Longest a login waits for its user channel subscription (Redis away: serve locally meanwhile). */
 const BIND_WAIT_MS = 2000;
+
+/** What a frame carries that counts as delivered once written out: a pushed message, or a pulled page's marks. */
+type Carried = Message | PageMarks;
 
 const mOut = metric("chat_frames_out_total", "Frames written to sockets");
 const mBackpressure = metric("chat_send_backpressure_total", "Sends queued under backpressure");
@@ -70,7 +74,7 @@ export class Hub implements EventSink {
   private readonly binding = new Map<string, Promise<void>>();
   /** this node's envelope header */
   private readonly origin: Uint8Array;
-  /** Delivered marks of pushes to `marksOnPush` protocols (none without a store to write them to). */
+  /** Delivered marks of pushes to `marksOnPush` protocols and of pulled pages (none without a store to write them to). */
   readonly marks?: DeliveryMarks<Session>;
   /** Connections bound to their user whose login answer is not sent yet: their pushes wait here, in order. */
   private readonly welcoming = new WelcomeHold();
@@ -86,8 +90,11 @@ export class Hub implements EventSink {
     opts: {
       backpressureBytes?: number;
       resyncMs?: number;
-      /** Stores delivered marks of one user in one statement (Chat.markPushed). */
-      markDelivered?: (userId: string, pushed: ReadonlyMap<string, readonly number[]>) => Promise<void>;
+      /** Stores delivered marks of pushes (one user, Chat.markPushed) and of pulled pages (many users, Chat.markPulled). */
+      markDelivered?: {
+        pushed(userId: string, pushed: ReadonlyMap<string, readonly number[]>): Promise<void>;
+        pulled(marks: PulledMark[]): Promise<void>;
+      };
       /** Told of every topic subscription and unsubscription (live rooms post in/out notices). */
       watcher?: TopicWatcher;
       /**
@@ -106,7 +113,8 @@ export class Hub implements EventSink {
     this.slow = new SlowConsumers(limitBytes, opts.resyncMs ?? 10_000, (s, f) => this.send(s, f));
     if (opts.markDelivered) {
       this.marks = new DeliveryMarks<Session>({
-        advance: opts.markDelivered,
+        advance: opts.markDelivered.pushed,
+        advancePulled: opts.markDelivered.pulled,
         // Everything the socket accepted left the server: a frame still queued is lost if the socket closes.
         writtenOut: (s) => !s.closed && s.ws.getBufferedAmount() === 0,
         log,
@@ -124,8 +132,8 @@ export class Hub implements EventSink {
     hookClose(s.ws);
   }
 
-  /** Frames of the corked turn (corkTurn), per socket, in order, each with the message it carries. */
-  private held: Map<Session, [Frame | Frame[], Message | undefined][]> | undefined;
+  /** Frames of the corked turn (corkTurn), per socket, in order, each with the message or page it carries. */
+  private held: Map<Session, [Frame | Frame[], Carried | undefined][]> | undefined;
 
   /**
    * Corks the rest of this turn of the event loop: frames sent until its end (setImmediate: after the promise
@@ -158,7 +166,7 @@ export class Hub implements EventSink {
     this.writeHeld(s, frames);
   }
 
-  private writeHeld(s: Session, frames: [Frame | Frame[], Message | undefined][]): void {
+  private writeHeld(s: Session, frames: [Frame | Frame[], Carried | undefined][]): void {
     if (s.closed) return;
     s.ws.cork(() => {
       for (const [f, msg] of frames) if (!this.sendNow(s, f, msg)) break;
@@ -331,24 +339,27 @@ export class Hub implements EventSink {
   /**
    * Writes a frame (or several, in order); returns false when the socket dropped one. Bun drops a frame when
    * the socket has more than BACKPRESSURE_BYTES queued; nothing is dropped silently, so that connection is
-   * closed with 4100 (reconnect, then sync). `msg`: the message the frame carries, marked delivered once the
-   * socket wrote it out when the protocol marks on push (a push from the user itself is not marked).
+   * closed with 4100 (reconnect, then sync). `carried`: the message the frame carries, marked delivered once
+   * the socket wrote it out when the protocol marks on push (a push from the user itself is not marked); or
+   * the marks of the page a pull reply carries, stored once the socket wrote it out, whatever the protocol.
    */
-  send(s: Session, frame: Frame | Frame[], msg?: Message): boolean {
+  send(s: Session, frame: Frame | Frame[], carried?: Carried): boolean {
     if (this.held) {
       // A corked turn: written at its end (a frame then dropped closes the socket with 4100 as below).
       if (s.closed) return false;
       let frames = this.held.get(s);
       if (!frames) this.held.set(s, (frames = []));
-      frames.push([frame, msg]);
+      frames.push([frame, carried]);
       return true;
     }
-    return this.sendNow(s, frame, msg);
+    return this.sendNow(s, frame, carried);
   }
 
-  private sendNow(s: Session, frame: Frame | Frame[], msg?: Message): boolean {
+  private sendNow(s: Session, frame: Frame | Frame[], carried?: Carried): boolean {
     const ok = Array.isArray(frame) ? frame.every((f) => this.write(s, f)) : this.write(s, frame);
-    if (ok && msg && s.dialect.marksOnPush && s.userId && s.userId !== msg.from) this.marks?.accepted(s, s.userId, msg.conv, msg.seq);
+    if (!ok || !carried || !s.userId) return ok;
+    if ("tops" in carried) this.marks?.acceptedPage(s, s.userId, carried);
+    else if (s.dialect.marksOnPush && s.userId !== carried.from) this.marks?.accepted(s, s.userId, carried.conv, carried.seq);
     return ok;
   }
 

@@ -6,7 +6,7 @@ import type { AppendItem, AppendResult, HistoryQuery } from "../core/records.ts"
 import type { Message } from "../core/types.ts";
 import { appendBatch } from "./append.ts";
 import { built, prepared, run, type Built, type Db } from "./db.ts";
-import { fromPulled, fromRaw, toMessage, type PulledRow, type RawMessage } from "./message-rows.ts";
+import { fromPulled, toMessage, type PulledRow } from "./message-rows.ts";
 import { inPartitions, inPartitionsOf, type PartitionInterval } from "./partitions.ts";
 import { messages } from "./schema.ts";
 
@@ -14,18 +14,17 @@ import { messages } from "./schema.ts";
 /**
  * The reconnect hot path, in raw SQL: the query builder's join building and row mapping cost more CPU than
  * the query (bench: offline-pull). Per conversation with news, a range scan of (conv_id, seq) above the
- * user's delivered cursor, at most `limit` rows each, so a long conversation costs only what is returned.
+ * user's delivered cursor, at most `limit` rows each, so a long conversation costs only what is returned. The page
+ * stays inside its statement, numbered (`rn`), its bodies left as jsonb: it is returned as one JSON array (pageJson).
  */
 export function pendingPage(
   userId: string | Placeholder,
   opts: { conv?: string | Placeholder; limit: number | Placeholder; after?: { conv: string; seq: number } },
-  forPull = false,
 ): SQL {
-  // The pull's page stays inside its statement: numbered, its bodies left as jsonb (it is returned as JSON).
   return sql`
-    select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, ${forPull ? sql`m.body` : sql`m.body::text as body`}, m.client_msg_id,
-           (extract(epoch from m.created_at) * 1000)::float8 as created_at, m.recalled_at
-           ${forPull ? sql`, row_number() over (order by m.conv_id, m.seq) as rn` : sql``}
+    select m.id::text as id, m.conv_id, m.seq, m.sender_id, m.kind, m.body, m.client_msg_id,
+           (extract(epoch from m.created_at) * 1000)::float8 as created_at, m.recalled_at,
+           row_number() over (order by m.conv_id, m.seq) as rn
       from members mb
       join conversations c on c.id = mb.conv_id and c.last_seq > mb.delivered_seq
       cross join lateral (
@@ -42,10 +41,23 @@ export function pendingPage(
      limit ${opts.limit}`;
 }
 
+/** A page (the rows of a `pendingPage`) as one JSON array of PulledRows in page order: a scalar subquery. */
+const pageJson = (page: SQL) => sql`
+  (select json_agg(json_build_array(p.id, p.conv_id, p.seq, p.sender_id, p.kind, p.body, p.client_msg_id, p.created_at, p.recalled_at is not null)
+                   order by p.rn)::text from ${page} p)`;
+
+/** The read of a page, of all conversations or of one (placeholders: user, conv, page). */
+const readStatement = (oneConv: boolean): Built => {
+  const user = sql.placeholder("user");
+  const page = pendingPage(user, { conv: oneConv ? sql.placeholder("conv") : undefined, limit: sql.placeholder("page") });
+  return built(sql`select ${pageJson(sql`(${page})`)} as msgs`);
+};
+const READ = { all: readStatement(false), conv: readStatement(true) };
+
 /** The pull's statement, of all conversations or of one (placeholders: user, conv, limit, page = limit + 1). */
 const pullStatement = (oneConv: boolean): Built => {
   const user = sql.placeholder("user");
-  const page = pendingPage(user, { conv: oneConv ? sql.placeholder("conv") : undefined, limit: sql.placeholder("page") }, true);
+  const page = pendingPage(user, { conv: oneConv ? sql.placeholder("conv") : undefined, limit: sql.placeholder("page") });
   return built(sql`
     with page as (${page}),
     top as (
@@ -56,11 +68,24 @@ const pullStatement = (oneConv: boolean): Built => {
       update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
         from top where mb.conv_id = top.conv_id and mb.user_id = ${user}
       returning mb.conv_id, mb.delivered_seq)
-    select (select json_agg(json_build_array(p.id, p.conv_id, p.seq, p.sender_id, p.kind, p.body, p.client_msg_id, p.created_at, p.recalled_at is not null)
-                            order by p.rn)::text from page p) as msgs,
+    select ${pageJson(sql`page`)} as msgs,
            (select json_agg(json_build_array(conv_id, delivered_seq))::text from moved) as moved`);
 };
 const PULL = { all: pullStatement(false), conv: pullStatement(true) };
+
+/** Moves pulled pages' delivered cursors (placeholder: marks, a JSON array of [user, conv, seq]). */
+const ADVANCE_PULLED = built(sql`
+  with v as (
+    select v->>0 as u, v->>1 as c, (v->>2)::bigint as s from jsonb_array_elements(${sql.placeholder("marks")}::text::jsonb) v
+     where set_config('synchronous_commit', 'off', true) = 'off'),
+  moved as (
+    update members as mb set delivered_seq = v.s
+      from v where mb.conv_id = v.c and mb.user_id = v.u and mb.delivered_seq < v.s
+    returning mb.user_id, mb.conv_id, mb.delivered_seq)
+  select json_agg(json_build_array(user_id, conv_id, delivered_seq))::text as moved from moved`);
+
+/** A JSON column as postgres.js (text) or PGlite (parsed) returns it. */
+const json = <T>(v: string | T | null | undefined): T | [] => (typeof v === "string" ? (JSON.parse(v) as T) : (v ?? []));
 
 export class MessageStore implements Messages {
   constructor(
@@ -84,7 +109,10 @@ export class MessageStore implements Messages {
     userId: string,
     opts: { conv?: string; limit: number; after?: { conv: string; seq: number } },
   ): Promise<Message[]> {
-    return (await prepared<RawMessage>(this.db, pendingPage(userId, opts))).map(fromRaw);
+    const [row] = opts.after
+      ? await prepared<{ msgs: string | PulledRow[] | null }>(this.db, sql`select ${pageJson(sql`(${pendingPage(userId, opts)})`)} as msgs`)
+      : await run<{ msgs: string | PulledRow[] | null }>(this.db, opts.conv === undefined ? READ.all : READ.conv, { user: userId, conv: opts.conv, page: opts.limit });
+    return json<PulledRow[]>(row?.msgs).map(fromPulled);
   }
 
   /**
@@ -108,7 +136,6 @@ export class MessageStore implements Messages {
       limit: opts.limit,
       page: opts.limit + 1,
     });
-    const json = <T>(v: string | T | null | undefined): T | [] => (typeof v === "string" ? (JSON.parse(v) as T) : (v ?? []));
     const pairs = json<[string, number | string][]>(row?.moved);
     return { msgs: json<PulledRow[]>(row?.msgs).map(fromPulled), moved: new Map(pairs.map(([c, v]) => [c, Number(v)])) };
   }
@@ -165,6 +192,19 @@ export class MessageStore implements Messages {
         returning m.conv_id, ${sql.raw(field === "delivered" ? "m.delivered_seq" : "m.read_seq")} as v`,
     );
     return new Map(rows.map((r) => [r.conv_id, Number(r.v)]));
+  }
+
+  /**
+   * Delivered cursors of pulled pages, of any number of users, in one statement: each moves forward to the
+   * highest seq its page held (a page holds every message of others from the cursor up to there). Like the
+   * pull's own, it commits without waiting for its WAL flush: the cursor is advisory. Returns the cursors that moved.
+   */
+  async advancePulled(marks: { user: string; conv: string; seq: number }[]): Promise<{ user: string; conv: string; seq: number }[]> {
+    if (marks.length === 0) return [];
+    const rows = await run<{ moved: string | [string, string, number | string][] | null }>(this.db, ADVANCE_PULLED, {
+      marks: JSON.stringify(marks.map((m) => [m.user, m.conv, m.seq])),
+    });
+    return json<[string, string, number | string][]>(rows[0]?.moved).map(([user, conv, v]) => ({ user, conv, seq: Number(v) }));
   }
 
   /**

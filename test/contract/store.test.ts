@@ -111,8 +111,9 @@ for (const [name, open] of drivers) {
       expect(pend[1]).toMatchObject({ body: null, recalled: true });
       const first = await store.pull("ben", { limit: 2 });
       expect(first.msgs.map((m) => m.seq)).toEqual([6, 7, 8]); // limit + 1: the last one is not marked
-      // The same messages, field for field, as pending reads them (the pull's page is built as JSON).
+      // The same messages, field for field, as pending reads them, and as history reads them (rows, not JSON).
       expect(first.msgs).toEqual(pend);
+      expect(pend).toEqual(await store.history(conv, { afterSeq: 5, limit: 3 }));
       expect(first.msgs.every((m) => Number.isInteger(m.ts) && typeof m.id === "string" && m.body !== undefined)).toBe(true);
       expect([...first.moved]).toEqual([[conv, 7]]);
       expect((await store.pending("ben", { limit: 10 })).map((m) => m.seq)).toEqual([8]);
@@ -123,6 +124,28 @@ for (const [name, open] of drivers) {
       expect(none).toEqual({ msgs: [], moved: new Map() });
       // The sender's own messages are never pending for it.
       expect((await store.pull("ann", { limit: 100 })).msgs.every((m) => m.from !== "ann")).toBe(true);
+    });
+
+    test("pulled pages of several users move their delivered cursors in one statement, forward only", async () => {
+      for (const id of ["dee", "eve"]) await store.upsertUser({ id });
+      const [de, ef] = [directConvId("dee", "eve"), directConvId("eve", "fay")];
+      await store.appendBatch([item("dee", "a", undefined, de), item("dee", "b", undefined, de), item("eve", "c", undefined, ef), item("eve", "d", undefined, ef)]);
+      const moved = await store.advancePulled([
+        { user: "eve", conv: de, seq: 2 },
+        { user: "fay", conv: ef, seq: 1 },
+        // not a member: nothing moves
+        { user: "zed", conv: de, seq: 2 },
+      ]);
+      expect(moved.sort((a, b) => a.user.localeCompare(b.user))).toEqual([
+        { user: "eve", conv: de, seq: 2 },
+        { user: "fay", conv: ef, seq: 1 },
+      ]);
+      expect(await store.pending("eve", { limit: 10 })).toEqual([]);
+      expect((await store.pending("fay", { limit: 10 })).map((m) => m.seq)).toEqual([2]);
+      // Never back; a cursor already there is not touched (and not reported).
+      expect(await store.advancePulled([{ user: "fay", conv: ef, seq: 1 }, { user: "eve", conv: de, seq: 1 }])).toEqual([]);
+      expect((await store.getMember(de, "eve"))!.deliveredSeq).toBe(2);
+      expect(await store.advancePulled([])).toEqual([]);
     });
 
     test("history pages by seq in both directions and by time", async () => {

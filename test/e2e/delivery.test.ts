@@ -1,8 +1,10 @@
 // Delivered marks of pushes in the protocols without client acknowledgements (J-IM, rooms; core/delivery.ts):
 // a push counts as delivered only once its socket took it and wrote it out, and the marks reach the store in
-// at most one statement per user per flush.
+// at most one statement per user per flush. Pulled pages (native sync with mark) the same way, the pages of all
+// users of a flush in one statement.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { MARK_FLUSH_MS } from "../../src/core/delivery.ts";
+import { token } from "../helpers/protocol/common.ts";
 import { protocols } from "../helpers/protocol/index.ts";
 import { RawWs } from "../helpers/raw-ws.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -10,7 +12,7 @@ import { sdkLogin } from "../helpers/sdk.ts";
 
 const FILLER = "x".repeat(9000);
 
-const { jim, rooms } = protocols;
+const { jim, rooms, native } = protocols;
 const isNotice = (action: string, user?: string) => (f: any) => f.messageType === "notice" && f.action === action && (user === undefined || f.userId === user);
 
 /** Every frame a paused raw client got before its connection ended (after resume()). */
@@ -181,4 +183,61 @@ for (const store of ["pg", "pglite"] as const) describe(`a push does not mark ol
     a.ws.close();
     b.ws.close();
   }, 30_000);
+});
+
+describe("pulled pages (native sync with mark)", () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer({ env: { SEND_RATE: "100000", SEND_BURST: "100000" } });
+  }, 30_000);
+  afterAll(() => srv.stop());
+
+  test("are marked once the reply is out, many users' pages in one statement; the sender and other devices are told", async () => {
+    const store = srv.app.store;
+    const R = 8;
+    const readers = Array.from({ length: R }, (_, i) => `pp-r${i}`);
+    const statements: number[] = [];
+    let moved = 0;
+    let allMoved!: () => void;
+    const stored = new Promise<void>((r) => (allMoved = r));
+    const orig = store.advancePulled.bind(store);
+    store.advancePulled = async (marks) => {
+      const out = await orig(marks);
+      statements.push(marks.length);
+      if ((moved += out.length) >= R) allMoved();
+      return out;
+    };
+    const snd = await native.login(srv, "pp-s");
+    const tokens = new Map(await Promise.all(readers.map(async (r) => [r, await token(srv, r)] as const)));
+    for (const r of readers) for (let i = 1; i <= 3; i++) await snd.ok({ t: "send", to: r, body: `m${i}` });
+    // Another device of the first reader, which pulls nothing itself.
+    const other = await native.login(srv, readers[0]!, { token: tokens.get(readers[0]!) });
+    const t0 = performance.now();
+    const conns = await Promise.all(readers.map((r) => native.login(srv, r, { token: tokens.get(r) })));
+    const pages = await Promise.all(conns.map((c) => c.ok({ t: "sync", mark: true })));
+    for (const p of pages) expect(p.msgs.map((m: any) => m.body)).toEqual(["m1", "m2", "m3"]);
+    await stored;
+    const elapsed = performance.now() - t0;
+    // One mark per reader, in no more statements than flushes that could have run (each pull is one user's page).
+    expect(statements.reduce((a, b) => a + b, 0)).toBe(R);
+    console.log(`pulled-page statements for ${R} pulls in ${Math.round(elapsed)} ms: ${statements.length}`);
+    expect(statements.length).toBeLessThanOrEqual(Math.ceil(elapsed / MARK_FLUSH_MS) + 1);
+    // The sender hears of every reader's delivered cursor; the first reader's other device too.
+    const heard = new Map<string, number>();
+    while (heard.size < R) {
+      const f = await snd.next((f) => f.t === "receipt");
+      expect(f.field).toBe("delivered");
+      heard.set(f.user, f.seq);
+    }
+    expect([...heard].sort()).toEqual(readers.map((r) => [r, 3]));
+    expect(await other.next((f) => f.t === "receipt")).toMatchObject({ user: readers[0], field: "delivered", seq: 3 });
+    // Stored: the readers' next pulls, on their own connections and on new ones, bring nothing.
+    for (const c of conns) expect((await c.ok({ t: "sync", mark: true })).msgs).toEqual([]);
+    for (const r of readers) {
+      const again = await native.login(srv, r, { token: tokens.get(r) });
+      expect((await again.ok({ t: "sync" })).msgs).toEqual([]);
+      again.ws.close();
+    }
+    for (const c of [snd, other, ...conns]) c.ws.close();
+  }, 60_000);
 });

@@ -4,6 +4,7 @@
 // type); a refusal is a CoreError thrown by the core, answered by index.ts as an error frame.
 import type { App } from "../../app.ts";
 import { CoreError } from "../../core/errors.ts";
+import type { PageMarks } from "../../core/delivery.ts";
 import type { Charge } from "../../core/limits.ts";
 import { roomConvId, roomIdOf } from "../../core/conv-ids.ts";
 import type { Session } from "../../hub/session.ts";
@@ -19,10 +20,13 @@ export interface Ctx {
   me: string;
 }
 
+/** Under this key a reply holds the marks of the page it carries (a pull): handed to the hub, not written. */
+export const PAGE = Symbol("page");
+
 export interface Command {
   /** what the command costs from the connection's rate limit (core/limits.ts); nothing when unset */
   charge?: Charge;
-  run(c: Ctx, f: any): Promise<Record<string, unknown>>;
+  run(c: Ctx, f: any): Promise<Record<string, unknown> & { [PAGE]?: PageMarks }>;
 }
 
 const read = (run: Command["run"]): Command => ({ charge: "read", run });
@@ -38,8 +42,10 @@ const table: { [K in Exclude<FrameType, "auth" | "ping">]: Command } = {
     },
   },
   sync: read(async ({ core, s, me }, m: FrameOf<"sync">) => {
-    const page = m.mark ? await core.chat.pull(me, m, s.id) : await core.chat.pending(me, m);
-    return { msgs: page.msgs, more: page.more };
+    if (!m.mark) return await core.chat.pending(me, m);
+    // Pull and mark: the page is marked delivered once the socket wrote the reply out.
+    const page = await core.chat.pullPage(me, m, s.id);
+    return { msgs: page.msgs, more: page.more, [PAGE]: page.marks };
   }),
   delivered: free(async ({ core, me }, m: FrameOf<"delivered">) => ({ t: "ok", conv: m.conv, seq: await core.chat.advance(me, m.conv, "delivered", m.seq) })),
   read: free(async ({ core, me }, m: FrameOf<"read">) => ({ t: "ok", conv: m.conv, seq: await core.chat.advance(me, m.conv, "read", m.seq) })),

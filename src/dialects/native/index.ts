@@ -3,11 +3,12 @@
 // turns replies and events into bytes. This file is the Dialect the transport calls: login, the rate limit,
 // and a core error answered as an error frame.
 import type { App } from "../../app.ts";
+import type { PageMarks } from "../../core/delivery.ts";
 import { CloseCodes, CoreError, ErrorCodes, type ErrorName } from "../../core/errors.ts";
 import { Deadlines } from "../../hub/expiry.ts";
 import { storeFailure } from "../../core/store-errors.ts";
 import type { Dialect, Session } from "../../hub/session.ts";
-import { commands, type NativeCore } from "./commands.ts";
+import { commands, PAGE, type NativeCore } from "./commands.ts";
 import { decode, frameId, quickPing } from "./decode.ts";
 import { encode, errorFrame, JSON_CODEC, MSGPACK, pong, serialize } from "./encode.ts";
 
@@ -26,7 +27,7 @@ export function nativeDialect(app: NativeNode): Dialect {
   const { logins, hub, cfg, limits, log } = app;
   const expiries = new Deadlines((s) => s.ws.close(CloseCodes.authFailed, "token expired"));
 
-  const reply = (s: Session, obj: Record<string, unknown>) => hub.send(s, serialize(obj, st(s).binary));
+  const reply = (s: Session, obj: Record<string, unknown>, page?: PageMarks) => hub.send(s, serialize(obj, st(s).binary), page);
   const error = (s: Session, id: unknown, name: ErrorName, message: string, extra?: object) => reply(s, errorFrame(id, name, message, extra));
 
   /**
@@ -61,7 +62,8 @@ export function nativeDialect(app: NativeNode): Dialect {
       const what = cmd.charge === "read" ? "requests" : "messages";
       return void error(s, id, "rate_limited", `too many ${what}, retry in ${wait} ms`, { retryAfterMs: wait });
     }
-    reply(s, { t: type, id, ...(await cmd.run({ core: app, s, me }, f)) });
+    const { [PAGE]: page, ...out } = await cmd.run({ core: app, s, me }, f);
+    reply(s, { t: type, id, ...out }, page);
   }
 
   return {
