@@ -220,14 +220,15 @@ export class DeliveryMarks<K> {
   private async store(batch: Map<string, Ready>): Promise<void> {
     // Not stored (the database is away): those messages are offered again by the next pull.
     const failed = (what: string) => (e: unknown) => this.d.log?.(`delivered marks of ${what}: ${e}`);
-    const statements: Promise<void>[] = [];
+    const pushes: Promise<void>[] = [];
     const pulled: PulledMark[] = [];
     for (const [u, r] of batch) {
-      if (r.pushed) statements.push(this.d.advance(u, r.pushed).catch(failed(u)));
+      if (r.pushed) pushes.push(this.d.advance(u, r.pushed).catch(failed(u)));
       if (r.pulled) for (const mark of r.pulled.values()) pulled.push(mark);
     }
-    if (pulled.length) statements.push(this.d.advancePulled(pulled).catch(failed(`${pulled.length} pulled pages`)));
-    mStatements.value += statements.length;
-    await Promise.all(statements);
+    mStatements.value += pushes.length + (pulled.length ? 1 : 0);
+    // The pages after the pushes: a user's rows are never locked by two of these statements at once.
+    await Promise.all(pushes);
+    if (pulled.length) await this.d.advancePulled(pulled).catch(failed(`${pulled.length} pulled pages`));
   }
 }
