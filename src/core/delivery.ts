@@ -29,7 +29,7 @@ import { metric } from "./metrics.ts";
 export const MARK_FLUSH_MS = 100;
 
 const mStatements = metric("chat_delivered_marks_statements_total", "Statements writing delivered marks: of pushes, one per user per flush; of pulled pages, one per flush");
-const mUnmarked = metric("chat_delivered_marks_unwritten_total", "Connections closed with pushes not yet written out: left unmarked, offered again by the next pull");
+const mUnmarked = metric("chat_delivered_marks_unwritten_total", "Connections closed with pushes or a pulled page not yet written out: left unmarked, offered again by the next pull");
 
 /** The delivered marks a pulled page carries: its highest seq per conversation; `skip`, the pulling session. */
 export interface PageMarks {
