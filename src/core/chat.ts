@@ -202,7 +202,7 @@ export class Chat {
   async markPulled(marks: readonly PulledMark[]): Promise<void> {
     const skips = new Map<string, string | undefined>();
     for (const m of marks) skips.set(`${m.user}\n${m.conv}`, m.skip);
-    for (const { user, conv, seq } of await this.d.store.advancePulled(marks.map(({ user, conv, seq }) => ({ user, conv, seq })))) {
+    for (const { user, conv, seq } of await this.d.store.advancePulled(marks)) {
       this.advanced(user, conv, "delivered", seq, skips.get(`${user}\n${conv}`));
     }
   }

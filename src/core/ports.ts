@@ -74,7 +74,7 @@ export interface Messages {
   advanceCursors(userId: string, field: "delivered" | "read", to: { conv: string; seq: number }[]): Promise<Map<string, number>>;
   advancePushed(userId: string, pushed: { conv: string; seqs: readonly number[] }[]): Promise<Map<string, number>>;
   /** Delivered cursors of pulled pages of any number of users, in one statement; returns those that moved. */
-  advancePulled(marks: { user: string; conv: string; seq: number }[]): Promise<{ user: string; conv: string; seq: number }[]>;
+  advancePulled(marks: readonly { user: string; conv: string; seq: number }[]): Promise<{ user: string; conv: string; seq: number }[]>;
 }
 
 /** Users, conversations and messages: the one store every messaging service reads. */

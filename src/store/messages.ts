@@ -46,31 +46,28 @@ const pageJson = (page: SQL) => sql`
   (select json_agg(json_build_array(p.id, p.conv_id, p.seq, p.sender_id, p.kind, p.body, p.client_msg_id, p.created_at, p.recalled_at is not null)
                    order by p.rn)::text from ${page} p)`;
 
-/** The read of a page, of all conversations or of one (placeholders: user, conv, page). */
-const readStatement = (oneConv: boolean): Built => {
-  const user = sql.placeholder("user");
-  const page = pendingPage(user, { conv: oneConv ? sql.placeholder("conv") : undefined, limit: sql.placeholder("page") });
-  return built(sql`select ${pageJson(sql`(${page})`)} as msgs`);
-};
+/** The user of the prepared page statements, and their page of all conversations or of one (placeholders: user, conv, page). */
+const USER = sql.placeholder("user");
+const placedPage = (oneConv: boolean) => pendingPage(USER, { conv: oneConv ? sql.placeholder("conv") : undefined, limit: sql.placeholder("page") });
+
+/** The read of a page, of all conversations or of one. */
+const readStatement = (oneConv: boolean): Built => built(sql`select ${pageJson(sql`(${placedPage(oneConv)})`)} as msgs`);
 const READ = { all: readStatement(false), conv: readStatement(true) };
 
-/** The pull's statement, of all conversations or of one (placeholders: user, conv, limit, page = limit + 1). */
-const pullStatement = (oneConv: boolean): Built => {
-  const user = sql.placeholder("user");
-  const page = pendingPage(user, { conv: oneConv ? sql.placeholder("conv") : undefined, limit: sql.placeholder("page") });
-  return built(sql`
-    with page as (${page}),
+/** The pull's statement, of all conversations or of one (placeholders: the page's, limit; page = limit + 1). */
+const pullStatement = (oneConv: boolean): Built =>
+  built(sql`
+    with page as (${placedPage(oneConv)}),
     top as (
       select conv_id, max(seq) as s from page
        where rn <= ${sql.placeholder("limit")} and set_config('synchronous_commit', 'off', true) = 'off'
        group by conv_id),
     moved as (
       update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
-        from top where mb.conv_id = top.conv_id and mb.user_id = ${user}
+        from top where mb.conv_id = top.conv_id and mb.user_id = ${USER}
       returning mb.conv_id, mb.delivered_seq)
     select ${pageJson(sql`page`)} as msgs,
            (select json_agg(json_build_array(conv_id, delivered_seq))::text from moved) as moved`);
-};
 const PULL = { all: pullStatement(false), conv: pullStatement(true) };
 
 /** Moves pulled pages' delivered cursors (placeholder: marks, a JSON array of [user, conv, seq]). */
@@ -199,7 +196,7 @@ export class MessageStore implements Messages {
    * highest seq its page held (a page holds every message of others from the cursor up to there). Like the
    * pull's own, it commits without waiting for its WAL flush: the cursor is advisory. Returns the cursors that moved.
    */
-  async advancePulled(marks: { user: string; conv: string; seq: number }[]): Promise<{ user: string; conv: string; seq: number }[]> {
+  async advancePulled(marks: readonly { user: string; conv: string; seq: number }[]): Promise<{ user: string; conv: string; seq: number }[]> {
     if (marks.length === 0) return [];
     const rows = await run<{ moved: string | [string, string, number | string][] | null }>(this.db, ADVANCE_PULLED, {
       marks: JSON.stringify(marks.map((m) => [m.user, m.conv, m.seq])),

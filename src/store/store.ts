@@ -66,7 +66,7 @@ export class Store implements ChatStore {
   advancePushed(userId: string, pushed: { conv: string; seqs: readonly number[] }[]) {
     return this.messages.advancePushed(userId, pushed);
   }
-  advancePulled(marks: { user: string; conv: string; seq: number }[]) {
+  advancePulled(marks: readonly { user: string; conv: string; seq: number }[]) {
     return this.messages.advancePulled(marks);
   }
 }
