@@ -245,7 +245,7 @@ export class Ctx {
    * busiest load-generator process (≥ 90% of a core each: one JS thread), or the bench's processes together
    * fill the machine (≥ 90% of all its cores) — or the throughput stops growing (two doublings without 5% over
    * the best step: the window goes back to the best one), or the window reaches `ceiling`, or (`stopOnLoss`)
-   * messages were lost (the window goes back to the one before). Says which.
+   * messages were lost or the server refused sends (the window goes back to the best step before). Says which.
    */
   async sizeWindow(
     lg: LoadGen,
@@ -279,7 +279,10 @@ export class Ctx {
       // Sends answered with an error: the server shed load (its writer's queue full, commits past their timeout),
       // so this window measures its refusals, not its throughput.
       const refused = m.report.counters.errors;
-      const back = steps.at(-2)?.window ?? window;
+      // Lost or refused: back to the best window before it (none before lost or refused anything). Not merely the
+      // one before: past saturation a doubling can add a little throughput while the queue, and every latency,
+      // grows, and the window that then sheds load would leave the loop measuring an overloaded server.
+      const back = best?.window ?? window;
       saturated =
         lost > 0 && s.stopOnLoss
           ? `messages were lost at window ${window} (${lost}: dropped, or not back within 3 s), so it stays at ${back} (${cpus})`
@@ -306,8 +309,8 @@ export class Ctx {
       if (saturated) {
         // Stopped because it no longer grew: measure at the window that did best.
         if (flat && best.window !== window) await s.set((window = best.window));
-        // Lost messages or refused sends: back to the window before, which had none.
-        else if (((lost > 0 && s.stopOnLoss) || refused > 0) && steps.length > 1) await s.set((window = steps.at(-2)!.window));
+        // Lost messages or refused sends: back to the best window before (see `back`).
+        else if (((lost > 0 && s.stopOnLoss) || refused > 0) && best) await s.set((window = best.window));
         break;
       }
       await s.set((window = Math.min(s.ceiling, window * 2)));

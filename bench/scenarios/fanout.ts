@@ -80,8 +80,8 @@ const loopsOf = new WeakMap<Measured, FanLoops>();
  * doubles until the server, Postgres (must-deliver), a generator process or the machine saturates, or the
  * throughput stops growing, or W reaches its ceiling, or messages are lost; then the measured window runs at
  * that W. A coalescer drops droppable items beyond MAX_TICK_ITEMS (500) per room per tick by design (a flood
- * guard): its ceiling keeps 450 in flight in all, and a window that loses messages goes back to the one before,
- * or the loop would measure the guard.
+ * guard): its ceiling keeps 450 in flight in all, and a window that loses messages goes back to the best one
+ * before, or the loop would measure the guard.
  */
 export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanParams, cls: "must" | "droppable", label: string, o: { db?: boolean; redisPid?: number | number[] } = {}): Promise<FanLoops> {
   const split = senderSplit(lg, p.senders);
