@@ -173,7 +173,8 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
   const presenceNotices = new PresenceNotices({ memberships, users, presence, emit: (ev) => hub.dispatch(ev), log: warn });
   // The users of a node that died are offline once its lease is swept (by one node): their groups are told too.
   if (presence instanceof RedisPresence) {
-    presence.onUsersGone((ids) => void (async () => { for (const u of ids) (webhooks?.presence(u, "offline"), await presenceNotices.changed(u, "offline")); })());
+    // All queued at once: their groups are looked up together (in slices of NOTICE_BATCH), told in this order.
+    presence.onUsersGone((ids) => void Promise.all(ids.map((u) => (webhooks?.presence(u, "offline"), presenceNotices.changed(u, "offline")))));
   }
 
   // The core, in dependency order.

@@ -93,6 +93,8 @@ export interface Memberships {
   updateConversation(convId: string, set: Partial<Pick<ConversationRow, "name" | "avatar" | "attributes" | "closed" | "slowModeSec">>): Promise<boolean>;
   findConversations(q: { kind: string; subtype?: string; attr?: [string, string]; limit: number }): Promise<ConversationRow[]>;
   conversationsWithMembers(userId: string, kind: string): Promise<{ conv: string; name: string; members: string[] }[]>;
+  /** The same for several users at once: user → its conversations of `kind`; a user in none has no entry. */
+  conversationsWithMembersOf(userIds: readonly string[], kind: string): Promise<Map<string, { conv: string; name: string; members: string[] }[]>>;
 }
 
 /** A user's conversation list. (store/inbox.ts) */

@@ -11,52 +11,90 @@ import type { CoreEvent } from "./types.ts";
 export type PresenceChange = "online" | "offline";
 
 export interface PresenceNoticesDeps {
-  memberships: Pick<Memberships, "conversationsWithMembers">;
-  users: Pick<Users, "getUser">;
+  memberships: Pick<Memberships, "conversationsWithMembersOf">;
+  users: Pick<Users, "getUsers">;
   /** Who is online (cluster-wide): a notice goes only to members online now (the others load the list anew). */
   presence: Pick<PresenceView, "onlineOf">;
   emit: (ev: CoreEvent) => void;
   log: (msg: string) => void;
 }
 
+/** Status changes looked up in one go at most (a reconnect storm is taken in slices of this many). */
+export const NOTICE_BATCH = 500;
+
+interface Change {
+  userId: string;
+  change: PresenceChange;
+  done: () => void;
+}
+
+/**
+ * The changes are looked up in batches, one at a time: every change that comes in while a batch is being looked
+ * up goes in the next one, so a quiet node looks each up at once and a node taking many logins (a reconnect
+ * storm, a node's connections coming back after a restart) asks the store once per batch instead of once per
+ * login and logout. Changes are told in the order they came, each user's too.
+ */
 export class PresenceNotices {
-  /** notices being looked up (a draining node waits for them before it closes the store) */
-  private readonly pending = new Set<Promise<void>>();
+  private queue: Change[] = [];
+  private draining?: Promise<void>;
 
   constructor(private readonly d: PresenceNoticesDeps) {}
 
-  /** The user's cluster-wide status changed: one event per group of the user, to that group's members. */
+  /** The user's cluster-wide status changed: one event per group of the user, to that group's members. Resolves once told. */
   changed(userId: string, change: PresenceChange): Promise<void> {
-    const p = this.notify(userId, change).finally(() => this.pending.delete(p));
-    this.pending.add(p);
-    return p;
+    return new Promise((done) => {
+      this.queue.push({ userId, change, done });
+      this.drain();
+    });
   }
 
   /** Resolves once the notices under way are out. */
   async settled(): Promise<void> {
-    while (this.pending.size) await Promise.all([...this.pending]);
+    while (this.draining) await this.draining;
   }
 
-  private async notify(userId: string, change: PresenceChange): Promise<void> {
+  private drain(): void {
+    this.draining ??= (async () => {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, NOTICE_BATCH);
+        await this.notify(batch);
+        for (const c of batch) c.done();
+      }
+    })().finally(() => {
+      this.draining = undefined;
+      // A change queued after the loop saw the queue empty, before this ran.
+      if (this.queue.length) this.drain();
+    });
+  }
+
+  private async notify(batch: Change[]): Promise<void> {
     try {
-      // One statement for the groups and their members, one presence call for all of them, one for the user's name.
-      const groups = (await this.d.memberships.conversationsWithMembers(userId, "group")).filter((g) => !isRoomsConv(g.conv));
-      if (!groups.length) return;
+      // One statement for all the users' groups and their members, one presence call for all of those members,
+      // one for the names of the users with someone to tell.
+      const groupsOf = await this.d.memberships.conversationsWithMembersOf([...new Set(batch.map((c) => c.userId))], "group");
+      const told = batch
+        .map((c) => ({ c, groups: (groupsOf.get(c.userId) ?? []).filter((g) => !isRoomsConv(g.conv)) }))
+        .filter((t) => t.groups.length);
+      if (!told.length) return;
       const everyone = new Set<string>();
-      for (const g of groups) for (const u of g.members) if (u !== userId) everyone.add(u);
+      for (const { c, groups } of told) for (const g of groups) for (const u of g.members) if (u !== c.userId) everyone.add(u);
       // A member offline now reads the list anew when it logs in: only those online are sent the notice.
       const online = everyone.size ? await this.d.presence.onlineOf([...everyone]) : new Set<string>();
       // The user itself too, when online (its own connections see themselves come in, as the original sends).
-      if (change === "online") online.add(userId);
-      if (!online.size) return;
-      const nick = (await this.d.users.getUser(userId))?.nick ?? "";
-      for (const g of groups) {
-        const to = g.members.filter((u) => online.has(u));
-        if (to.length) this.d.emit({ type: "presence", conv: g.conv, user: { id: userId, nick }, change, to });
+      const to = (c: Change, members: string[]) => members.filter((u) => (u === c.userId ? c.change === "online" : online.has(u)));
+      const named = [...new Set(told.filter(({ c, groups }) => groups.some((g) => to(c, g.members).length)).map(({ c }) => c.userId))];
+      if (!named.length) return;
+      const nicks = new Map((await this.d.users.getUsers(named)).map((u) => [u.id, u.nick]));
+      for (const { c, groups } of told) {
+        for (const g of groups) {
+          const members = to(c, g.members);
+          if (members.length) this.d.emit({ type: "presence", conv: g.conv, user: { id: c.userId, nick: nicks.get(c.userId) ?? "" }, change: c.change, to: members });
+        }
       }
     } catch (e) {
-      // A notice is a courtesy: a store away costs the notice, never the connection.
-      this.d.log(`presence notice ${change} of ${userId}: ${(e as Error).message}`);
+      // A notice is a courtesy: a store away costs the notices, never the connections.
+      const who = [...new Set(batch.map((c) => c.userId))];
+      this.d.log(`presence notices of ${who.length} user(s) (${who.slice(0, 3).join(", ")}${who.length > 3 ? ", …" : ""}): ${(e as Error).message}`);
     }
   }
 }

@@ -8,6 +8,7 @@ import { blocks } from "../../src/store/schema.ts";
 import type { AppendItem } from "../../src/core/records.ts";
 import { ConversationStore } from "../../src/store/conversations.ts";
 import { RecallStore } from "../../src/store/recall.ts";
+import { MembershipStore } from "../../src/store/memberships.ts";
 import { MessageStore } from "../../src/store/messages.ts";
 import { Store } from "../../src/store/store.ts";
 import { UserStore } from "../../src/store/users.ts";
@@ -200,6 +201,25 @@ for (const [name, open] of drivers) {
       expect(res[2]).toMatchObject({ dup: false, msg: { conv: "c:t:fox2", seq: 1 } });
       expect(res[3]!.msg).toMatchObject({ conv: "g:t-fox", seq: 1 });
       expect((await store.getConversation("c:t:fox"))?.lastSeq).toBe(1);
+    });
+
+    test("groups with their members of several users in one statement; a user in none has no entry", async () => {
+      for (const id of ["gia", "hal", "ivy", "jon"]) await store.upsertUser({ id });
+      expect(await store.createConversation({ id: "g:wm-b", kind: "group", ownerId: "gia" }, { gia: "owner", hal: "member", ivy: "member" })).toBe(true);
+      expect(await store.createConversation({ id: "g:wm-a", kind: "group", ownerId: "hal" }, { hal: "owner", gia: "member" })).toBe(true);
+      expect(await store.createConversation({ id: "d:gia:jon", kind: "direct" }, { gia: "member", jon: "member" })).toBe(true);
+      const m = new MembershipStore(db.db);
+      const of = await m.conversationsWithMembersOf(["gia", "ivy", "jon", "nobody"], "group");
+      expect([...of.keys()].sort()).toEqual(["gia", "ivy"]);
+      expect(of.get("gia")).toEqual([
+        { conv: "g:wm-a", name: "", members: ["gia", "hal"] },
+        { conv: "g:wm-b", name: "", members: ["gia", "hal", "ivy"] },
+      ]);
+      expect(of.get("ivy")).toEqual([{ conv: "g:wm-b", name: "", members: ["gia", "hal", "ivy"] }]);
+      // One user: the same answer through the single lookup.
+      expect(await m.conversationsWithMembers("gia", "group")).toEqual(of.get("gia")!);
+      expect(await m.conversationsWithMembers("jon", "group")).toEqual([]);
+      expect((await m.conversationsWithMembersOf([], "group")).size).toBe(0);
     });
 
     test("creating a conversation that exists adds nobody", async () => {
