@@ -134,7 +134,8 @@ export class MembershipStore implements Memberships {
 
   /**
    * The same for several users in one statement (presence notices look up every login and logout that came in
-   * together at once): user → its conversations by id; a user in none has no entry.
+   * together at once): user → its conversations by id; a user in none has no entry. Each conversation's
+   * members are read and parsed once, however many of the users are in it, and the users share that list.
    */
   async conversationsWithMembersOf(userIds: readonly string[], kind: string): Promise<Map<string, { conv: string; name: string; members: string[] }[]>> {
     const out = new Map<string, { conv: string; name: string; members: string[] }[]>();
@@ -147,20 +148,30 @@ export class MembershipStore implements Memberships {
     if (!q) {
       if (!/^[a-z_]+$/.test(kind)) throw new Error(`bad conversation kind ${JSON.stringify(kind)}`);
       q = built(sql`
-        select m.user_id, c.id, c.name, json_agg(o.user_id order by o.user_id)::text as members
-          from members m
-          join conversations c on c.id = m.conv_id and c.kind = ${sql.raw(`'${kind}'`)}
-          join members o on o.conv_id = m.conv_id
-         where m.user_id in (select jsonb_array_elements_text(${sql.placeholder("users")}::text::jsonb))
-         group by m.user_id, c.id, c.name
-         order by m.user_id, c.id`);
+        with mine as (
+          select m.user_id, m.conv_id
+            from members m
+            join conversations c on c.id = m.conv_id and c.kind = ${sql.raw(`'${kind}'`)}
+           where m.user_id in (select jsonb_array_elements_text(${sql.placeholder("users")}::text::jsonb))),
+        convs as (
+          select c.id, c.name, json_agg(o.user_id order by o.user_id) as members
+            from (select distinct conv_id from mine) d
+            join conversations c on c.id = d.conv_id
+            join members o on o.conv_id = d.conv_id
+           group by c.id, c.name)
+        select (select json_agg(json_build_array(user_id, conv_id) order by user_id, conv_id) from mine)::text as mine,
+               (select json_agg(json_build_array(id, name, members)) from convs)::text as convs`);
       WITH_MEMBERS.set(kind, q);
     }
-    const res = await run<{ user_id: string; id: string; name: string | null; members: string }>(this.db, q, { users: JSON.stringify(userIds) });
-    for (const r of res) {
-      let list = out.get(r.user_id);
-      if (!list) out.set(r.user_id, (list = []));
-      list.push({ conv: r.id, name: r.name ?? "", members: JSON.parse(r.members) as string[] });
+    const [row] = await run<{ mine: string | null; convs: string | null }>(this.db, q, { users: JSON.stringify(userIds) });
+    if (!row?.mine || !row.convs) return out;
+    const convs = new Map((JSON.parse(row.convs) as [string, string | null, string[]][]).map(([id, name, members]) => [id, { conv: id, name: name ?? "", members }]));
+    for (const [user, conv] of JSON.parse(row.mine) as [string, string][]) {
+      const c = convs.get(conv);
+      if (!c) continue;
+      let list = out.get(user);
+      if (!list) out.set(user, (list = []));
+      list.push(c);
     }
     return out;
   }
