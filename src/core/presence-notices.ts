@@ -68,10 +68,11 @@ export class PresenceNotices {
   }
 
   private async notify(batch: Change[]): Promise<void> {
+    const users = [...new Set(batch.map((c) => c.userId))];
     try {
       // One statement for all the users' groups and their members, one presence call for all of those members,
       // one for the names of the users with someone to tell.
-      const groupsOf = await this.d.memberships.conversationsWithMembersOf([...new Set(batch.map((c) => c.userId))], "group");
+      const groupsOf = await this.d.memberships.conversationsWithMembersOf(users, "group");
       const told = batch
         .map((c) => ({ c, groups: (groupsOf.get(c.userId) ?? []).filter((g) => !isRoomsConv(g.conv)) }))
         .filter((t) => t.groups.length);
@@ -81,20 +82,15 @@ export class PresenceNotices {
       // A member offline now reads the list anew when it logs in: only those online are sent the notice.
       const online = everyone.size ? await this.d.presence.onlineOf([...everyone]) : new Set<string>();
       // The user itself too, when online (its own connections see themselves come in, as the original sends).
-      const to = (c: Change, members: string[]) => members.filter((u) => (u === c.userId ? c.change === "online" : online.has(u)));
-      const named = [...new Set(told.filter(({ c, groups }) => groups.some((g) => to(c, g.members).length)).map(({ c }) => c.userId))];
-      if (!named.length) return;
-      const nicks = new Map((await this.d.users.getUsers(named)).map((u) => [u.id, u.nick]));
-      for (const { c, groups } of told) {
-        for (const g of groups) {
-          const members = to(c, g.members);
-          if (members.length) this.d.emit({ type: "presence", conv: g.conv, user: { id: c.userId, nick: nicks.get(c.userId) ?? "" }, change: c.change, to: members });
-        }
-      }
+      const notices = told
+        .flatMap(({ c, groups }) => groups.map((g) => ({ c, conv: g.conv, to: g.members.filter((u) => (u === c.userId ? c.change === "online" : online.has(u))) })))
+        .filter((n) => n.to.length);
+      if (!notices.length) return;
+      const nicks = new Map((await this.d.users.getUsers([...new Set(notices.map((n) => n.c.userId))])).map((u) => [u.id, u.nick]));
+      for (const { c, conv, to } of notices) this.d.emit({ type: "presence", conv, user: { id: c.userId, nick: nicks.get(c.userId) ?? "" }, change: c.change, to });
     } catch (e) {
       // A notice is a courtesy: a store away costs the notices, never the connections.
-      const who = [...new Set(batch.map((c) => c.userId))];
-      this.d.log(`presence notices of ${who.length} user(s) (${who.slice(0, 3).join(", ")}${who.length > 3 ? ", …" : ""}): ${(e as Error).message}`);
+      this.d.log(`presence notices of ${users.length} user(s) (${users.slice(0, 3).join(", ")}${users.length > 3 ? ", …" : ""}): ${(e as Error).message}`);
     }
   }
 }
