@@ -1,6 +1,6 @@
 // Membership changes beyond the Store's basics: joining with cursors at the present, leaving, roles,
 // timed mutes, member lists, and conversation settings.
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, sql } from "drizzle-orm";
 import { built, rowsOf, run, type Built, type Db } from "./db.ts";
 import type { Memberships } from "../core/ports.ts";
 import type { MemberInfo } from "../core/records.ts";
@@ -51,11 +51,19 @@ export class MembershipStore implements Memberships {
   /**
    * Moves ownership in one transaction: the old owner becomes an admin. The conversation row is locked first,
    * as every writer of a conversation and its members does (a message batch locks it, then updates its
-   * senders' member rows): locking the member rows first could deadlock with a batch in the same group.
+   * senders' member rows): locking the member rows first could deadlock with a batch in the same group. The two
+   * member rows are then locked in user order, as every statement updating several member rows takes them
+   * (store/messages.ts: a delivered-cursor update of both users could otherwise wait for this in a cycle).
    */
   async transferOwner(convId: string, from: string, to: string): Promise<boolean> {
     return this.db.transaction(async (tx) => {
       await tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, convId)).for("update");
+      await tx
+        .select({ u: members.userId })
+        .from(members)
+        .where(and(eq(members.convId, convId), inArray(members.userId, [from, to])))
+        .orderBy(members.userId)
+        .for("update");
       const rows = await tx
         .update(members)
         .set({ role: "owner" })

@@ -61,7 +61,7 @@ const pullStatement = (oneConv: boolean): Built =>
     top as (
       select conv_id, max(seq) as s from page
        where rn <= ${sql.placeholder("limit")} and set_config('synchronous_commit', 'off', true) = 'off'
-       group by conv_id),
+       group by conv_id order by conv_id),
     moved as (
       update members as mb set delivered_seq = greatest(mb.delivered_seq, top.s)
         from top where mb.conv_id = top.conv_id and mb.user_id = ${USER}
@@ -80,6 +80,15 @@ const ADVANCE_PULLED = built(sql`
       from v where mb.conv_id = v.c and mb.user_id = v.u and mb.delivered_seq < v.s
     returning mb.user_id, mb.conv_id, mb.delivered_seq)
   select json_agg(json_build_array(user_id, conv_id, delivered_seq))::text as moved from moved`);
+
+/**
+ * Statements that update several member rows take their row locks in (conversation, user) order, as the writer's
+ * batch does (drizzle/0007_append_member_order.sql), so two of them can never wait for each other in a cycle
+ * (Postgres would break it after deadlock_timeout by failing one). They go through their rows in the order given,
+ * so the rows are given sorted.
+ */
+const rowOrder = <T extends { conv: string; user?: string }>(a: T, b: T): number =>
+  a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : (a.user ?? "") < (b.user ?? "") ? -1 : (a.user ?? "") > (b.user ?? "") ? 1 : 0;
 
 /** A JSON column as postgres.js (text) or PGlite (parsed) returns it. */
 const json = <T>(v: string | T | null | undefined): T | [] => (typeof v === "string" ? (JSON.parse(v) as T) : (v ?? []));
@@ -174,7 +183,7 @@ export class MessageStore implements Messages {
    */
   async advanceCursors(userId: string, field: "delivered" | "read", to: { conv: string; seq: number }[]): Promise<Map<string, number>> {
     if (to.length === 0) return new Map();
-    const v = JSON.stringify(to.map((t) => ({ c: t.conv, s: t.seq })));
+    const v = JSON.stringify([...to].sort(rowOrder).map((t) => ({ c: t.conv, s: t.seq })));
     const capped = sql.raw("least(v.s, c.last_seq)");
     const set =
       field === "delivered"
@@ -199,7 +208,7 @@ export class MessageStore implements Messages {
   async advancePulled(marks: readonly { user: string; conv: string; seq: number }[]): Promise<{ user: string; conv: string; seq: number }[]> {
     if (marks.length === 0) return [];
     const rows = await run<{ moved: string | [string, string, number | string][] | null }>(this.db, ADVANCE_PULLED, {
-      marks: JSON.stringify(marks.map((m) => [m.user, m.conv, m.seq])),
+      marks: JSON.stringify([...marks].sort(rowOrder).map((m) => [m.user, m.conv, m.seq])),
     });
     return json<[string, string, number | string][]>(rows[0]?.moved).map(([user, conv, v]) => ({ user, conv, seq: Number(v) }));
   }
@@ -212,7 +221,7 @@ export class MessageStore implements Messages {
    */
   async advancePushed(userId: string, pushed: { conv: string; seqs: readonly number[] }[]): Promise<Map<string, number>> {
     if (pushed.length === 0) return new Map();
-    const v = JSON.stringify(pushed.map((p) => ({ c: p.conv, s: p.seqs.reduce((a, b) => (a > b ? a : b), 0), a: p.seqs })));
+    const v = JSON.stringify([...pushed].sort(rowOrder).map((p) => ({ c: p.conv, s: p.seqs.reduce((a, b) => (a > b ? a : b), 0), a: p.seqs })));
     const rows = await prepared<{ conv_id: string; v: string | number }>(
       this.db,
       sql`

@@ -1,6 +1,7 @@
 // Transactions that touch a conversation and its member rows take their locks in one order (the conversation
-// row first), so two of them on the same group cannot deadlock: an ownership hand-over racing the group's
-// message batches. Postgres only: the embedded PGlite runs one statement at a time.
+// row first, then member rows in (conversation, user) order), so two of them cannot deadlock: an ownership
+// hand-over racing the group's message batches, a batch racing delivered-cursor updates of its senders' rows.
+// Postgres only: the embedded PGlite runs one statement at a time.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { directConvId, groupConvId } from "../../src/core/conv-ids.ts";
@@ -26,7 +27,7 @@ describe("lock order on Postgres", () => {
     db = await openDb({ databaseUrl: url });
     store = new Store(db.db, { users: new UserStore(db.db), conversations: new ConversationStore(db.db), messages: new MessageStore(db.db) });
     memberships = new MembershipStore(db.db);
-    for (const id of ["ann", "ben", "cat"]) await store.upsertUser({ id });
+    for (const id of ["ann", "ben", "cat", "dan", "eve", "fay"]) await store.upsertUser({ id });
     expect(await store.createConversation({ id: conv, kind: "group", subtype: "user", ownerId: "ann" }, { ann: "owner", ben: "member" })).toBe(true);
   });
   afterAll(() => db.close());
@@ -81,5 +82,60 @@ describe("lock order on Postgres", () => {
       await other.end();
       await watch.end();
     }
+  });
+  /**
+   * `act` locks member rows `first` and then `last`: with `last` held by another transaction, `act` waits for it
+   * holding `first` already (a statement taking them the other way round would wait holding neither).
+   */
+  async function locksInOrder(act: () => Promise<unknown>, first: [conv: string, user: string], last: [conv: string, user: string]) {
+    const other = postgres(url, { max: 1, onnotice: () => {} });
+    const watch = postgres(url, { max: 1, onnotice: () => {} });
+    const row = "select 1 from members where conv_id = $1 and user_id = $2 for update";
+    try {
+      await other.unsafe("begin");
+      expect(await other.unsafe(row, last)).toHaveLength(1);
+      const done = act().then(() => undefined, (e: Error) => e);
+      for (;;) {
+        const [w] = await watch.unsafe<{ n: number }[]>("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
+        if (w!.n > 0 || (await Promise.race([done, Promise.resolve("pending")])) !== "pending") break;
+        await Bun.sleep(5);
+      }
+      await watch.unsafe("begin");
+      const probe = await watch.unsafe(`${row} nowait`, first).then(
+        () => "free",
+        (e: { code?: string }) => e.code,
+      );
+      await watch.unsafe("rollback");
+      await other.unsafe("rollback");
+      expect(probe).toBe("55P03"); // lock_not_available: `act` holds it
+      expect(await done).toBeUndefined();
+    } finally {
+      await other.end();
+      await watch.end();
+    }
+  }
+
+  test("member rows are locked in (conversation, user) order: a batch's senders, delivered cursors, an ownership transfer", async () => {
+    const c1 = directConvId("dan", "eve");
+    const c2 = directConvId("dan", "fay");
+    expect(c1 < c2).toBe(true);
+    const dm = (conv: string, recipient: string) => ({ id: ids.next(), conv, sender: "dan", recipient, kind: "text", body: "hi", at: new Date(), create: { kind: "direct", members: ["dan", recipient] } });
+    await store.appendBatch([dm(c1, "eve"), dm(c2, "fay")]);
+    // The writer's batch updates its senders' rows (last_sent_seq), listed here the other way round.
+    await locksInOrder(() => store.appendBatch([dm(c2, "fay"), dm(c1, "eve")]), [c1, "dan"], [c2, "dan"]);
+    const messages = new MessageStore(db.db);
+    // Pulled pages' delivered cursors, of several users at once (eve's and fay's rows come after dan's).
+    await locksInOrder(
+      () => messages.advancePulled([{ user: "fay", conv: c2, seq: 2 }, { user: "dan", conv: c2, seq: 2 }, { user: "eve", conv: c1, seq: 2 }, { user: "dan", conv: c1, seq: 2 }]),
+      [c1, "dan"],
+      [c2, "dan"],
+    );
+    await locksInOrder(() => messages.advanceCursors("eve", "read", [{ conv: c2, seq: 2 }, { conv: c1, seq: 2 }]).then(() => messages.advanceCursors("dan", "read", [{ conv: c2, seq: 2 }, { conv: c1, seq: 2 }])), [c1, "dan"], [c2, "dan"]);
+    await locksInOrder(() => messages.advancePushed("fay", [{ conv: c2, seqs: [2] }]).then(() => messages.advancePushed("dan", [{ conv: c2, seqs: [2] }, { conv: c1, seqs: [2] }])), [c1, "dan"], [c2, "dan"]);
+    // An ownership transfer from ann to ben (ann's row comes first).
+    const g = groupConvId("locks-order");
+    expect(await store.createConversation({ id: g, kind: "group", subtype: "user", ownerId: "ann" }, { ann: "owner", ben: "member" })).toBe(true);
+    await locksInOrder(() => memberships.transferOwner(g, "ann", "ben"), [g, "ann"], [g, "ben"]);
+    expect((await store.getConversation(g))?.ownerId).toBe("ben");
   });
 });
