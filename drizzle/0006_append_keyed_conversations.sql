@@ -1,4 +1,4 @@
--- Written by hand: chat_append (drizzle/0005_append_locked_only.sql) again, with one change. The statement that
+-- Written by hand: chat_append (drizzle/0005_append_locked_only.sql) again, with two changes. The statement that
 -- locks the batch's conversations (FOR UPDATE returns each row as locked, so as of after the lock) now also reads
 -- what the batch needs of them into one jsonb object keyed by conversation id, and each item finds its
 -- conversation there by key. The writing statement no longer joins the items to the conversations: with hash and
@@ -6,6 +6,13 @@
 -- each per-item check (a 260-item batch over 94 conversations: about 53,000 comparisons, a quarter of the
 -- function's time). A conversation not locked by the first statement is still not in the object, so it still
 -- counts as missing ('m').
+--
+-- And the senders' member rows are updated in (conversation, user) order, as every statement updating several
+-- member rows takes them (store/messages.ts: delivered and read cursors; store/memberships.ts: an ownership
+-- transfer). They were updated in the order of a hash of the pairs, so a batch and a cursor update touching two of
+-- the same rows (a user who sends in a conversation and pulls it, on another connection) could each hold one and
+-- wait for the other, until Postgres failed one of them after deadlock_timeout. With hash and merge joins off (see
+-- below), the update walks the sorted pairs in a nested loop and locks each row as it comes.
 --
 -- Written by hand: the group-commit writer's batch as one function (store/append.ts calls it), so a batch is one
 -- statement and one round trip: lock the conversations in id order, then (reading after the lock) answer
@@ -98,7 +105,7 @@ BEGIN
   -- The senders' own latest seq per conversation ("awaiting reply" is derived from it).
   ups AS (
     UPDATE members mb SET last_sent_seq = greatest(mb.last_sent_seq, v.s)
-      FROM (SELECT f.c, f.s AS u, max(f.seq) AS s FROM fresh f GROUP BY f.c, f.s) v
+      FROM (SELECT f.c, f.s AS u, max(f.seq) AS s FROM fresh f GROUP BY f.c, f.s ORDER BY f.c, f.s) v
      WHERE mb.conv_id = v.c AND mb.user_id = v.u
   )
   SELECT jsonb_agg(o.j ORDER BY o.n), bool_or(o.j->>1 = 'm') INTO v_out, v_missing FROM (

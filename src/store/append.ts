@@ -1,5 +1,5 @@
 // The group-commit writer's store function (the core's AppendBatch): a batch of messages in one statement, the
-// function chat_append (drizzle/0007_append_member_order.sql), so a batch costs one round trip.
+// function chat_append (drizzle/0006_append_keyed_conversations.sql), so a batch costs one round trip.
 import { sql } from "drizzle-orm";
 import type { AppendStages } from "../core/ports.ts";
 import type { AppendItem, AppendResult } from "../core/records.ts";

@@ -83,7 +83,7 @@ const ADVANCE_PULLED = built(sql`
 
 /**
  * Statements that update several member rows take their row locks in (conversation, user) order, as the writer's
- * batch does (drizzle/0007_append_member_order.sql), so two of them can never wait for each other in a cycle
+ * batch does (drizzle/0006_append_keyed_conversations.sql), so two of them can never wait for each other in a cycle
  * (Postgres would break it after deadlock_timeout by failing one). They go through their rows in the order given,
  * so the rows are given sorted.
  */

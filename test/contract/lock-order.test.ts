@@ -83,6 +83,7 @@ describe("lock order on Postgres", () => {
       await watch.end();
     }
   });
+
   /**
    * `act` locks member rows `first` and then `last`: with `last` held by another transaction, `act` waits for it
    * holding `first` already (a statement taking them the other way round would wait holding neither).
