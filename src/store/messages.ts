@@ -85,8 +85,9 @@ const ADVANCE_PULLED = built(sql`
  * Statements that update several member rows take their row locks in (conversation, user) order, as the writer's
  * batch does (drizzle/0006_append_keyed_conversations.sql), so two of them can never wait for each other in a cycle
  * (Postgres would break it after deadlock_timeout by failing one). They are given their rows sorted, and a plan
- * that walks the given rows (a nested loop over them, as on the test's store: test/contract/lock-order.test.ts)
- * locks them in that order; a plan driven from the members table would not. A
+ * that walks the given rows locks them in that order: a nested loop over them, or a hash join probing with them
+ * (the user's member rows hashed), as their generic plans are on a store of 10,000 users in 10 chats each and on
+ * the test's (test/contract/lock-order.test.ts). A plan driven from the members table would not. A
  * sorted `FOR UPDATE` joined by each update would hold whatever the plan, but made the pulled-cursor flush cost
  * 2.3–2.6 times the Postgres CPU per pull (bench: offline-pull, alternating runs), so it is not used.
  */
