@@ -87,7 +87,8 @@ const ADVANCE_PULLED = built(sql`
  * (Postgres would break it after deadlock_timeout by failing one). They are given their rows sorted, and a plan
  * that walks the given rows locks them in that order: a nested loop over them, or a hash join probing with them
  * (the user's member rows hashed), as their generic plans are on a store of 10,000 users in 10 chats each and on
- * the test's (test/contract/lock-order.test.ts). A plan driven from the members table would not. A
+ * the tests' (test/contract/writer-plans.test.ts checks the plans, lock-order.test.ts the locks). A plan driven
+ * from the members table would not. A
  * sorted `FOR UPDATE` joined by each update would hold whatever the plan, but made the pulled-cursor flush cost
  * 2.3–2.6 times the Postgres CPU per pull (bench: offline-pull, alternating runs), so it is not used.
  */

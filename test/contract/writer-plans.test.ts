@@ -2,7 +2,8 @@
 // generic plan per statement and connection (a function's statements included) once it ran a few times: planned
 // while the messages table was small, the retry lookup became a hash join over a scan of every partition, whose
 // cost then grew with each row written. And the login's group lookup gets a generic plan at all
-// (it was planned at every execution). Postgres only: PGlite plans every statement anew.
+// (it was planned at every execution). The cursor statements' plans walk the rows they are given, so they lock
+// member rows in the order given. Postgres only: PGlite plans every statement anew.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
@@ -90,5 +91,39 @@ describe("writer plans on Postgres", () => {
     expect(rows.length).toBe(1);
     expect(rows[0]!.g).toBeGreaterThan(0);
     expect(rows[0]!.c).toBeLessThanOrEqual(5);
+  });
+  test("the cursor statements' generic plans walk the rows they are given (so they lock member rows in that order)", async () => {
+    // store/messages.ts gives them their rows sorted by (conversation, user), the order every statement updating
+    // several member rows takes its locks in. The update meets the rows in that order when its plan is driven by
+    // them: a nested loop over them, or a hash join probing with them. The store is the one the test above grew.
+    const messages = new MessageStore(db);
+    for (let i = 0; i < 10; i++) {
+      await messages.advancePulled([{ user: "x1", conv: "d:1", seq: 1 }, { user: "x2", conv: "d:1", seq: 1 }]);
+      await messages.advanceCursors("x1", "delivered", [{ conv: "d:1", seq: 1 }, { conv: "d:2000", seq: 1 }]);
+      await messages.advancePushed("x1", [{ conv: "d:1", seqs: [1] }, { conv: "d:2000", seqs: [1] }]);
+    }
+    const statements: [string, string[]][] = [
+      ["update members as mb set delivered_seq = v.s", ['[["x1","d:1",1]]']],
+      ["set delivered_seq = greatest(m.delivered_seq, least(v.s, c.last_seq))", ['[{"c":"d:1","s":1}]', "x1"]],
+      ["x.seq <> all(v.a)", ['[{"c":"d:1","s":1,"a":[1]}]', "x1"]],
+    ];
+    type Plan = { "Node Type": string; "Relation Name"?: string; "Function Name"?: string; "CTE Name"?: string; Plans?: Plan[] };
+    const find = (p: Plan): Plan | undefined => (p["Node Type"] === "ModifyTable" ? p : p.Plans?.map(find).find((x) => x));
+    await client`set plan_cache_mode = force_generic_plan`;
+    try {
+      for (const [text, args] of statements) {
+        const rows = await client`select name from pg_prepared_statements where statement like ${`%${text}%`} and statement not like '%pg_prepared%'`;
+        expect(rows.length).toBe(1);
+        const literals = args.map((a) => `'${a.replaceAll("'", "''")}'`).join(", ");
+        const [explained] = await client.unsafe(`explain (format json) execute ${rows[0]!.name}(${literals})`);
+        const update = find((explained!["QUERY PLAN"] as { Plan: Plan }[])[0]!.Plan);
+        // The leaf an update's plan starts from: the outer side of each join, down to a scan.
+        let driver = update!.Plans![0]!;
+        while (driver.Plans?.length) driver = driver.Plans[0]!;
+        expect([text, driver["Node Type"]]).toEqual([text, expect.stringMatching(/^(Function Scan|CTE Scan)$/)]);
+      }
+    } finally {
+      await client`set plan_cache_mode = auto`;
+    }
   });
 });
