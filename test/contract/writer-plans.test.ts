@@ -115,7 +115,7 @@ describe("writer plans on Postgres", () => {
         const rows = await client`select name from pg_prepared_statements where statement like ${`%${text}%`} and statement not like '%pg_prepared%'`;
         expect(rows.length).toBe(1);
         const literals = args.map((a) => `'${a.replaceAll("'", "''")}'`).join(", ");
-        const [explained] = await client.unsafe(`explain (format json) execute ${rows[0]!.name}(${literals})`);
+        const [explained] = await client.unsafe(`explain (format json) execute "${rows[0]!.name}"(${literals})`);
         const update = find((explained!["QUERY PLAN"] as { Plan: Plan }[])[0]!.Plan);
         // The leaf an update's plan starts from: the outer side of each join, down to a scan.
         let driver = update!.Plans![0]!;
