@@ -88,9 +88,9 @@ const ADVANCE_PULLED = built(sql`
  * that walks the given rows locks them in that order: a nested loop over them, or a hash join probing with them
  * (the user's member rows hashed), as their generic plans are on a store of 10,000 users in 10 chats each and on
  * the tests' (test/contract/writer-plans.test.ts checks the plans, lock-order.test.ts the locks). A plan driven
- * from the members table would not. A
- * sorted `FOR UPDATE` joined by each update would hold whatever the plan, but made the pulled-cursor flush cost
- * 2.3–2.6 times the Postgres CPU per pull (bench: offline-pull, alternating runs), so it is not used.
+ * from the members table would not. A sorted `FOR UPDATE` joined by each update would hold whatever the plan, but
+ * made the pulled-cursor flush cost 2.3–2.6 times the Postgres CPU per pull (bench: offline-pull, alternating
+ * runs), so it is not used.
  */
 const rowOrder = <T extends { conv: string; user?: string }>(a: T, b: T): number =>
   a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : (a.user ?? "") < (b.user ?? "") ? -1 : (a.user ?? "") > (b.user ?? "") ? 1 : 0;

@@ -92,6 +92,7 @@ describe("writer plans on Postgres", () => {
     expect(rows[0]!.g).toBeGreaterThan(0);
     expect(rows[0]!.c).toBeLessThanOrEqual(5);
   });
+
   test("the cursor statements' generic plans walk the rows they are given (so they lock member rows in that order)", async () => {
     // store/messages.ts gives them their rows sorted by (conversation, user), the order every statement updating
     // several member rows takes its locks in. The update meets the rows in that order when its plan is driven by
