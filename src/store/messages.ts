@@ -92,8 +92,8 @@ const ADVANCE_PULLED = built(sql`
  * made the pulled-cursor flush cost 2.3–2.6 times the Postgres CPU per pull (bench: offline-pull, alternating
  * runs), so it is not used.
  */
-const rowOrder = <T extends { conv: string; user?: string }>(a: T, b: T): number =>
-  a.conv < b.conv ? -1 : a.conv > b.conv ? 1 : (a.user ?? "") < (b.user ?? "") ? -1 : (a.user ?? "") > (b.user ?? "") ? 1 : 0;
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const rowOrder = <T extends { conv: string; user?: string }>(a: T, b: T): number => byText(a.conv, b.conv) || byText(a.user ?? "", b.user ?? "");
 
 /** A JSON column as postgres.js (text) or PGlite (parsed) returns it. */
 const json = <T>(v: string | T | null | undefined): T | [] => (typeof v === "string" ? (JSON.parse(v) as T) : (v ?? []));

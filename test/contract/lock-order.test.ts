@@ -32,6 +32,15 @@ describe("lock order on Postgres", () => {
   });
   afterAll(() => db.close());
 
+  /** Resolves once a statement of this database waits for a lock, or `act` has ended (it took no lock wait). */
+  async function lockWaitOrEnd(watch: postgres.Sql, act: Promise<unknown>): Promise<void> {
+    for (;;) {
+      const [w] = await watch.unsafe<{ n: number }[]>("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
+      if (w!.n > 0 || (await Promise.race([act.then(() => "ended"), Promise.resolve("pending")])) !== "pending") return;
+      await Bun.sleep(5);
+    }
+  }
+
   test("ownership handed back and forth while both members post: every transaction commits (no deadlock)", async () => {
     let owner = "ann";
     for (let round = 0; round < 40; round++) {
@@ -61,11 +70,7 @@ describe("lock order on Postgres", () => {
       const batch = store.appendBatch([dm(known, "cat"), dm(fresh, "ben")]);
       const batchError = batch.then(() => undefined, (e: Error) => e);
       // Wait until the batch waits for the other transaction's insert.
-      for (;;) {
-        const [w] = await watch.unsafe<{ n: number }[]>("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
-        if (w!.n > 0 || (await Promise.race([batchError, Promise.resolve("pending")])) !== "pending") break;
-        await Bun.sleep(5);
-      }
+      await lockWaitOrEnd(watch, batchError);
       const lockedKnown = await other.unsafe("select id from conversations where id = $1 for update", [known]).then(
         (rows) => rows.length,
         (e: Error) => e.message,
@@ -96,11 +101,7 @@ describe("lock order on Postgres", () => {
       await other.unsafe("begin");
       expect(await other.unsafe(row, last)).toHaveLength(1);
       const done = act().then(() => undefined, (e: Error) => e);
-      for (;;) {
-        const [w] = await watch.unsafe<{ n: number }[]>("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
-        if (w!.n > 0 || (await Promise.race([done, Promise.resolve("pending")])) !== "pending") break;
-        await Bun.sleep(5);
-      }
+      await lockWaitOrEnd(watch, done);
       await watch.unsafe("begin");
       const probe = await watch.unsafe(`${row} nowait`, first).then(
         () => "free",
