@@ -110,7 +110,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.exit(130);
   });
 }
-ctx.say(`bench: ${scenarios.join(", ")} on ${run.machine.nproc} × ${run.machine.cpu}, load ${run.machine.load.join(" ")}`);
+ctx.say(`bench: ${scenarios.join(", ")} on ${run.machine.nproc} × ${run.machine.cpu}, load ${run.machine.load.join(" ")}, syscall ${run.machine.syscallUs} µs${run.machine.pti ? ` (page-table isolation ${run.machine.pti})` : ""}`);
 try {
   for (const s of scenarios) {
     try {

@@ -47,14 +47,14 @@ export type Cmd =
       sample?: number;
     }
   | { op: "join"; room: string; lanes: number }
-  | { op: "hb"; mode: "closed" | "open"; rate: number }
+  | { op: "hb"; mode: "closed" | "open"; rate: number; phase?: number }
   | { op: "idle"; everyMs: number }
-  | { op: "fan"; worker: number; senders: number[]; mode: "closed" | "open"; window: number; rate: number; room: string; cls: "must" | "droppable" }
+  | { op: "fan"; worker: number; senders: number[]; mode: "closed" | "open"; window: number; rate: number; room: string; cls: "must" | "droppable"; phase?: number }
   /** closed-loop fan-out: raise each sender's window to `window` (messages in flight) */
   | { op: "fanWindow"; window: number }
   /** closed-loop durable sends: set each connection's window (raised: sent at once; lowered: as acks come) */
   | { op: "durableWindow"; window: number }
-  | { op: "durable"; mode: "closed" | "open"; /** user → the user it sends to */ peers: Record<string, string>; window: number; rate: number; bodyChars: number }
+  | { op: "durable"; mode: "closed" | "open"; /** user → the user it sends to */ peers: Record<string, string>; window: number; rate: number; bodyChars: number; phase?: number }
   | {
       op: "pull";
       hosts: string[];
@@ -66,6 +66,7 @@ export type Cmd =
       rate: number;
       limit: number;
       durationMs: number;
+      phase?: number;
     }
   /** Issues the tokens of users who will pull (the clients' login credentials, made before any window). */
   | { op: "tokens"; users: string[]; tokenSecret: string }
@@ -190,9 +191,19 @@ export class LoadGen {
     return r.reduce((s, x) => s + x.failed, 0);
   }
 
-  /** Sends a command to every worker (or a per-worker command) and waits for each acknowledgement. */
+  /**
+   * Sends a command to every worker (or a per-worker command) and waits for each acknowledgement. An open loop's
+   * workers are given phases 0, 1/n, 2/n… of their period (Cmd `phase`): started together, their sends would
+   * otherwise land at the same moments, in bursts of n, where the rate asked for is an even one.
+   */
   async all(cmd: Cmd | ((i: number) => Cmd), reply: string): Promise<any[]> {
-    return Promise.all(this.workers.map((w, i) => w.call(typeof cmd === "function" ? cmd(i) : cmd, reply)));
+    const n = this.workers.length;
+    return Promise.all(
+      this.workers.map((w, i) => {
+        const c = typeof cmd === "function" ? cmd(i) : cmd;
+        return w.call("rate" in c && c.rate > 0 ? { ...c, phase: i / n } : c, reply);
+      }),
+    );
   }
 
   /** CPU seconds the load-generator processes have used so far. */

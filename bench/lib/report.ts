@@ -16,7 +16,7 @@ export interface Run {
 export function table(run: Run): string {
   const out: string[] = [];
   const m = run.machine;
-  out.push(`machine: ${m.nproc} × ${m.cpu}, ${m.memGiB} GiB, load ${m.load.join(" ")} → ${run.machineAfter.load.join(" ")}, Bun ${m.bun}, Node ${m.node ?? "–"}`);
+  out.push(`machine: ${m.nproc} × ${m.cpu}, ${m.memGiB} GiB, load ${m.load.join(" ")} → ${run.machineAfter.load.join(" ")}, Bun ${m.bun}, Node ${m.node ?? "–"}, syscall ${m.syscallUs ?? "–"} µs (fstat from Bun)${m.pti ? `, page-table isolation ${m.pti}` : ""}`);
   for (const r of run.results) {
     out.push("", `## ${r.scenario} — ${r.title}  (${Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(", ")})`);
     const head = ["server", "figure", "p50", "p99", "CPU cost", "notes"];

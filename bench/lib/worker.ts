@@ -286,10 +286,11 @@ function stopLoops(): void {
 }
 
 /** Open loop: `perSec` sends per second spread evenly over `who`. */
-function schedule(who: Conn[], perSec: number, fire: (cn: Conn, t: number) => void): void {
+function schedule(who: Conn[], perSec: number, fire: (cn: Conn, t: number) => void, phase = 0): void {
   if (!who.length || perSec <= 0) return;
   const period = 1000 / perSec;
-  const t0 = now();
+  // This worker's place among the others (LoadGen.all): its first send `phase` of a period after theirs.
+  const t0 = now() + phase * period;
   let k = 0;
   timers.push(
     setInterval(() => {
@@ -367,8 +368,8 @@ async function pull(cmd: Extract<Cmd, { op: "pull" }>): Promise<void> {
     );
   } else {
     const running: Promise<void>[] = [];
-    const t0 = now();
     const period = 1000 / cmd.rate;
+    const t0 = now() + (cmd.phase ?? 0) * period;
     while (next < cmd.users.length && now() < deadline) {
       const wait = t0 + next * period - now();
       if (wait > 0) await Bun.sleep(wait);
@@ -397,10 +398,15 @@ process.on("message", async (cmd: Cmd) => {
       } else {
         mode = "hb-open";
         const frame = hbFrame();
-        schedule(conns, cmd.rate, (cn, t) => {
-          cn.fifo.push(t);
-          cn.ws.send(frame);
-        });
+        schedule(
+          conns,
+          cmd.rate,
+          (cn, t) => {
+            cn.fifo.push(t);
+            cn.ws.send(frame);
+          },
+          cmd.phase,
+        );
       }
       return send({ op: "started" });
     }
@@ -439,7 +445,7 @@ process.on("message", async (cmd: Cmd) => {
             }
           }, 500),
         );
-      } else schedule(senders, cmd.rate, (cn, t) => cn.ws.send(pubFrame(cn, t)));
+      } else schedule(senders, cmd.rate, (cn, t) => cn.ws.send(pubFrame(cn, t)), cmd.phase);
       return send({ op: "started" });
     }
     case "fanWindow": {
@@ -466,7 +472,7 @@ process.on("message", async (cmd: Cmd) => {
         cn.pending = new Map();
         if (durableClosed) topUpDurable(cn);
       });
-      if (!durableClosed) schedule(conns, cmd.rate, (cn) => sendDurable(cn));
+      if (!durableClosed) schedule(conns, cmd.rate, (cn) => sendDurable(cn), cmd.phase);
       return send({ op: "started" });
     }
     case "tokens":
