@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ctx, type Options, type Result } from "./lib/harness.ts";
-import { machine } from "./lib/machine.ts";
+import { load, machine } from "./lib/machine.ts";
 import { merge } from "./lib/repeat.ts";
 import { svg, table, type Run } from "./lib/report.ts";
 import type { ServerKind } from "./lib/servers.ts";
@@ -125,7 +125,7 @@ try {
 } finally {
   await ctx.close();
 }
-run.machineAfter.load = machine().load;
+run.machineAfter.load = load();
 mkdirSync(out, { recursive: true });
 const stamp = run.startedAt.replace(/[:.]/g, "-");
 const json = join(out, `${stamp}.json`);

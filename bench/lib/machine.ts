@@ -34,7 +34,7 @@ export function machine(): Machine {
     nproc: cpus().length,
     cpu: cpus()[0]?.model ?? "unknown",
     memGiB: Math.round(totalmem() / 2 ** 30),
-    load: loadavg().map((x) => Math.round(x * 100) / 100) as [number, number, number],
+    load: load(),
     bun: Bun.version,
     node,
     kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
@@ -42,6 +42,11 @@ export function machine(): Machine {
     syscallUs: syscallCost(),
     pti: pti(),
   };
+}
+
+/** The load average (1, 5 and 15 minutes), to two decimals. */
+export function load(): Machine["load"] {
+  return loadavg().map((x) => Math.round(x * 100) / 100) as Machine["load"];
 }
 
 /** The median of 5 rounds of 20,000 `fstat` calls, in µs per call. */
