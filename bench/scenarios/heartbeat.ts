@@ -1,55 +1,95 @@
 // heartbeat: N connections each pinging its server. Closed loop (one ping in flight per connection,
 // the next sent as the pong arrives) finds the round trips per second; open loop (a fixed total rate,
-// each ping timed from when it was due) measures latency. Ours answers {"t":"ping"} with a pong after
-// parsing and checking the frame; the peers echo the frame (Socket.IO: an "hb" event answered by one).
+// each ping timed from when it was due) measures latency and CPU per round trip. Ours answers {"t":"ping"}
+// with a pong after parsing and checking the frame; the peers echo the frame (Socket.IO: an "hb" event
+// answered by one).
+//
+// Every server is started and its connections opened first. The closed loops then run one server at a time
+// (the others idle). The open loop runs in slices that take turns between the servers (ours, raw, ...,
+// ours, raw, ...), each server's figures summed over its slices: a drift of the machine over the minutes
+// of a run (other load, the host) then weighs on every server alike rather than on whichever ran last.
 import { ratiosOf, target, type Ctx, type Result, type Row } from "../lib/harness.ts";
+import { Hist } from "../lib/hist.ts";
 import { LoadGen } from "../lib/loadgen.ts";
 import { userIds } from "../lib/seed.ts";
 import { FANOUT_ONLY, LABEL, protoOf, TOKEN_SECRET, wsPath, type Server, type ServerKind } from "../lib/servers.ts";
 
+interface Open {
+  count: number;
+  seconds: number;
+  cpu: number;
+  busy: number;
+  hist: Hist;
+}
+
 export async function heartbeat(ctx: Ctx): Promise<Result> {
   const n = ctx.opts.n ?? (ctx.opts.smoke ? 20 : 2000);
   const rate = ctx.opts.rate ?? (ctx.opts.smoke ? 200 : 10_000);
+  const slices = ctx.opts.smoke ? 2 : 5;
   const t0 = performance.now();
+  const kinds = ["ours", ...ctx.opts.peers.filter((k) => !FANOUT_ONLY.includes(k))] as ServerKind[];
+  const up: { kind: ServerKind; server: Server; lg: LoadGen; opened: number }[] = [];
   const rows: Row[] = [];
-  for (const kind of ["ours", ...ctx.opts.peers.filter((k) => !FANOUT_ONLY.includes(k))] as ServerKind[]) {
-    ctx.say(`heartbeat · ${LABEL[kind]} · ${n} connections`);
-    const users = userIds("hb", n);
-    let server: Server;
-    if (kind === "ours") server = (await ctx.ours({ name: "hb", users })).nodes[0]!;
-    else server = await ctx.peer(kind);
-    const lg = await LoadGen.start(n, 2);
-    try {
+  try {
+    for (const kind of kinds) {
+      ctx.say(`heartbeat · ${LABEL[kind]} · ${n} connections`);
+      const users = userIds("hb", n);
+      const server = kind === "ours" ? (await ctx.ours({ name: "hb", users })).nodes[0]! : await ctx.peer(kind);
+      const lg = await LoadGen.start(n, 2);
+      up.push({ kind, server, lg, opened: 0 });
       const o = await lg.open(
         { proto: protoOf(kind), ports: [server.port], path: wsPath(kind), users: kind === "ours" ? users : undefined, tokenSecret: TOKEN_SECRET },
         (k) => ctx.status(`  opening ${k}/${n}`),
       );
+      up.at(-1)!.opened = o.ok;
       if (o.failed) ctx.say(`  ${o.failed} connections failed: ${o.errors.join("; ")}`);
+    }
+    const closed = [];
+    for (const { kind, server, lg } of up) {
       await lg.all({ op: "hb", mode: "closed", rate: 0 }, "started");
-      const closed = await ctx.window(lg, [server], "closed loop");
-      await lg.all({ op: "hb", mode: "open", rate: rate / lg.workers.length }, "started");
-      const open = await ctx.window(lg, [server], `open loop at ${rate}/s`);
+      closed.push(await ctx.window(lg, [server], `${LABEL[kind]} closed loop`));
       await lg.all({ op: "stop" }, "stopped");
+    }
+    const open: Open[] = up.map(() => ({ count: 0, seconds: 0, cpu: 0, busy: 0, hist: new Hist() }));
+    const slice = ctx.opts.seconds / slices;
+    for (let k = 0; k < slices; k++) {
+      for (const [i, { kind, server, lg }] of up.entries()) {
+        await lg.all({ op: "hb", mode: "open", rate: rate / lg.workers.length }, "started");
+        const m = await ctx.window(lg, [server], `${LABEL[kind]} open loop at ${rate}/s, slice ${k + 1}/${slices}`, { seconds: slice, warmup: Math.min(1, ctx.opts.warmup) });
+        await lg.all({ op: "stop" }, "stopped");
+        const s = open[i]!;
+        s.count += m.report.counters.count;
+        s.seconds += m.report.seconds;
+        s.cpu += m.cpu;
+        s.busy += m.machineBusy * m.report.seconds;
+        s.hist.merge(m.report.hist);
+      }
+    }
+    for (const [i, { kind, opened }] of up.entries()) {
+      const c = closed[i]!;
+      const o = open[i]!;
       rows.push({
         server: LABEL[kind],
-        value: closed.rate,
+        value: c.rate,
         unit: "round trips/s",
-        p50: open.report.hist.pct(0.5),
-        p99: open.report.hist.pct(0.99),
-        cpu: (closed.cpu / closed.report.counters.count) * 1e6,
+        p50: o.hist.pct(0.5),
+        p99: o.hist.pct(0.99),
+        cpu: (c.cpu / c.report.counters.count) * 1e6,
         cpuUnit: "server CPU µs per round trip",
         extra: {
-          connections: o.ok,
-          "closed-loop p50 ms": closed.report.hist.pct(0.5),
-          "closed-loop p99 ms": closed.report.hist.pct(0.99),
-          "open-loop achieved/s": open.rate,
+          connections: opened,
+          "closed-loop p50 ms": c.report.hist.pct(0.5),
+          "closed-loop p99 ms": c.report.hist.pct(0.99),
+          "open-loop achieved/s": Math.round(o.count / Math.max(o.seconds, 1e-9)),
           // /proc counts CPU in 10 ms ticks: under 50 ms of it (a smoke run) the figure would be noise.
-          "open-loop server CPU µs per round trip": open.cpu >= 0.05 ? Number(((open.cpu / Math.max(1, open.report.counters.count)) * 1e6).toFixed(1)) : "too little to measure",
-          "open-loop machine busy %": Math.round(open.machineBusy * 100),
-          "generator CPU %": Math.round(closed.gen * 100),
+          "open-loop server CPU µs per round trip": o.cpu >= 0.05 ? Number(((o.cpu / Math.max(1, o.count)) * 1e6).toFixed(1)) : "too little to measure",
+          "open-loop machine busy %": Math.round((o.busy / Math.max(o.seconds, 1e-9)) * 100),
+          "generator CPU %": Math.round(c.gen * 100),
         },
       });
-    } finally {
+    }
+  } finally {
+    for (const { lg, server } of up) {
       await lg.close();
       await server.stop();
     }
@@ -65,7 +105,7 @@ export async function heartbeat(ctx: Ctx): Promise<Result> {
   return {
     scenario: "heartbeat",
     title: "Heartbeat round trips",
-    params: { connections: n, openLoopRate: rate, seconds: ctx.opts.seconds },
+    params: { connections: n, openLoopRate: rate, seconds: ctx.opts.seconds, openLoopSlices: slices },
     rows,
     ratios,
     targets: raw

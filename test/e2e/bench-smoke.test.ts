@@ -37,6 +37,12 @@ test(
       // Ours and every peer took part where the scenario has peers.
       const servers = (s: string) => run.results.find((r: { scenario: string }) => r.scenario === s).rows.map((x: { server: string }) => x.server);
       expect(servers("heartbeat")).toEqual(["ours", "Bun.serve raw", "Node ws", "Socket.IO"]);
+      // Heartbeat's open loop takes turns: slice 1 of every server, then slice 2 of every server.
+      const hb = run.results.find((r: { scenario: string }) => r.scenario === "heartbeat");
+      const openSlices = hb.windows.map((w: { label: string }) => w.label).filter((l: string) => l.includes(" open loop "));
+      expect(openSlices.map((l: string) => `${l.split(" open loop ")[0]} ${l.slice(-3)}`)).toEqual(
+        [1, 2].flatMap((k) => ["ours", "Bun.serve raw", "Node ws", "Socket.IO"].map((s) => `${s} ${k}/2`)),
+      );
       expect(servers("fanout")).toEqual(["ours must-deliver", "ours danmaku", "Bun.serve raw", "Node ws", "Socket.IO", "Bun.serve coalescing"]);
       expect(servers("cluster")).toEqual(["ours 1 node", "ours 2 nodes", "ours 2 nodes, Redis Cluster", "Socket.IO 1 node", "Socket.IO 2 nodes"]);
       expect(servers("direct")).toEqual(["ours 1 node", "ours 2 nodes", "ours 2 nodes, Redis Cluster"]);
