@@ -1,7 +1,7 @@
 // The held polls of the livepush protocol (src/dialects/livepush/polls.ts) with the store and the hub faked: what a
 // poll waits for before it is held, and what it leaves out of what it reads.
 import { expect, test } from "bun:test";
-import type { LpMessage } from "../../src/core/livepush.ts";
+import type { LpMessage } from "../../src/core/livepush-fields.ts";
 import type { Message } from "../../src/core/types.ts";
 import { Polls, type PollDeps } from "../../src/dialects/livepush/polls.ts";
 import { livepushDialect } from "../../src/dialects/livepush/index.ts";

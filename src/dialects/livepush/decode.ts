@@ -1,7 +1,7 @@
 // Livepush requests in (docs/livepush.md): the query string and a form or JSON body read into one Map (keys are
 // client input), then each endpoint's typed request, or the reason it is refused. Pure except reading the body.
 import { USER_ID_RE } from "../../core/ids.ts";
-import type { SendFields } from "../../core/livepush.ts";
+import type { SendFields } from "../../core/livepush-fields.ts";
 
 export type Params = Map<string, unknown>;
 

@@ -1,7 +1,7 @@
 // Livepush answers out (docs/livepush.md): the app's envelope `{"code":200,"data":{"result":…},"desc":…}`, the
 // result codes of every core error, and what a held poll's hub session receives. Pure functions of their input.
 import type { ErrorName } from "../../core/errors.ts";
-import type { LpMessage } from "../../core/livepush.ts";
+import type { LpMessage } from "../../core/livepush-fields.ts";
 import type { CoreEvent } from "../../core/types.ts";
 import type { Frame } from "../../hub/session.ts";
 

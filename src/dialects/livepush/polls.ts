@@ -14,7 +14,8 @@
 //  - a notice that is not stored (a group dial) waits in the entry until a poll takes it (best effort).
 import type { ServerWebSocket } from "bun";
 import type { Chat } from "../../core/chat.ts";
-import type { Livepush, LpMessage } from "../../core/livepush.ts";
+import type { Livepush } from "../../core/livepush.ts";
+import type { LpMessage } from "../../core/livepush-fields.ts";
 import type { Message } from "../../core/types.ts";
 import type { Hub } from "../../hub/hub.ts";
 import { NO_TOPICS, type Dialect, type Session } from "../../hub/session.ts";
