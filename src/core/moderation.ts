@@ -6,7 +6,8 @@
 // Not configured: Messaging never calls it (no cost). docs/webhooks.md has the request and the answers.
 import { fail } from "./errors.ts";
 import { histogram, metric } from "./metrics.ts";
-import { type HttpSender, signedHeaders } from "./webhooks.ts";
+import { signedHeaders } from "./webhook-signing.ts";
+import type { HttpSender } from "./webhooks.ts";
 
 export type ModeratedKind = "direct" | "group" | "room";
 

@@ -17,10 +17,10 @@
 //  - room.first_viewer / room.last_viewer: the node whose join / leave took the cluster's count from 0 / to 0;
 //  - desk.guest_waiting: the node holding the guest's connection;
 //  - message.recalled: the node that handled the recall.
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { isLiveRoom } from "./conv-ids.ts";
 import { metric, onCollect } from "./metrics.ts";
 import type { CoreEvent, Message } from "./types.ts";
+import { signedHeaders, WebhookHeaders } from "./webhook-signing.ts";
 
 export const WEBHOOK_KINDS = [
   "message.offline",
@@ -32,14 +32,6 @@ export const WEBHOOK_KINDS = [
   "message.recalled",
 ] as const;
 export type WebhookKind = (typeof WEBHOOK_KINDS)[number];
-
-/** Request headers of every webhook and moderation call. */
-export const WebhookHeaders = {
-  id: "x-chatd-event-id",
-  kind: "x-chatd-event",
-  timestamp: "x-chatd-timestamp",
-  signature: "x-chatd-signature",
-} as const;
 
 export interface WebhookEvent {
   id: string;
@@ -74,32 +66,6 @@ export interface WebhookSettings {
   flushMs?: number;
   /** the outbox is looked at for due rows (other nodes', retries, a dead node's) this often */
   pollMs?: number;
-}
-
-/** The signature header's value: `v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`. */
-export function signature(secret: string, timestamp: string, body: string): string {
-  return "v1=" + createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex");
-}
-
-/**
- * For receivers: true when the request's signature matches the body and its timestamp (seconds) is within
- * `toleranceSec` of now. `headers` is a Fetch `Headers` or a plain object with lower-case names.
- */
-export function verifyWebhook(secret: string, headers: Headers | Record<string, string | undefined>, body: string, toleranceSec = 300): boolean {
-  const get = (n: string) => (headers instanceof Headers ? headers.get(n) : headers[n]) ?? undefined;
-  const ts = get(WebhookHeaders.timestamp);
-  const sig = get(WebhookHeaders.signature);
-  if (!ts || !sig || !/^\d{1,12}$/.test(ts)) return false;
-  if (Math.abs(Date.now() / 1000 - Number(ts)) > toleranceSec) return false;
-  const want = Buffer.from(signature(secret, ts, body));
-  const got = Buffer.from(sig);
-  return want.length === got.length && timingSafeEqual(want, got);
-}
-
-/** Signed headers for a body (webhooks and the moderation hook). */
-export function signedHeaders(secret: string, body: string, extra: Record<string, string> = {}): Record<string, string> {
-  const ts = String(Math.floor(Date.now() / 1000));
-  return { "content-type": "application/json", [WebhookHeaders.timestamp]: ts, [WebhookHeaders.signature]: signature(secret, ts, body), ...extra };
 }
 
 const mQueued = metric("chat_webhooks_queued_total", "Webhook events accepted into the outbox (committed)");
