@@ -39,7 +39,10 @@ export async function heartbeat(ctx: Ctx): Promise<Result> {
   /** Starts a server and opens its connections. */
   const bringUp = async (kind: ServerKind): Promise<Up> => {
     const server = kind === "ours" ? (await ctx.ours({ name: "hb", users })).nodes[0]! : await ctx.peer(kind);
-    const lg = await LoadGen.start(n, 2);
+    const lg = await LoadGen.start(n, 2).catch(async (e) => {
+      await server.stop();
+      throw e;
+    });
     const u: Up = { kind, server, lg, opened: 0 };
     try {
       const o = await lg.open(
