@@ -63,6 +63,8 @@ export interface FanLoops {
   saturated: string;
   steps: Step[];
   overflow?: Overflow;
+  /** the open loop at `costRate` (when asked), and the share of its offered deliveries that arrived */
+  cost?: { m: Measured; rate: number; keptUp: number };
 }
 
 /** The loops behind a closed-loop measurement, for fanRow callers that do not pass them (cluster.ts). */
@@ -82,8 +84,12 @@ const loopsOf = new WeakMap<Measured, FanLoops>();
  * that W. A coalescer drops droppable items beyond MAX_TICK_ITEMS (500) per room per tick by design (a flood
  * guard): its ceiling keeps 450 in flight in all, and a window that loses messages goes back to the best one
  * before, or the loop would measure the guard.
+ *
+ * `costRate`: one more open loop, at that many messages/s, between the two: setups compared at the same offered
+ * rate send the same frames with the same messages in each, where their closed loops stop at different rates and
+ * so coalesce differently (cluster.ts compares CPU per delivery there).
  */
-export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanParams, cls: "must" | "droppable", label: string, o: { db?: boolean; redisPid?: number | number[] } = {}): Promise<FanLoops> {
+export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanParams, cls: "must" | "droppable", label: string, o: { db?: boolean; redisPid?: number | number[]; costRate?: number } = {}): Promise<FanLoops> {
   const split = senderSplit(lg, p.senders);
   // A coalescer's droppable messages: at most 450 in flight in all, under its per-tick cap of 500.
   const coalescer = cls === "droppable" && (servers[0]!.kind === "ours" || servers[0]!.kind === "bun-coalesce");
@@ -116,6 +122,14 @@ export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanP
     }
   }
 
+  let cost: FanLoops["cost"];
+  if (o.costRate) {
+    await start("open", 0, o.costRate);
+    const m = await ctx.window(lg, servers, `${label} open loop at ${fmt(o.costRate)} msg/s`, o);
+    await stop();
+    cost = { m, rate: o.costRate, keptUp: keptUp(m) };
+  }
+
   let window = p.search ? Math.min(ceiling, ctx.opts.smoke ? 4 : 8) : ceiling;
   await start("closed", window, 0);
   let saturated = "fixed window (--window)";
@@ -132,7 +146,7 @@ export async function fanLoops(ctx: Ctx, lg: LoadGen, servers: Server[], p: FanP
   }
   const closed = await ctx.window(lg, servers, `${label} closed loop at window ${window}`, o);
   await stop();
-  const r = { closed, open, window, saturated, steps, overflow };
+  const r = { closed, open, window, saturated, steps, overflow, cost };
   loopsOf.set(closed, r);
   return r;
 }

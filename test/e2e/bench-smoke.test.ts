@@ -45,6 +45,11 @@ test(
       );
       expect(servers("fanout")).toEqual(["ours must-deliver", "ours danmaku", "Bun.serve raw", "Node ws", "Socket.IO", "Bun.serve coalescing"]);
       expect(servers("cluster")).toEqual(["ours 1 node", "ours 2 nodes", "ours 2 nodes, Redis Cluster", "Socket.IO 1 node", "Socket.IO 2 nodes"]);
+      // Every setup of ours ran the open loop at one matched rate, the one its target compares CPU per delivery at.
+      const cl = run.results.find((r: { scenario: string }) => r.scenario === "cluster");
+      const matchedKey = `deliveries per server CPU s at ${cl.params.matchedMsgsPerSec} msg/s`;
+      expect(cl.rows.filter((r: { extra: object }) => matchedKey in r.extra).map((r: { server: string }) => r.server)).toEqual(["ours 1 node", "ours 2 nodes", "ours 2 nodes, Redis Cluster"]);
+      expect(cl.windows.filter((w: { label: string }) => w.label === `danmaku open loop at ${cl.params.matchedMsgsPerSec} msg/s`).length).toBe(3);
       expect(servers("direct")).toEqual(["ours 1 node", "ours 2 nodes", "ours 2 nodes, Redis Cluster"]);
       expect(servers("social-http")).toEqual(["ours social HTTP", "ours native WebSocket", "Bun.serve raw HTTP"]);
       expect(servers("longpoll")).toEqual(["ours long poll", "ours native WebSocket", "ours push to 10 of 50 online hosts"]);
