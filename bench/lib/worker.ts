@@ -23,6 +23,8 @@ const send = (m: unknown) => process.send!(m);
 interface Conn {
   ws: WebSocket;
   i: number;
+  /** the connection's number over all the generator's processes (its server: ports[g % ports.length]) */
+  g: number;
   ready: boolean;
   sampled: boolean;
   /** send times of requests awaiting their replies, oldest first */
@@ -199,7 +201,7 @@ async function open(cmd: Extract<Cmd, { op: "open" }>): Promise<void> {
     if (tokens) url += `${url.includes("?") ? "&" : "?"}token=${(await tokens.issue(cmd.users![k]!, 86400)).token}`;
     await new Promise<void>((resolve) => {
       const ws = new WebSocket(url);
-      const cn: Conn = { ws, i: conns.length, user: cmd.users?.[k], ready: false, sampled: false, fifo: [], inflight: 0, sent: 0, seen: 0, got: 0, progressAt: 0, nextId: 1 };
+      const cn: Conn = { ws, i: conns.length, g, user: cmd.users?.[k], ready: false, sampled: false, fifo: [], inflight: 0, sent: 0, seen: 0, got: 0, progressAt: 0, nextId: 1 };
       const t = setTimeout(() => done("timeout"), 30_000);
       function done(err?: string) {
         clearTimeout(t);
@@ -239,6 +241,11 @@ async function open(cmd: Extract<Cmd, { op: "open" }>): Promise<void> {
   });
   await Promise.all(lanes);
   clearInterval(progress);
+  // In the order they were asked for, not the order they got ready in: a scenario's senders are the first
+  // connections, so which server each sender is on does not depend on which server greeted first (cluster:
+  // connection g goes to server g % n, so a process's first connections alternate between the nodes).
+  conns.sort((a, b) => a.g - b.g);
+  conns.forEach((cn, i) => (cn.i = i));
   const sample = Math.min(conns.length, cmd.sample ?? 100);
   for (let i = 0; i < conns.length; i++) conns[i]!.sampled = i % Math.ceil(conns.length / Math.max(1, sample)) === 0;
   send({ op: "opened", ok, failed, errors });
