@@ -235,11 +235,12 @@ export async function startServer(cfg: Config, opts: { bus?: Bus; memoryDb?: boo
     chat,
     ids,
     tickMs: cfg.roomTickMs,
-    publish: (conv, ev) => hub.publish(conv, ev),
+    publish: (conv, ev, toOthers) => hub.publish(conv, ev, undefined, toOthers),
     emit: (ev) => hub.dispatch(ev),
     count: (conv) => presence.roomCount(conv),
     log: warn,
   });
+  hub.onRemoteTopicEvent((topic, ev) => live.remote(topic, ev));
   const groups = new Groups(store, memberships, chat, ids, (ev, skip) => hub.dispatch(ev, skip));
   const deskService = new Desk(store, new DeskStore(db.db), chat, (ev) => hub.dispatch(ev), warn, deskState, webhooks && ((g, grp) => webhooks.guestQueued(g, grp)));
   const containers = new Containers({

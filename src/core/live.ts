@@ -70,8 +70,8 @@ export interface LiveDeps {
   chat: Pick<Chat, "commit" | "userExists">;
   ids: IdGen;
   tickMs: number;
-  /** Fans a room event out to the room's subscribers on every node (the hub's topic publish). */
-  publish(conv: string, ev: CoreEvent): void;
+  /** Fans a room event out to the room's subscribers on every node (the hub's topic publish); see RoomTicksDeps. */
+  publish(conv: string, ev: CoreEvent, toOthers?: CoreEvent | null): void;
   /** Pushes a user event (a mute notice). */
   emit(ev: CoreEvent & { to: string[] }): void;
   /** Connections in the room across the cluster (presence). */
@@ -207,6 +207,13 @@ export class Live {
     if (!Number.isInteger(limit) || limit < 1 || limit > 500) fail("bad_request", "`limit` must be 1..500");
     const msgs = await this.d.store.history(conv, { afterSeq: q.after, beforeSeq: q.before, limit: limit + 1, desc: q.after === undefined });
     return { msgs: msgs.slice(0, limit), more: msgs.length > limit };
+  }
+
+  /** A room event from another node's tick: merged into this node's next tick of the room. */
+  remote(conv: string, ev: CoreEvent): boolean {
+    if (ev.type !== "room" || !isLiveRoom(conv)) return false;
+    this.ticks.postRemote(conv, ev.items, ev.online);
+    return true;
   }
 
   /** A stored room message was recalled: the room's viewers are told on the next tick. */

@@ -30,8 +30,11 @@ export const forgetRoomDrops = (conv: string) => forgetMetric(DROPS, { room: con
 export interface RoomTicksDeps {
   store: Pick<Users, "getUsers">;
   tickMs: number;
-  /** Fans a room event out to the room's subscribers on every node (the hub's topic publish). */
-  publish(conv: string, ev: CoreEvent): void;
+  /**
+   * Fans a room event out to the room's subscribers on every node (the hub's topic publish). `toOthers`: what
+   * the other nodes get instead (null: nothing), when the event holds items they sent (merged here).
+   */
+  publish(conv: string, ev: CoreEvent, toOthers?: CoreEvent | null): void;
   /** Connections in the room across the cluster (presence). */
   count(conv: string): Promise<number>;
   log(msg: string): void;
@@ -52,10 +55,14 @@ interface Queue {
   /** frames the room may send now (0..TICK_BURST, fractional while refilling), as of `at` */
   frames: number;
   at: number;
+  /** the online count another node's tick carried, when this one has none of its own */
+  online?: number;
 }
 
 export class RoomTicks {
   private readonly queues = new Map<string, Queue>();
+  /** items another node posted to a room and published in its own tick: merged into this node's next one */
+  private readonly remote = new WeakSet<RoomItem>();
   private readonly now: () => number;
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (t: unknown) => void;
@@ -82,6 +89,22 @@ export class RoomTicks {
       q.droppable++;
     }
     q.items.push(item);
+    if (!q.flushing && !q.busy) this.schedule(conv, q);
+  }
+
+  /**
+   * A room event from another node's tick: its items go out to this node's members with this node's next tick
+   * (at once in a quiet room), so a member gets one frame per tick however many nodes have senders. They are
+   * not capped here (their node did) and not sent on to other nodes.
+   */
+  postRemote(conv: string, items: RoomItem[], online?: number): void {
+    let q = this.queues.get(conv);
+    if (!q) this.queues.set(conv, (q = { items: [], droppable: 0, flushing: false, busy: false, frames: TICK_BURST, at: this.now() }));
+    for (const it of items) {
+      this.remote.add(it);
+      q.items.push(it);
+    }
+    if (online !== undefined) q.online = online;
     if (!q.flushing && !q.busy) this.schedule(conv, q);
   }
 
@@ -127,9 +150,11 @@ export class RoomTicks {
     const items = q.items;
     q.items = [];
     q.droppable = 0;
-    let online: number | undefined;
+    let online: number | undefined = q.online;
+    q.online = undefined;
+    const local = items.filter((i) => !this.remote.has(i));
     try {
-      const people = items.filter((i): i is Extract<RoomItem, { type: "in" | "out" }> => i.type === "in" || i.type === "out");
+      const people = local.filter((i): i is Extract<RoomItem, { type: "in" | "out" }> => i.type === "in" || i.type === "out");
       if (people.length) {
         const [n, users] = await Promise.all([this.d.count(conv), this.d.store.getUsers([...new Set(people.map((p) => p.user.id))])]);
         online = n;
@@ -141,7 +166,9 @@ export class RoomTicks {
       this.d.log(`room ${conv} tick: ${(e as Error).message}`);
     }
     try {
-      this.d.publish(conv, online === undefined ? { type: "room", conv, items } : { type: "room", conv, items, online });
+      const ev = (its: RoomItem[]): CoreEvent => (online === undefined ? { type: "room", conv, items: its } : { type: "room", conv, items: its, online });
+      if (local.length === items.length) this.d.publish(conv, ev(items));
+      else this.d.publish(conv, ev(items), local.length ? ev(local) : null);
       mTicks.value++;
     } catch (e) {
       this.d.log(`room ${conv} publish: ${(e as Error).stack ?? e}`);

@@ -80,6 +80,7 @@ export class Hub implements EventSink {
   private readonly welcoming = new WelcomeHold();
   private readonly watcher?: TopicWatcher;
   private readonly topicListeners: ((topic: string, ev: CoreEvent) => void)[] = [];
+  private remoteTopic?: (topic: string, ev: CoreEvent) => boolean;
   private readonly presenceChanged?: (userId: string, change: "online" | "offline") => void | Promise<void>;
 
   constructor(
@@ -278,11 +279,16 @@ export class Hub implements EventSink {
    * Fans an event out to a topic's subscribers on every node: one encode per codec, one Bun publish per
    * server. `except` (a local session) does not receive it.
    */
-  publish(topic: string, ev: CoreEvent, except?: Session): void {
+  publish(topic: string, ev: CoreEvent, except?: Session, toOthers?: CoreEvent | null): void {
     this.publishLocal(topic, ev, except);
-    if (!this.bus.hasPeers) return;
-    this.bus.publish(this.keys.topicChannel(topic), envelope(this.origin, ev));
+    if (!this.bus.hasPeers || toOthers === null) return;
+    this.bus.publish(this.keys.topicChannel(topic), envelope(this.origin, toOthers ?? ev));
     mBusOut.value++;
+  }
+
+  /** A topic event from another node goes to `fn` first; when it returns true, `fn` has taken it (live rooms' ticks). */
+  onRemoteTopicEvent(fn: (topic: string, ev: CoreEvent) => boolean): void {
+    this.remoteTopic = fn;
   }
 
   /**
@@ -384,6 +390,6 @@ export class Hub implements EventSink {
     mBusIn.value++;
     const of = this.keys.channelId(channel);
     if (of && "user" in of) this.deliverLocal(of.user, ev, undefined, new Map());
-    else if (of) this.publishLocal(of.topic, ev);
+    else if (of && !this.remoteTopic?.(of.topic, ev)) this.publishLocal(of.topic, ev);
   }
 }

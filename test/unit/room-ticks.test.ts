@@ -10,10 +10,16 @@ function rig() {
   let nextId = 0;
   const timers = new Map<number, { at: number; fn: () => void }>();
   const frames: string[][] = [];
+  /** what each tick sent on to the other nodes: its items, null for nothing, undefined for the same as here */
+  const toOthers: (string[] | null | undefined)[] = [];
+  const bodies = (ev: CoreEvent) => (ev as Extract<CoreEvent, { type: "room" }>).items.map((i) => (i.type === "msg" ? String(i.msg.body) : i.type));
   const ticks = new RoomTicks({
     store: { getUsers: async () => [] },
     tickMs: TICK,
-    publish: (_conv: string, ev: CoreEvent) => void frames.push((ev as Extract<CoreEvent, { type: "room" }>).items.map((i) => (i.type === "msg" ? String(i.msg.body) : i.type))),
+    publish: (_conv: string, ev: CoreEvent, others?: CoreEvent | null) => {
+      frames.push(bodies(ev));
+      toOthers.push(others === undefined ? undefined : others && bodies(others));
+    },
     count: async () => 0,
     log: () => {},
     now: () => clock,
@@ -36,7 +42,7 @@ function rig() {
     clock = t;
   };
   const msg = (body: string): RoomItem => ({ type: "msg", msg: { id: body, conv: "r:x", seq: 0, from: "u", kind: "text", body, ts: 0, class: "droppable" } as never });
-  return { ticks, frames, advance, msg, now: () => clock };
+  return { ticks, frames, toOthers, advance, msg, now: () => clock };
 }
 
 test("a quiet room sends each message at once: two messages far apart are two frames, neither waits for a tick", async () => {
@@ -87,4 +93,28 @@ test("a room that quietens sends at once again once its bucket refilled", async 
   await r.advance(r.now());
   expect(r.frames.length).toBe(sent + 1);
   expect(r.frames.at(-1)).toEqual(["late"]);
+});
+
+test("another node's ticks are merged into this node's: one frame per tick here, and only this node's items sent on", async () => {
+  const r = rig();
+  // A busy room: its burst spent by three quick messages, then this node's and another node's messages in one tick.
+  for (const b of ["a", "b", "c"]) {
+    r.ticks.post("r:x", r.msg(b));
+    await r.advance(0);
+  }
+  expect(r.frames).toEqual([["a"], ["b"], ["c"]]);
+  r.ticks.post("r:x", r.msg("local1"));
+  r.ticks.postRemote("r:x", [r.msg("remote1"), r.msg("remote2")], 7);
+  r.ticks.post("r:x", r.msg("local2"));
+  r.ticks.postRemote("r:x", [r.msg("remote3")]);
+  await r.advance(TICK - 1);
+  expect(r.frames.length).toBe(3); // nothing before the tick is due
+  await r.advance(TICK);
+  expect(r.frames.slice(3)).toEqual([["local1", "remote1", "remote2", "local2", "remote3"]]);
+  expect(r.toOthers.slice(3)).toEqual([["local1", "local2"]]);
+  // A tick of other nodes' items only: sent here, and nothing sent on.
+  r.ticks.postRemote("r:x", [r.msg("remote4")]);
+  await r.advance(2 * TICK);
+  expect(r.frames.slice(4)).toEqual([["remote4"]]);
+  expect(r.toOthers.slice(4)).toEqual([null]);
 });
