@@ -277,7 +277,8 @@ export class Hub implements EventSink {
 
   /**
    * Fans an event out to a topic's subscribers on every node: one encode per codec, one Bun publish per
-   * server. `except` (a local session) does not receive it.
+   * server. `except` (a local session) does not receive it. `toOthers`: what the other nodes get instead (null:
+   * nothing), for an event that holds items they sent (a live room's tick merges theirs: RoomTicks.postRemote).
    */
   publish(topic: string, ev: CoreEvent, except?: Session, toOthers?: CoreEvent | null): void {
     this.publishLocal(topic, ev, except);
