@@ -82,8 +82,7 @@ export class RoomTicks {
 
   /** Queues an item for the room's next frame: at once in a quiet room, at its next tick in a busy one. */
   post(conv: string, item: RoomItem): void {
-    let q = this.queues.get(conv);
-    if (!q) this.queues.set(conv, (q = { items: [], droppable: 0, flushing: false, busy: false, frames: TICK_BURST, at: this.now() }));
+    const q = this.queue(conv);
     if (item.type === "in" || item.type === "out" || (item.type === "msg" && item.msg.class === "droppable")) {
       if (q.droppable >= MAX_TICK_ITEMS) return void mOverflow.value++;
       q.droppable++;
@@ -98,14 +97,20 @@ export class RoomTicks {
    * not capped here (their node did) and not sent on to other nodes.
    */
   postRemote(conv: string, items: RoomItem[], online?: number): void {
-    let q = this.queues.get(conv);
-    if (!q) this.queues.set(conv, (q = { items: [], droppable: 0, flushing: false, busy: false, frames: TICK_BURST, at: this.now() }));
+    const q = this.queue(conv);
     for (const it of items) {
       this.remote.add(it);
       q.items.push(it);
     }
     if (online !== undefined) q.online = online;
     if (!q.flushing && !q.busy) this.schedule(conv, q);
+  }
+
+  /** The room's queue, made on first use (a quiet room: its bucket full). */
+  private queue(conv: string): Queue {
+    let q = this.queues.get(conv);
+    if (!q) this.queues.set(conv, (q = { items: [], droppable: 0, flushing: false, busy: false, frames: TICK_BURST, at: this.now() }));
+    return q;
   }
 
   /** Drops what is queued (shutdown). Must-deliver items are committed already: clients resync. */
