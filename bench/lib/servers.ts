@@ -71,8 +71,8 @@ export async function startServer(kind: ServerKind, opts: StartOpts = {}): Promi
     if (opts.databaseUrl) env.DATABASE_URL = opts.databaseUrl;
     else env.DATA_DIR = join(LOGS, `data-${port}`);
     if (opts.redisUrl) env.REDIS_URL = opts.redisUrl;
-    // BENCH_PROFILE=1: each of our servers writes a CPU profile (markdown) under results/logs/prof at exit.
-    cmd = process.env.BENCH_PROFILE ? [BUN, "--cpu-prof-md", `--cpu-prof-dir=${join(LOGS, "prof")}`, "bench/lib/ours.ts"] : [BUN, "bench/lib/ours.ts"];
+    // BENCH_PROFILE=1: each of our servers writes a CPU profile (markdown) under results/logs/prof at exit; =json: a .cpuprofile.
+    cmd = process.env.BENCH_PROFILE ? [BUN, process.env.BENCH_PROFILE === "json" ? "--cpu-prof" : "--cpu-prof-md", `--cpu-prof-dir=${join(LOGS, "prof")}`, "bench/lib/ours.ts"] : [BUN, "bench/lib/ours.ts"];
   } else if (kind === "bun-raw") cmd = [BUN, "bench/peers/bun-raw.ts"];
   else if (kind === "bun-http") cmd = [BUN, "bench/peers/bun-http.ts"];
   else if (kind === "bun-coalesce") cmd = [BUN, "bench/peers/bun-coalesce.ts"];
