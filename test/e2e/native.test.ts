@@ -111,6 +111,21 @@ describe("frames", () => {
     await c.close();
   });
 
+  test("heartbeat: pings sent together each get their own id back (pongs of one millisecond are shared by id)", async () => {
+    const c = await login("alice");
+    const ids = [1, 1, "a", undefined, 2, "a", undefined];
+    for (const id of ids) c.send(id === undefined ? '{"t":"ping"}' : `{"t":"ping","id":${JSON.stringify(id)}}`);
+    let last = 0;
+    for (const id of ids) {
+      const p = await c.next();
+      expect(p.t).toBe("pong");
+      expect(p.id).toBe(id);
+      expect(p.ts).toBeGreaterThanOrEqual(last);
+      last = p.ts;
+    }
+    await c.close();
+  });
+
   test("bad frames get error codes and the connection stays open", async () => {
     const c = await login("alice");
     c.send("not json");
