@@ -131,13 +131,9 @@ export class ConsoleStats {
 
   /** This node's snapshot now (history included). */
   snapshot(): NodeSnapshot {
-    const connections: Record<string, number> = Object.create(null);
-    const rooms = new Map<string, number>();
-    for (const s of this.app.hub.all) {
-      if (s.closed) continue;
-      connections[s.dialect.name] = (connections[s.dialect.name] ?? 0) + 1;
-      for (const t of s.topics) if (t.startsWith("r:")) rooms.set(t, (rooms.get(t) ?? 0) + 1);
-    }
+    // From the hub's counts and topic index: a node with many connections is not walked every second.
+    const connections: Record<string, number> = Object.assign(Object.create(null), Object.fromEntries(this.app.hub.connectionsByDialect()));
+    const rooms = this.app.hub.roomCounts();
     for (const t of this.roomRates.keys()) if (!rooms.has(t)) rooms.set(t, 0);
     const roomStats: RoomStat[] = [...rooms].map(([conv, local]) => {
       const r = this.roomRates.get(conv);

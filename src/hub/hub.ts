@@ -70,6 +70,8 @@ export class Hub implements EventSink {
   private readonly slow: SlowConsumers;
   private readonly servers: Server<Session>[] = [];
   readonly all = new Set<Session>();
+  /** open sessions (those in `all`) per protocol */
+  private readonly perDialect = new Map<string, number>();
   /** users whose channel subscription is on its way */
   private readonly binding = new Map<string, Promise<void>>();
   /** this node's envelope header */
@@ -130,6 +132,7 @@ export class Hub implements EventSink {
 
   add(s: Session): void {
     this.all.add(s);
+    this.perDialect.set(s.dialect.name, (this.perDialect.get(s.dialect.name) ?? 0) + 1);
     hookClose(s.ws);
   }
 
@@ -222,7 +225,11 @@ export class Hub implements EventSink {
   }
 
   remove(s: Session): void {
-    this.all.delete(s);
+    if (this.all.delete(s)) {
+      const n = (this.perDialect.get(s.dialect.name) ?? 1) - 1;
+      if (n > 0) this.perDialect.set(s.dialect.name, n);
+      else this.perDialect.delete(s.dialect.name);
+    }
     this.welcoming.release(s);
     this.marks?.closed(s);
     for (const t of [...s.topics]) this.leave(s, t);
@@ -235,6 +242,16 @@ export class Hub implements EventSink {
       const userId = s.userId;
       void Promise.resolve(this.presence.userDown(userId, s.role ?? "user")).then((last) => (last ? this.presenceChanged?.(userId, "offline") : undefined));
     }
+  }
+
+  /** Open connections per protocol on this node. */
+  connectionsByDialect(): ReadonlyMap<string, number> {
+    return this.perDialect;
+  }
+
+  /** This node's connections per room (topics `r:…`), from the topic index. */
+  roomCounts(): Map<string, number> {
+    return this.topics.localCounts("r:");
   }
 
   sessionsOf(userId: string): ReadonlySet<Session> | undefined {

@@ -55,6 +55,18 @@ export class Topics {
     return true;
   }
 
+  /** This node's sessions per topic, of the topics whose name starts with `prefix` (O(topics), not O(sessions)). */
+  localCounts(prefix: string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [topic, codecs] of this.index) {
+      if (!topic.startsWith(prefix)) continue;
+      let n = 0;
+      for (const set of codecs.values()) n += set.size;
+      out.set(topic, n);
+    }
+    return out;
+  }
+
   /**
    * Sends a topic event to this node's subscribers: one encode per codec, one Bun publish per server.
    * `except` (a local session) does not receive it.

@@ -270,6 +270,7 @@ describe("the console's server API on a single node", () => {
     mine.push(v);
     await v.request({ t: "join_room", room: "alone" });
     expect((await one.api("/api/console/rooms")).body.rooms).toEqual([{ room: "alone", conv: "r:alone", online: 1, danmaku: 0, must: 0, dropped: 0 }]);
+    expect((await one.api("/api/console/cluster")).body.nodes[0]).toMatchObject({ connections: { native: 1 } });
     expect((await one.api("/api/console/users/solo/online")).body).toEqual({ online: true, nodes: [{ node: one.app.cfg.nodeId, protocols: { native: 1 } }] });
     expect((await one.api("/api/console/rooms/bad%20id")).status).toBe(400);
     const page = await fetch(`${one.url}/console`);

@@ -95,4 +95,25 @@ describe("Hub", () => {
     hub.publish("g:1", { type: "gap" });
     expect(published).toEqual([]);
   });
+
+  test("counts connections per protocol and a room's local sessions from its index, and forgets them as they go", () => {
+    const hub = new Hub(new MemoryBus(new MemoryBroker()), new MemoryPresence(), "n1", () => {});
+    const native = dialect("native", []);
+    const rooms = dialect("rooms", []);
+    const [a, b, c] = [session(native), session(native, "native-msgpack"), session(rooms)];
+    for (const s of [a, b, c]) hub.add(s);
+    hub.join(a, "r:live");
+    hub.join(b, "r:live");
+    hub.join(c, "r:live");
+    hub.join(c, "r:other");
+    hub.join(a, "g:group");
+    expect(Object.fromEntries(hub.connectionsByDialect())).toEqual({ native: 2, rooms: 1 });
+    expect(Object.fromEntries(hub.roomCounts())).toEqual({ "r:live": 3, "r:other": 1 });
+    hub.leave(b, "r:live");
+    c.closed = true;
+    hub.remove(c);
+    hub.remove(c); // a second remove changes nothing
+    expect(Object.fromEntries(hub.connectionsByDialect())).toEqual({ native: 2 });
+    expect(Object.fromEntries(hub.roomCounts())).toEqual({ "r:live": 1 });
+  });
 });
