@@ -44,6 +44,11 @@ for (const [name, open] of drivers) {
     });
     afterAll(() => db.close());
 
+    test("member rows are stored with room on their pages for updates in place (fillfactor 80)", async () => {
+      const [row] = rowsOf<{ opts: string[] | null }>(await db.db.execute(sql`select reloptions as opts from pg_class where relname = 'members'`));
+      expect(row?.opts).toEqual(["fillfactor=80"]);
+    });
+
     test("users upsert keeps unspecified fields", async () => {
       await store.upsertUser({ id: "ann", avatar: "a.png" });
       const u = await store.getUser("ann");
