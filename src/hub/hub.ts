@@ -36,6 +36,13 @@ const mBackpressure = metric("chat_send_backpressure_total", "Sends queued under
 const mDropped = metric("chat_send_dropped_total", "Sends dropped by the socket layer");
 const mBusIn = metric("chat_bus_received_total", "Envelopes received from the bus");
 const mBusOut = metric("chat_bus_published_total", "Envelopes published to the bus");
+const openByDialect = new Map<string, { value: number }>();
+/** The gauge of open connections of one protocol (of every hub of the process). */
+function openOf(name: string) {
+  let g = openByDialect.get(name);
+  if (!g) openByDialect.set(name, (g = metric("chat_connections_by_dialect", "Open connections per protocol", "gauge", { dialect: name })));
+  return g;
+}
 
 /** Hubs holding frames of a corked turn (Hub.corkTurn): a socket's close writes what they hold for it first. */
 const holding = new Set<Hub>();
@@ -133,6 +140,7 @@ export class Hub implements EventSink {
   add(s: Session): void {
     this.all.add(s);
     this.perDialect.set(s.dialect.name, (this.perDialect.get(s.dialect.name) ?? 0) + 1);
+    openOf(s.dialect.name).value++;
     hookClose(s.ws);
   }
 
@@ -229,6 +237,7 @@ export class Hub implements EventSink {
       const n = (this.perDialect.get(s.dialect.name) ?? 1) - 1;
       if (n > 0) this.perDialect.set(s.dialect.name, n);
       else this.perDialect.delete(s.dialect.name);
+      openOf(s.dialect.name).value--;
     }
     this.welcoming.release(s);
     this.marks?.closed(s);

@@ -21,19 +21,12 @@ export interface Listener {
 let nextId = 0;
 const mBusy = metric("chat_frames_busy_total", "Frames refused for arriving past MAX_FRAMES_IN_FLIGHT of their connection");
 const mConnections = metric("chat_connections", "Open WebSocket connections", "gauge");
-const perDialect = new Map<string, { conns: { value: number }; frames: { value: number } }>();
+const framesIn = new Map<string, { value: number }>();
 
-/** Open connections and frames received, per protocol. */
-function dialectCounter(name: string) {
-  let c = perDialect.get(name);
-  if (!c)
-    perDialect.set(
-      name,
-      (c = {
-        conns: metric("chat_connections_by_dialect", "Open connections per protocol", "gauge", { dialect: name }),
-        frames: metric("chat_frames_in_total", "Frames received from sockets, per protocol", "counter", { dialect: name }),
-      }),
-    );
+/** Frames received, per protocol (open connections per protocol are the hub's: Hub.add). */
+function framesOf(name: string) {
+  let c = framesIn.get(name);
+  if (!c) framesIn.set(name, (c = metric("chat_frames_in_total", "Frames received from sockets, per protocol", "counter", { dialect: name })));
   return c;
 }
 
@@ -189,12 +182,11 @@ export function listen(
         const s = ws.data;
         s.ws = ws;
         hub.add(s);
-        dialectCounter(s.dialect.name).conns.value++;
         run(app, s, () => s.dialect.open(s), true); // frames right behind wait for the welcome
       },
       message(ws, data) {
         const s = ws.data;
-        dialectCounter(s.dialect.name).frames.value++;
+        framesOf(s.dialect.name).value++;
         if (s.dialect.quick?.(s, data)) return;
         // Every protocol alike: at most MAX_FRAMES_IN_FLIGHT frames of one connection are handled at once
         // (reads and writes queue for the store, so a pipelining client would otherwise delay everyone).
@@ -217,7 +209,6 @@ export function listen(
         const s = ws.data;
         s.closed = true;
         hub.remove(s);
-        dialectCounter(s.dialect.name).conns.value--;
         run(app, s, () => s.dialect.close(s, code, reason));
       },
     },

@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import type { Server, ServerWebSocket } from "bun";
 import { MemoryBroker, MemoryBus } from "../../src/bus/memory.ts";
 import type { CoreEvent } from "../../src/core/types.ts";
+import { peekMetric } from "../../src/core/metrics.ts";
 import { Hub } from "../../src/hub/hub.ts";
 import { NO_TOPICS, type Dialect, type Session } from "../../src/hub/session.ts";
 import { MemoryPresence } from "../../src/presence/memory.ts";
@@ -100,8 +101,11 @@ describe("Hub", () => {
     const hub = new Hub(new MemoryBus(new MemoryBroker()), new MemoryPresence(), "n1", () => {});
     const native = dialect("native", []);
     const rooms = dialect("rooms", []);
+    const gauge = (dialect: string) => peekMetric("chat_connections_by_dialect", { dialect }) ?? 0;
+    const before = gauge("rooms");
     const [a, b, c] = [session(native), session(native, "native-msgpack"), session(rooms)];
     for (const s of [a, b, c]) hub.add(s);
+    expect(gauge("rooms")).toBe(before + 1);
     hub.join(a, "r:live");
     hub.join(b, "r:live");
     hub.join(c, "r:live");
@@ -113,6 +117,7 @@ describe("Hub", () => {
     c.closed = true;
     hub.remove(c);
     hub.remove(c); // a second remove changes nothing
+    expect(gauge("rooms")).toBe(before);
     expect(Object.fromEntries(hub.connectionsByDialect())).toEqual({ native: 2 });
     expect(Object.fromEntries(hub.roomCounts())).toEqual({ "r:live": 1 });
   });
