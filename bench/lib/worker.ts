@@ -292,6 +292,12 @@ function stopLoops(): void {
   }
 }
 
+/**
+ * The open loops' timer, in ms: each firing sends what is due by then, so a process's senders' sends come in bursts
+ * of about (rate × this) messages. BENCH_OPEN_TIMER_MS=1 halves them (a check of what bursts cost a server).
+ */
+const OPEN_TIMER_MS = Math.max(1, Number(process.env.BENCH_OPEN_TIMER_MS ?? 2) || 2);
+
 /** Open loop: `perSec` sends per second spread evenly over `who`. */
 function schedule(who: Conn[], perSec: number, fire: (cn: Conn, t: number) => void, phase = 0): void {
   if (!who.length || perSec <= 0) return;
@@ -314,7 +320,7 @@ function schedule(who: Conn[], perSec: number, fire: (cn: Conn, t: number) => vo
         fire(who[k % who.length]!, now());
         k++;
       }
-    }, 2),
+    }, OPEN_TIMER_MS),
   );
 }
 
