@@ -58,6 +58,19 @@ export function metric(name: string, help: string, type: "counter" | "gauge" = "
   return f.child(labels);
 }
 
+/**
+ * The series of a family with one label, looked up by that label's value without building its key: for a hot
+ * path that counts per protocol (frames received) or per event that knows only the label's value.
+ */
+export function metricBy(name: string, help: string, type: "counter" | "gauge", label: string): (value: string) => { value: number } {
+  const children = new Map<string, { value: number }>();
+  return (value) => {
+    let c = children.get(value);
+    if (!c) children.set(value, (c = metric(name, help, type, { [label]: value })));
+    return c;
+  };
+}
+
 /** Runs before each scrape, for gauges read from elsewhere (connections, queue depths). */
 export function onCollect(fn: () => void): void {
   collectors.push(fn);

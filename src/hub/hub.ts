@@ -14,7 +14,7 @@ import type { Bus } from "../bus/bus.ts";
 import { Keys } from "../bus/keys.ts";
 import { DeliveryMarks, type PageMarks, type PulledMark } from "../core/delivery.ts";
 import { CloseCodes } from "../core/errors.ts";
-import { metric } from "../core/metrics.ts";
+import { metric, metricBy } from "../core/metrics.ts";
 import type { EventSink } from "../core/ports.ts";
 import { forgetRoomDrops } from "../core/room-ticks.ts";
 import type { CoreEvent, Message } from "../core/types.ts";
@@ -36,13 +36,8 @@ const mBackpressure = metric("chat_send_backpressure_total", "Sends queued under
 const mDropped = metric("chat_send_dropped_total", "Sends dropped by the socket layer");
 const mBusIn = metric("chat_bus_received_total", "Envelopes received from the bus");
 const mBusOut = metric("chat_bus_published_total", "Envelopes published to the bus");
-const openByDialect = new Map<string, { value: number }>();
-/** The gauge of open connections of one protocol (of every hub of the process). */
-function openOf(name: string) {
-  let g = openByDialect.get(name);
-  if (!g) openByDialect.set(name, (g = metric("chat_connections_by_dialect", "Open connections per protocol", "gauge", { dialect: name })));
-  return g;
-}
+/** Open connections of one protocol (of every hub of the process). */
+const openOf = metricBy("chat_connections_by_dialect", "Open connections per protocol", "gauge", "dialect");
 
 /** Hubs holding frames of a corked turn (Hub.corkTurn): a socket's close writes what they hold for it first. */
 const holding = new Set<Hub>();

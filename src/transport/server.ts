@@ -5,7 +5,7 @@ import type { Server, ServerWebSocket } from "bun";
 import type { App } from "../app.ts";
 import { CloseCodes, CoreError, ErrorCodes } from "../core/errors.ts";
 import { storeFailure } from "../core/store-errors.ts";
-import { metric, onCollect } from "../core/metrics.ts";
+import { metric, metricBy, onCollect } from "../core/metrics.ts";
 import { NO_TOPICS, type Dialect, type Session } from "../hub/session.ts";
 
 interface Handler {
@@ -21,14 +21,8 @@ export interface Listener {
 let nextId = 0;
 const mBusy = metric("chat_frames_busy_total", "Frames refused for arriving past MAX_FRAMES_IN_FLIGHT of their connection");
 const mConnections = metric("chat_connections", "Open WebSocket connections", "gauge");
-const framesIn = new Map<string, { value: number }>();
-
 /** Frames received, per protocol (open connections per protocol are the hub's: Hub.add). */
-function framesOf(name: string) {
-  let c = framesIn.get(name);
-  if (!c) framesIn.set(name, (c = metric("chat_frames_in_total", "Frames received from sockets, per protocol", "counter", { dialect: name })));
-  return c;
-}
+const framesOf = metricBy("chat_frames_in_total", "Frames received from sockets, per protocol", "counter", "dialect");
 
 /**
  * A connection past MAX_FRAMES_IN_FLIGHT whose frames keep coming: after this many times the cap in a row
