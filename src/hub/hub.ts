@@ -4,22 +4,22 @@
 //  - topic events (rooms, groups joined as topics): one encode per codec and one Bun publish per server
 //    (Bun topic `<topic>|<codec>`), plus one envelope on the topic's channel. Before a room tick goes out,
 //    subscribers under backpressure are taken out of the Bun topic (slow.ts), so the publish stays one call.
-//  - a frame carrying a message that a socket of a `marksOnPush` protocol accepted, and a reply carrying a
-//    pulled page (any protocol), are reported to the delivered marks (core/delivery.ts), which store them once
-//    that socket wrote them out.
+//  - every frame to one socket goes through sends.ts, which writes it (or holds it for a corked turn) and reports
+//    a pushed message or a pulled page to the delivered marks (core/delivery.ts) once the socket accepted it.
 // Who is where: `byUser` (user → its local sessions) and the topic index (topics.ts); the bus subscribes a
 // user's or topic's channel when its first local session arrives here and unsubscribes after its last.
 import type { Server } from "bun";
 import type { Bus } from "../bus/bus.ts";
 import { Keys } from "../bus/keys.ts";
-import { DeliveryMarks, type PageMarks, type PulledMark } from "../core/delivery.ts";
+import { DeliveryMarks, type PulledMark } from "../core/delivery.ts";
 import { CloseCodes } from "../core/errors.ts";
 import { metric, metricBy } from "../core/metrics.ts";
 import type { EventSink } from "../core/ports.ts";
 import { forgetRoomDrops } from "../core/room-ticks.ts";
-import type { CoreEvent, Message } from "../core/types.ts";
+import type { CoreEvent } from "../core/types.ts";
 import type { Presence } from "../presence/presence.ts";
 import { envelope, fromSelf, opened, originHeader } from "./envelope.ts";
+import { hookClose, Sends, type Carried } from "./sends.ts";
 import type { Frame, Session } from "./session.ts";
 import { SlowConsumers } from "./slow.ts";
 import { Topics } from "./topics.ts";
@@ -28,37 +28,10 @@ import { WelcomeHold } from "./welcome.ts";
 /** Longest a login waits for its user channel subscription (Redis away: serve locally meanwhile). */
 const BIND_WAIT_MS = 2000;
 
-/** What a frame carries that counts as delivered once written out: a pushed message, or a pulled page's marks. */
-type Carried = Message | PageMarks;
-
-const mOut = metric("chat_frames_out_total", "Frames written to sockets");
-const mBackpressure = metric("chat_send_backpressure_total", "Sends queued under backpressure");
-const mDropped = metric("chat_send_dropped_total", "Sends dropped by the socket layer");
 const mBusIn = metric("chat_bus_received_total", "Envelopes received from the bus");
 const mBusOut = metric("chat_bus_published_total", "Envelopes published to the bus");
 /** Open connections of one protocol (of every hub of the process). */
 const openOf = metricBy("chat_connections_by_dialect", "Open connections per protocol", "gauge", "dialect");
-
-/** Hubs holding frames of a corked turn (Hub.corkTurn): a socket's close writes what they hold for it first. */
-const holding = new Set<Hub>();
-/** Prototypes of Bun's server sockets whose close was made to write held frames first. */
-const hooked = new WeakSet<object>();
-
-/**
- * Makes `close` on every socket of `ws`'s class write the frames a corked turn holds for it first (they were sent
- * before the close). Once per class of socket: no per-connection cost. A plain object (a test's fake socket) is
- * left alone.
- */
-function hookClose(ws: object): void {
-  const proto = Object.getPrototypeOf(ws) as { close?: (...a: unknown[]) => unknown } | null;
-  if (!proto || proto === Object.prototype || hooked.has(proto) || typeof proto.close !== "function") return;
-  hooked.add(proto);
-  const close = proto.close;
-  proto.close = function (this: { data?: Session }, ...args: unknown[]) {
-    if (holding.size && this.data) for (const h of holding) h.flushHeld(this.data);
-    return close.apply(this, args);
-  };
-}
 
 /** Told when a user's connection enters or leaves a topic. */
 export interface TopicWatcher {
@@ -80,6 +53,8 @@ export class Hub implements EventSink {
   private readonly origin: Uint8Array;
   /** Delivered marks of pushes to `marksOnPush` protocols and of pulled pages (none without a store to write them to). */
   readonly marks?: DeliveryMarks<Session>;
+  /** every frame this hub writes to a socket */
+  private readonly sends: Sends;
   /** Connections bound to their user whose login answer is not sent yet: their pushes wait here, in order. */
   private readonly welcoming = new WelcomeHold();
   private readonly watcher?: TopicWatcher;
@@ -125,6 +100,7 @@ export class Hub implements EventSink {
         log,
       });
     }
+    this.sends = new Sends(this.marks);
     this.topics = new Topics(this.servers, this.slow, limitBytes, this.marks);
   }
 
@@ -139,45 +115,21 @@ export class Hub implements EventSink {
     hookClose(s.ws);
   }
 
-  /** Frames of the corked turn (corkTurn), per socket, in order, each with the message or page it carries. */
-  private held: Map<Session, [Frame | Frame[], Carried | undefined][]> | undefined;
-
   /**
-   * Corks the rest of this turn of the event loop: frames sent until its end (setImmediate: after the promise
-   * continuations of what runs now) are held per socket, then each socket's are written in one corked write —
-   * one syscall per socket instead of one per frame. For bursts that answer many sockets at once (a committed
-   * batch's acks and pushes). Order holds: a topic publish writes everything held first, a socket's close
-   * what is held for it.
+   * Holds the frames sent until the end of this turn of the event loop, then writes each socket's in one corked
+   * write (a committed batch's acks and pushes: Sends.corkTurn).
    */
   corkTurn(): void {
-    if (this.held) return;
-    this.held = new Map();
-    holding.add(this);
-    setImmediate(() => this.uncork());
+    this.sends.corkTurn();
   }
 
-  /** Writes everything held and ends the corked turn. */
-  private uncork(): void {
-    const held = this.held;
-    if (!held) return;
-    this.held = undefined;
-    holding.delete(this);
-    for (const [s, frames] of held) this.writeHeld(s, frames);
-  }
-
-  /** Writes what the corked turn holds for one socket now (it is about to close). */
-  flushHeld(s: Session): void {
-    const frames = this.held?.get(s);
-    if (!frames) return;
-    this.held!.delete(s);
-    this.writeHeld(s, frames);
-  }
-
-  private writeHeld(s: Session, frames: [Frame | Frame[], Carried | undefined][]): void {
-    if (s.closed) return;
-    s.ws.cork(() => {
-      for (const [f, msg] of frames) if (!this.sendNow(s, f, msg)) break;
-    });
+  /**
+   * Writes a frame (or several, in order) to a session's socket, or holds it for the corked turn; false when the
+   * socket dropped one (its connection is then closed with 4100). `carried`: the message or the pulled page the
+   * frame carries, reported as delivered once the socket wrote it out (Sends.send).
+   */
+  send(s: Session, frame: Frame | Frame[], carried?: Carried): boolean {
+    return this.sends.send(s, frame, carried);
   }
 
   /**
@@ -346,7 +298,7 @@ export class Hub implements EventSink {
   }
 
   private publishLocal(topic: string, ev: CoreEvent, except?: Session): void {
-    this.uncork(); // frames sent before this event go out before it
+    this.sends.uncork(); // frames sent before this event go out before it
     this.topics.fanOut(topic, ev, except);
     for (const fn of this.topicListeners) fn(topic, ev);
   }
@@ -362,47 +314,6 @@ export class Hub implements EventSink {
       else cache.set(s.codec, (frame = s.dialect.encode(ev, s.codec)));
       if (frame !== undefined && !this.welcoming.offer(s, frame, msg)) this.send(s, frame, msg);
     }
-  }
-
-  /**
-   * Writes a frame (or several, in order); returns false when the socket dropped one. Bun drops a frame when
-   * the socket has more than BACKPRESSURE_BYTES queued; nothing is dropped silently, so that connection is
-   * closed with 4100 (reconnect, then sync). `carried`: the message the frame carries, marked delivered once
-   * the socket wrote it out when the protocol marks on push (a push from the user itself is not marked); or
-   * the marks of the page a pull reply carries, stored once the socket wrote it out, whatever the protocol.
-   */
-  send(s: Session, frame: Frame | Frame[], carried?: Carried): boolean {
-    if (this.held) {
-      // A corked turn: written at its end (a frame then dropped closes the socket with 4100 as below).
-      if (s.closed) return false;
-      let frames = this.held.get(s);
-      if (!frames) this.held.set(s, (frames = []));
-      frames.push([frame, carried]);
-      return true;
-    }
-    return this.sendNow(s, frame, carried);
-  }
-
-  private sendNow(s: Session, frame: Frame | Frame[], carried?: Carried): boolean {
-    const ok = Array.isArray(frame) ? frame.every((f) => this.write(s, f)) : this.write(s, frame);
-    if (!ok || !carried || !s.userId) return ok;
-    if ("tops" in carried) this.marks?.acceptedPage(s, s.userId, carried);
-    else if (s.dialect.marksOnPush && s.userId !== carried.from) this.marks?.accepted(s, s.userId, carried.conv, carried.seq);
-    return ok;
-  }
-
-  private write(s: Session, frame: Frame): boolean {
-    if (s.closed) return false;
-    const r = s.ws.send(frame);
-    mOut.value++;
-    s.framesOut = (s.framesOut ?? 0) + 1;
-    if (r === -1) mBackpressure.value++;
-    else if (r === 0) {
-      mDropped.value++;
-      if (!s.closed) s.ws.close(CloseCodes.resync, "send queue full");
-      return false;
-    }
-    return true;
   }
 
   private fromBus(channel: string, payload: Uint8Array): void {
