@@ -170,11 +170,38 @@ export async function pgStatements(pg: Pg, file: string | undefined): Promise<vo
         "|---|---|---|---|---|---|---|---|---|",
         ...top.map((r) => `| ${[r.calls, r.total_ms, r.mean_ms, r.plan_ms, r.rows, r.hit, r.read, r.wal_bytes, String(r.query).slice(0, 400)].map(cell).join(" | ")} |`),
       ];
+      lines.push("", ...(await tableWrites(pg, sql, false)));
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(file, lines.join("\n") + "\n");
-    }
+    } else await tableWrites(pg, sql, true);
     await sql.unsafe("select pg_stat_statements_reset()");
   } finally {
     await sql.end();
   }
+}
+
+/**
+ * The row writes of every table of every database since the last reset (`reset`: clears them instead): inserts,
+ * updates and how many of those stayed on their page (HOT: no index entry added), as markdown lines.
+ */
+async function tableWrites(pg: Pg, admin: postgres.Sql, reset: boolean): Promise<string[]> {
+  const lines = ["| database | table | inserts | updates | HOT updates | deletes |", "|---|---|---|---|---|---|"];
+  const dbs = await admin.unsafe("select datname from pg_database where not datistemplate and datallowconn");
+  for (const { datname } of dbs) {
+    const url = new URL(pg.url);
+    url.pathname = `/${datname}`;
+    const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    try {
+      if (reset) await sql.unsafe("select pg_stat_reset()");
+      else {
+        const rows = await sql.unsafe(`
+          select relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del from pg_stat_user_tables
+           where n_tup_ins + n_tup_upd + n_tup_del > 0 order by n_tup_ins + n_tup_upd + n_tup_del desc limit 20`);
+        for (const r of rows) lines.push(`| ${datname} | ${r.relname} | ${r.n_tup_ins} | ${r.n_tup_upd} | ${r.n_tup_hot_upd} | ${r.n_tup_del} |`);
+      }
+    } finally {
+      await sql.end();
+    }
+  }
+  return lines;
 }
