@@ -425,7 +425,7 @@ export class ChatClient {
     }
     switch (f.t) {
       case "msg":
-        return void this.enqueue(() => this.pushed(f.msg));
+        return void this.enqueue(() => this.inOrder(f.msg));
       case "gap":
         return void this.enqueue(() => this.syncAll());
       case "room":
@@ -543,12 +543,16 @@ export class ChatClient {
     return run;
   }
 
-  /** Everything above the delivered cursor, page by page (a peek; confirmed with `delivered` once handed over). */
+  /**
+   * Everything above the delivered cursor, page by page (a peek; confirmed with `delivered` once handed over). A sync
+   * page holds only what others wrote: a message of the user's other device in between shows as a seq jump, filled
+   * from history like a push's.
+   */
   private async syncAll(): Promise<void> {
     let after: { conv: string; seq: number } | undefined;
     for (;;) {
       const r = await this.direct({ t: "sync", limit: this.o.syncPageSize ?? 200, ...(after ? { after } : {}) });
-      for (const m of r.msgs as Message[]) this.deliver(m);
+      for (const m of r.msgs as Message[]) await this.inOrder(m);
       if (!r.more || !r.msgs.length) break;
       const l = r.msgs[r.msgs.length - 1];
       after = { conv: l.conv, seq: l.seq };
@@ -556,8 +560,8 @@ export class ChatClient {
     this.flushConfirms();
   }
 
-  /** A pushed message: what is missing before it in its conversation is fetched first. */
-  private async pushed(m: Message): Promise<void> {
+  /** A message pushed or synced: what is missing before it in its conversation is fetched first. */
+  private async inOrder(m: Message): Promise<void> {
     const l = this.last.get(m.conv);
     if (l !== undefined && m.seq <= l) return;
     if (l !== undefined && m.seq > l + 1) await this.fill(m.conv, l, m.seq);
