@@ -29,6 +29,17 @@ describe("SDK on an in-process server", () => {
     clients.push(c);
     return c;
   };
+  /** `<p>-alice` and `<p>-bob` connected, bob's messages collected in `got`, alice's first message ({i: 1}) delivered. */
+  const chatting = async (p: string) => {
+    const alice = client(`${p}-alice`);
+    const bob = client(`${p}-bob`);
+    const got: Message[] = [];
+    bob.on("message", (m) => got.push(m));
+    await Promise.all([alice.connect(), bob.connect()]);
+    await alice.send({ to: `${p}-bob` }, { i: 1 });
+    await when(bob, "message", () => got.length === 1);
+    return { alice, bob, got };
+  };
   beforeAll(async () => {
     srv = await startTestServer({ env: { SEND_RATE: "10000", SEND_BURST: "10000" } });
   }, 30_000);
@@ -59,13 +70,7 @@ describe("SDK on an in-process server", () => {
   });
 
   test("a dropped connection reconnects (4100 with backoff, 4200 at once) and resumes: nothing missed, nothing twice, a gap filled from history", async () => {
-    const alice = client("r-alice");
-    const bob = client("r-bob");
-    const got: Message[] = [];
-    bob.on("message", (m) => got.push(m));
-    await Promise.all([alice.connect(), bob.connect()]);
-    await alice.send({ to: "r-bob" }, { i: 1 });
-    await when(bob, "message", () => got.length === 1);
+    const { alice, bob, got } = await chatting("r");
     // The server closes bob's connection; alice sends meanwhile.
     const next = () => new Promise<{ code: number; reconnectInMs?: number }>((r) => { const off = bob.on("disconnected", (e) => (off(), r(e))); });
     let closed = next();
@@ -93,13 +98,7 @@ describe("SDK on an in-process server", () => {
   });
 
   test("a resume whose sync jumps over a message of the user's other device fills it from history, in order", async () => {
-    const alice = client("j-alice");
-    const bob = client("j-bob");
-    const got: Message[] = [];
-    bob.on("message", (m) => got.push(m));
-    await Promise.all([alice.connect(), bob.connect()]);
-    await alice.send({ to: "j-bob" }, { i: 1 });
-    await when(bob, "message", () => got.length === 1);
+    const { alice, bob, got } = await chatting("j");
     await bob.flush();
     const positions = bob.positions();
     bob.close();
